@@ -1,0 +1,238 @@
+"""NumPy backend: a Plan -> the lines of a readable generated module (templates/numpy/)."""
+from __future__ import annotations
+
+import keyword
+import builtins
+
+import sympy
+
+from ..equations import TIME, Exprel
+from ..ir import System
+from .plan import DT, Plan, rational
+from .printers import NUMPY_HELPERS, NumPyPrinter
+
+# Names the generated module uses itself; user variables never take them.
+_RESERVED = {
+    "np", "dt", "steps", "params", "inputs", "y0", "record", "sampling_steps", "t0", "t", "i", "m",
+    "start", "stop", "row", "countdown", "rows", "chunk_steps", "on_chunk", "state", "shapes", "rec",
+    "p", "u", "y", "result", "DTYPE", "run", "rhs", "STATES", "PARAMS", "INPUTS", "OUTPUTS", "algebraics",
+}
+
+
+class Namer:
+    """Readable, unique Python identifiers for model variables and generated temporaries."""
+
+    def __init__(self, qualified_names):
+        self.taken = set(_RESERVED)
+        self.names: dict[str, str] = {}
+        qualified = list(qualified_names)
+        for name in qualified:
+            self.names[name] = self.fresh(self._readable(name, qualified))
+
+    @staticmethod
+    def _readable(name: str, all_names: list[str]) -> str:
+        parts = name.split("/")
+        for k in range(1, len(parts) + 1):
+            candidate = "_".join(parts[-k:])
+            if sum(1 for n in all_names if "_".join(n.split("/")[-k:]) == candidate) == 1:
+                return candidate
+        return "_".join(parts)
+
+    def fresh(self, base: str) -> str:
+        base = base if base.isidentifier() else "v_" + "".join(ch if ch.isalnum() else "_" for ch in base)
+        candidate = base
+        while candidate in self.taken or keyword.iskeyword(candidate) or hasattr(builtins, candidate):
+            candidate += "_"
+        self.taken.add(candidate)
+        return candidate
+
+
+class NumPyModule:
+    """Everything the module template needs, computed from a Plan."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        system = plan.system
+        self.system = system
+        extra = [n for n, _ in plan.hoisted] + [c.name for c in plan.couplings] + \
+            [n for n, _ in plan.algebraics if n not in system.outputs]
+        self.namer = Namer(list(system.states) + list(system.params) + list(system.inputs) +
+                           [n for n, _ in system.algebraics] + extra)
+        self.names = dict(self.namer.names)
+        self.names[TIME.name] = "t"
+        self.names[DT.name] = "dt"
+        self.printer = NumPyPrinter(self.names)
+        self.population_of = {name: label for label, names in system.populations.items() for name in names}
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def code(self, expr: sympy.Expr, names: dict[str, str] | None = None) -> str:
+        if names is None:
+            return self.printer.doprint(expr)
+        return NumPyPrinter({**self.names, **names}).doprint(expr)
+
+    def ident(self, name: str) -> str:
+        return self.names[name]
+
+    def helpers(self) -> list[str]:
+        used = set()
+        exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values())
+        for expr in exprs:
+            used |= {type(f) for f in expr.atoms(sympy.Function)}
+        return [text for func, text in NUMPY_HELPERS.items() if func in used]
+
+    # -- layout -------------------------------------------------------------------------
+
+    def layout(self) -> dict:
+        s = self.system
+        return {
+            "states": {n: st.init for n, st in s.states.items()},
+            "params": {n: p.default for n, p in s.params.items()},
+            "param_shapes": {n: p.shape for n, p in s.params.items()},
+            "inputs": {n: i.default for n, i in s.inputs.items()},
+            "outputs": s.outputs,
+            "populations": {label: [n for n in names if n in s.states or n in s.inputs or
+                                    n in dict(s.algebraics)] for label, names in s.populations.items()},
+        }
+
+    # -- rhs and algebraics (plain, unoptimised: for solvers and records) --------------
+
+    def algebraic_lines(self) -> list[str]:
+        return [f"{self.ident(n)} = {self.code(e)}" for n, e in self.system.algebraics]
+
+    def derivative_lines(self) -> list[tuple[str, str]]:
+        return [(n, self.code(e)) for n, e in self.system.derivatives.items()]
+
+    # -- run: once, per chunk, per step -------------------------------------------------
+
+    def hoisted_lines(self) -> list[str]:
+        return [f"{self.ident(n)} = {self.code(e)}" for n, e in self.plan.hoisted]
+
+    def weight_lines(self) -> list[str]:
+        lines = []
+        for c in self.plan.couplings:
+            w = self.names[c.matrix]
+            if c.scale == 1:
+                lines.append(f"w_{c.name} = {w}.T")
+            else:
+                lines.append(f"w_{c.name} = ({self.code(c.scale)} * {w}).T  # coefficient folded into the weights")
+        return lines
+
+    def inputs_used(self) -> list[str]:
+        return list(self.system.inputs)
+
+    def drive_lines(self) -> list[str]:
+        """State-independent terms for all steps of a chunk, as one array expression each."""
+        window_names = {n: self.ident(n) + "_w" for n in self.system.inputs}
+        window_names[TIME.name] = "t_w"
+        lines = []
+        for s in self.plan.states:
+            if s.drive != 0:
+                shape = f"(stop - start,) + {self.ident(s.name)}.shape"
+                lines.append(f"drive_{self.ident(s.name)} = np.broadcast_to("
+                             f"{self.code(s.drive, window_names)}, {shape})")
+        return lines
+
+    def stage_lines(self) -> list[str]:
+        """One integration step: stages of the tableau, then the update of every state."""
+        scheme, plan = self.plan.scheme, self.plan
+        lines: list[str] = []
+        step_inputs = [n for n in self.system.inputs if n in plan.step_symbols()]
+        lines += [f"{self.ident(n)} = {self.ident(n)}_w[i]" for n in step_inputs]
+        if TIME.name in plan.step_symbols() or plan.drive_uses_time:
+            lines.append("t = t0 + (start + i) * dt")
+        for k in range(scheme.stages):
+            stage_names = self._stage_names(k)
+            if k > 0:
+                lines.append(f"# stage {k + 1}")
+                lines += self._stage_state_lines(k)
+                if TIME.name in plan.step_symbols() and scheme.c[k] != 0:
+                    stage_names[TIME.name] = f"t_{k + 1}"
+                    lines.append(f"t_{k + 1} = t + {float(scheme.c[k])!r} * dt")
+            lines += self._evaluation_lines(k, stage_names)
+        lines += self._update_lines()
+        return lines
+
+    def _stage_names(self, k: int) -> dict[str, str]:
+        if k == 0:
+            return {}
+        names = {n: f"{self.ident(n)}_{k + 1}" for n in self.system.states}
+        names.update({n: f"{self.ident(n)}_{k + 1}" for n, _ in self.plan.algebraics})
+        return names
+
+    def _stage_state_lines(self, k: int) -> list[str]:
+        lines = []
+        for s in self.plan.states:
+            x = self.ident(s.name)
+            terms = [f"{float(a)!r} * dt * d{x}_{j + 1}" for j, a in enumerate(self.plan.scheme.a[k]) if a != 0]
+            lines.append(f"{x}_{k + 1} = {x} + " + " + ".join(terms))
+        return lines
+
+    def _evaluation_lines(self, k: int, names: dict[str, str]) -> list[str]:
+        lines = [f"{names.get(n, self.ident(n))} = {self.code(e, names)}" for n, e in self.plan.algebraics]
+        for c in self.plan.couplings:
+            source = self.code(c.source, names)
+            lines.append(f"{c.name} = np.matmul({source}, w_{c.name}, out={c.name})")
+        if self.plan.fold_dt:
+            return lines
+        for s in self.plan.states:
+            x, xs = self.ident(s.name), names.get(s.name, self.ident(s.name))
+            terms = []
+            if s.linear != 0:
+                terms.append(f"{self.code(s.linear, names)} * {xs}")
+            terms += s.couplings
+            if s.rest != 0:
+                terms.append(self.code(s.rest, names))
+            if s.drive != 0:
+                terms.append(f"drive_{x}[i]")
+            lines.append(f"d{x}_{k + 1} = " + (" + ".join(terms) if terms else "0.0"))
+        return lines
+
+    def _update_lines(self) -> list[str]:
+        lines = []
+        if self.plan.fold_dt:
+            # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive, written into x in place.
+            rests = [(s, self.code(s.rest)) for s in self.plan.states if s.rest != 0]
+            for s, text in rests:
+                lines.append(f"inc_{self.ident(s.name)} = {text}")
+            for s in self.plan.states:
+                x = self.ident(s.name)
+                if s.linear != 1:
+                    lines.append(f"{x} *= {self.code(s.linear)}")
+                lines += [f"{x} += {acc}" for acc in s.couplings]
+                if s.rest != 0:
+                    lines.append(f"{x} += inc_{x}")
+                if s.drive != 0:
+                    lines.append(f"{x} += drive_{x}[i]")
+            return lines
+        scheme = self.plan.scheme
+        for s in self.plan.states:
+            x = self.ident(s.name)
+            for j, b in enumerate(scheme.b):
+                if b != 0:
+                    lines.append(f"{x} += {float(b)!r} * dt * d{x}_{j + 1}")
+        return lines
+
+
+def module_context(system: System, plan: Plan, key: str, version: str, dtype: str) -> dict:
+    """The variables of templates/numpy/module.py.j2."""
+    m = NumPyModule(plan)
+    states = list(system.states)
+    return {
+        "m": m,
+        "system": system,
+        "scheme": plan.scheme,
+        "key": key,
+        "version": version,
+        "dtype": dtype,
+        "layout": m.layout(),
+        "states": [(n, m.ident(n)) for n in states],
+        "params": [(n, m.ident(n), p.shape) for n, p in system.params.items()],
+        "inputs": [(n, m.ident(n)) for n in system.inputs],
+        "algebraic_outputs": [(n, m.ident(n)) for n, _ in system.algebraics],
+        "population_of": m.population_of,
+        "has_exprel": Exprel in {type(f) for e in system.derivatives.values() for f in e.atoms(sympy.Function)},
+    }
+
+
+_ = rational  # re-exported for backends that print tableau entries exactly

@@ -1,0 +1,219 @@
+"""The compiler's work between the IR and a backend: what runs once, per chunk, per step.
+
+Backend-neutral. For each state derivative f = sum of terms, every term is sorted into
+  - linear:   c * x with c constant in time (x the state itself)  -> a hoisted coefficient
+  - coupling: c * W @ y with c one number                         -> c folded into W once
+  - drive:    no state in it (inputs, time, parameters)           -> all steps of a chunk at once
+  - rest:     everything else, evaluated each step (constant sub-expressions hoisted).
+For a one-stage scheme (Euler) the time step is folded in as well: x_new = a*x + (dt*c*W) @ y + ...
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from ..equations import TIME, symbol
+from ..ir import MatVec, System
+from .schemes import ButcherTableau
+
+DT = symbol("dt")
+
+
+@dataclass
+class Coupling:
+    """acc = source @ weights.T, where weights = scale * W is prepared once."""
+
+    name: str               # accumulator name
+    matrix: str             # the IR matrix parameter
+    scale: sympy.Expr       # folded coefficient (1 when nothing folds)
+    source: sympy.Expr      # the coupled expression (a symbol after planning)
+
+
+@dataclass
+class StatePlan:
+    name: str
+    linear: sympy.Expr      # coefficient of the state itself (0 when none)
+    couplings: list[str]    # accumulator names added as they are
+    drive: sympy.Expr       # state-independent part
+    rest: sympy.Expr        # evaluated each step
+
+
+@dataclass
+class Plan:
+    system: System
+    scheme: ButcherTableau
+    fold_dt: bool                       # one-stage scheme: dt folded into coefficients
+    hoisted: list[tuple[str, sympy.Expr]] = field(default_factory=list)   # computed once
+    algebraics: list[tuple[str, sympy.Expr]] = field(default_factory=list)  # per stage, in order
+    couplings: list[Coupling] = field(default_factory=list)
+    states: list[StatePlan] = field(default_factory=list)
+
+    @property
+    def drive_uses_time(self) -> bool:
+        return any(TIME in s.drive.free_symbols for s in self.states)
+
+    def step_symbols(self) -> set[str]:
+        """Names the per-step code reads (inputs among them need a per-step value)."""
+        used: set[str] = set()
+        for _, expr in self.algebraics:
+            used |= {s.name for s in expr.free_symbols}
+        for s in self.states:
+            used |= {x.name for x in (s.rest.free_symbols | s.linear.free_symbols)}
+        for c in self.couplings:
+            used |= {x.name for x in c.source.free_symbols}
+        return used
+
+    def drive_symbols(self) -> set[str]:
+        return {x.name for s in self.states for x in s.drive.free_symbols}
+
+
+def make_plan(system: System, scheme: ButcherTableau) -> Plan:
+    plan = Plan(system, scheme, fold_dt=scheme.stages == 1)
+    _Planner(plan).run()
+    return plan
+
+
+class _Planner:
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        system = plan.system
+        self.states = {symbol(n) for n in system.states}
+        self.scalar_params = {symbol(n) for n, p in system.params.items() if p.shape == "scalar"} | {DT}
+        self.static = {symbol(n) for n, p in system.params.items() if p.shape != "matrix"} | {DT}
+        self.hoist_names: dict[sympy.Expr, sympy.Symbol] = {}
+        self.counter = 0
+
+    def run(self) -> None:
+        system, plan = self.plan.system, self.plan
+        inline, kept = self._split_algebraics(system.algebraics)
+        stage_dependent = self._state_dependent(kept)
+        derivatives = {n: _inline(e, inline) for n, e in system.derivatives.items()}
+        drive_defs = {n: e for n, e in kept if symbol(n) not in stage_dependent}
+        matvec_uses = _count_matvecs(list(derivatives.values()) + [_inline(e, inline) for _, e in kept])
+        for name, expr in kept:
+            if symbol(name) in stage_dependent:
+                plan.algebraics.append((name, self._hoist(self._extract_matvecs(_inline(expr, inline)))))
+        for name, f in derivatives.items():
+            plan.states.append(self._state(name, f, stage_dependent, drive_defs, matvec_uses))
+        # Algebraics that only need inputs stay per step only if per-step code reads them.
+        needed = plan.step_symbols()
+        extra = [(n, self._hoist(e)) for n, e in drive_defs.items() if n in needed]
+        plan.algebraics = extra + plan.algebraics
+
+    # -- classification ------------------------------------------------------------
+
+    def _split_algebraics(self, algebraics):
+        """Aliases (x = y) and couplings are inlined where used; the rest are computed."""
+        inline: dict[sympy.Symbol, sympy.Expr] = {}
+        kept = []
+        for name, expr in algebraics:
+            expr = _inline(expr, inline)
+            if isinstance(expr, (sympy.Symbol, sympy.Number)) or expr.has(MatVec):
+                inline[symbol(name)] = expr
+            else:
+                kept.append((name, expr))
+        return inline, kept
+
+    def _state_dependent(self, kept) -> set[sympy.Symbol]:
+        dependent = set(self.states)
+        for name, expr in kept:
+            if expr.free_symbols & dependent:
+                dependent.add(symbol(name))
+        return dependent
+
+    def _state(self, name, f, stage_dependent, drive_defs, matvec_uses) -> StatePlan:
+        own = symbol(name)
+        scale = DT * rational(self.plan.scheme.b[0]) if self.plan.fold_dt else sympy.Integer(1)
+        linear, drive, rest, couplings = sympy.Integer(0), sympy.Integer(0), sympy.Integer(0), []
+        for term in sympy.Add.make_args(sympy.expand(f, deep=False, power_exp=False, power_base=False,
+                                                     log=False, multinomial=False)):
+            coeff, rest_factor = term.as_independent(own, as_Add=False)
+            if rest_factor == own and not (coeff.free_symbols - self.static):
+                linear += coeff
+            elif not (term.free_symbols & stage_dependent):
+                drive += term
+            elif (coupled := self._folded_coupling(term, matvec_uses, scale)) is not None:
+                couplings.append(coupled)
+            else:
+                rest += term
+        if self.plan.fold_dt:
+            linear = 1 + scale * linear
+        drive = _inline(scale * drive, {symbol(n): e for n, e in drive_defs.items()}) if drive != 0 else drive
+        rest = self._hoist(self._extract_matvecs(scale * rest)) if rest != 0 else rest
+        linear = self._hoist(linear) if linear.free_symbols else linear
+        return StatePlan(name, linear, couplings, drive, rest)
+
+    def _folded_coupling(self, term, matvec_uses, scale) -> str | None:
+        """c * W @ y with c one number for all units, and W @ y used only here: fold c into W."""
+        matvecs = [f for f in sympy.Mul.make_args(term) if isinstance(f, MatVec)]
+        if len(matvecs) != 1 or matvec_uses[matvecs[0]] != 1:
+            return None
+        coeff = sympy.Mul(*[f for f in sympy.Mul.make_args(term) if f is not matvecs[0]]) * scale
+        if coeff.free_symbols - self.scalar_params:
+            return None
+        return self._coupling(matvecs[0], coeff)
+
+    def _coupling(self, matvec: MatVec, scale: sympy.Expr) -> str:
+        weights, source = matvec.args
+        name = f"acc_{len(self.plan.couplings)}"
+        if not isinstance(source, sympy.Symbol):
+            source_name = f"{name}_source"
+            self.plan.algebraics.append((source_name, self._hoist(self._extract_matvecs(source))))
+            source = symbol(source_name)
+        self.plan.couplings.append(Coupling(name, weights.name, scale, source))
+        return name
+
+    def _extract_matvecs(self, expr: sympy.Expr) -> sympy.Expr:
+        """Every W @ y left in an expression becomes an accumulator computed once per stage."""
+        found = {m: symbol(self._coupling(m, sympy.Integer(1))) for m in expr.atoms(MatVec)}
+        return expr.xreplace(found) if found else expr
+
+    # -- hoisting --------------------------------------------------------------------
+
+    def _hoist(self, expr: sympy.Expr) -> sympy.Expr:
+        """Replace every maximal sub-expression that is constant in time by a precomputed name."""
+        if not expr.free_symbols or expr.is_Atom:
+            return expr
+        if expr.free_symbols <= self.static:
+            return self._hoisted_name(expr)
+        if isinstance(expr, (sympy.Add, sympy.Mul)):
+            static = [a for a in expr.args if a.free_symbols and a.free_symbols <= self.static]
+            dynamic = [self._hoist(a) for a in expr.args if not (a.free_symbols and a.free_symbols <= self.static)]
+            if static:
+                dynamic.insert(0, self._hoisted_name(expr.func(*static)))
+            return expr.func(*dynamic, evaluate=False) if len(dynamic) > 1 else dynamic[0]
+        return expr.func(*[self._hoist(a) for a in expr.args])
+
+    def _hoisted_name(self, expr: sympy.Expr) -> sympy.Expr:
+        if isinstance(expr, sympy.Symbol):
+            return expr
+        if expr not in self.hoist_names:
+            name = f"c_{self.counter}"
+            self.counter += 1
+            self.hoist_names[expr] = symbol(name)
+            self.plan.hoisted.append((name, expr))
+        return self.hoist_names[expr]
+
+
+def rational(value) -> sympy.Rational:
+    """A tableau entry (a Fraction) as an exact SymPy number."""
+    return sympy.Rational(value.numerator, value.denominator)
+
+
+def _inline(expr: sympy.Expr, definitions: dict) -> sympy.Expr:
+    """Substitute definitions repeatedly until none of their names is left."""
+    for _ in range(len(definitions) + 1):
+        if not definitions or not (expr.free_symbols & definitions.keys()):
+            return expr
+        expr = expr.xreplace(definitions)
+    return expr
+
+
+def _count_matvecs(exprs) -> dict:
+    counts: dict = {}
+    for expr in exprs:
+        for term in sympy.preorder_traversal(expr):
+            if isinstance(term, MatVec):
+                counts[term] = counts.get(term, 0) + 1
+    return counts

@@ -1,0 +1,114 @@
+"""Per-target expression printers: SymPy expression -> source text of one backend.
+
+A printer knows how one target spells a function; it refuses, at compile time, what the
+target cannot do (UnsupportedFeatureError), rather than falling back to something else.
+"""
+from __future__ import annotations
+
+import sympy
+from sympy.printing.numpy import NumPyPrinter as _SympyNumPyPrinter
+
+from ..equations import Exprel
+from ..errors import UnsupportedFeatureError
+
+
+class NumPyPrinter(_SympyNumPyPrinter):
+    """Prints expressions as NumPy code that works on (..., n) arrays; `names` maps symbols."""
+
+    _module = "np"
+    printmethod = "_modelc_numpy"
+
+    def __init__(self, names: dict[str, str]):
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        self.names = names
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        # SymPy spells NumPy "numpy."; generated modules import it as np.
+        return "np." + fqn[len("numpy."):] if fqn.startswith("numpy.") else super()._module_format(fqn, register)
+
+    def _print_Symbol(self, expr: sympy.Symbol) -> str:
+        try:
+            return self.names[expr.name]
+        except KeyError:
+            raise UnsupportedFeatureError(f"no value for '{expr.name}' in generated code") from None
+
+    def _print_Rational(self, expr) -> str:
+        return repr(float(expr))
+
+    def _print_Integer(self, expr) -> str:
+        return str(int(expr))
+
+    def _print_Float(self, expr) -> str:
+        return repr(float(expr))
+
+    def _print_Pi(self, expr) -> str:
+        return "np.pi"
+
+    def _print_Exp1(self, expr) -> str:
+        return "np.e"
+
+    def _print_Pow(self, expr, rational=False) -> str:
+        base, exp = expr.as_base_exp()
+        if exp == -1:
+            return f"1.0/{self.parenthesize(base, sympy.printing.precedence.PRECEDENCE['Mul'])}"
+        if exp == sympy.Rational(1, 2):
+            return f"np.sqrt({self._print(base)})"
+        if exp == -sympy.Rational(1, 2):
+            return f"1.0/np.sqrt({self._print(base)})"
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_Piecewise(self, expr) -> str:
+        # Nested np.where from the last branch outwards; the last condition must be True.
+        *branches, (last_value, last_cond) = expr.args
+        if last_cond != sympy.true:
+            raise UnsupportedFeatureError("a piecewise expression needs an 'otherwise' branch")
+        text = self._print(last_value)
+        for value, cond in reversed(branches):
+            text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
+        return text
+
+    def _print_Heaviside(self, expr) -> str:
+        at_zero = expr.args[1] if len(expr.args) > 1 else sympy.Float(1.0)
+        return f"np.heaviside({self._print(expr.args[0])}, {float(at_zero)!r})"
+
+    def _print_Min(self, expr) -> str:
+        return self._nested("np.minimum", expr.args)
+
+    def _print_Max(self, expr) -> str:
+        return self._nested("np.maximum", expr.args)
+
+    def _nested(self, func: str, args) -> str:
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{func}({text}, {self._print(arg)})"
+        return text
+
+    def _print_PopMean(self, expr) -> str:
+        return f"np.mean({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+
+    def _print_PopSum(self, expr) -> str:
+        return f"np.sum({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+
+    def _print_Exprel(self, expr) -> str:
+        return f"_exprel({self._print(expr.args[0])})"
+
+    def _print_MatVec(self, expr) -> str:
+        weights, source = expr.args
+        return f"np.matmul({self._print(source)}, {self._print(weights)}.T)"
+
+    def _print_sign(self, expr) -> str:
+        return f"np.sign({self._print(expr.args[0])})"
+
+    def _print_Function(self, expr) -> str:
+        raise UnsupportedFeatureError(f"the NumPy backend has no function '{expr.func.__name__}'")
+
+
+# Helpers a generated NumPy module defines for functions NumPy does not have.
+NUMPY_HELPERS = {
+    Exprel: '''def _exprel(x):
+    """(exp(x) - 1)/x, continuous at x = 0 (value 1) and accurate near it."""
+    x = np.asarray(x)
+    small = np.abs(x) < 1e-6
+    safe = np.where(small, 1.0, x)
+    return np.where(small, 1.0 + x/2 + x*x/6, np.expm1(safe)/safe)''',
+}

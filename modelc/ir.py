@@ -1,0 +1,335 @@
+"""The IR: one flat, checked `System` built from templates.
+
+A population of n identical units is one vector symbol; n itself is not part of the IR
+(it comes with the arrays at run time), so compile time does not grow with n. Names are
+"op/var" for a lone node and "node/op/var" inside a circuit or network.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import sympy
+
+from .equations import TIME, Equation, parse_equation, parse_expression, symbol
+from .errors import (AlgebraicCycleError, DuplicateDefinitionError, ErrorGroup, Location, ModelcError,
+                     NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError, did_you_mean)
+from .spec import CircuitTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template, VariableSpec
+
+
+class MatVec(sympy.Function):
+    """`MatVec(W, x)`: the coupling W @ x, W[i, j] the weight from source unit j to target unit i."""
+
+    nargs = 2
+    is_real = True
+
+
+@dataclass
+class State:
+    name: str
+    init: float
+    location: Location | None = None
+    unit: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class Param:
+    name: str
+    default: float | None  # None: a weight matrix, given at run time
+    shape: str = "scalar"  # "scalar", "vector" (per unit or per batch member), or "matrix"
+    location: Location | None = None
+    unit: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class Input:
+    name: str
+    default: float
+    location: Location | None = None
+    unit: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class Connection:
+    """`target += weight * source` (a number) or `target += W @ source` (weight = matrix param name)."""
+
+    source: str
+    target: str
+    weight: float | str = 1.0
+    location: Location | None = None
+
+
+@dataclass
+class System:
+    name: str
+    description: str
+    states: dict[str, State]
+    params: dict[str, Param]
+    inputs: dict[str, Input]
+    algebraics: list[tuple[str, sympy.Expr]]  # in dependency order
+    derivatives: dict[str, sympy.Expr]
+    populations: dict[str, list[str]]  # population label -> the names of its variables
+    equations: list[tuple[str, Equation]] = field(default_factory=list)  # (prefix, parsed) for display
+    # Room for what later issues fill in: events (threshold/reset), delays, noise terms.
+    events: list = field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.states) + [name for name, _ in self.algebraics]
+
+    def fingerprint(self) -> str:
+        """A normalised text of everything that changes generated code (for the cache key)."""
+        parts = [f"state {s.name} {s.init!r}" for s in self.states.values()]
+        parts += [f"param {p.name} {p.default!r} {p.shape}" for p in self.params.values()]
+        parts += [f"input {i.name} {i.default!r}" for i in self.inputs.values()]
+        parts += [f"alg {n} = {sympy.srepr(e)}" for n, e in self.algebraics]
+        parts += [f"ode {n} = {sympy.srepr(e)}" for n, e in self.derivatives.items()]
+        parts += [f"pop {label} {' '.join(names)}" for label, names in self.populations.items()]
+        return "\n".join(parts)
+
+
+# --- equations of one operator (parsing plus inheritance edits) --------------------------
+
+def operator_equations(operator: OperatorTemplate) -> list[Equation]:
+    """Parse an operator's equations and apply its `replace`/`add`/`remove` edits in order."""
+    equations = _parse_all(operator.equations)
+    for edits in operator.edits:
+        for old_text, new_text in edits.replace:
+            old, _ = parse_expression(old_text, getattr(old_text, "origin", None))
+            new, spans = parse_expression(new_text, getattr(new_text, "origin", None))
+            for eq in equations:
+                eq.rhs = eq.rhs.subs(old, new)
+                for name, name_spans in spans.items():  # locate new names at the edit
+                    eq.symbol_spans.setdefault(name, [])
+                if isinstance(old, sympy.Symbol) and eq.target == old.name and isinstance(new, sympy.Symbol):
+                    eq.target = new.name
+        for removed in edits.remove:
+            term, _ = parse_expression(removed, getattr(removed, "origin", None))
+            targets = [eq for eq in equations if isinstance(term, sympy.Symbol) and eq.target == term.name]
+            if targets:
+                equations = [eq for eq in equations if eq not in targets]
+            else:
+                for eq in equations:
+                    eq.rhs = eq.rhs.subs(term, 0)
+        equations += _parse_all(edits.add)
+    return equations
+
+
+def _parse_all(texts: Iterable) -> list[Equation]:
+    parsed, errors = [], []
+    for text in texts:
+        try:
+            parsed.append(parse_equation(str(text), getattr(text, "origin", None)))
+        except ModelcError as exc:
+            errors.append(exc)
+    _raise_all(errors)
+    return parsed
+
+
+def _raise_all(errors: list[ModelcError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ErrorGroup(errors)
+
+
+# --- building a System -----------------------------------------------------------------
+
+class _Builder:
+    """Collects the variables of populations and connections, then checks and orders them."""
+
+    def __init__(self, name: str, description: str):
+        self.name, self.description = name, description
+        self.states: dict[str, State] = {}
+        self.params: dict[str, Param] = {}
+        self.inputs: dict[str, Input] = {}
+        self.algebraic_defs: dict[str, tuple[sympy.Expr, Location | None]] = {}
+        self.derivatives: dict[str, sympy.Expr] = {}
+        self.input_sources: dict[str, list[sympy.Expr]] = {}  # input name -> summed contributions
+        self.input_specs: dict[str, VariableSpec] = {}
+        self.variables: dict[str, str] = {}  # qualified name -> kind
+        self.populations: dict[str, list[str]] = {}
+        self.equations: list[tuple[str, Equation]] = []
+        self.errors: list[ModelcError] = []
+
+    # -- one population ---------------------------------------------------------------
+
+    def add_population(self, label: str | None, node: NodeTemplate | OperatorTemplate) -> None:
+        uses = node.operators if isinstance(node, NodeTemplate) else [OperatorUse(node)]
+        prefix = f"{label}/" if label else ""
+        names: list[str] = []
+        outputs_by_var: dict[str, list[str]] = {}
+        parsed: list[tuple[OperatorUse, list[Equation]]] = []
+        for use in uses:
+            try:
+                parsed.append((use, operator_equations(use.operator)))
+            except ModelcError as exc:
+                self.errors.append(exc)
+        for use, equations in parsed:
+            for var in use.operator.variables.values():
+                if var.kind == "output":
+                    outputs_by_var.setdefault(var.name, []).append(f"{prefix}{use.operator.name}/{var.name}")
+        for use, equations in parsed:
+            try:
+                names += self._add_operator(prefix, use, equations, outputs_by_var)
+            except ModelcError as exc:
+                self.errors.append(exc)
+        self.populations[label or ""] = names
+
+    def _add_operator(self, prefix: str, use: OperatorUse, equations: list[Equation],
+                      outputs_by_var: dict[str, list[str]]) -> list[str]:
+        op = use.operator
+        qualify = {symbol(name): symbol(f"{prefix}{op.name}/{name}") for name in op.variables}
+        defined: dict[str, Equation] = {}
+        for eq in equations:
+            self.equations.append((prefix + op.name, eq))
+            spec = op.variables.get(eq.target)
+            if spec is None:
+                raise UndefinedSymbolError(
+                    f"'{eq.target}' is defined by an equation but not declared in the variables of '{op.name}'",
+                    eq.location(), did_you_mean(eq.target, op.variables) or
+                    f"add it under variables:, e.g. {eq.target}: output(0.0)")
+            if eq.target in defined:
+                raise DuplicateDefinitionError(f"'{eq.target}' is defined twice in operator '{op.name}'",
+                                               eq.location(), "each variable has one equation")
+            if spec.kind in ("parameter", "input"):
+                cls = NotAStateError if eq.kind == "ode" else DuplicateDefinitionError
+                what = "a constant parameter" if spec.kind == "parameter" else "an input"
+                raise cls(f"'{eq.target}' is {what}; an equation cannot define it", eq.location(),
+                          f"declare it as variable({spec.default}) or output({spec.default}) to make it a "
+                          + ("state" if eq.kind == "ode" else "computed variable"))
+            defined[eq.target] = eq
+            self._check_symbols(eq, op)
+        names = []
+        for var in op.variables.values():
+            name = f"{prefix}{op.name}/{var.name}"
+            default = use.overrides.get(var.name, (var.default, None))[0]
+            names.append(name)
+            eq = defined.get(var.name)
+            if var.kind == "parameter":
+                self.params[name] = Param(name, default, "scalar", var.location, var.unit, var.description)
+            elif var.kind == "input":
+                sources = [symbol(n) for n in outputs_by_var.get(var.name, []) if not n.startswith(f"{prefix}{op.name}/")]
+                self.input_sources[name] = sources
+                self.input_specs[name] = VariableSpec(name, "input", default, var.location, var.unit, var.description)
+            elif eq is None:
+                raise UndefinedSymbolError(
+                    f"'{var.name}' is declared {var.kind}(...) in '{op.name}' but no equation defines it",
+                    var.location, "declare it as a plain number if it is a constant parameter")
+            elif eq.kind == "ode":
+                self.states[name] = State(name, default, var.location, var.unit, var.description)
+                self.derivatives[name] = eq.rhs.xreplace(qualify)
+            else:
+                self.algebraic_defs[name] = (eq.rhs.xreplace(qualify), eq.location())
+            self.variables[name] = var.kind
+        return names
+
+    def _check_symbols(self, eq: Equation, op: OperatorTemplate) -> None:
+        for name in eq.symbol_spans:
+            if name not in op.variables and name != TIME.name:
+                raise UndefinedSymbolError(f"undefined symbol '{name}' in operator '{op.name}'",
+                                           eq.location(name), did_you_mean(name, op.variables) or
+                                           f"declare it under variables: of '{op.name}'")
+
+    # -- connections --------------------------------------------------------------------
+
+    def connect(self, connection: Connection) -> None:
+        for end in ("source", "target"):
+            path = getattr(connection, end)
+            if path not in self.variables:
+                raise WiringError(f"edge {end} '{path}' is not a variable of this model", connection.location,
+                                  did_you_mean(path, self.variables) or "write node/op/var")
+        if connection.target not in self.input_sources:
+            raise WiringError(f"edge target '{connection.target}' must be declared input(...)", connection.location,
+                              "edges add into inputs; declare the target variable as input(0.0)")
+        source = symbol(connection.source)
+        if isinstance(connection.weight, str):
+            weight = symbol(connection.weight)
+            if connection.weight not in self.params:
+                self.params[connection.weight] = Param(connection.weight, None, "matrix", connection.location)
+            term = MatVec(weight, source)
+        else:
+            term = sympy.Float(connection.weight) * source
+        self.input_sources[connection.target].append(term)
+
+    # -- checks and ordering ------------------------------------------------------------
+
+    def finish(self) -> System:
+        _raise_all(self.errors)
+        for name, sources in self.input_sources.items():
+            spec = self.input_specs[name]
+            if sources:
+                self.algebraic_defs[name] = (sympy.Add(*sources), spec.location)
+            else:
+                self.inputs[name] = Input(name, spec.default, spec.location, spec.unit, spec.description)
+        algebraics = _dependency_order(self.algebraic_defs)
+        return System(self.name, self.description, self.states, self.params, self.inputs, algebraics,
+                      self.derivatives, self.populations, self.equations)
+
+
+def _dependency_order(defs: dict[str, tuple[sympy.Expr, Location | None]]) -> list[tuple[str, sympy.Expr]]:
+    """Topological order of algebraic definitions; a cycle is an error naming its variables."""
+    order: list[tuple[str, sympy.Expr]] = []
+    done: set[str] = set()
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            cycle = visiting[visiting.index(name):] + [name]
+            raise AlgebraicCycleError("algebraic cycle: " + " -> ".join(cycle), defs[name][1],
+                                      "break the cycle by making one of these variables a state (an ODE)")
+        visiting.append(name)
+        expr = defs[name][0]
+        for dep in sorted(s.name for s in expr.free_symbols):
+            if dep in defs:
+                visit(dep)
+        visiting.pop()
+        done.add(name)
+        order.append((name, expr))
+
+    for name in defs:
+        visit(name)
+    return order
+
+
+def build_system(template: Template, connections: Iterable[Connection] = (), name: str | None = None,
+                 vector_params: Iterable[str] = ()) -> System:
+    """The System of a node, an operator or a circuit, plus extra connections (e.g. W @ r)."""
+    builder = _Builder(name or template.path, template.description)
+    if isinstance(template, CircuitTemplate):
+        for label, node in template.nodes.items():
+            builder.add_population(label, node)
+        connections = [Connection(e.source, e.target, e.weight, e.location) for e in template.edges] + list(connections)
+    else:
+        builder.add_population(None, template)
+    _raise_all(builder.errors)
+    for connection in connections:
+        builder.connect(connection)
+    return _with_vector_params(builder.finish(), vector_params)
+
+
+def build_network(populations: dict[str, NodeTemplate | OperatorTemplate], connections: Iterable[Connection],
+                  name: str = "network", description: str = "", vector_params: Iterable[str] = ()) -> System:
+    """The one System of a whole network: labelled populations and the connections between them."""
+    builder = _Builder(name, description)
+    for label, node in populations.items():
+        builder.add_population(label, node)
+    _raise_all(builder.errors)
+    for connection in connections:
+        builder.connect(connection)
+    return _with_vector_params(builder.finish(), vector_params)
+
+
+def _with_vector_params(system: System, names: Iterable[str]) -> System:
+    for name in names:
+        if name not in system.params:
+            raise TemplateFormatError(f"'{name}' is not a parameter of {system.name}", None,
+                                      did_you_mean(name, system.params))
+        if system.params[name].shape == "scalar":
+            system.params[name].shape = "vector"
+    return system

@@ -1,0 +1,101 @@
+"""The content-addressed cache of generated modules, and loading them.
+
+An entry is named by a SHA-256 over everything that changes the generated code; its last
+line is a checksum of the rest, so a truncated or corrupted entry is detected and rebuilt.
+Entries are written atomically (a temporary file, then a rename), so concurrent compiles of
+the same model both succeed and leave one valid file. Never in the working directory and
+never on sys.path.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+CHECKSUM_PREFIX = "# modelc-checksum: "
+_warned_fallback = False
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("MODELC_CACHE_DIR"):
+        return Path(os.environ["MODELC_CACHE_DIR"])
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "modelc"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "modelc" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelc"
+
+
+def writable_cache_dir() -> Path:
+    """The cache folder, or a temporary one (with one warning) when it cannot be written."""
+    global _warned_fallback
+    folder = default_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True)
+        probe.close()
+        return folder
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / f"modelc-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        fallback.mkdir(parents=True, exist_ok=True)
+        if not _warned_fallback:
+            warnings.warn(f"modelc cache folder {folder} is not writable ({exc.strerror or exc}); "
+                          f"using {fallback} instead", RuntimeWarning, stacklevel=3)
+            _warned_fallback = True
+        return fallback
+
+
+def sha256(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def with_checksum(source: str) -> str:
+    return source + ("" if source.endswith("\n") else "\n") + CHECKSUM_PREFIX + sha256(source) + "\n"
+
+
+def verified_source(path: Path) -> str | None:
+    """The entry's source if its checksum holds, else None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    body, sep, last = text.rstrip("\n").rpartition("\n")
+    if not sep or not last.startswith(CHECKSUM_PREFIX):
+        return None
+    body += "\n"
+    return body if last[len(CHECKSUM_PREFIX):] == sha256(body) else None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see either the old content or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load_module(path: Path, key: str) -> ModuleType:
+    """Import a generated file as a module that is not registered in sys.modules."""
+    spec = importlib.util.spec_from_file_location(f"modelc_generated_{key[:16]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
