@@ -69,6 +69,9 @@ class Contender:
     def not_applicable(cls, wl: Workload) -> str:
         return "n/a"
 
+    def preload(self):
+        """Import what setup needs (not counted as setup time or setup memory)."""
+
     def setup(self):
         pass
 
@@ -121,10 +124,13 @@ class HandWrittenSequential(Contender):
 # ----------------------------------------------------------------------------- modelc
 # The only places that know modelc's naming; adjust here if the API moves.
 
-def _modelc():
+def _modelc(need=("compile_model",)):
     mc = _import("modelc")
-    if not hasattr(mc, "compile_model") or not hasattr(mc, "Network"):
-        raise _Missing("missing: modelc does not export compile_model/Network yet")
+    for attr in need:
+        try:
+            getattr(mc, attr)
+        except Exception as exc:
+            raise _Missing(f"missing: modelc.{attr} not there yet ({type(exc).__name__}: {exc})"[:160])
     return mc
 
 
@@ -161,7 +167,14 @@ def _fresh(y0: dict, batch: int | None = None) -> dict:
     return out
 
 
-class ModelcModule(Contender):
+class _ModelcBase(Contender):
+    need = ("compile_model",)
+
+    def preload(self):
+        _modelc(self.need)
+
+
+class ModelcModule(_ModelcBase):
     name = "modelc module.run"
     families = ("seed", "qif", "jr", "sweep")
     note = "modelc's generated module called directly (compile_model(...).run)"
@@ -170,7 +183,11 @@ class ModelcModule(Contender):
         mc = _modelc()
         wl, d = self.wl, self.data
         if wl.family in ("seed", "sweep"):
-            self.mod = mod = mc.compile_model(SEED_MODEL, method=wl.method, coupling=dict(SEED_COUPLING))
+            extra = {}
+            if wl.family == "sweep":   # tau differs per parameter set: compile it as an array
+                extra = dict(vector_params=("li_op/tau",))
+            self.mod = mod = mc.compile_model(SEED_MODEL, method=wl.method,
+                                              coupling=dict(SEED_COUPLING), **extra)
             self.params = {weights_param(mod): d["J"]}
             if wl.family == "sweep":
                 self.params[find_name(mod.PARAMS, "li_op/tau")] = d["taus"][:, None]
@@ -204,17 +221,18 @@ class ModelcModule(Contender):
         return np.array([np.asarray(fin[n]).ravel()[0] for n in self.compare])
 
 
-class ModelcNetwork(Contender):
+class ModelcNetwork(_ModelcBase):
     name = "modelc Network.run"
     families = ("seed", "qif", "sweep")
     note = "modelc's user API: Network.add_diffeq_node + run (net.sweep for a sweep)"
+    need = ("Network",)
 
     @classmethod
     def not_applicable(cls, wl):
         return "n/a: a circuit without an input variable is run through compile_model"
 
     def setup(self):
-        mc = _modelc()
+        mc = _modelc(self.need)
         wl, d = self.wl, self.data
         self.net = net = mc.Network(dt=wl.dt)
         if wl.family in ("seed", "sweep"):
@@ -242,7 +260,7 @@ class ModelcNetwork(Contender):
         return np.asarray(self.obs["out"])[-1]
 
 
-class ModelcSequential(Contender):
+class ModelcSequential(_ModelcBase):
     name = "modelc, one set at a time"
     families = ("sweep",)
     note = "the sweep as B calls of the generated module's run, one parameter set each"
@@ -290,6 +308,11 @@ class RectiPy(Contender):
         if why is None and wl.method != "euler":
             return "n/a: RectiPy integrates with explicit Euler only"
         return why
+
+    def preload(self):
+        _import("torch").set_num_threads(1)
+        _import("rectipy")
+        _import("pyrates")
 
     def setup(self):
         torch = _import("torch")
@@ -340,6 +363,9 @@ class PyRates(Contender):
         if why is None and wl.method != "euler":
             return "n/a: PyRates 1.2.3 has no fixed-step RK4 (euler, heun, scipy)"
         return why
+
+    def preload(self):
+        _import("pyrates")
 
     def setup(self):
         pr = _import("pyrates")
@@ -418,6 +444,9 @@ class Brian2(Contender):
             return ("n/a: Brian2 holds a network_operation's coupling fixed over a step, "
                     "so its rk4 is not the network's RK4")
         return why
+
+    def preload(self):
+        _import("brian2")
 
     def setup(self):
         b2 = _import("brian2")

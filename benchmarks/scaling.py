@@ -1,0 +1,48 @@
+"""Compile-time figures, each measured in a fresh interpreter (see timing.child):
+
+- ``compile_model`` of the seed model (euler, rk4) and of the two single systems: cold (empty
+  ``MODELC_CACHE_DIR``) and cache hit (a second fresh interpreter, same cache folder);
+- ``Network.add_diffeq_node`` + a 2-step ``run`` (which compiles the network) at N = 100, 1000,
+  4000: compile time must not grow with N, since the population and the weights are arrays;
+- a chain of P = 1, 10, 100 populations (n = 10 units each, ``add_diffeq_node`` per population,
+  ``add_edge`` from each to the next): compile time may grow at most linearly with P.
+"""
+from __future__ import annotations
+
+from .timing import cold_and_hit
+from .workloads import JR_MODEL, QIF_MODEL, SEED_COUPLING, SEED_MODEL
+
+
+def compile_figures(quick: bool = False, log=print) -> dict:
+    items = []
+    specs = [("compile_model(seed, euler)", None, dict(what="compile", model=SEED_MODEL, method="euler",
+                                                       coupling=SEED_COUPLING, N=0)),
+             ("compile_model(seed, rk4)", None, dict(what="compile", model=SEED_MODEL, method="rk4",
+                                                     coupling=SEED_COUPLING, N=0)),
+             ("compile_model(QIF mean field)", None, dict(what="compile", model=QIF_MODEL,
+                                                          method="euler", N=0)),
+             ("compile_model(Jansen-Rit circuit)", None, dict(what="compile", model=JR_MODEL,
+                                                              method="euler", N=0))]
+    for N in (100, 1000, 4000):
+        specs.append(("Network(seed) add+first run", N,
+                      dict(what="network", model=SEED_MODEL, method="euler", coupling=SEED_COUPLING, N=N)))
+    for label, N, spec in specs:
+        res = cold_and_hit(spec)
+        res.update(label=label, N=N)
+        items.append(res)
+        c, h = res["cold"], res["hit"]
+        log(f"  {label}{'' if N is None else f' N={N}'}: cold {c.get('compile_s', c.get('error'))}, "
+            f"hit {h.get('compile_s', h.get('error'))}")
+    return dict(items=items)
+
+
+def population_scaling(quick: bool = False, log=print) -> dict:
+    out = []
+    for P in (1, 10, 100):
+        spec = dict(what="populations", model=SEED_MODEL, method="euler", coupling=SEED_COUPLING, N=10, P=P)
+        res = cold_and_hit(spec)
+        res["P"] = P
+        out.append(res)
+        log(f"  P={P}: cold {res['cold'].get('compile_s', res['cold'].get('error'))}, "
+            f"hit {res['hit'].get('compile_s', res['hit'].get('error'))}")
+    return dict(populations=out)

@@ -1,0 +1,155 @@
+"""The `modelc` command: a thin shell over spec, ir, codegen and the runtime.
+
+Errors in a model print as `file:line:col: error: message`, the source line and a caret,
+without a traceback, and the command exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import ErrorGroup, ModelcError
+
+EXIT_MODEL_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelc", description="Compile YAML models of dynamical systems "
+                                     "into fast NumPy/CuPy modules.")
+    parser.add_argument("--version", action="version", version=f"modelc {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    compile_ = commands.add_parser("compile", help="write the generated module of a template to a file")
+    compile_.add_argument("template", help="dotted path (pkg.file.template) or path/to/file.yaml:template")
+    compile_.add_argument("-o", "--output", required=True, type=Path, help="the .py file to write")
+    compile_.add_argument("--backend", default="numpy", help="numpy (default) or cupy")
+    compile_.add_argument("--method", default="euler", help="integration scheme: euler, heun, midpoint, rk4")
+    compile_.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    for flag, meaning in (("source-var", "variable coupled out through the weights (op/var)"),
+                          ("target-var", "input that receives weights @ source (op/var)"),
+                          ("input-var", "input driven from outside (op/var)"),
+                          ("output-var", "variable read out (op/var)")):
+        compile_.add_argument(f"--{flag}", help=meaning)
+    compile_.add_argument("--vector-param", action="append", default=[], metavar="NAME",
+                          help="a parameter that may take one value per unit or batch member (repeatable)")
+
+    show = commands.add_parser("show", help="print a template's equations as parsed")
+    show.add_argument("template")
+    show.add_argument("--latex", action="store_true", help="print LaTeX instead of plain text")
+
+    commands.add_parser("list", help="list the shipped templates with one-line descriptions")
+
+    check = commands.add_parser("check", help="report every error in a model file")
+    check.add_argument("file", type=Path)
+
+    docs = commands.add_parser("docs", help="write the model reference page (docs/models.md)")
+    docs.add_argument("-o", "--output", type=Path, default=Path("docs/models.md"))
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except ModelcError as exc:
+        print(exc.format(), file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug in modelc, not in the model: say so, briefly
+        if os.environ.get("MODELC_DEBUG"):
+            raise
+        print(f"modelc: internal error: {type(exc).__name__}: {exc}\n"
+              "  (set MODELC_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+def _compile(args) -> None:
+    from .runtime.cache import write_atomic
+    from .runtime.compiler import compile_model
+    coupling = {k: getattr(args, k) for k in ("source_var", "target_var", "input_var", "output_var")}
+    module = compile_model(args.template, method=args.method, backend=args.backend, dtype=args.dtype,
+                           coupling=coupling if any(coupling.values()) else None,
+                           vector_params=args.vector_param)
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    write_atomic(args.output, source)
+    print(f"wrote {args.output} ({args.method}, {args.backend}, {args.dtype})")
+
+
+def _show(args) -> None:
+    import sympy
+    from .ir import build_system
+    from .spec import load
+    system = build_system(load(args.template))
+    print(f"# {system.name}")
+    for prefix, eq in system.equations:
+        lhs = sympy.Symbol(eq.target)
+        if args.latex:
+            left = rf"\frac{{d {sympy.latex(lhs)}}}{{dt}}" if eq.kind == "ode" else sympy.latex(lhs)
+            print(f"{prefix}: {left} = {sympy.latex(eq.rhs)}")
+        else:
+            left = f"d/dt {eq.target}" if eq.kind == "ode" else eq.target
+            print(f"{prefix}: {left} = {eq.rhs}")
+
+
+def _list(args) -> None:
+    from .spec import Library, summary
+    library = Library()
+    for dotted, template in _shipped_templates(library):
+        print(f"{dotted:60s} {summary(template)}")
+
+
+def _shipped_templates(library):
+    """(dotted path, template) for every template in the shipped models and MODELC_PATH."""
+    for root in library.search_path:
+        for file in sorted(Path(root).rglob("*.y*ml")):
+            parts = file.relative_to(root).with_suffix("").parts
+            for template in library.templates_in(file):
+                yield ".".join(parts + (template.name,)), template
+
+
+def _check(args) -> int:
+    from .ir import build_system
+    from .spec import Library, NodeTemplate, OperatorTemplate, CircuitTemplate
+    library = Library()
+    errors: list[ModelcError] = []
+    data = library.load_file(args.file)  # a YAML error stops here: nothing else can be read
+    for name in data:
+        try:
+            template = library.get(f"{args.file.resolve()}:{name}")
+            if isinstance(template, (NodeTemplate, OperatorTemplate, CircuitTemplate)):
+                build_system(template)
+        except ErrorGroup as group:
+            errors += group.errors
+        except ModelcError as exc:
+            errors.append(exc)
+    unique = list({e.format(): e for e in errors}.values())
+    for error in unique:
+        print(error.format(), file=sys.stderr)
+    if unique:
+        print(f"{args.file}: {len(unique)} error{'s' if len(unique) > 1 else ''}", file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    print(f"{args.file}: ok ({len(data)} templates)")
+    return 0
+
+
+def _docs(args) -> None:
+    from .docs import models_page
+    from .runtime.cache import write_atomic
+    from .spec import Library
+    library = Library()
+    write_atomic(args.output, models_page(_shipped_templates(library)))
+    print(f"wrote {args.output}")
+
+
+COMMANDS = {"compile": _compile, "show": _show, "list": _list, "check": _check, "docs": _docs}
+
+if __name__ == "__main__":
+    sys.exit(main())
