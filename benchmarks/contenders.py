@@ -28,7 +28,10 @@ def _import(name: str):
     """Import a module or raise _Missing('missing: ...')."""
     try:
         return importlib.import_module(name)
-    except Exception as exc:  # ImportError, or a broken install (e.g. numpy mismatch)
+    except ModuleNotFoundError as exc:
+        hint = "" if name == "modelc" else " in this Python; see benchmarks/setup_peers.sh"
+        raise _Missing(f"missing: {exc.name or name} not installed{hint}") from exc
+    except Exception as exc:  # a broken install (e.g. a NumPy mismatch)
         raise _Missing(f"missing: {name} not importable ({type(exc).__name__}: {exc})"[:160]) from exc
 
 

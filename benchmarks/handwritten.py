@@ -26,7 +26,7 @@ class SeedEuler:
         T, N = inputs.shape
         self.inputs, self.dt, self.eta = inputs, dt, eta
         self.W = (dt * k) * J                            # hoisted: dt*k*J
-        self.WT = np.ascontiguousarray(self.W.T)         # batched: V @ W.T
+        self.WT = None if batch_tau is None else self.W.T   # batched: V @ W.T (a view)
         shape = (N,) if batch_tau is None else (len(batch_tau), N)
         if batch_tau is None:
             self.a = 1.0 - dt / tau                       # hoisted: 1 - dt/tau

@@ -95,7 +95,7 @@ def compile_table(comp: dict) -> list[str]:
         imp = hit.get("imported") or {}
         mods = ", ".join(m for m in ("sympy", "lark") if imp.get(m)) or ("no" if imp else "—")
         err = cold.get("error") or hit.get("error")
-        out.append(f"| {item['label']} | {item.get('N', '—')} | "
+        out.append(f"| {item['label']} | {item.get('N') or '—'} | "
                    f"{_f(cold.get('compile_s'), '{:.3f}', err and 'error' or '—')} | "
                    f"{_f(hit.get('compile_s'), '{:.4f}', err and 'error' or '—')} | "
                    f"{_f(hit.get('import_s'), '{:.3f}')} | {mods} |")

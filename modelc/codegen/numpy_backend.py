@@ -114,8 +114,8 @@ class NumPyModule:
             w = self.names[c.matrix]
             if c.scale == 1:
                 lines.append(f"w_{c.name} = {w}.T")
-            else:
-                lines.append(f"w_{c.name} = ({self.code(c.scale)} * {w}).T  # coefficient folded into the weights")
+            else:  # one C-ordered copy: the coefficient folded in, laid out for x @ w
+                lines.append(f"w_{c.name} = np.multiply({w}.T, {self.code(c.scale)}, order=\"C\")")
         return lines
 
     def inputs_used(self) -> list[str]:
@@ -172,7 +172,7 @@ class NumPyModule:
         lines = [f"{names.get(n, self.ident(n))} = {self.code(e, names)}" for n, e in self.plan.algebraics]
         for c in self.plan.couplings:
             source = self.code(c.source, names)
-            lines.append(f"{c.name} = np.matmul({source}, w_{c.name}, out={c.name})")
+            lines.append(f"{c.name} = np.dot({source}, w_{c.name}, out={c.name})")
         if self.plan.fold_dt:
             return lines
         for s in self.plan.states:
