@@ -62,7 +62,11 @@ def _meta(args, argv) -> dict:
         blas = ", ".join(info) or blas
     except ImportError:
         pass
-    return dict(when=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+    try:
+        load = "load average %.2f %.2f %.2f at the end" % os.getloadavg()
+    except OSError:
+        load = "load average unknown"
+    return dict(when=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), load=load,
                 machine=f"{os.cpu_count()} cores, {cpu}",
                 python=f"Python {platform.python_version()}", numpy=np.__version__, blas=blas,
                 command="python -m benchmarks " + " ".join(argv), quick=args.quick,

@@ -295,15 +295,19 @@ class ModelcSequential(_ModelcBase):
 class RectiPy(Contender):
     name = "RectiPy 0.12.2"
     kind = "peer"
-    families = ("seed", "qif")
+    families = ("seed",)
     note = ("RectiPy: Network.add_diffeq_node (same template, float64) + run(verbose=False, "
-            "enable_grad=False); torch CPU, 1 thread")
+            "enable_grad=False); torch CPU, 1 thread. It drops weights with |w| < 1e-6 "
+            "(PyRates' min_weight), so at N=1000 its network differs slightly from J")
 
     @classmethod
     def not_applicable(cls, wl):
         if wl.family == "sweep":
             return "n/a: RectiPy has no batch axis (one trial per run call)"
-        return "n/a: RectiPy networks need an input variable; no such node in this circuit"
+        if wl.family == "qif":
+            return ("n/a: RectiPy 0.12.2 fails on a one-unit node (TypeError in PyRates' "
+                    "get_variable_positions)")
+        return "n/a: RectiPy networks need an input variable; this circuit has none"
 
     @classmethod
     def unavailable(cls, wl, peers_all=False):
@@ -315,7 +319,6 @@ class RectiPy(Contender):
     def preload(self):
         _import("torch").set_num_threads(1)
         _import("rectipy")
-        _import("pyrates")
 
     def setup(self):
         torch = _import("torch")
@@ -324,19 +327,9 @@ class RectiPy(Contender):
         wl, d = self.wl, self.data
         with _scratch_cwd():
             self.net = net = rectipy.Network(dt=wl.dt, device="cpu")
-            if wl.family == "seed":
-                net.add_diffeq_node("tanh", SEED_MODEL, weights=d["J"], clear=True, verbose=False,
-                                    **SEED_COUPLING)
-                self.inputs = torch.tensor(d["inputs"])
-                self.label = "tanh"
-            else:
-                pyrates = _import("pyrates")
-                node = pyrates.NodeTemplate.from_yaml(QIF_MODEL.replace(".yaml:", "/"))
-                net.add_diffeq_node("qif", node, input_var="qif_op/I_ext", output_var="qif_op/r",
-                                    N=1, clear=True, verbose=False)
-                self.inputs = torch.full((wl.steps, 1), d["I_ext"], dtype=torch.float64)
-                self.label = "qif"
-        self.torch = torch
+            net.add_diffeq_node("tanh", SEED_MODEL, weights=d["J"], clear=True, verbose=False,
+                                **SEED_COUPLING)
+        self.inputs = torch.tensor(d["inputs"])
 
     def prepare(self):
         self.net.reset()
@@ -345,7 +338,7 @@ class RectiPy(Contender):
         self.obs = self.net.run(self.inputs, verbose=False, enable_grad=False)
 
     def final_state(self):
-        return self.net.get_node(self.label).y.detach().numpy().copy()
+        return self.net.get_node("tanh").y.detach().numpy().copy()
 
 
 class PyRates(Contender):
@@ -396,7 +389,8 @@ class PyRates(Contender):
                 self.sl = self.compare[0]
             else:
                 circ = pr.CircuitTemplate.from_yaml(JR_MODEL.replace(".yaml:", "/"))
-                func, args, keys, idx = circ.get_run_func("jr_rhs", wl.dt, **kw)
+                # vectorize=False keeps one named state per node (ein and iin would be merged)
+                func, args, keys, idx = circ.get_run_func("jr_rhs", wl.dt, vectorize=False, **kw)
                 self.in_slot = None
                 self.compare = [idx[s] for s in handwritten.JR_STATES]
                 self.sl = self.compare[0]

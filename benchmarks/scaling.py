@@ -4,7 +4,7 @@
   ``MODELC_CACHE_DIR``) and cache hit (a second fresh interpreter, same cache folder);
 - ``Network.add_diffeq_node`` + a 2-step ``run`` (which compiles the network) at N = 100, 1000,
   4000: compile time must not grow with N, since the population and the weights are arrays;
-- a chain of P = 1, 10, 100 populations (n = 10 units each, ``add_diffeq_node`` per population,
+- a chain of P = 1, 10, 30, 100 populations (n = 10 units each, ``add_diffeq_node`` per population,
   ``add_edge`` from each to the next): compile time may grow at most linearly with P.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def compile_figures(quick: bool = False, log=print) -> dict:
 
 def population_scaling(quick: bool = False, log=print) -> dict:
     out = []
-    for P in (1, 10, 100):
+    for P in (1, 10, 30, 100):
         spec = dict(what="populations", model=SEED_MODEL, method="euler", coupling=SEED_COUPLING, N=10, P=P)
         res = cold_and_hit(spec)
         res["P"] = P

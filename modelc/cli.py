@@ -72,15 +72,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compile(args) -> None:
-    from .runtime.cache import write_atomic
     from .runtime.compiler import compile_model
     coupling = {k: getattr(args, k) for k in ("source_var", "target_var", "input_var", "output_var")}
     module = compile_model(args.template, method=args.method, backend=args.backend, dtype=args.dtype,
                            coupling=coupling if any(coupling.values()) else None,
                            vector_params=args.vector_param)
     source = Path(module.__file__).read_text(encoding="utf-8")
-    write_atomic(args.output, source)
+    _write(args.output, source)
     print(f"wrote {args.output} ({args.method}, {args.backend}, {args.dtype})")
+
+
+def _write(path: Path, text: str) -> None:
+    """Write a whole file or nothing (a temporary file renamed into place); errors are clean."""
+    from .errors import OutputFileError
+    from .runtime.cache import write_atomic
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}", None,
+                              "nothing was written; check the folder exists, is writable and has space") from None
 
 
 def _show(args) -> None:
@@ -142,10 +152,9 @@ def _check(args) -> int:
 
 def _docs(args) -> None:
     from .docs import models_page
-    from .runtime.cache import write_atomic
     from .spec import Library
     library = Library()
-    write_atomic(args.output, models_page(_shipped_templates(library)))
+    _write(args.output, models_page(_shipped_templates(library)))
     print(f"wrote {args.output}")
 
 

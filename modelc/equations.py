@@ -24,7 +24,7 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom
 
 from modelc.errors import (ArityError, EquationSyntaxError, HigherOrderDerivativeError,
-                           InvalidNameError, Location, TextOrigin, UnknownFunctionError,
+                           InvalidNameError, Location, ModelcError, TextOrigin, UnknownFunctionError,
                            did_you_mean)
 
 __all__ = ["symbol", "TIME", "Span", "Equation", "parse_equation", "parse_expression",
@@ -63,6 +63,9 @@ class Exprel(sympy.Function):
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return (sympy.exp(x) - 1) / x
 
+    def _eval_evalf(self, prec):  # for constants like exprel(pi)
+        return self.rewrite(sympy.exp)._eval_evalf(prec)
+
     def _eval_is_real(self):
         return self.args[0].is_real
 
@@ -72,6 +75,10 @@ class PopMean(sympy.Function):
 
     nargs = 1
 
+    @classmethod
+    def eval(cls, x):
+        return x if x.is_number else None  # the mean of a constant is that constant
+
     def _eval_is_real(self):
         return self.args[0].is_real
 
@@ -80,6 +87,10 @@ class PopSum(sympy.Function):
     """sum(x): the sum of x over the population axis (backends do the reduction)."""
 
     nargs = 1
+
+    @property
+    def is_number(self):  # sum(2) depends on the population size, unknown here
+        return False
 
     def _eval_is_real(self):
         return self.args[0].is_real
@@ -347,14 +358,17 @@ def _build(node, origin: TextOrigin) -> tuple[sympy.Expr, dict[str, list[Span]]]
     builder = _ExpressionBuilder(origin)
     span = _node_span(node)
     try:
-        expr = _as_number(builder.transform(Tree("expression", [node])))
+        expr = builder.transform(Tree("expression", [node]))
         undefined = expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
     except VisitError as error:  # lark wraps what our callbacks raise
         if isinstance(error.orig_exc, RecursionError):
             raise _too_deep(origin, span) from None
-        if isinstance(error.orig_exc, (TypeError, ValueError, ArithmeticError)):
-            raise _sympy_refused(error, origin) from None  # e.g. comparing atanh(2) < 0
-        raise error.orig_exc from None
+        if isinstance(error.orig_exc, ModelcError):
+            raise error.orig_exc from None
+        where = span if error.obj.meta.empty else _node_span(error.obj)
+        raise EquationSyntaxError(  # e.g. SymPy refusing to compare atanh(2) < 0
+            f"cannot compute this part of the expression: {error.orig_exc}",
+            origin.at(where.offset, where.length)) from None
     except RecursionError:
         raise _too_deep(origin, span) from None
     if undefined:
@@ -367,12 +381,6 @@ def _build(node, origin: TextOrigin) -> tuple[sympy.Expr, dict[str, list[Span]]]
 def _too_deep(origin: TextOrigin, span: Span) -> EquationSyntaxError:
     return EquationSyntaxError("expression is nested too deeply", origin.at(span.offset),
                                "split it into several algebraic equations")
-
-
-def _sympy_refused(error: VisitError, origin: TextOrigin) -> EquationSyntaxError:
-    where = _node_span(error.obj)
-    return EquationSyntaxError(f"cannot compute this part of the expression: {error.orig_exc}",
-                               origin.at(where.offset, where.length))
 
 
 def _as_number(value):
@@ -408,7 +416,7 @@ class _ExpressionBuilder(Transformer):
         return self.origin.at(token.start_pos, len(token) if length is None else length)
 
     def expression(self, children):
-        return children[0]
+        return _as_number(children[0])
 
     def NUMBER(self, token: Token):
         text = str(token)
@@ -451,6 +459,14 @@ class _ExpressionBuilder(Transformer):
     mul = _arithmetic(operator.mul)
     div = _arithmetic(operator.truediv)
 
+    def _real(self, value, span: Span):
+        """Reject constants like sqrt(-1) here: SymPy can hang comparing complex constants."""
+        if value.is_number and value.evalf(15).is_real is False:
+            raise EquationSyntaxError("this part of the expression has no real value",
+                                      self.origin.at(span.offset, span.length),
+                                      "is there a division by zero, log(0) or sqrt(-1)?")
+        return value
+
     @v_args(meta=True)
     def pow(self, meta, children):
         base, exponent = map(_as_number, children)
@@ -460,13 +476,14 @@ class _ExpressionBuilder(Transformer):
                 "power too large to compute exactly",
                 self.origin.at(meta.start_pos, meta.end_pos - meta.start_pos),
                 "write the base as a decimal number (e.g. 2.0) if you really mean it")
-        return base ** exponent
+        return self._real(base ** exponent, Span(meta.start_pos, meta.end_pos - meta.start_pos))
 
     def compare(self, children):
         left, op, right = children
         return _COMPARISONS[op](_as_number(left), _as_number(right))
 
-    def call(self, children):
+    @v_args(meta=True)
+    def call(self, meta, children):
         name, *args = children
         if name not in _FUNCTIONS:
             hint = did_you_mean(name, FUNCTION_NAMES)
@@ -480,8 +497,10 @@ class _ExpressionBuilder(Transformer):
                              f"but {len(args)} {'was' if len(args) == 1 else 'were'} given",
                              self._at(name))
         if name in _CONDITIONALS:
-            return build(_as_condition(args[0]), *map(_as_number, args[1:]))
-        return build(*map(_as_number, args))
+            value = build(_as_condition(args[0]), *map(_as_number, args[1:]))
+        else:
+            value = build(*map(_as_number, args))
+        return self._real(value, Span(meta.start_pos, meta.end_pos - meta.start_pos))
 
 
 def _count_words(fewest: int, most: int | None) -> str:

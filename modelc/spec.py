@@ -6,6 +6,7 @@ recorded here and applied by the equations stage on parsed expressions.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import (InheritanceCycleError, InvalidNameError, Location, ModelcError, TemplateFormatError,
+from .errors import (DuplicateDefinitionError, InheritanceCycleError, InvalidNameError, Location, ModelcError, TemplateFormatError,
                      TextOrigin, UnknownTemplateError, YamlSyntaxError, did_you_mean)
 from .resources import resource_dir
 
@@ -89,14 +90,33 @@ def _scalar_origin(node: yaml.ScalarNode, file: str | None, lines: list[str]) ->
     return TextOrigin(file, positions[: len(value)], lines)
 
 
-def _construct(node: yaml.Node, file: str | None, lines: list[str]) -> Any:
-    """Build Python values from a composed YAML node, keeping locations."""
+def _construct(node: yaml.Node, file: str | None, lines: list[str], memo: dict | None = None) -> Any:
+    """Build Python values from a composed YAML node, keeping locations.
+
+    A node reached again through an alias is built once and shared (so `*a` repeated many
+    times cannot blow up); an alias inside its own anchor is an error.
+    """
+    memo = {} if memo is None else memo
+    if id(node) in memo:
+        if memo[id(node)] is _BUILDING:
+            raise TemplateFormatError("a YAML alias refers to the node that contains it",
+                                      _node_location(node, file, lines))
+        return memo[id(node)]
+    memo[id(node)] = _BUILDING
+    memo[id(node)] = value = _construct_node(node, file, lines, memo)
+    return value
+
+
+_BUILDING = object()
+
+
+def _construct_node(node: yaml.Node, file: str | None, lines: list[str], memo: dict) -> Any:
     if isinstance(node, yaml.MappingNode):
         result = MarkedDict()
         result.location = _node_location(node, file, lines)
         result.key_locations, result.value_locations = {}, {}
         for key_node, value_node in node.value:
-            key = _construct(key_node, file, lines)
+            key = _construct(key_node, file, lines, memo)
             if isinstance(key, (list, dict)):
                 raise TemplateFormatError("a mapping key must be a plain name",
                                           _node_location(key_node, file, lines))
@@ -104,12 +124,12 @@ def _construct(node: yaml.Node, file: str | None, lines: list[str]) -> Any:
             if key in result:
                 raise TemplateFormatError(f"duplicate key '{key}'", _node_location(key_node, file, lines),
                                           "each key may appear once in a mapping")
-            result[key] = _construct(value_node, file, lines)
+            result[key] = _construct(value_node, file, lines, memo)
             result.key_locations[key] = _node_location(key_node, file, lines)
             result.value_locations[key] = _node_location(value_node, file, lines)
         return result
     if isinstance(node, yaml.SequenceNode):
-        result = MarkedList(_construct(item, file, lines) for item in node.value)
+        result = MarkedList(_construct(item, file, lines, memo) for item in node.value)
         result.location = _node_location(node, file, lines)
         result.item_locations = [_node_location(item, file, lines) for item in node.value]
         return result
@@ -128,31 +148,47 @@ def _construct(node: yaml.Node, file: str | None, lines: list[str]) -> Any:
 
 
 _SCALAR_LOADER = yaml.SafeLoader("")
+_YAML_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 def load_yaml(text: str, file: str | None = None) -> MarkedDict:
     """Parse YAML text (safe loader only) into marked values; a file must be a mapping."""
-    lines = text.splitlines()
+    lines = _YAML_LINE_BREAK.split(text)  # YAML's own line breaks, so marks and lines agree
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if mark is not None and mark.line >= len(lines) - (lines[-1] == "") and exc.context_mark is not None:
+            mark = exc.context_mark  # "unexpected end of stream": point at what was left open
         loc = None
         if mark is not None:
             source = lines[mark.line] if mark.line < len(lines) else None
             loc = Location(file, mark.line + 1, mark.column + 1, source)
         problem = exc.problem or "invalid YAML"
-        hint = f"while {exc.context}" if exc.context else "check the indentation and the quotes"
+        hint = exc.context if exc.context else "check the indentation and the quotes"
         raise YamlSyntaxError(f"YAML syntax error: {problem}", loc, hint) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position)
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise YamlSyntaxError(f"YAML syntax error: character {char!r} is not allowed in a model file",
+                              Location(file, line + 1, column, lines[line] if line < len(lines) else None),
+                              "model files are UTF-8 text without control characters") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"YAML syntax error: {exc}", Location(file, 1, 1, lines[0] if lines else None)) \
             from None
+    except RecursionError:
+        raise YamlSyntaxError("YAML structure is nested too deeply", Location(file, 1, 1, lines[0] if lines else None),
+                              "flatten the nesting of lists and mappings") from None
     if node is None:
         return _empty_mapping(file)
     try:
         data = _construct(node, file, lines)
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"YAML value error: {exc}", _node_location(node, file, lines)) from None
+    except RecursionError:
+        raise YamlSyntaxError("YAML structure is nested too deeply", _node_location(node, file, lines),
+                              "flatten the nesting of lists and mappings") from None
     if not isinstance(data, MarkedDict):
         raise TemplateFormatError("a model file must be a mapping of template names to templates",
                                   _node_location(node, file, lines))
@@ -251,14 +287,20 @@ def parse_value(raw: Any, location: Location | None, name: str) -> tuple[str, fl
     if isinstance(raw, bool) or raw is None:
         raise TemplateFormatError(f"variable '{name}' needs a number or output(...)/input(...)/variable(...), "
                                   f"got {raw!r}", location)
+    kind = value = None
     if isinstance(raw, (int, float)):
-        return "parameter", float(raw)
-    if isinstance(raw, str):
+        kind, value = "parameter", float(raw)
+    elif isinstance(raw, str):
         declared = _DECLARATION.match(raw)
         if declared:
-            return declared.group(1), float(declared.group(2)) if declared.group(2) else 0.0
-        if _NUMBER_TEXT.match(raw):
-            return "parameter", float(raw)
+            kind, value = declared.group(1), float(declared.group(2)) if declared.group(2) else 0.0
+        elif _NUMBER_TEXT.match(raw):
+            kind, value = "parameter", float(raw)
+    if kind is not None:
+        if not math.isfinite(value):
+            raise TemplateFormatError(f"variable '{name}' must have a finite value, got {value!r}", location,
+                                      "write an ordinary number (inf and nan are not allowed)")
+        return kind, value
     raise TemplateFormatError(f"cannot read the value of variable '{name}': {raw!r}", location,
                               "write a number (10.0), or output(0.0), input(0.0), variable(0.0)")
 
@@ -355,7 +397,12 @@ class Library:
         key = (path, name)
         if key in self._templates:
             return self._templates[key]
-        data = self.load_file(path)
+        try:
+            data = self.load_file(path)
+        except (UnknownTemplateError, TemplateFormatError) as exc:
+            if exc.location is None and location is not None:
+                exc.location = location  # point at the reference that named the missing file
+            raise
         if name not in data:
             raise UnknownTemplateError(f"template '{name}' is not in {path.name}", location,
                                        did_you_mean(name, data.keys()) or f"it holds: {', '.join(data)}")
@@ -403,6 +450,7 @@ class Library:
                                   "edge operators will come with delays; use null edges with a weight")
 
     def _operator(self, dotted, name, body, parent, description, location) -> OperatorTemplate:
+        _check_keys(body, {"base", "equations", "variables", "description", "label"}, "an operator")
         equations = list(parent.equations) if parent else []
         edits = list(parent.edits) if parent else []
         raw = body.get("equations")
@@ -423,16 +471,22 @@ class Library:
                                           body.where_value("variables"))
             for var_name, raw_value in raw_vars.items():
                 variables[var_name] = _variable(var_name, raw_value, raw_vars)
-        _check_keys(body, {"base", "equations", "variables", "description", "label"}, "an operator")
         return OperatorTemplate(dotted, name, equations, edits, variables, description, location)
 
     def _node(self, path, dotted, name, body, parent, description, location) -> NodeTemplate:
+        _check_keys(body, {"base", "operators", "description", "label"}, "a node")
         uses = [OperatorUse(u.operator, dict(u.overrides)) for u in parent.operators] if parent else []
         raw = body.get("operators")
         if raw is None and parent is None:
             raise TemplateFormatError(f"node '{name}' has no 'operators:'", location)
         if isinstance(raw, MarkedList):
             uses = [OperatorUse(self._operator_ref(op, path, loc)) for op, loc in zip(raw, raw.item_locations)]
+            seen: set[str] = set()
+            for use, loc in zip(uses, raw.item_locations):
+                if use.operator.name in seen:
+                    raise DuplicateDefinitionError(f"operator '{use.operator.name}' appears twice in node '{name}'",
+                                                   loc, "each operator may be used once in a node")
+                seen.add(use.operator.name)
         elif isinstance(raw, MarkedDict):
             by_name = {u.operator.name: u for u in uses}
             for op_ref, values in raw.items():
@@ -444,7 +498,6 @@ class Library:
         elif raw is not None:
             raise TemplateFormatError("'operators:' must be a list of operator names or a mapping",
                                       body.where_value("operators"))
-        _check_keys(body, {"base", "operators", "description", "label"}, "a node")
         return NodeTemplate(dotted, name, uses, description, location)
 
     def _operator_ref(self, reference: Any, path: Path, location: Location) -> OperatorTemplate:
@@ -454,6 +507,7 @@ class Library:
         return operator
 
     def _circuit(self, path, dotted, name, body, parent, description, location) -> CircuitTemplate:
+        _check_keys(body, {"base", "nodes", "edges", "description", "label"}, "a circuit")
         nodes = dict(parent.nodes) if parent else {}
         edges = list(parent.edges) if parent else []
         raw_nodes = body.get("nodes", None)
@@ -475,7 +529,6 @@ class Library:
             edges += [_edge(row, loc) for row, loc in zip(raw_edges, raw_edges.item_locations)]
         if not nodes:
             raise TemplateFormatError(f"circuit '{name}' has no nodes", location)
-        _check_keys(body, {"base", "nodes", "edges", "description", "label"}, "a circuit")
         return CircuitTemplate(dotted, name, nodes, edges, description, location)
 
 
@@ -514,6 +567,9 @@ def _edits(raw: MarkedDict) -> EquationEdits:
             if not isinstance(value, MarkedDict):
                 raise TemplateFormatError("'replace:' must map old expressions to new ones", where)
             for old, new in value.items():
+                if new is None or isinstance(new, (bool, list, dict)):
+                    raise TemplateFormatError(f"'replace:' needs an expression to put in place of '{old}', "
+                                              f"got {new!r}", value.where_value(old))
                 if not isinstance(new, str):
                     new = _as_marked(str(new), value.where_value(old))
                 if not isinstance(old, MarkedStr):
@@ -588,8 +644,8 @@ def _edge(row: Any, location: Location) -> EdgeSpec:
         raise TemplateFormatError(f"unknown edge attribute '{sorted(unknown)[0]}'", location,
                                   "edges take weight and delay")
     weight = attrs.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-        raise TemplateFormatError(f"edge weight must be a number, got {weight!r}", location)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        raise TemplateFormatError(f"edge weight must be a finite number, got {weight!r}", location)
     delay = attrs.get("delay")
     if delay not in (None, 0, 0.0):
         raise TemplateFormatError("edge delays are not supported yet", location)

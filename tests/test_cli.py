@@ -1,16 +1,23 @@
 """The modelc command: each subcommand, and errors printed without a traceback (exit 2)."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import modelc
 from modelc.cli import main
+
+# The subprocess imports the same modelc as this test, installed or not.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(modelc.__file__).parent.parent),
+                                                    os.environ.get("PYTHONPATH", "")])}
 
 SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "modelc.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "modelc.cli", *args], capture_output=True, text=True, cwd=cwd, env=ENV)
 
 
 def test_list_shows_seed_templates_with_descriptions(capsys):

@@ -1,14 +1,17 @@
 """NumPy backend: a Plan -> the lines of a readable generated module (templates/numpy/)."""
 from __future__ import annotations
 
-import keyword
 import builtins
+import functools
+import keyword
+import re
 
 import sympy
 
 from ..equations import TIME, Exprel
-from ..ir import System
+from ..ir import MatVec, System
 from .plan import DT, Plan, rational
+from ..resources import resource_dir
 from .printers import NUMPY_HELPERS, NumPyPrinter
 
 # Names the generated module uses itself; user variables never take them.
@@ -19,11 +22,55 @@ _RESERVED = {
 }
 
 
+_MAX_STAGES = 16
+
+
+def _derived(ident: str) -> set[str]:
+    """The names the templates build from an identifier: stage values, derivatives, buffers."""
+    names = {f"drive_{ident}", f"inc_{ident}", f"rec_{ident}", f"{ident}_w", f"w_{ident}", f"{ident}_source"}
+    for k in range(1, _MAX_STAGES + 1):
+        names.update((f"d{ident}_{k}", f"{ident}_{k}"))
+    return names
+
+
+_STRINGS_AND_COMMENTS = re.compile(r"""(?:[rRbBfFuU]{1,2}(?=["']))?(?:(\"\"\"|\'\'\').*?\1|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|#[^\n]*""",
+                                   re.S)
+_IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*")  # not attributes, not the e of 1e-6
+_USER_SCOPES = ("run", "rhs", "algebraics")  # the functions whose locals include model variables
+
+
+@functools.lru_cache(maxsize=1)
+def template_names() -> frozenset[str]:
+    """Names a model variable's identifier must not take: the generated module's globals and
+    every name used inside the functions that also hold model variables (run, rhs, algebraics)."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted(resource_dir("templates").rglob("*.j2"))]
+    text = "\n".join(texts + list(NUMPY_HELPERS.values()))
+    text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", text, flags=re.S)  # Jinja
+    text = _STRINGS_AND_COMMENTS.sub(" ", text)
+    names: set[str] = set()
+    scope = None
+    for line in text.split("\n"):
+        if line[:1].strip():  # a top-level statement: a def, an assignment, an import
+            defined = re.match(r"(?:def|class)\s+(\w+)", line)
+            scope = defined.group(1) if defined else None
+            if defined and scope not in _USER_SCOPES:
+                names.add(scope)
+            else:
+                names.update(_IDENTIFIER.findall(line))
+        elif scope in _USER_SCOPES:
+            names.update(_IDENTIFIER.findall(line))
+    return frozenset(names)
+
+
 class Namer:
-    """Readable, unique Python identifiers for model variables and generated temporaries."""
+    """Readable, unique Python identifiers for model variables and generated temporaries.
+
+    No identifier equals a name the templates use themselves, a keyword or builtin, or a name
+    the templates derive from another identifier (x_2, dx_1, drive_x, ...): a clash gets '_'s.
+    """
 
     def __init__(self, qualified_names):
-        self.taken = set(_RESERVED)
+        self.taken = set(_RESERVED) | template_names() | _derived("t")
         self.names: dict[str, str] = {}
         qualified = list(qualified_names)
         for name in qualified:
@@ -41,9 +88,11 @@ class Namer:
     def fresh(self, base: str) -> str:
         base = base if base.isidentifier() else "v_" + "".join(ch if ch.isalnum() else "_" for ch in base)
         candidate = base
-        while candidate in self.taken or keyword.iskeyword(candidate) or hasattr(builtins, candidate):
+        while (candidate in self.taken or keyword.iskeyword(candidate) or hasattr(builtins, candidate)
+               or not self.taken.isdisjoint(_derived(candidate))):
             candidate += "_"
         self.taken.add(candidate)
+        self.taken.update(_derived(candidate))
         return candidate
 
 
@@ -56,8 +105,9 @@ class NumPyModule:
         self.system = system
         extra = [n for n, _ in plan.hoisted] + [c.name for c in plan.couplings] + \
             [n for n, _ in plan.algebraics if n not in system.outputs]
-        self.namer = Namer(list(system.states) + list(system.params) + list(system.inputs) +
-                           [n for n, _ in system.algebraics] + extra)
+        # Generated names first: the templates use some of them as they are (acc_0, w_acc_0).
+        self.namer = Namer(extra + list(system.states) + list(system.params) + list(system.inputs) +
+                           [n for n, _ in system.algebraics])
         self.names = dict(self.namer.names)
         self.names[TIME.name] = "t"
         self.names[DT.name] = "dt"
@@ -93,7 +143,19 @@ class NumPyModule:
             "outputs": s.outputs,
             "populations": {label: [n for n in names if n in s.states or n in s.inputs or
                                     n in dict(s.algebraics)] for label, names in s.populations.items()},
+            "matrix_populations": self.matrix_populations(),
         }
+
+    def matrix_populations(self) -> dict[str, tuple[str, str]]:
+        """{matrix parameter: (target population, source population)}, for the shape check of run()."""
+        found = {}
+        for name, expr in self.system.algebraics:
+            for matvec in expr.atoms(MatVec):
+                weights, source = matvec.args
+                sources = [self.population_of[x.name] for x in source.free_symbols if x.name in self.population_of]
+                if name in self.population_of and sources:
+                    found[weights.name] = (self.population_of[name], sources[0])
+        return found
 
     # -- rhs and algebraics (plain, unoptimised: for solvers and records) --------------
 

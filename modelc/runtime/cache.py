@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -41,13 +42,28 @@ def writable_cache_dir() -> Path:
         probe.close()
         return folder
     except OSError as exc:
-        fallback = Path(tempfile.gettempdir()) / f"modelc-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
-        fallback.mkdir(parents=True, exist_ok=True)
+        fallback = private_temp_dir()
         if not _warned_fallback:
             warnings.warn(f"modelc cache folder {folder} is not writable ({exc.strerror or exc}); "
                           f"using {fallback} instead", RuntimeWarning, stacklevel=3)
             _warned_fallback = True
         return fallback
+
+
+def private_temp_dir() -> Path:
+    """A temporary cache folder only this user can write (code is loaded from it): the shared
+    per-user one when it is ours and not writable by others, else a fresh one."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = Path(tempfile.gettempdir()) / f"modelc-cache-{uid if uid is not None else 'user'}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()  # lstat: a symbolic link planted there is not followed
+        if stat.S_ISDIR(info.st_mode) and (uid is None or (info.st_uid == uid and not info.st_mode & 0o022)):
+            tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True).close()
+            return folder
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix="modelc-cache-"))
 
 
 def sha256(*parts: str) -> str:
@@ -98,4 +114,18 @@ def load_module(path: Path, key: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"modelc_generated_{key[:16]}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    use_modelc_errors(module)
     return module
+
+
+# The error classes a generated module defines for itself (it imports nothing but NumPy).
+_ERROR_CLASSES = {"ModelError": "ModelcError", "ShapeError": "ShapeError", "InvalidValueError": "InvalidValueError",
+                  "NonFiniteError": "NonFiniteError", "UnknownVariableError": "UnknownVariableError"}
+
+
+def use_modelc_errors(module: ModuleType) -> None:
+    """Make a loaded generated module raise modelc's own error classes (same codes, same bases)."""
+    from .. import errors
+    for own, theirs in _ERROR_CLASSES.items():
+        if isinstance(getattr(module, own, None), type):
+            setattr(module, own, getattr(errors, theirs))

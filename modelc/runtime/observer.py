@@ -19,7 +19,6 @@ import numpy as np
 
 from ..errors import ShapeError, UnknownVariableError, did_you_mean
 
-Key = "str | tuple"
 
 
 def _key_text(key) -> str:

@@ -1,0 +1,668 @@
+"""The error catalogue as data: one minimal bad input per case, and exactly what modelc says.
+
+tests/test_errors.py runs every case and checks the error class (by its code), the exact
+message, the hint (a part of it) and, where the error points into a file or an equation, the
+line and column. docs/make_errors.py turns the same list into docs/errors.md, so the
+documentation shows what the code really says and cannot drift.
+
+Kinds of case:
+  equation  `source` is one equation, parsed alone (locations are <string>:1:column)
+  file      `source` is a model file (written to model.yaml); `template` is loaded and built
+            with compile_model("model.yaml:template")
+  api       `source` is the body of a function of (mod, np, compile_model) registered with
+            @api_case below; `mod` is the seed node compiled with recurrent weights
+            (coupling tanh_op/r -> li_op/r_in, input li_op/I_ext), units n = 4
+  cli       `source` is the command line after `modelc`; {model} is a model file holding
+            `file_source`, {dir} a scratch folder. Checked: exit status 2, the message on stderr.
+
+In messages and hints, {dir} stands for the folder the case runs in.
+"""
+from __future__ import annotations
+
+import inspect
+import textwrap
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    code: str
+    kind: str
+    source: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    hint: str | None = None          # a part of the hint that must be there
+    template: str = "m"              # file cases: the template to compile
+    file_source: str | None = None   # cli cases: the model file {model}
+    call: Callable | None = field(default=None, compare=False, repr=False)  # api cases
+
+
+SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
+COUPLING = dict(source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I_ext", output_var="li_op/v")
+N = 4
+
+CASES: list[Case] = []
+
+
+def eq(name, code, source, message, column, hint=None):
+    CASES.append(Case(name, code, "equation", source, message, 1, column, hint))
+
+
+def file(name, code, source, message, line=None, column=None, hint=None, template="m"):
+    CASES.append(Case(name, code, "file", textwrap.dedent(source).lstrip("\n"), message, line, column, hint,
+                      template))
+
+
+def cli(name, code, source, message, hint=None, file_source=None, line=None, column=None):
+    CASES.append(Case(name, code, "cli", source, message, line, column, hint,
+                      file_source=None if file_source is None else textwrap.dedent(file_source).lstrip("\n")))
+
+
+def api_case(code, message, hint=None):
+    """Register a function (mod, np, compile_model) -> None that must raise `code` with `message`."""
+    def register(func):
+        lines = inspect.getsource(func).splitlines()
+        body = textwrap.dedent("\n".join(lines[2:]))  # drop the decorator and the def line
+        CASES.append(Case(func.__name__, code, "api", body, message, None, None, hint, call=func))
+        return func
+    return register
+
+
+# --- equations --------------------------------------------------------------------------
+
+eq("unknown_function", "MC102", "x' = -x + tanhh(x)", "unknown function 'tanhh'", 10, "did you mean 'tanh'")
+eq("constant_called", "MC102", "x' = pi()", "unknown function 'pi'", 6, "'pi' is a constant")
+eq("too_many_arguments", "MC109", "x' = exp(x, 2)", "exp() takes 1 argument but 2 were given", 6)
+eq("too_few_arguments", "MC109", "y = where(x > 0, 1)", "where() takes 3 arguments but 2 were given", 5)
+eq("min_of_one", "MC109", "y = min(x)", "min() takes at least 2 arguments but 1 was given", 5)
+eq("equation_ends_early", "MC101", "x' = -x +", "equation ends too early", 10, "expected a number, a name or '('")
+eq("unclosed_parenthesis", "MC101", "x' = (1 - x", "equation ends too early", 12, "expected an operator or ')'")
+eq("two_operators", "MC101", "x' = 1 +* x", "unexpected '*' in equation", 9)
+eq("chained_comparison", "MC101", "y = a < b < c", "unexpected '<' in equation", 11,
+   "comparisons cannot be chained")
+eq("second_equals", "MC101", "y = 1 = 2", "unexpected '=' in equation", 7, "expected the end of the equation")
+eq("non_ascii", "MC101", "x' = -x/τ", "unexpected character 'τ' in equation", 9, "only ASCII")
+eq("attribute_access", "MC101", "x' = np.exp(x)", "unexpected '.' in equation", 8)
+eq("code_injection", "MC101", "x' = __import__('os').system('touch PWNED')", "unexpected \"'\" in equation", 17)
+eq("lambda", "MC101", "x' = (lambda: 1)()", "unexpected ':' in equation", 13)
+eq("number_too_large", "MC101", "x' = 1e999 * x", "number 1e999 is too large", 6)
+eq("division_by_zero", "MC101", "x' = 1/0", "the expression has an infinite, undefined or imaginary value", 6,
+   "division by zero")
+eq("huge_power", "MC101", "x' = 2^99999", "power too large to compute exactly", 6)
+eq("derivative_on_right", "MC101", "x' = -x'", "the derivative x' can only appear on the left-hand side", 7)
+eq("function_as_variable", "MC101", "x' = exp", "'exp' is a function, not a variable", 6, "exp(x)")
+eq("bad_left_side", "MC101", "x + y = 1", "the left-hand side must be a variable or the derivative of one", 1,
+   "write y = ..., x' = ...")
+eq("empty_equation", "MC101", "   ", "empty equation", 1)
+eq("deep_nesting", "MC101", "x' = " + "-" * 5000 + "x", "expression is nested too deeply", 6)
+eq("second_derivative", "MC107", "x'' = -x", "derivative of order 2 of 'x'; only first-order equations are allowed", 1,
+   "two first-order equations")
+eq("second_derivative_leibniz", "MC107", "d2x/dt2 = -x",
+   "derivative of order 2 of 'x'; only first-order equations are allowed", 1)
+eq("keyword_name", "MC111", "lambda = 1", "'lambda' is a Python keyword and cannot be a name", 1, "lambda_")
+eq("dunder_name", "MC111", "__class__ = 1", "name '__class__' starts with two underscores", 1)
+eq("define_time", "MC111", "t = 1", "'t' cannot be defined by an equation", 1, "built in")
+
+
+# --- model files ------------------------------------------------------------------------
+
+file("yaml_unclosed_quote", "MC100", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x
+    """, "YAML syntax error: found unexpected end of stream", 3, 14, "while scanning a quoted scalar")
+file("yaml_tab_indent", "MC100", "m:\n\tbase: OperatorTemplate\n",
+     "YAML syntax error: found character '\\t' that cannot start any token", 2, 1)
+file("yaml_control_character", "MC100", "m:\n  base: Operator\x07Template\n",
+     "YAML syntax error: character '\\x07' is not allowed in a model file", 2, 17)
+file("yaml_too_deep", "MC100", "m: " + "[" * 2000 + "]" * 2000 + "\n", "YAML structure is nested too deeply", 1, 4)
+file("yaml_alias_cycle", "MC110", "m: &a [*a]\n", "a YAML alias refers to the node that contains it", 1, 4)
+file("file_not_a_mapping", "MC110", "- m\n- n\n", "a model file must be a mapping of template names to templates", 1, 1)
+file("duplicate_key", "MC110", """
+    m:
+      base: OperatorTemplate
+      base: NodeTemplate
+    """, "duplicate key 'base'", 3, 3, "each key may appear once")
+file("template_not_a_mapping", "MC110", "m: 3\n", "template 'm' must be a mapping with a 'base:' key", 1, 1)
+file("missing_base", "MC110", """
+    m:
+      equations: "x' = -x"
+    """, "template 'm' needs 'base:' (one of OperatorTemplate, NodeTemplate, EdgeTemplate, CircuitTemplate "
+         "or another template)", 1, 1)
+file("misspelled_key", "MC110", """
+    m:
+      base: OperatorTemplate
+      equation: "x' = -x"
+      variables: {x: output(0.0)}
+    """, "unknown key 'equation' in an operator", 3, 3, "did you mean 'equations'?")
+file("no_equations", "MC110", """
+    m:
+      base: OperatorTemplate
+      variables: {x: output(0.0)}
+    """, "operator 'm' has no 'equations:'", 1, 1)
+file("equations_not_text", "MC110", """
+    m:
+      base: OperatorTemplate
+      equations: 3
+      variables: {x: output(0.0)}
+    """, "'equations' must be a string or a list of strings", 3, 14, "quote equations")
+file("variables_not_a_mapping", "MC110", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables: [x]
+    """, "'variables:' must be a mapping of names to values", 4, 14)
+file("bad_declaration", "MC110", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables:
+        x: outptu(0.0)
+    """, "cannot read the value of variable 'x': 'outptu(0.0)'", 5, 8, "output(0.0)")
+file("null_value", "MC110", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x*k"
+      variables:
+        x: output(0.0)
+        k: null
+    """, "variable 'k' needs a number or output(...)/input(...)/variable(...), got None", 6, 8)
+file("infinite_default", "MC110", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x/tau"
+      variables:
+        x: output(0.0)
+        tau: .inf
+    """, "variable 'tau' must have a finite value, got inf", 6, 10, "inf and nan are not allowed")
+file("long_form_without_default", "MC110", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables:
+        x: {unit: ms}
+    """, "variable 'x' in long form needs 'default:' (and optionally 'unit:' and 'description:')", 5, 8)
+file("description_not_text", "MC110", """
+    m:
+      base: OperatorTemplate
+      description: [a, b]
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+    """, "'description:' must be text", 3, 16)
+file("edge_template", "MC110", """
+    m:
+      base: EdgeTemplate
+    """, "'EdgeTemplate' templates are not supported yet", 2, 9, "use null edges with a weight")
+file("bad_variable_name", "MC111", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables:
+        x: output(0.0)
+        2k: 1.0
+    """, "'2k' is not a valid variable name", 6, 5, "names start with a letter")
+file("dunder_variable", "MC111", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables:
+        x: output(0.0)
+        __dict__: 1.0
+    """, "variable name '__dict__' may not start with '__'", 6, 5)
+file("keyword_variable", "MC111", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x/lambda"
+      variables:
+        x: output(0.0)
+        lambda: 1.0
+    """, "'lambda' is a Python keyword and cannot be a name", 3, 22, "lambda_")
+file("bad_node_label", "MC111", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    m:
+      base: CircuitTemplate
+      nodes: {"a/b": n}
+    """, "'a/b' is not a valid node label name", 10, 11)
+file("equation_in_file", "MC102", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x + tanhh(x)"
+      variables: {x: output(0.0)}
+    """, "unknown function 'tanhh'", 3, 24, "did you mean 'tanh'")
+file("equation_in_block_scalar", "MC109", """
+    m:
+      base: OperatorTemplate
+      equations: |
+        x' = -x +
+          exp(x, 2)
+      variables: {x: output(0.0)}
+    """, "exp() takes 1 argument but 2 were given", 5, 7)
+file("equation_in_list", "MC101", """
+    m:
+      base: OperatorTemplate
+      equations:
+        - "x' = -x"
+        - "y = x +"
+      variables: {x: output(0.0), y: output(0.0)}
+    """, "equation ends too early", 5, 14)
+file("undefined_symbol", "MC103", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x/tau"
+      variables:
+        x: output(0.0)
+        tua: 10.0
+    """, "undefined symbol 'tau' in operator 'm'", 3, 22, "did you mean 'tua'?")
+file("undeclared_target", "MC103", """
+    m:
+      base: OperatorTemplate
+      equations: "y' = -y"
+      variables: {x: output(0.0)}
+    """, "'y' is defined by an equation but not declared in the variables of 'm'", 3, 15,
+     "y: output(0.0)")
+file("output_without_equation", "MC103", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables:
+        x: output(0.0)
+        y: output(0.0)
+    """, "'y' is declared output(...) in 'm' but no equation defines it", 5, 5)
+file("defined_twice", "MC104", """
+    m:
+      base: OperatorTemplate
+      equations: ["x' = -x", "x' = 1"]
+      variables: {x: output(0.0)}
+    """, "'x' is defined twice in operator 'm'", 3, 27, "each variable has one equation")
+file("input_defined", "MC104", """
+    m:
+      base: OperatorTemplate
+      equations: ["x' = -x + u", "u = 1"]
+      variables: {x: output(0.0), u: input(0.0)}
+    """, "'u' is an input; an equation cannot define it", 3, 29)
+file("operator_twice_in_node", "MC104", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+    m:
+      base: NodeTemplate
+      operators: [o, o]
+    """, "operator 'o' appears twice in node 'm'", 6, 18, "once in a node")
+file("algebraic_cycle", "MC105", """
+    m:
+      base: OperatorTemplate
+      equations: ["a = 2*b", "b = a + 1", "x' = a - x"]
+      variables: {x: output(0.0), a: variable(0.0), b: variable(0.0)}
+    """, "algebraic cycle: m/a -> m/b -> m/a", 3, 16, "make one of these variables a state")
+file("derivative_of_parameter", "MC106", """
+    m:
+      base: OperatorTemplate
+      equations: "k' = -k"
+      variables: {k: 1.0}
+    """, "'k' is a constant parameter; an equation cannot define it", 3, 15, "variable(1.0)")
+file("higher_order_in_file", "MC107", """
+    m:
+      base: OperatorTemplate
+      equations: "x'' = -x"
+      variables: {x: output(0.0)}
+    """, "derivative of order 2 of 'x'; only first-order equations are allowed", 3, 15)
+file("unknown_base", "MC108", """
+    m:
+      base: OperatorTemplat
+      equations: "x' = -x"
+    """, "template 'OperatorTemplat' is not in model.yaml", 2, 9, "did you mean 'OperatorTemplate'")
+file("unknown_operator_in_node", "MC108", """
+    li_op:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+    m:
+      base: NodeTemplate
+      operators: [li]
+    """, "template 'li' is not in model.yaml", 6, 15, "li_op")
+file("unknown_dotted_path", "MC108", """
+    m:
+      base: neuron_model_templates.rate_neurons.leaky_integrater.li_op
+    """, "no model file for template path 'neuron_model_templates.rate_neurons.leaky_integrater.li_op'", 2, 9,
+     "did you mean 'leaky_integrator'?")
+file("dotted_path_escape", "MC108", """
+    m:
+      base: neuron_model_templates...secrets.x
+    """, "'neuron_model_templates...secrets.x' is not a template path", 2, 9, "dotted names only")
+file("missing_file", "MC108", """
+    m:
+      base: other.yaml:x
+    """, "model file '{dir}/other.yaml' does not exist", 2, 9)
+file("inheritance_cycle", "MC112", """
+    a:
+      base: b
+    m:
+      base: a
+    b:
+      base: m
+    """, "templates inherit from each other in a cycle: m -> a -> b -> m", 5, 1)
+file("edge_to_unknown_variable", "MC113", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + u"
+      variables: {x: output(0.0), u: input(0.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    m:
+      base: CircuitTemplate
+      nodes: {a: n, b: n}
+      edges:
+        - [a/o/x, b/o/uu, null, {weight: 2.0}]
+    """, "edge target 'b/o/uu' is not a variable of this model", 12, 7, "did you mean 'b/o/u'")
+file("edge_into_state", "MC113", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + u"
+      variables: {x: output(0.0), u: input(0.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    m:
+      base: CircuitTemplate
+      nodes: {a: n, b: n}
+      edges:
+        - [a/o/x, b/o/x, null, {weight: 2.0}]
+    """, "edge target 'b/o/x' must be declared input(...)", 12, 7, "declare the target variable as input(0.0)")
+file("edge_weight_not_a_number", "MC110", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + u"
+      variables: {x: output(0.0), u: input(0.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    m:
+      base: CircuitTemplate
+      nodes: {a: n, b: n}
+      edges:
+        - [a/o/x, b/o/u, null, {weight: strong}]
+    """, "edge weight must be a finite number, got 'strong'", 12, 7)
+file("override_unknown_variable", "MC110", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x/tau"
+      variables: {x: output(0.0), tau: 10.0}
+    m:
+      base: NodeTemplate
+      operators: {o: {tua: 5.0}}
+    """, "operator 'o' has no variable 'tua'", 6, 19, "did you mean 'tau'?")
+file("edit_without_base", "MC110", """
+    m:
+      base: OperatorTemplate
+      equations: {add: ["x' = -x"]}
+    """, "equation edits (replace/add/remove) need a base operator to edit", 3, 3)
+file("unknown_edit", "MC110", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+    m:
+      base: o
+      equations: {rename: {x: y}}
+    """, "unknown equation edit 'rename'", 6, 15, "did you mean")
+file("replace_with_null", "MC110", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + eta"
+      variables: {x: output(0.0), eta: 0.0}
+    m:
+      base: o
+      equations: {replace: {eta: null}}
+    """, "'replace:' needs an expression to put in place of 'eta', got None", 6, 29)
+file("replace_syntax_error", "MC101", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + eta"
+      variables: {x: output(0.0), eta: 0.0}
+    m:
+      base: o
+      equations: {replace: {eta: "eta -"}}
+    """, "expression ends too early", 6, 35)
+file("two_errors_at_once", "MC001", """
+    m:
+      base: OperatorTemplate
+      equations: ["x' = tanhh(x)", "y = x +"]
+      variables: {x: output(0.0), y: output(0.0)}
+    """, "2 errors")
+
+
+# --- API: compile_model and the generated module's run() -------------------------------
+
+@api_case("MC302", "unknown integration method 'rk5'", "did you mean 'rk4'?")
+def compile_unknown_method(mod, np, compile_model):
+    compile_model(SEED, method="rk5")
+
+
+@api_case("MC301", "unknown backend 'numpyy'", "did you mean 'numpy'?")
+def compile_unknown_backend(mod, np, compile_model):
+    compile_model(SEED, backend="numpyy")
+
+
+@api_case("MC301", "unsupported dtype 'int8'", "float64, float32")
+def compile_unsupported_dtype(mod, np, compile_model):
+    compile_model(SEED, dtype="int8")
+
+
+@api_case("MC108", "a template path must be a non-empty string, got None")
+def compile_no_template(mod, np, compile_model):
+    compile_model(None)
+
+
+@api_case("MC108", "'/etc/passwd' is not a template path", "path/to/file.yaml:template")
+def compile_absolute_dotted_path(mod, np, compile_model):
+    compile_model("/etc/passwd")
+
+
+@api_case("MC108", "template 'tanhh' is not in leaky_integrator.yaml", "did you mean 'tanh'")
+def compile_unknown_template(mod, np, compile_model):
+    compile_model("neuron_model_templates.rate_neurons.leaky_integrator.tanhh")
+
+
+@api_case("MC113", "edge source 'tanh_op/rate' is not a variable of this model", "did you mean")
+def compile_unknown_coupling_source(mod, np, compile_model):
+    compile_model(SEED, coupling=dict(source_var="tanh_op/rate", target_var="li_op/r_in"))
+
+
+@api_case("MC113", "a coupling needs both source_var and target_var")
+def compile_half_coupling(mod, np, compile_model):
+    compile_model(SEED, coupling=dict(source_var="tanh_op/r"))
+
+
+@api_case("MC113", "input_var 'li_op/I' is not a free input of leaky_integrator.tanh", "did you mean 'li_op/I_ext'?")
+def compile_unknown_input_var(mod, np, compile_model):
+    compile_model(SEED, coupling=dict(source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I"))
+
+
+@api_case("MC110", "'tua' is not a parameter of leaky_integrator.tanh", "did you mean 'li_op/tau'?")
+def compile_unknown_vector_param(mod, np, compile_model):
+    compile_model(SEED, vector_params=["tua"])
+
+
+@api_case("MC202", "dt must be a positive number, got 0")
+def run_dt_zero(mod, np, compile_model):
+    mod.run({}, {"weights": np.zeros((4, 4))}, {}, dt=0, steps=10)
+
+
+@api_case("MC202", "dt must be a positive number, got nan")
+def run_dt_nan(mod, np, compile_model):
+    mod.run({}, {"weights": np.zeros((4, 4))}, {}, dt=float("nan"), steps=10)
+
+
+@api_case("MC202", "steps must be a whole number >= 1, got 0")
+def run_no_steps(mod, np, compile_model):
+    mod.run({}, {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=0)
+
+
+@api_case("MC202", "steps must be a whole number >= 1, got 2.5")
+def run_fractional_steps(mod, np, compile_model):
+    mod.run({}, {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=2.5)
+
+
+@api_case("MC202", "sampling_steps must be a whole number >= 1, got -1")
+def run_bad_sampling(mod, np, compile_model):
+    mod.run({}, {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10, sampling_steps=-1)
+
+
+@api_case("MC202", "on_nan must be 'raise', 'warn' or 'ignore', got 'stop'")
+def run_bad_on_nan(mod, np, compile_model):
+    mod.run({}, {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10, on_nan="stop")
+
+
+@api_case("MC202", "parameter 'weights' (a weight matrix) must be given")
+def run_without_weights(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC202", "parameter 'li_op/tau' must be finite, got nan")
+def run_nan_parameter(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4)), "li_op/tau": float("nan")}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC202", "parameter 'weights' must be finite, got inf at index (1, 2)")
+def run_infinite_weight(mod, np, compile_model):
+    weights = np.zeros((4, 4))
+    weights[1, 2] = np.inf
+    mod.run(mod.initial_state(4), {"weights": weights}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC202", "parameter 'li_op/tau' must be a real number or an array of real numbers, got 'fast'")
+def run_text_parameter(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4)), "li_op/tau": "fast"}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC202", "parameter 'li_op/tau' must be a real number or an array of real numbers, got (1+2j)")
+def run_complex_parameter(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4)), "li_op/tau": 1 + 2j}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC202", "params must be a dict of names to values, got list")
+def run_params_not_a_dict(mod, np, compile_model):
+    mod.run(mod.initial_state(4), [np.zeros((4, 4))], {}, dt=1e-3, steps=10)
+
+
+@api_case("MC202", "initial value of state 'li_op/v' must be finite, got nan at index 2")
+def run_nan_initial_state(mod, np, compile_model):
+    mod.run({"li_op/v": np.array([0.0, 0.0, np.nan, 0.0])}, {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC202", "input 'li_op/I_ext' must be finite, got nan at index (3, 0)")
+def run_nan_input(mod, np, compile_model):
+    drive = np.ones((10, 4))
+    drive[3, 0] = np.nan
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4))}, {"li_op/I_ext": drive}, dt=1e-3, steps=10)
+
+
+@api_case("MC201", "parameter 'weights' must have shape (n_target, n_source) = (4, 4), got (3, 3)")
+def run_weights_wrong_shape(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((3, 3))}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC201", "parameter 'weights' must be a matrix (n_target, n_source), got shape (4,)")
+def run_weights_not_a_matrix(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros(4)}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC201", "parameter 'li_op/tau' was compiled as one number for all units, got an array of shape (4,); "
+                   "compile it as a vector parameter")
+def run_array_for_scalar_parameter(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4)), "li_op/tau": np.ones(4)}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC201", "input 'li_op/I_ext' has 5 rows but the run has 10 steps; expected shape (10, ...)")
+def run_input_too_short(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4))}, {"li_op/I_ext": np.ones((5, 4))}, dt=1e-3, steps=10)
+
+
+@api_case("MC201", "'li_op/I_ext' has 3 units but 'li_op/v' of the same population has 4; "
+                   "expected arrays of shape (..., 4)")
+def run_input_wrong_units(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4))}, {"li_op/I_ext": np.ones((10, 3))}, dt=1e-3, steps=10)
+
+
+@api_case("MC201", "'li_op/v' has 3 units but 'li_op/I_ext' of the same population has 4; "
+                   "expected arrays of shape (..., 4)")
+def run_initial_state_wrong_units(mod, np, compile_model):
+    mod.run({"li_op/v": np.zeros(3)}, {"weights": np.zeros((4, 4))}, {"li_op/I_ext": np.ones((10, 4))},
+            dt=1e-3, steps=10)
+
+
+@api_case("MC201", "the leading (batch) axes of the arrays do not fit together: "
+                   "{'li_op/v': (2, 4), 'li_op/I_ext': (10, 3, 4)}")
+def run_batch_mismatch(mod, np, compile_model):
+    mod.run({"li_op/v": np.zeros((2, 4))}, {"weights": np.zeros((4, 4))}, {"li_op/I_ext": np.ones((10, 3, 4))},
+            dt=1e-3, steps=10)
+
+
+@api_case("MC205", "unknown parameter(s) 'tua'; this model has 'li_op/tau', 'li_op/k', 'li_op/eta', 'weights'",
+          "did you mean 'li_op/tau'?")
+def run_unknown_parameter(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4)), "tua": 5.0}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC205", "unknown input(s) 'I_ext'; this model has 'li_op/I_ext'", "did you mean 'li_op/I_ext'?")
+def run_unknown_input(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4))}, {"I_ext": 1.0}, dt=1e-3, steps=10)
+
+
+@api_case("MC205", "unknown state(s) 'v'; this model has 'li_op/v'", "did you mean 'li_op/v'?")
+def run_unknown_state(mod, np, compile_model):
+    mod.run({"v": np.zeros(4)}, {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10)
+
+
+@api_case("MC205", "unknown variable(s) to record 'li_op/r'; this model has "
+                   "'li_op/v', 'tanh_op/v', 'tanh_op/r', 'li_op/r_in'", "did you mean")
+def run_unknown_record(mod, np, compile_model):
+    mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10, record=["li_op/r"])
+
+
+@api_case("MC203", "state 'li_op/v' became inf at unit 1 in step 2 (t = 2997)", "reduce dt")
+def run_blows_up(mod, np, compile_model):
+    y0 = {"li_op/v": np.array([0.0, 1e300, 0.0, 0.0])}  # grows 1000-fold per step: inf in step 2
+    mod.run(y0, {"weights": np.zeros((4, 4)), "li_op/tau": -1.0}, {}, dt=999.0, steps=10)
+
+
+# --- the command line -------------------------------------------------------------------
+
+cli("cli_check_reports_all", "MC102", "check {model}", "unknown function 'tanhh'", "did you mean 'tanh'",
+    file_source="""
+    a:
+      base: OperatorTemplate
+      equations: "x' = -x + tanhh(x)"
+      variables: {x: output(0.0)}
+    b:
+      base: OperatorTemplate
+      equations: "y' = -y + q"
+      variables: {y: output(0.0)}
+    """, line=3, column=24)
+cli("cli_unknown_template", "MC108", f"compile {SEED}h -o {{dir}}/out.py",
+    "template 'tanhh' is not in leaky_integrator.yaml", "did you mean 'tanh'")
+cli("cli_unknown_method", "MC302", f"compile {SEED} --method rk5 -o {{dir}}/out.py",
+    "unknown integration method 'rk5'", "did you mean 'rk4'?")
+cli("cli_unwritable_output", "MC207", f"compile {SEED} -o {{model}}/out.py",
+    "cannot write {dir}/model.yaml/out.py: Not a directory", "nothing was written",
+    file_source="m: {base: OperatorTemplate, equations: \"x' = -x\", variables: {x: output(0.0)}}\n")
+
+
+# Codes with no case, and why (test_errors checks every other code has one).
+UNCOVERED = {
+    "MC000": "the base class ModelcError; every error raised has a more specific code",
+    "MC204": "BackendUnavailableError from Network(device='cuda'): its message depends on the machine "
+             "(CuPy installed or not, a GPU or not)",
+    "MC206": "CacheError: reserved for cache failures that cannot fall back to a temporary folder",
+}

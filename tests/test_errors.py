@@ -1,0 +1,155 @@
+"""The error catalogue (tests/error_cases.py): every bad input gets its code, its exact message,
+its hint and, where it points into a file or an equation, the right line and column.
+
+Also: every error code modelc defines has a case (or a reason in UNCOVERED), codes are unique,
+and docs/errors.md is what docs/make_errors.py renders from the cases today.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelc import ModelcError, compile_model, errors
+from modelc.cli import main
+from modelc.equations import parse_equation
+
+from error_cases import CASES, COUPLING, SEED, UNCOVERED, Case
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _codes() -> dict[str, type]:
+    """Every error class of modelc.errors by its code."""
+    found = {}
+    for cls in vars(errors).values():
+        if inspect.isclass(cls) and issubclass(cls, ModelcError):
+            assert cls.code not in found, f"{cls.__name__} and {found[cls.code].__name__} share {cls.code}"
+            found[cls.code] = cls
+    return found
+
+
+@pytest.fixture(scope="module")
+def seed_module():
+    return compile_model(SEED, coupling=COUPLING)
+
+
+def _raised(case: Case, folder: Path, seed_module) -> ModelcError:
+    if case.kind == "equation":
+        with pytest.raises(ModelcError) as info:
+            parse_equation(case.source)
+    elif case.kind == "file":
+        path = folder / "model.yaml"
+        path.write_text(case.source, encoding="utf-8")
+        with pytest.raises(ModelcError) as info:
+            compile_model(f"{path}:{case.template}")
+    elif case.kind == "api":
+        with pytest.raises(ModelcError) as info:
+            case.call(seed_module, np, compile_model)
+    else:
+        raise AssertionError(f"unknown kind {case.kind}")
+    return info.value
+
+
+def _expected(text: str | None, folder: Path) -> str | None:
+    return None if text is None else text.replace("{dir}", str(folder))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind != "cli"], ids=lambda c: f"{c.code}-{c.name}")
+def test_error_case(case: Case, tmp_path, seed_module):
+    folder = tmp_path.resolve()
+    error = _raised(case, folder, seed_module)
+    assert isinstance(error, _codes()[case.code]), f"{type(error).__name__} is not {case.code}"
+    assert error.code == case.code
+    assert error.message == _expected(case.message, folder)
+    if case.hint is not None:
+        assert case.hint in (error.hint or ""), error.hint
+    text = error.format()
+    assert f"error: {error.message} [{case.code}]" in text
+    assert "Traceback" not in text
+    location = error.location
+    if case.line is None:
+        assert location is None, f"{case.name} was expected without a location, got {location}"
+        return
+    assert location is not None, f"{case.name} has no location"
+    assert (location.line, location.column) == (case.line, case.column)
+    if case.kind == "file":
+        assert Path(location.file).name == "model.yaml"
+        assert location.source_line == case.source.split("\n")[case.line - 1]
+    else:
+        assert location.file is None and location.source_line == case.source
+    # the caret sits under the column in the formatted error
+    lines = text.splitlines()
+    assert lines[0].startswith(f"{location}: error: ")
+    caret = lines[2]
+    assert caret.startswith(" " * (4 + case.column - 1) + "^"), text
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind == "cli"], ids=lambda c: f"{c.code}-{c.name}")
+def test_cli_error_case(case: Case, tmp_path, capsys):
+    folder = tmp_path.resolve()
+    model = folder / "model.yaml"
+    if case.file_source is not None:
+        model.write_text(case.file_source, encoding="utf-8")
+    argv = shlex.split(case.source.format(model=model, dir=folder))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    where = f"{model}:{case.line}:{case.column}: " if case.line is not None else ""
+    assert f"{where}error: {_expected(case.message, folder)} [{case.code}]" in err, err
+    if case.hint:
+        assert f"hint: " in err and case.hint in err
+    assert "Traceback" not in err
+    assert not list(folder.glob("**/.*.tmp")), "a temporary file was left behind"
+    assert not (folder / "out.py").exists()
+
+
+def test_catalogue_is_big_and_names_are_unique():
+    names = [c.name for c in CASES]
+    assert len(set(names)) == len(names)
+    assert len(CASES) >= 40
+    assert len({(c.kind, c.source, c.template) for c in CASES}) == len(CASES), "two cases share one input"
+
+
+def test_every_error_code_has_a_case_or_a_reason():
+    codes = _codes()
+    covered = {c.code for c in CASES}
+    assert covered <= set(codes), f"cases name unknown codes: {covered - set(codes)}"
+    missing = set(codes) - covered - set(UNCOVERED)
+    assert not missing, f"error codes without a case in tests/error_cases.py: {sorted(missing)}"
+    assert not covered & set(UNCOVERED), "a code in UNCOVERED has a case now: remove it from UNCOVERED"
+
+
+def test_check_reports_every_error_of_a_file_at_once(tmp_path, capsys):
+    model = tmp_path / "model.yaml"
+    model.write_text("a:\n  base: OperatorTemplate\n  equations: [\"x' = tanhh(x)\", \"y = x +\"]\n"
+                     "  variables: {x: output(0.0), y: output(0.0)}\n"
+                     "b:\n  base: OperatorTemplate\n  equations: \"z' = -z/tua\"\n"
+                     "  variables: {z: output(0.0), tau: 1.0}\n")
+    assert main(["check", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert f"{model}:3:20: error: unknown function 'tanhh' [MC102]" in err
+    assert f"{model}:3:38: error: equation ends too early [MC101]" in err
+    assert f"{model}:7:23: error: undefined symbol 'tua' in operator 'b' [MC103]" in err
+    assert err.rstrip().endswith("3 errors")
+
+
+def _make_errors():
+    spec = importlib.util.spec_from_file_location("make_errors", ROOT / "docs" / "make_errors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docs_errors_md_is_up_to_date():
+    page = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    assert page == _make_errors().render(), "docs/errors.md is stale: run python docs/make_errors.py"
+
+
+def test_docs_list_every_code():
+    page = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    for code, cls in _codes().items():
+        assert f"## {code}" in page, f"{code} ({cls.__name__}) is missing from docs/errors.md"
