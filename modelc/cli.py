@@ -89,7 +89,9 @@ def _write(path: Path, text: str) -> None:
     try:
         write_atomic(path, text)
     except OSError as exc:
-        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}", None,
+        folder = next((p for p in path.parents if p.exists()), None)
+        reason = f"{folder} is not a folder" if folder is not None and not folder.is_dir() else exc.strerror or exc
+        raise OutputFileError(f"cannot write {path}: {reason}", None,
                               "nothing was written; check the folder exists, is writable and has space") from None
 
 

@@ -27,7 +27,8 @@ def _section(dotted: str, template) -> list[str]:
     for prefix, eq in system.equations:
         lhs = sympy.latex(sympy.Symbol(eq.target))
         left = rf"\dot{{{lhs}}}" if eq.kind == "ode" else lhs
-        lines.append(rf"{left} = {sympy.latex(eq.rhs)} \quad \text{{({prefix})}} \\")
+        where = prefix.replace("_", r"\_")
+        lines.append(rf"{left} = {sympy.latex(eq.rhs)} \quad \text{{({where})}} \\")
     lines += ["$$", "", "| variable | kind | default | unit | meaning |", "|---|---|---|---|---|"]
     for kind, table in (("state", system.states), ("parameter", system.params), ("input", system.inputs)):
         for name, item in table.items():
