@@ -154,8 +154,9 @@ def _check(args) -> int:
 
 def _docs(args) -> None:
     from .docs import models_page
+    from .resources import resource_dir
     from .spec import Library
-    library = Library()
+    library = Library([resource_dir("models")])  # the shipped models only, whatever MODELC_PATH says
     _write(args.output, models_page(_shipped_templates(library)))
     print(f"wrote {args.output}")
 
