@@ -24,8 +24,8 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom
 
 from modelc.errors import (ArityError, EquationSyntaxError, HigherOrderDerivativeError,
-                           InvalidNameError, Location, ModelcError, TextOrigin, UnknownFunctionError,
-                           did_you_mean)
+                           InvalidNameError, Location, ModelcError, TextOrigin,
+                           UnknownFunctionError, did_you_mean)
 
 __all__ = ["symbol", "TIME", "Span", "Equation", "parse_equation", "parse_expression",
            "FUNCTION_NAMES", "PopMean", "PopSum", "Exprel", "free_names"]
@@ -214,7 +214,6 @@ def _parse(text: str, start: str, origin: TextOrigin) -> Tree:
 def _syntax_error(error: UnexpectedInput, text: str, origin: TextOrigin,
                   what: str) -> EquationSyntaxError:
     """Turn lark's complaint into one that names the offending text in plain words."""
-    hint = _expected_hint(error, what)
     if isinstance(error, UnexpectedCharacters):
         position = error.pos_in_stream
         char = text[position]
@@ -222,7 +221,9 @@ def _syntax_error(error: UnexpectedInput, text: str, origin: TextOrigin,
             return EquationSyntaxError(
                 f"unexpected character {char!r} in {what}", origin.at(position),
                 "only ASCII letters, digits, '_', operators and parentheses are allowed")
-        return EquationSyntaxError(f"unexpected {char!r} in {what}", origin.at(position), hint)
+        return EquationSyntaxError(f"unexpected {char!r} in {what}", origin.at(position),
+                                   _expected_hint(error, what))
+    hint = _expected_hint(error, what)
     token = getattr(error, "token", None)
     if token is None or token.type in ("$END", "<EOF>"):
         return EquationSyntaxError(f"{what} ends too early", origin.at(len(text.rstrip())), hint)
@@ -338,7 +339,11 @@ def _derivative_target(factors: list[_Factor] | None) -> tuple[str, int, Span] |
 def _node_span(node) -> Span:
     if isinstance(node, Token):
         return Span(node.start_pos, len(node))
-    return Span(node.meta.start_pos, node.meta.end_pos - node.meta.start_pos)
+    return _meta_span(node.meta)
+
+
+def _meta_span(meta) -> Span:
+    return Span(meta.start_pos, meta.end_pos - meta.start_pos)
 
 
 def _check_name(name: str, offset: int, origin: TextOrigin) -> None:
@@ -372,7 +377,7 @@ def _build(node, origin: TextOrigin) -> tuple[sympy.Expr, dict[str, list[Span]]]
     except RecursionError:
         raise _too_deep(origin, span) from None
     if undefined:
-        raise EquationSyntaxError("the expression has an infinite, undefined or imaginary value",
+        raise EquationSyntaxError("the expression is infinite, undefined or imaginary",
                                   origin.at(span.offset, span.length),
                                   "is there a division by zero, log(0) or sqrt(-1)?")
     return expr, builder.spans
@@ -459,12 +464,14 @@ class _ExpressionBuilder(Transformer):
     mul = _arithmetic(operator.mul)
     div = _arithmetic(operator.truediv)
 
-    def _real(self, value, span: Span):
-        """Reject constants like sqrt(-1) here: SymPy can hang comparing complex constants."""
+    def _real(self, value, meta):
+        """Reject constants like sqrt(-1) at once: SymPy can hang comparing complex constants."""
         if value.is_number and value.evalf(15).is_real is False:
-            raise EquationSyntaxError("this part of the expression has no real value",
-                                      self.origin.at(span.offset, span.length),
-                                      "is there a division by zero, log(0) or sqrt(-1)?")
+            span = _meta_span(meta)
+            raise EquationSyntaxError(
+                "this part of the expression is infinite, undefined or imaginary",
+                self.origin.at(span.offset, span.length),
+                "is there a division by zero, log(0) or sqrt(-1)?")
         return value
 
     @v_args(meta=True)
@@ -472,11 +479,11 @@ class _ExpressionBuilder(Transformer):
         base, exponent = map(_as_number, children)
         if (base.is_Rational and exponent.is_Integer and abs(base) != 1 and base != 0
                 and abs(exponent) > _MAX_EXACT_EXPONENT):
+            span = _meta_span(meta)
             raise EquationSyntaxError(
-                "power too large to compute exactly",
-                self.origin.at(meta.start_pos, meta.end_pos - meta.start_pos),
+                "power too large to compute exactly", self.origin.at(span.offset, span.length),
                 "write the base as a decimal number (e.g. 2.0) if you really mean it")
-        return self._real(base ** exponent, Span(meta.start_pos, meta.end_pos - meta.start_pos))
+        return self._real(base ** exponent, meta)
 
     def compare(self, children):
         left, op, right = children
@@ -500,7 +507,7 @@ class _ExpressionBuilder(Transformer):
             value = build(_as_condition(args[0]), *map(_as_number, args[1:]))
         else:
             value = build(*map(_as_number, args))
-        return self._real(value, Span(meta.start_pos, meta.end_pos - meta.start_pos))
+        return self._real(value, meta)
 
 
 def _count_words(fewest: int, most: int | None) -> str:

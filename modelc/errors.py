@@ -102,7 +102,7 @@ class ErrorGroup(ModelcError):
         super().__init__(f"{len(self.errors)} errors", None, None)
 
     def format(self) -> str:
-        return "\n".join(e.format() for e in self.errors)
+        return "\n".join([e.format() for e in self.errors] + [f"error: {self.message} [{self.code}]"])
 
 
 # --- model files: YAML and template structure (MC1xx) --------------------------------

@@ -1,7 +1,7 @@
 """The error catalogue as data: one minimal bad input per case, and exactly what modelc says.
 
 tests/test_errors.py runs every case and checks the error class (by its code), the exact
-message, the hint (a part of it) and, where the error points into a file or an equation, the
+message, the exact hint and, where the error points into a file or an equation, the
 line and column. docs/make_errors.py turns the same list into docs/errors.md, so the
 documentation shows what the code really says and cannot drift.
 
@@ -34,7 +34,7 @@ class Case:
     message: str
     line: int | None = None
     column: int | None = None
-    hint: str | None = None          # a part of the hint that must be there
+    hint: str | None = None          # the exact hint ("…" stands for any text); None: no hint
     template: str = "m"              # file cases: the template to compile
     file_source: str | None = None   # cli cases: the model file {model}
     call: Callable | None = field(default=None, compare=False, repr=False)  # api cases
@@ -65,7 +65,8 @@ def api_case(code, message, hint=None):
     """Register a function (mod, np, compile_model) -> None that must raise `code` with `message`."""
     def register(func):
         lines = inspect.getsource(func).splitlines()
-        body = textwrap.dedent("\n".join(lines[2:]))  # drop the decorator and the def line
+        start = next(i for i, line in enumerate(lines) if line.startswith("def ")) + 1
+        body = textwrap.dedent("\n".join(lines[start:]))  # the body: no decorator, no def line
         CASES.append(Case(func.__name__, code, "api", body, message, None, None, hint, call=func))
         return func
     return register
@@ -73,38 +74,51 @@ def api_case(code, message, hint=None):
 
 # --- equations --------------------------------------------------------------------------
 
-eq("unknown_function", "MC102", "x' = -x + tanhh(x)", "unknown function 'tanhh'", 10, "did you mean 'tanh'")
-eq("constant_called", "MC102", "x' = pi()", "unknown function 'pi'", 6, "'pi' is a constant")
+eq("unknown_function", "MC102", "x' = -x + tanhh(x)", "unknown function 'tanhh'", 11,
+   "did you mean 'tanh' or 'atanh' or 'tan'?")
+eq("constant_called", "MC102", "x' = pi()", "unknown function 'pi'", 6,
+   "'pi' is a constant; write it without parentheses")
 eq("too_many_arguments", "MC109", "x' = exp(x, 2)", "exp() takes 1 argument but 2 were given", 6)
 eq("too_few_arguments", "MC109", "y = where(x > 0, 1)", "where() takes 3 arguments but 2 were given", 5)
 eq("min_of_one", "MC109", "y = min(x)", "min() takes at least 2 arguments but 1 was given", 5)
 eq("equation_ends_early", "MC101", "x' = -x +", "equation ends too early", 10, "expected a number, a name or '('")
-eq("unclosed_parenthesis", "MC101", "x' = (1 - x", "equation ends too early", 12, "expected an operator or ')'")
-eq("two_operators", "MC101", "x' = 1 +* x", "unexpected '*' in equation", 9)
+eq("unclosed_parenthesis", "MC101", "x' = (1 - x", "equation ends too early", 12, "expected ')'")
+eq("two_operators", "MC101", "x' = 1 +* x", "unexpected '*' in equation", 9, "expected a number, a name or '('")
 eq("chained_comparison", "MC101", "y = a < b < c", "unexpected '<' in equation", 11,
-   "comparisons cannot be chained")
+   "comparisons cannot be chained; combine them with where(...)")
 eq("second_equals", "MC101", "y = 1 = 2", "unexpected '=' in equation", 7, "expected the end of the equation")
-eq("non_ascii", "MC101", "x' = -x/τ", "unexpected character 'τ' in equation", 9, "only ASCII")
-eq("attribute_access", "MC101", "x' = np.exp(x)", "unexpected '.' in equation", 8)
-eq("code_injection", "MC101", "x' = __import__('os').system('touch PWNED')", "unexpected \"'\" in equation", 17)
-eq("lambda", "MC101", "x' = (lambda: 1)()", "unexpected ':' in equation", 13)
+eq("non_ascii", "MC101", "x' = -x/τ", "unexpected character 'τ' in equation", 9,
+   "only ASCII letters, digits, '_', operators and parentheses are allowed")
+eq("attribute_access", "MC101", "x' = np.exp(x)", "unexpected '.' in equation", 8,
+   "expected an operator or the end of the equation")
+eq("code_injection", "MC101", "x' = __import__('os').system('touch PWNED')", "unexpected \"'\" in equation", 17,
+   "expected a number, a name, '(' or ')'")
+eq("lambda", "MC101", "x' = (lambda: 1)()", "unexpected ':' in equation", 13, "expected an operator or ')'")
 eq("number_too_large", "MC101", "x' = 1e999 * x", "number 1e999 is too large", 6)
-eq("division_by_zero", "MC101", "x' = 1/0", "the expression has an infinite, undefined or imaginary value", 6,
-   "division by zero")
-eq("huge_power", "MC101", "x' = 2^99999", "power too large to compute exactly", 6)
-eq("derivative_on_right", "MC101", "x' = -x'", "the derivative x' can only appear on the left-hand side", 7)
-eq("function_as_variable", "MC101", "x' = exp", "'exp' is a function, not a variable", 6, "exp(x)")
+eq("division_by_zero", "MC101", "x' = 1/0", "the expression is infinite, undefined or imaginary", 6,
+   "is there a division by zero, log(0) or sqrt(-1)?")
+eq("huge_power", "MC101", "x' = 2^99999", "power too large to compute exactly", 6,
+   "write the base as a decimal number (e.g. 2.0) if you really mean it")
+eq("derivative_on_right", "MC101", "x' = -x'", "the derivative x' can only appear on the left-hand side", 7,
+   "the right-hand side uses the variable itself, as in x' = -x")
+eq("function_as_variable", "MC101", "x' = exp", "'exp' is a function, not a variable", 6,
+   "call it with arguments, e.g. exp(x)")
 eq("bad_left_side", "MC101", "x + y = 1", "the left-hand side must be a variable or the derivative of one", 1,
-   "write y = ..., x' = ...")
-eq("empty_equation", "MC101", "   ", "empty equation", 1)
-eq("deep_nesting", "MC101", "x' = " + "-" * 5000 + "x", "expression is nested too deeply", 6)
+   "write y = ..., x' = ..., dx/dt = ... or d/dt * x = ...")
+eq("empty_equation", "MC101", "   ", "empty equation", 1, "write an equation such as x' = -x/tau")
+eq("deep_nesting", "MC101", "x' = " + "-" * 5000 + "x", "expression is nested too deeply", 6,
+   "split it into several algebraic equations")
 eq("second_derivative", "MC107", "x'' = -x", "derivative of order 2 of 'x'; only first-order equations are allowed", 1,
-   "two first-order equations")
+   "write it as two first-order equations, e.g. x' = y and y' = ...")
 eq("second_derivative_leibniz", "MC107", "d2x/dt2 = -x",
-   "derivative of order 2 of 'x'; only first-order equations are allowed", 1)
-eq("keyword_name", "MC111", "lambda = 1", "'lambda' is a Python keyword and cannot be a name", 1, "lambda_")
-eq("dunder_name", "MC111", "__class__ = 1", "name '__class__' starts with two underscores", 1)
-eq("define_time", "MC111", "t = 1", "'t' cannot be defined by an equation", 1, "built in")
+   "derivative of order 2 of 'x'; only first-order equations are allowed", 1,
+   "write it as two first-order equations, e.g. x' = y and y' = ...")
+eq("keyword_name", "MC111", "lambda = 1", "'lambda' is a Python keyword and cannot be a name", 1,
+   "rename it, e.g. 'lambda_'")
+eq("dunder_name", "MC111", "__class__ = 1", "name '__class__' starts with two underscores", 1,
+   "names starting with '__' are reserved; rename it")
+eq("define_time", "MC111", "t = 1", "'t' cannot be defined by an equation", 1,
+   "'t' is built in (time, a constant or a function); choose another name")
 
 
 # --- model files ------------------------------------------------------------------------
@@ -115,17 +129,20 @@ file("yaml_unclosed_quote", "MC100", """
       equations: "x' = -x
     """, "YAML syntax error: found unexpected end of stream", 3, 14, "while scanning a quoted scalar")
 file("yaml_tab_indent", "MC100", "m:\n\tbase: OperatorTemplate\n",
-     "YAML syntax error: found character '\\t' that cannot start any token", 2, 1)
+     "YAML syntax error: found character '\\t' that cannot start any token", 2, 1,
+     "while scanning for the next token")
 file("yaml_control_character", "MC100", "m:\n  base: Operator\x07Template\n",
-     "YAML syntax error: character '\\x07' is not allowed in a model file", 2, 17)
-file("yaml_too_deep", "MC100", "m: " + "[" * 2000 + "]" * 2000 + "\n", "YAML structure is nested too deeply", 1, 4)
+     "YAML syntax error: character '\\x07' is not allowed in a model file", 2, 17,
+     "model files are UTF-8 text without control characters")
+file("yaml_too_deep", "MC100", "m: " + "[" * 2000 + "]" * 2000 + "\n", "YAML structure is nested too deeply", 1, 1,
+     "flatten the nesting of lists and mappings")
 file("yaml_alias_cycle", "MC110", "m: &a [*a]\n", "a YAML alias refers to the node that contains it", 1, 4)
 file("file_not_a_mapping", "MC110", "- m\n- n\n", "a model file must be a mapping of template names to templates", 1, 1)
 file("duplicate_key", "MC110", """
     m:
       base: OperatorTemplate
       base: NodeTemplate
-    """, "duplicate key 'base'", 3, 3, "each key may appear once")
+    """, "duplicate key 'base'", 3, 3, "each key may appear once in a mapping")
 file("template_not_a_mapping", "MC110", "m: 3\n", "template 'm' must be a mapping with a 'base:' key", 1, 1)
 file("missing_base", "MC110", """
     m:
@@ -148,7 +165,8 @@ file("equations_not_text", "MC110", """
       base: OperatorTemplate
       equations: 3
       variables: {x: output(0.0)}
-    """, "'equations' must be a string or a list of strings", 3, 14, "quote equations")
+    """, "'equations' must be a string or a list of strings", 3, 14,
+     "quote equations that YAML could read as something else")
 file("variables_not_a_mapping", "MC110", """
     m:
       base: OperatorTemplate
@@ -161,7 +179,8 @@ file("bad_declaration", "MC110", """
       equations: "x' = -x"
       variables:
         x: outptu(0.0)
-    """, "cannot read the value of variable 'x': 'outptu(0.0)'", 5, 8, "output(0.0)")
+    """, "cannot read the value of variable 'x': 'outptu(0.0)'", 5, 8,
+     "write a number (10.0), or output(0.0), input(0.0), variable(0.0)")
 file("null_value", "MC110", """
     m:
       base: OperatorTemplate
@@ -177,7 +196,8 @@ file("infinite_default", "MC110", """
       variables:
         x: output(0.0)
         tau: .inf
-    """, "variable 'tau' must have a finite value, got inf", 6, 10, "inf and nan are not allowed")
+    """, "variable 'tau' must have a finite value, got inf", 6, 10,
+     "write an ordinary number (inf and nan are not allowed)")
 file("long_form_without_default", "MC110", """
     m:
       base: OperatorTemplate
@@ -195,7 +215,8 @@ file("description_not_text", "MC110", """
 file("edge_template", "MC110", """
     m:
       base: EdgeTemplate
-    """, "'EdgeTemplate' templates are not supported yet", 2, 9, "use null edges with a weight")
+    """, "'EdgeTemplate' templates are not supported yet", 2, 9,
+     "edge operators will come with delays; use null edges with a weight")
 file("bad_variable_name", "MC111", """
     m:
       base: OperatorTemplate
@@ -203,7 +224,8 @@ file("bad_variable_name", "MC111", """
       variables:
         x: output(0.0)
         2k: 1.0
-    """, "'2k' is not a valid variable name", 6, 5, "names start with a letter")
+    """, "'2k' is not a valid variable name", 6, 5,
+     "names start with a letter or '_' and hold letters, digits and '_'")
 file("dunder_variable", "MC111", """
     m:
       base: OperatorTemplate
@@ -219,7 +241,7 @@ file("keyword_variable", "MC111", """
       variables:
         x: output(0.0)
         lambda: 1.0
-    """, "'lambda' is a Python keyword and cannot be a name", 3, 22, "lambda_")
+    """, "'lambda' is a Python keyword and cannot be a name", 3, 23, "rename it, e.g. 'lambda_'")
 file("bad_node_label", "MC111", """
     o:
       base: OperatorTemplate
@@ -231,13 +253,14 @@ file("bad_node_label", "MC111", """
     m:
       base: CircuitTemplate
       nodes: {"a/b": n}
-    """, "'a/b' is not a valid node label name", 10, 11)
+    """, "'a/b' is not a valid node label name", 10, 11,
+     "names start with a letter or '_' and hold letters, digits and '_'")
 file("equation_in_file", "MC102", """
     m:
       base: OperatorTemplate
       equations: "x' = -x + tanhh(x)"
       variables: {x: output(0.0)}
-    """, "unknown function 'tanhh'", 3, 24, "did you mean 'tanh'")
+    """, "unknown function 'tanhh'", 3, 25, "did you mean 'tanh' or 'atanh' or 'tan'?")
 file("equation_in_block_scalar", "MC109", """
     m:
       base: OperatorTemplate
@@ -253,7 +276,7 @@ file("equation_in_list", "MC101", """
         - "x' = -x"
         - "y = x +"
       variables: {x: output(0.0), y: output(0.0)}
-    """, "equation ends too early", 5, 14)
+    """, "equation ends too early", 5, 15, "expected a number, a name or '('")
 file("undefined_symbol", "MC103", """
     m:
       base: OperatorTemplate
@@ -261,14 +284,14 @@ file("undefined_symbol", "MC103", """
       variables:
         x: output(0.0)
         tua: 10.0
-    """, "undefined symbol 'tau' in operator 'm'", 3, 22, "did you mean 'tua'?")
+    """, "undefined symbol 'tau' in operator 'm'", 3, 23, "did you mean 'tua'?")
 file("undeclared_target", "MC103", """
     m:
       base: OperatorTemplate
       equations: "y' = -y"
       variables: {x: output(0.0)}
     """, "'y' is defined by an equation but not declared in the variables of 'm'", 3, 15,
-     "y: output(0.0)")
+     "add it under variables:, e.g. y: output(0.0)")
 file("output_without_equation", "MC103", """
     m:
       base: OperatorTemplate
@@ -276,7 +299,8 @@ file("output_without_equation", "MC103", """
       variables:
         x: output(0.0)
         y: output(0.0)
-    """, "'y' is declared output(...) in 'm' but no equation defines it", 5, 5)
+    """, "'y' is declared output(...) in 'm' but no equation defines it", 6, 5,
+     "declare it as a plain number if it is a constant parameter")
 file("defined_twice", "MC104", """
     m:
       base: OperatorTemplate
@@ -288,7 +312,8 @@ file("input_defined", "MC104", """
       base: OperatorTemplate
       equations: ["x' = -x + u", "u = 1"]
       variables: {x: output(0.0), u: input(0.0)}
-    """, "'u' is an input; an equation cannot define it", 3, 29)
+    """, "'u' is an input; an equation cannot define it", 3, 31,
+     "declare it as variable(0.0) or output(0.0) to make it a computed variable")
 file("operator_twice_in_node", "MC104", """
     o:
       base: OperatorTemplate
@@ -297,30 +322,34 @@ file("operator_twice_in_node", "MC104", """
     m:
       base: NodeTemplate
       operators: [o, o]
-    """, "operator 'o' appears twice in node 'm'", 6, 18, "once in a node")
+    """, "operator 'o' appears twice in node 'm'", 7, 18, "each operator may be used once in a node")
 file("algebraic_cycle", "MC105", """
     m:
       base: OperatorTemplate
       equations: ["a = 2*b", "b = a + 1", "x' = a - x"]
       variables: {x: output(0.0), a: variable(0.0), b: variable(0.0)}
-    """, "algebraic cycle: m/a -> m/b -> m/a", 3, 16, "make one of these variables a state")
+    """, "algebraic cycle: m/a -> m/b -> m/a", 3, 16,
+     "break the cycle by making one of these variables a state (an ODE)")
 file("derivative_of_parameter", "MC106", """
     m:
       base: OperatorTemplate
       equations: "k' = -k"
       variables: {k: 1.0}
-    """, "'k' is a constant parameter; an equation cannot define it", 3, 15, "variable(1.0)")
+    """, "'k' is a constant parameter; an equation cannot define it", 3, 15,
+     "declare it as variable(1.0) or output(1.0) to make it a state")
 file("higher_order_in_file", "MC107", """
     m:
       base: OperatorTemplate
       equations: "x'' = -x"
       variables: {x: output(0.0)}
-    """, "derivative of order 2 of 'x'; only first-order equations are allowed", 3, 15)
+    """, "derivative of order 2 of 'x'; only first-order equations are allowed", 3, 15,
+     "write it as two first-order equations, e.g. x' = y and y' = ...")
 file("unknown_base", "MC108", """
     m:
       base: OperatorTemplat
       equations: "x' = -x"
-    """, "template 'OperatorTemplat' is not in model.yaml", 2, 9, "did you mean 'OperatorTemplate'")
+    """, "template 'OperatorTemplat' is not in model.yaml", 2, 9,
+     "did you mean 'OperatorTemplate' or 'CircuitTemplate'?")
 file("unknown_operator_in_node", "MC108", """
     li_op:
       base: OperatorTemplate
@@ -329,16 +358,17 @@ file("unknown_operator_in_node", "MC108", """
     m:
       base: NodeTemplate
       operators: [li]
-    """, "template 'li' is not in model.yaml", 6, 15, "li_op")
+    """, "template 'li' is not in model.yaml", 7, 15, "it holds: li_op, m")
 file("unknown_dotted_path", "MC108", """
     m:
       base: neuron_model_templates.rate_neurons.leaky_integrater.li_op
     """, "no model file for template path 'neuron_model_templates.rate_neurons.leaky_integrater.li_op'", 2, 9,
-     "did you mean 'leaky_integrator'?")
+     "did you mean 'leaky_integrator'? searched: … (set MODELC_PATH to add folders)")
 file("dotted_path_escape", "MC108", """
     m:
       base: neuron_model_templates...secrets.x
-    """, "'neuron_model_templates...secrets.x' is not a template path", 2, 9, "dotted names only")
+    """, "'neuron_model_templates...secrets.x' is not a template path", 2, 9,
+     "write package.file.template (dotted names only) or path/to/file.yaml:template")
 file("missing_file", "MC108", """
     m:
       base: other.yaml:x
@@ -350,7 +380,7 @@ file("inheritance_cycle", "MC112", """
       base: a
     b:
       base: m
-    """, "templates inherit from each other in a cycle: m -> a -> b -> m", 5, 1)
+    """, "templates inherit from each other in a cycle: m -> a -> b -> m", 3, 1)
 file("edge_to_unknown_variable", "MC113", """
     o:
       base: OperatorTemplate
@@ -364,7 +394,8 @@ file("edge_to_unknown_variable", "MC113", """
       nodes: {a: n, b: n}
       edges:
         - [a/o/x, b/o/uu, null, {weight: 2.0}]
-    """, "edge target 'b/o/uu' is not a variable of this model", 12, 7, "did you mean 'b/o/u'")
+    """, "edge target 'b/o/uu' is not a variable of this model", 12, 7,
+     "did you mean 'b/o/u' or 'b/o/x' or 'a/o/u'?")
 file("edge_into_state", "MC113", """
     o:
       base: OperatorTemplate
@@ -378,7 +409,8 @@ file("edge_into_state", "MC113", """
       nodes: {a: n, b: n}
       edges:
         - [a/o/x, b/o/x, null, {weight: 2.0}]
-    """, "edge target 'b/o/x' must be declared input(...)", 12, 7, "declare the target variable as input(0.0)")
+    """, "edge target 'b/o/x' must be declared input(...)", 12, 7,
+     "edges add into inputs; declare the target variable as input(0.0)")
 file("edge_weight_not_a_number", "MC110", """
     o:
       base: OperatorTemplate
@@ -401,7 +433,7 @@ file("override_unknown_variable", "MC110", """
     m:
       base: NodeTemplate
       operators: {o: {tua: 5.0}}
-    """, "operator 'o' has no variable 'tua'", 6, 19, "did you mean 'tau'?")
+    """, "operator 'o' has no variable 'tua'", 7, 19, "did you mean 'tau'?")
 file("edit_without_base", "MC110", """
     m:
       base: OperatorTemplate
@@ -415,7 +447,7 @@ file("unknown_edit", "MC110", """
     m:
       base: o
       equations: {rename: {x: y}}
-    """, "unknown equation edit 'rename'", 6, 15, "did you mean")
+    """, "unknown equation edit 'rename'", 7, 15, "did you mean 'remove' or 'replace'?")
 file("replace_with_null", "MC110", """
     o:
       base: OperatorTemplate
@@ -424,7 +456,7 @@ file("replace_with_null", "MC110", """
     m:
       base: o
       equations: {replace: {eta: null}}
-    """, "'replace:' needs an expression to put in place of 'eta', got None", 6, 29)
+    """, "'replace:' needs an expression to put in place of 'eta', got None", 7, 30)
 file("replace_syntax_error", "MC101", """
     o:
       base: OperatorTemplate
@@ -433,7 +465,7 @@ file("replace_syntax_error", "MC101", """
     m:
       base: o
       equations: {replace: {eta: "eta -"}}
-    """, "expression ends too early", 6, 35)
+    """, "expression ends too early", 7, 36, "expected a number, a name or '('")
 file("two_errors_at_once", "MC001", """
     m:
       base: OperatorTemplate
@@ -454,7 +486,7 @@ def compile_unknown_backend(mod, np, compile_model):
     compile_model(SEED, backend="numpyy")
 
 
-@api_case("MC301", "unsupported dtype 'int8'", "float64, float32")
+@api_case("MC301", "unsupported dtype 'int8'", "choose one of float64, float32")
 def compile_unsupported_dtype(mod, np, compile_model):
     compile_model(SEED, dtype="int8")
 
@@ -464,17 +496,19 @@ def compile_no_template(mod, np, compile_model):
     compile_model(None)
 
 
-@api_case("MC108", "'/etc/passwd' is not a template path", "path/to/file.yaml:template")
+@api_case("MC108", "'/etc/passwd' is not a template path",
+          "write package.file.template (dotted names only) or path/to/file.yaml:template")
 def compile_absolute_dotted_path(mod, np, compile_model):
     compile_model("/etc/passwd")
 
 
-@api_case("MC108", "template 'tanhh' is not in leaky_integrator.yaml", "did you mean 'tanh'")
+@api_case("MC108", "template 'tanhh' is not in leaky_integrator.yaml", "did you mean 'tanh' or 'tanh_op'?")
 def compile_unknown_template(mod, np, compile_model):
     compile_model("neuron_model_templates.rate_neurons.leaky_integrator.tanhh")
 
 
-@api_case("MC113", "edge source 'tanh_op/rate' is not a variable of this model", "did you mean")
+@api_case("MC113", "edge source 'tanh_op/rate' is not a variable of this model",
+          "did you mean 'tanh_op/r' or 'tanh_op/v'?")
 def compile_unknown_coupling_source(mod, np, compile_model):
     compile_model(SEED, coupling=dict(source_var="tanh_op/rate", target_var="li_op/r_in"))
 
@@ -489,7 +523,7 @@ def compile_unknown_input_var(mod, np, compile_model):
     compile_model(SEED, coupling=dict(source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I"))
 
 
-@api_case("MC110", "'tua' is not a parameter of leaky_integrator.tanh", "did you mean 'li_op/tau'?")
+@api_case("MC110", "'tua' is not a parameter of leaky_integrator.tanh")
 def compile_unknown_vector_param(mod, np, compile_model):
     compile_model(SEED, vector_params=["tua"])
 
@@ -602,15 +636,15 @@ def run_initial_state_wrong_units(mod, np, compile_model):
             dt=1e-3, steps=10)
 
 
-@api_case("MC201", "the leading (batch) axes of the arrays do not fit together: "
-                   "{'li_op/v': (2, 4), 'li_op/I_ext': (10, 3, 4)}")
+@api_case("MC201", "the batch axes of the arrays do not fit together: 'li_op/v' (2,), 'li_op/I_ext' (3,)",
+          "batch axes come before the unit axis (after the step axis for inputs) and must broadcast")
 def run_batch_mismatch(mod, np, compile_model):
     mod.run({"li_op/v": np.zeros((2, 4))}, {"weights": np.zeros((4, 4))}, {"li_op/I_ext": np.ones((10, 3, 4))},
             dt=1e-3, steps=10)
 
 
 @api_case("MC205", "unknown parameter(s) 'tua'; this model has 'li_op/tau', 'li_op/k', 'li_op/eta', 'weights'",
-          "did you mean 'li_op/tau'?")
+          "did you mean 'li_op/tau' or 'li_op/eta'?")
 def run_unknown_parameter(mod, np, compile_model):
     mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4)), "tua": 5.0}, {}, dt=1e-3, steps=10)
 
@@ -626,20 +660,24 @@ def run_unknown_state(mod, np, compile_model):
 
 
 @api_case("MC205", "unknown variable(s) to record 'li_op/r'; this model has "
-                   "'li_op/v', 'tanh_op/v', 'tanh_op/r', 'li_op/r_in'", "did you mean")
+                   "'li_op/v', 'tanh_op/v', 'tanh_op/r', 'li_op/r_in'",
+          "did you mean 'li_op/v' or 'li_op/r_in' or 'tanh_op/r'?")
 def run_unknown_record(mod, np, compile_model):
     mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10, record=["li_op/r"])
 
 
-@api_case("MC203", "state 'li_op/v' became inf at unit 1 in step 2 (t = 2997)", "reduce dt")
+@api_case("MC203", "state 'li_op/v' became inf at unit 1 in step 2 (t = 2997)",
+          "reduce dt, or check the parameters, the weights and the inputs")
 def run_blows_up(mod, np, compile_model):
     y0 = {"li_op/v": np.array([0.0, 1e300, 0.0, 0.0])}  # grows 1000-fold per step: inf in step 2
-    mod.run(y0, {"weights": np.zeros((4, 4)), "li_op/tau": -1.0}, {}, dt=999.0, steps=10)
+    with np.errstate(over="ignore"):  # NumPy's own overflow warning; modelc's error follows
+        mod.run(y0, {"weights": np.zeros((4, 4)), "li_op/tau": -1.0}, {}, dt=999.0, steps=10)
 
 
 # --- the command line -------------------------------------------------------------------
 
-cli("cli_check_reports_all", "MC102", "check {model}", "unknown function 'tanhh'", "did you mean 'tanh'",
+cli("cli_check_reports_all", "MC102", "check {model}", "unknown function 'tanhh'",
+    "did you mean 'tanh' or 'atanh' or 'tan'?",
     file_source="""
     a:
       base: OperatorTemplate
@@ -649,13 +687,14 @@ cli("cli_check_reports_all", "MC102", "check {model}", "unknown function 'tanhh'
       base: OperatorTemplate
       equations: "y' = -y + q"
       variables: {y: output(0.0)}
-    """, line=3, column=24)
+    """, line=3, column=25)
 cli("cli_unknown_template", "MC108", f"compile {SEED}h -o {{dir}}/out.py",
-    "template 'tanhh' is not in leaky_integrator.yaml", "did you mean 'tanh'")
+    "template 'tanhh' is not in leaky_integrator.yaml", "did you mean 'tanh' or 'tanh_op'?")
 cli("cli_unknown_method", "MC302", f"compile {SEED} --method rk5 -o {{dir}}/out.py",
     "unknown integration method 'rk5'", "did you mean 'rk4'?")
 cli("cli_unwritable_output", "MC207", f"compile {SEED} -o {{model}}/out.py",
-    "cannot write {dir}/model.yaml/out.py: Not a directory", "nothing was written",
+    "cannot write {dir}/model.yaml/out.py: {dir}/model.yaml is not a folder",
+    "nothing was written; check the folder exists, is writable and has space",
     file_source="m: {base: OperatorTemplate, equations: \"x' = -x\", variables: {x: output(0.0)}}\n")
 
 

@@ -269,7 +269,8 @@ def test_invalid_names(text, message, column):
 
 @pytest.mark.parametrize("text, message, column, hint", [
     ("x' = (a b", "unexpected 'b' in equation", 9, "expected an operator or ')'"),
-    ("x' = a:b", "unexpected ':' in equation", 7, "expected an operator or the end of the equation"),
+    ("x' = a:b", "unexpected ':' in equation", 7,
+     "expected an operator or the end of the equation"),
     ("x' = 2x", "unexpected 'x' in equation", 7, "expected an operator or the end of the equation"),
     ("x' = ", "equation ends too early", 5, "expected a number, a name or '('"),
     ("x' = (a + ", "equation ends too early", 10, "expected a number, a name or '('"),
@@ -281,11 +282,13 @@ def test_invalid_names(text, message, column):
     ("x' = α + 1", "unexpected character 'α' in equation", 6, "only ASCII"),
     ("x' = 1 + y\u00a0", "unexpected character '\\xa0' in equation", 11, "only ASCII"),
     ("x' = a[1]", "unexpected '[' in equation", 7, "expected an operator"),
-    ("x' = a.b", "unexpected '.b' in equation", 7, None),
+    ("x' = a.b", "unexpected '.' in equation", 7, "expected an operator"),
     ("x' = 'a'", "unexpected \"'\" in equation", 6, "a number, a name"),
-    ("x' = 1/0", "the expression has an infinite, undefined or imaginary value", 6, "division"),
-    ("x' = log(0)", "the expression has an infinite, undefined or imaginary value", 6, "log(0)"),
-    ("x' = sqrt(-1)", "this part of the expression has no real value", 6, "sqrt(-1)"),
+    ("x' = 1/0", "the expression is infinite, undefined or imaginary", 6, "division"),
+    ("x' = 2 + log(0)", "this part of the expression is infinite, undefined or imaginary", 10,
+     "log(0)"),
+    ("x' = sqrt(-1)", "this part of the expression is infinite, undefined or imaginary", 6,
+     "sqrt(-1)"),
     ("x' = 1e400", "number 1e400 is too large", 6, None),
     ("x' = 9^9^9", "power too large to compute exactly", 6, "decimal"),
 ])

@@ -16,9 +16,11 @@ from .printers import NUMPY_HELPERS, NumPyPrinter
 
 # Names the generated module uses itself; user variables never take them.
 _RESERVED = {
-    "np", "dt", "steps", "params", "inputs", "y0", "record", "sampling_steps", "t0", "t", "i", "m",
-    "start", "stop", "row", "countdown", "rows", "chunk_steps", "on_chunk", "state", "shapes", "rec",
-    "p", "u", "y", "result", "DTYPE", "run", "rhs", "STATES", "PARAMS", "INPUTS", "OUTPUTS", "algebraics",
+    "np", "dt", "steps", "params", "inputs", "y0", "y", "record", "sampling_steps", "t0", "t", "i",
+    "start", "stop", "row", "countdown", "rows", "chunk_steps", "on_chunk", "on_nan", "shapes", "rec",
+    "final", "computed", "recorded_algebraics", "name", "value", "DTYPE", "SCHEME", "KEY", "run", "rhs",
+    "algebraics", "initial_state", "default_params", "STATES", "PARAMS", "PARAM_SHAPES", "INPUTS",
+    "OUTPUTS", "POPULATIONS",
 }
 
 

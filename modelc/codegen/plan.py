@@ -178,15 +178,15 @@ class _Planner:
         if expr.free_symbols <= self.static:
             return self._hoisted_name(expr)
         if isinstance(expr, (sympy.Add, sympy.Mul)):
-            static = [a for a in expr.args if a.free_symbols and a.free_symbols <= self.static]
-            dynamic = [self._hoist(a) for a in expr.args if not (a.free_symbols and a.free_symbols <= self.static)]
-            if static:
-                dynamic.insert(0, self._hoisted_name(expr.func(*static)))
-            return expr.func(*dynamic, evaluate=False) if len(dynamic) > 1 else dynamic[0]
+            static = [a for a in expr.args if a.free_symbols <= self.static]  # numbers too
+            dynamic = [self._hoist(a) for a in expr.args if not a.free_symbols <= self.static]
+            if any(a.free_symbols for a in static):
+                static = [self._hoisted_name(expr.func(*static))]
+            return expr.func(*static, *dynamic)
         return expr.func(*[self._hoist(a) for a in expr.args])
 
     def _hoisted_name(self, expr: sympy.Expr) -> sympy.Expr:
-        if isinstance(expr, sympy.Symbol):
+        if isinstance(expr, sympy.Symbol) or (-expr).is_Symbol:  # nothing to save
             return expr
         if expr not in self.hoist_names:
             name = f"c_{self.counter}"
