@@ -63,8 +63,9 @@ def _meta(args, argv) -> dict:
     except ImportError:
         pass
     try:
-        load = "load average %.2f %.2f %.2f at the end" % os.getloadavg()
-    except OSError:
+        load = ("1-min load average %.2f at the start, %.2f at the end (2 cores: above ~1, other "
+                "processes competed for the CPU)" % (args.load_start, os.getloadavg()[0]))
+    except (OSError, TypeError):
         load = "load average unknown"
     return dict(when=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), load=load,
                 machine=f"{os.cpu_count()} cores, {cpu}",
@@ -96,6 +97,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the compile/cache/scaling figures")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = ap.parse_args(argv)
+    try:
+        args.load_start = os.getloadavg()[0]
+    except OSError:
+        args.load_start = None
 
     from . import contenders, report, scaling, timing, workloads
     limit_threads()

@@ -86,8 +86,10 @@ def _write(path: Path, text: str) -> None:
     """Write a whole file or nothing (a temporary file renamed into place); errors are clean."""
     from .errors import OutputFileError
     from .runtime.cache import write_atomic
+    umask = os.umask(0o022)
+    os.umask(umask)
     try:
-        write_atomic(path, text)
+        write_atomic(path, text, mode=0o666 & ~umask)  # an ordinary file, not a private temporary one
     except OSError as exc:
         folder = next((p for p in path.parents if p.exists()), None)
         reason = f"{folder} is not a folder" if folder is not None and not folder.is_dir() else exc.strerror or exc

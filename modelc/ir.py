@@ -11,10 +11,13 @@ from typing import Iterable
 
 import sympy
 
-from .equations import TIME, Equation, parse_equation, parse_expression, symbol
-from .errors import (AlgebraicCycleError, DuplicateDefinitionError, ErrorGroup, Location, ModelcError,
-                     NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError, did_you_mean)
+from .equations import FUNCTION_NAMES, TIME, Equation, parse_equation, parse_expression, symbol
+from .errors import (AlgebraicCycleError, DuplicateDefinitionError, ErrorGroup, InvalidNameError, Location,
+                     ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError, did_you_mean)
 from .spec import CircuitTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template, VariableSpec
+
+
+_BUILT_IN = FUNCTION_NAMES | {TIME.name, "pi"}  # names equations give their own meaning
 
 
 class MatVec(sympy.Function):
@@ -182,6 +185,11 @@ class _Builder:
     def _add_operator(self, prefix: str, use: OperatorUse, equations: list[Equation],
                       outputs_by_var: dict[str, list[str]]) -> list[str]:
         op = use.operator
+        for var in op.variables.values():
+            if var.name in _BUILT_IN:
+                what = "time" if var.name == TIME.name else "the constant pi" if var.name == "pi" else "a function"
+                raise InvalidNameError(f"'{var.name}' is built in ({what}); a variable cannot be named '{var.name}'",
+                                       var.location, "choose another name")
         qualify = {symbol(name): symbol(f"{prefix}{op.name}/{name}") for name in op.variables}
         defined: dict[str, Equation] = {}
         for eq in equations:

@@ -242,6 +242,12 @@ file("keyword_variable", "MC111", """
         x: output(0.0)
         lambda: 1.0
     """, "'lambda' is a Python keyword and cannot be a name", 3, 23, "rename it, e.g. 'lambda_'")
+file("variable_named_t", "MC111", """
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x + t"
+      variables: {x: output(0.0), t: 1.0}
+    """, "'t' is built in (time); a variable cannot be named 't'", 4, 31, "choose another name")
 file("bad_node_label", "MC111", """
     o:
       base: OperatorTemplate
@@ -481,7 +487,7 @@ def compile_unknown_method(mod, np, compile_model):
     compile_model(SEED, method="rk5")
 
 
-@api_case("MC301", "unknown backend 'numpyy'", "did you mean 'numpy'?")
+@api_case("MC301", "unknown backend 'numpyy'", "did you mean 'numpy'…")  # … : other backends may follow
 def compile_unknown_backend(mod, np, compile_model):
     compile_model(SEED, backend="numpyy")
 

@@ -161,3 +161,70 @@ def test_docs_list_every_code():
     page = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
     for code, cls in _codes().items():
         assert f"## {code}" in page, f"{code} ({cls.__name__}) is missing from docs/errors.md"
+
+
+# --- runtime guards beyond the catalogue ------------------------------------------------------
+
+def _blow_up(seed_module, **kwargs):
+    y0 = {"li_op/v": np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1e300, 0.0]])}  # a batch of 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        return seed_module.run(y0, {"weights": np.zeros((4, 4)), "li_op/tau": -1.0}, {}, dt=999.0, steps=10, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, where", [
+    ({}, "in step 2 (t = 2997)"),
+    ({"sampling_steps": 2}, "during steps 2..3"),
+    ({"record": []}, "during steps 0..9"),
+    ({"chunk_steps": 1, "record": []}, "in step 2 (t = 2997)"),
+])
+def test_a_blow_up_names_variable_unit_batch_and_step(seed_module, kwargs, where):
+    with pytest.raises(errors.NonFiniteError) as info:
+        _blow_up(seed_module, **kwargs)
+    assert info.value.message == f"state 'li_op/v' became inf at unit 2 (batch index (1,)) {where}"
+    assert isinstance(info.value, FloatingPointError)
+
+
+def test_on_nan_warn_and_ignore(seed_module):
+    with pytest.warns(RuntimeWarning, match=r"state 'li_op/v' became inf at unit 2 \(batch index \(1,\)\) in step 2"):
+        result = _blow_up(seed_module, on_nan="warn")
+    assert not np.isfinite(result["final"]["li_op/v"][1, 2])
+    result = _blow_up(seed_module, on_nan="ignore")
+    assert not np.isfinite(result["final"]["li_op/v"][1, 2])
+
+
+def test_ignore_also_lets_non_finite_inputs_through(seed_module):
+    drive = np.ones((10, 4))
+    drive[3, 0] = np.nan
+    with np.errstate(invalid="ignore"):
+        result = seed_module.run(seed_module.initial_state(4), {"weights": np.zeros((4, 4))}, {"li_op/I_ext": drive},
+                                 dt=1e-3, steps=10, on_nan="ignore")
+    assert np.isfinite(result["li_op/v"][:3]).all() and np.isnan(result["li_op/v"][3:, 0]).all()
+
+
+STANDALONE = """
+import importlib.util, sys
+for blocked in ("modelc", "sympy", "lark"):
+    sys.modules[blocked] = None  # importing them now fails
+spec = importlib.util.spec_from_file_location("tanh_net", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+try:
+    module.run({}, {"weights": [[0.0]]}, {}, dt=0, steps=10)
+except ValueError as error:
+    print(type(error).__name__, error.code, error.message, isinstance(error, module.ModelError))
+try:
+    module.run({}, {"weights": [[0.0]], "tua": 1.0}, {}, dt=1e-3, steps=10)
+except KeyError as error:
+    print(type(error).__name__, error.code, error.hint)
+"""
+
+
+def test_a_written_module_raises_look_alike_errors_without_modelc(tmp_path):
+    import subprocess
+    import sys
+    target = tmp_path / "tanh_net.py"
+    assert main(["compile", SEED, "-o", str(target), "--source-var", "tanh_op/r", "--target-var", "li_op/r_in"]) == 0
+    done = subprocess.run([sys.executable, "-c", STANDALONE, str(target)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["InvalidValueError MC202 dt must be a positive number, got 0 True",
+                                        "UnknownVariableError MC205 did you mean 'li_op/tau' or 'li_op/eta'?"]

@@ -19,6 +19,7 @@ from .plan import make_plan
 from .schemes import SCHEMES, get_scheme
 
 BACKENDS = {"numpy": numpy_context}
+BACKENDS["cupy"] = __import__("modelc.codegen.cupy_backend", fromlist=["module_context"]).module_context
 DTYPES = ("float64", "float32")
 
 

@@ -8,7 +8,7 @@ UnsupportedFeatureError -- never a silent fallback. What the map does:
   `0.5f`, functions `exp` or `expf` (C and CUDA both have the `f` variants).
 - Integer powers become multiplications (`v*v*v`), x^(1/2) `sqrt`, x^(-1/2) `1/sqrt`,
   x^(1/3) `cbrt`; other powers `pow`.
-- exprel, heaviside, sign, min and max are small helper functions (C_HELPERS) that follow
+- exprel, heaviside, sign, min and max are small helper functions (c_helpers) that follow
   NumPy exactly, NaN propagation included (C's fmin would hide a NaN).
 - where/Piecewise become nested conditional expressions; comparisons in arithmetic (which
   the parser turns into Piecewise((1, rel), (0, True))) become `(a < b ? 1.0 : 0.0)`.
@@ -18,6 +18,7 @@ UnsupportedFeatureError -- never a silent fallback. What the map does:
 from __future__ import annotations
 
 import math
+import re
 
 import sympy
 from sympy.core.numbers import equal_valued
@@ -27,6 +28,10 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from ..equations import Exprel, PopMean, PopSum
 from ..errors import UnsupportedFeatureError
 from ..ir import MatVec
+
+_SUPPORTED = ("exp, log, sqrt, abs, sign, sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, tanh, asinh, "
+              "acosh, atanh, sigmoid, heaviside, exprel, min, max, where, mean, sum, powers and comparisons")
+_HINT = f"the CuPy kernels can compute {_SUPPORTED}"
 
 # Exponents up to this are written as products (x^12 is 11 multiplications: still cheaper and
 # more accurate on a GPU than pow's exp/log pair).
@@ -58,32 +63,46 @@ C_RESERVED = frozenset("""
 """.split())
 
 
-def c_helpers(dtype: str) -> str:
-    """The helper functions the printed expressions may call (MODELC_FN is set by the preamble)."""
+def c_helpers(dtype: str, used: str | None = None) -> str:
+    """The helper functions printed expressions may call (MODELC_FN is set by the kernels' preamble).
+
+    With `used` (the text of the kernels), only the helpers that text calls."""
     f = "f" if dtype == "float32" else ""
-    one, half, sixth, tiny = _literal(1.0, dtype), _literal(2.0, dtype), _literal(6.0, dtype), _literal(1e-6, dtype)
+    one, two, six, tiny = (_literal(v, dtype) for v in (1.0, 2.0, 6.0, 1e-6))
     zero = _literal(0.0, dtype)
-    return f"""\
+    helpers = {
+        "mc_exprel": f"""\
 /* exprel(x) = (exp(x) - 1)/x, 1 at x = 0; the same formula as the NumPy backend's _exprel. */
 MODELC_FN REAL mc_exprel(REAL x) {{
-    return fabs{f}(x) < {tiny} ? {one} + x/{half} + x*x/{sixth} : expm1{f}(x)/x;
+    return fabs{f}(x) < {tiny} ? {one} + x/{two} + x*x/{six} : expm1{f}(x)/x;
 }}
+""",
+        "mc_heaviside": f"""\
 /* heaviside(x, h0) as numpy.heaviside: 0 below 0, 1 above, h0 at 0, NaN stays NaN. */
 MODELC_FN REAL mc_heaviside(REAL x, REAL h0) {{
     return x < {zero} ? {zero} : (x > {zero} ? {one} : (x == {zero} ? h0 : x));
 }}
+""",
+        "mc_sign": f"""\
 /* sign(x) as numpy.sign (NaN stays NaN). */
 MODELC_FN REAL mc_sign(REAL x) {{
     return x > {zero} ? {one} : (x < {zero} ? -{one} : x);
 }}
-/* min/max as numpy.minimum/maximum: a NaN in either argument gives NaN (fmin would drop it). */
-MODELC_FN REAL mc_min(REAL a, REAL b) {{
+""",
+        "mc_min": """\
+/* min(a, b) as numpy.minimum: a NaN in either argument gives NaN (fmin would drop it). */
+MODELC_FN REAL mc_min(REAL a, REAL b) {
     return (a != a || b != b) ? a + b : (b < a ? b : a);
-}}
-MODELC_FN REAL mc_max(REAL a, REAL b) {{
+}
+""",
+        "mc_max": """\
+/* max(a, b) as numpy.maximum: a NaN in either argument gives NaN. */
+MODELC_FN REAL mc_max(REAL a, REAL b) {
     return (a != a || b != b) ? a + b : (b > a ? b : a);
-}}
-"""
+}
+""",
+    }
+    return "".join(text for name, text in helpers.items() if used is None or re.search(rf"\b{name}\(", used))
 
 
 def _literal(value: float, dtype: str) -> str:
@@ -135,7 +154,8 @@ class CPrinter(C99CodePrinter):
     def _print_Float(self, expr, **kwargs) -> str:
         return self.literal(float(expr))
 
-    _print_Zero = _print_One = _print_NegativeOne = _print_Half = _print_Integer
+    _print_Zero = _print_One = _print_NegativeOne = _print_Integer
+    _print_Half = _print_Rational
 
     def _print_Pi(self, expr) -> str:
         return self.literal(math.pi)
@@ -185,7 +205,7 @@ class CPrinter(C99CodePrinter):
             args = ", ".join(self._print(a) for a in expr.args)
             return f"{self._fn(_C_FUNCTIONS[name])}({args})"
         raise UnsupportedFeatureError(f"the {self.backend} backend cannot compute the function '{name}' "
-                                      "in a kernel", None, "use one of the functions listed in the docs")
+                                      "in a kernel", None, _HINT)
 
     # SymPy's C printer has one method per math function (erf, gamma, hypot, ...): all of them
     # go through the closed map above, so only what the map names can be printed.
@@ -261,7 +281,7 @@ class CPrinter(C99CodePrinter):
 
     def _print_not_supported(self, expr) -> str:
         raise UnsupportedFeatureError(f"the {self.backend} backend cannot print '{type(expr).__name__}' "
-                                      "in a kernel", None, "use one of the functions listed in the docs")
+                                      "in a kernel", None, _HINT)
 
     emptyPrinter = _print_not_supported
 

@@ -39,7 +39,7 @@ from ..equations import TIME, PopMean, PopSum, Exprel, symbol
 from ..errors import UnsupportedFeatureError
 from ..ir import MatVec, System
 from .c_printer import C_RESERVED, CPrinter, c_helpers
-from .numpy_backend import Namer
+from .numpy_backend import Namer, NumPyModule
 from .plan import DT, Plan, StatePlan, make_plan
 from .printers import NumPyPrinter
 from .schemes import get_scheme
@@ -97,8 +97,10 @@ class StateUpdate:
     rest: sympy.Expr
     drive: sympy.Expr
 
-    def exprs(self) -> list[sympy.Expr]:
-        return [self.linear, self.rest, self.drive, symbol(self.name)] + [symbol(a) for a in self.accs]
+    def exprs(self, fold_dt: bool = False) -> list[sympy.Expr]:
+        """What the update reads (the state itself only when a term uses it)."""
+        own = [symbol(self.name)] if fold_dt or self.linear != 0 else []
+        return [self.linear, self.rest, self.drive] + own + [symbol(a) for a in self.accs]
 
 
 @dataclass
@@ -205,10 +207,8 @@ class CuPyModule:
         for program in (self.stage, self.observe):
             self._levels(program)
         self._groups()
-        extra = list(self.hoisted) + [c.name for c in plan.couplings] + \
-            [n for n in self.stage.defs if n not in system.outputs] + \
-            [n for n in self.stage.barriers if n not in {c.name for c in plan.couplings}] + \
-            list(self.observe.barriers)
+        extra = list(self.hoisted) + [n for n in self.stage.defs if n not in system.outputs] + \
+            list(self.stage.barriers) + list(self.observe.barriers)
         self.namer = CNamer(list(system.states) + list(system.params) + list(system.inputs) +
                             self.algebraic_names + extra)
         self.names = dict(self.namer.names)
@@ -222,13 +222,25 @@ class CuPyModule:
 
     def _build_stage(self) -> None:
         prog, plan = self.stage, self.plan
+        # The plan may compute the same W @ x twice (once per expression using it): one matmul here.
+        alias: dict[str, str] = {}
         for c in plan.couplings:
-            prog.barriers[c.name] = Barrier(c.name, "matvec", c.source, c.matrix, c.scale)
+            twin = next((b.name for b in prog.barriers.values()
+                         if (b.matrix, b.arg, b.scale) == (c.matrix, c.source, c.scale)), None)
+            if twin is not None:
+                alias[c.name] = twin
+            else:
+                prog.barriers[c.name] = Barrier(c.name, "matvec", c.source, c.matrix, c.scale)
+        same = {symbol(a): symbol(b) for a, b in alias.items()}
+
+        def fix(expr):
+            return self._extract(expr.xreplace(same) if same else expr, prog, "")
+
         for name, expr in plan.algebraics:
-            prog.defs[name] = self._extract(expr, prog, "")
+            prog.defs[name] = fix(expr)
         for s in plan.states:
-            prog.states.append(StateUpdate(s.name, s.linear, list(s.couplings),
-                                           self._extract(s.rest, prog, ""), self._extract(s.drive, prog, "")))
+            prog.states.append(StateUpdate(s.name, s.linear, [alias.get(a, a) for a in s.couplings],
+                                           fix(s.rest), fix(s.drive)))
 
     def _build_observe(self) -> None:
         prog = self.observe
@@ -285,7 +297,7 @@ class CuPyModule:
         for name in prog.defs:
             level(name)
         for u in prog.states:
-            memo[u.name + "'"] = max(expr_level(e) for e in u.exprs())
+            memo[u.name + "'"] = max(expr_level(e) for e in u.exprs(self.plan.fold_dt))
 
     # -- groups: populations coupled element-wise -------------------------------------------
 
@@ -328,7 +340,7 @@ class CuPyModule:
                     uf.union(node, r)
         for u in self.stage.states:
             node = ("pop", self.population_of[u.name])
-            for e in u.exprs():
+            for e in u.exprs(self.plan.fold_dt):
                 for r in self._refs(e, self.stage):
                     uf.union(node, r)
         roots: list = []
@@ -616,7 +628,7 @@ class CuPyModule:
         what = "the update of the step" if last else f"the values of stage {s + 2}"
         k = self._elem_kernel(f"mc_stage{s + 1}_g{g}", g,
                               f"stage {s + 1} of {S}, group {g}: derivatives, {what}, next coupling arguments")
-        targets = [e for u in states for e in u.exprs()]
+        targets = [e for u in states for e in u.exprs(self.plan.fold_dt)]
         scope = {"state": self._state_scope(k, src), "input": "mc_local", "time": self._stage_time(s),
                  "barrier": self._result_scope(k, prog)}
         body = self._emit(k, prog, targets, scope)
@@ -740,12 +752,13 @@ class CuPyModule:
             body.append(f"REAL mc_s_{ident} = {k.array(f'mc_y_{ident}', write=True)}[mc_i];")
         body.append("for (long long mc_local = 0; mc_local < mc_L; ++mc_local) {")
         loop = ["const long long mc_step = mc_base + mc_local;",
-                "const double mc_tstep = mc_t0 + (double)mc_step * mc_dt64;"]
+                "const double mc_tstep = mc_t0 + (double)mc_step * mc_dt64;"]  # (dropped below when unused)
         if states:
             loop.append("REAL " + ", ".join(f"mc_k{s}_{self.ident(u.name)}" for s in range(S) for u in states) + ";")
         for s in range(S):
             stage = [f"/* stage {s + 1} of {S} */"]
-            targets = [e for u in states for e in u.exprs()] + [b.arg for b in prog.barriers.values()]
+            targets = [e for u in states for e in u.exprs(self.plan.fold_dt)] + \
+                [b.arg for b in prog.barriers.values()]
             outer = {"time": self._stage_time(s), "input": "mc_local",
                      "state": self._loop_stage_state(s)}
             order, base = self._closure(prog, targets)
@@ -762,7 +775,7 @@ class CuPyModule:
                 stage.append("MODELC_SYNC();")
                 stage += self._block_results(k, args)
                 stage.append("MODELC_SYNC();")
-            final = self._emit(k, prog, [e for u in states for e in u.exprs()], inner)
+            final = self._emit(k, prog, [e for u in states for e in u.exprs(self.plan.fold_dt)], inner)
             for u in states:
                 ident = self.ident(u.name)
                 final += self._update_lines(u, ident, f"mc_d_{ident}")
@@ -784,6 +797,8 @@ class CuPyModule:
         loop.append("if ((mc_step + 1) % mc_sampling == 0) {")
         loop += ["    " + line for line in record]
         loop.append("}")
+        if not re.search(r"\bmc_tstep\b", "\n".join(loop[2:])):
+            del loop[1]
         body += ["    " + line for line in loop]
         body.append("}")
         for u in states:
@@ -802,9 +817,10 @@ class CuPyModule:
                 pre.insert(0, "MODELC_SMEM;")
         else:
             pre = ["const long long mc_i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
-                   "if (mc_i >= mc_E) return;",
-                   "const long long mc_b = mc_i / mc_n;",
-                   "const long long mc_j = mc_i - mc_b * mc_n;"]
+                   "if (mc_i >= mc_E) return;"]
+            if re.search(r"\bmc_(b|j)\b", "\n".join(k.top + body)):
+                pre += ["const long long mc_b = mc_i / mc_n;",
+                        "const long long mc_j = mc_i - mc_b * mc_n;"]
         k.top = pre + k.top
         if re.search(r"\bmc_dt\b", "\n".join(k.top + body)):
             k.arg("REAL", "mc_dt")
@@ -1043,16 +1059,14 @@ class CuPyModule:
     # -- layout ---------------------------------------------------------------------------------
 
     def layout(self) -> dict:
-        s = self.system
-        return {
-            "states": {n: st.init for n, st in s.states.items()},
-            "params": {n: p.default for n, p in s.params.items()},
-            "param_shapes": {n: p.shape for n, p in s.params.items()},
-            "inputs": {n: i.default for n, i in s.inputs.items()},
-            "outputs": s.outputs,
-            "populations": {label: [n for n in names if n in s.states or n in s.inputs or
-                                    n in dict(s.algebraics)] for label, names in s.populations.items()},
-        }
+        """The NumPy backend's layout constants, so both modules describe a model the same way."""
+        return NumPyModule(self.plan).layout()
+
+    doc = staticmethod(NumPyModule.doc)   # model text made safe inside the module's docstring
+
+    def comment_name(self) -> str:
+        """The system's name as it may appear in a C comment inside a Python raw string."""
+        return re.sub(r"[^\w./:\- ]", "_", str(self.system.name))
 
     def kernel_table(self) -> dict[str, dict]:
         return {k.name: {"kind": k.kind, "group": k.group, "args": k.keys} for k in self.kernels()}
@@ -1079,9 +1093,10 @@ class CuPyModule:
         """The CUDA C source of the kernels (all of them by default)."""
         from . import _environment  # the shared Jinja environment (a late import: codegen imports us)
         kernels = self.kernels() if kernels is None else kernels
+        text = "\n".join(line for k in kernels for line in k.top + k.body)
         return _environment().get_template("cupy/kernels.cu.j2").render(
             m=self, kernels=kernels, dtype=self.dtype, ctype="float" if self.dtype == "float32" else "double",
-            helpers=c_helpers(self.dtype), system=self.system)
+            helpers=c_helpers(self.dtype, text), system=self.system)
 
 
 # --- entry points -------------------------------------------------------------------------

@@ -29,7 +29,8 @@ _MAX_STAGES = 16
 
 def _derived(ident: str) -> set[str]:
     """The names the templates build from an identifier: stage values, derivatives, buffers."""
-    names = {f"drive_{ident}", f"inc_{ident}", f"rec_{ident}", f"{ident}_w", f"w_{ident}", f"{ident}_source"}
+    names = {f"drive_{ident}", f"inc_{ident}", f"rec_{ident}", f"{ident}_w", f"w_{ident}", f"s_{ident}",
+             f"{ident}_source", f"{ident}_buf", f"{ident}_out"}
     for k in range(1, _MAX_STAGES + 1):
         names.update((f"d{ident}_{k}", f"{ident}_{k}"))
     return names
@@ -126,6 +127,14 @@ class NumPyModule:
     def ident(self, name: str) -> str:
         return self.names[name]
 
+    @staticmethod
+    def doc(text: str) -> str:
+        """Model text (a description, a name) made safe inside the module's docstring: no quote can
+        end the string, no backslash can start an escape, no control character reaches the source."""
+        return "".join(ch if ch == "\n" or (ch.isprintable() and ch not in '"\\') else
+                       "\\" + ch if ch in '"\\' else ch.encode("unicode_escape").decode("ascii")
+                       for ch in str(text))
+
     def helpers(self) -> list[str]:
         used = set()
         exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values())
@@ -178,8 +187,8 @@ class NumPyModule:
             w = self.names[c.matrix]
             if c.scale == 1:
                 lines.append(f"w_{c.name} = {w}.T")
-            else:  # one C-ordered copy: the coefficient folded in, laid out for x @ w
-                lines.append(f"w_{c.name} = np.multiply({w}.T, {self.code(c.scale)}, order=\"C\")")
+            else:
+                lines.append(f"w_{c.name}, s_{c.name} = _fold(weights={w}, scale={self.code(c.scale)})")
         return lines
 
     def inputs_used(self) -> list[str]:
@@ -237,6 +246,9 @@ class NumPyModule:
         for c in self.plan.couplings:
             source = self.code(c.source, names)
             lines.append(f"{c.name} = np.dot({source}, w_{c.name}, out={c.name})")
+            if c.scale != 1:
+                lines.append(f"if s_{c.name} is not None:  # a large matrix is scaled here, not copied")
+                lines.append(f"    {c.name} *= s_{c.name}")
         if self.plan.fold_dt:
             return lines
         for s in self.plan.states:
@@ -253,29 +265,35 @@ class NumPyModule:
         return lines
 
     def _update_lines(self) -> list[str]:
-        lines = []
+        """x_new written into x_out: the record row when this step is recorded (no copy), else x's own buffer."""
+        lines = [f"{x}_out = {x}_buf if countdown or rec_{x} is None else rec_{x}[row]"
+                 for x in (self.ident(s.name) for s in self.plan.states)]
         if self.plan.fold_dt:
-            # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive, written into x in place.
-            rests = [(s, self.code(s.rest)) for s in self.plan.states if s.rest != 0]
-            for s, text in rests:
-                lines.append(f"inc_{self.ident(s.name)} = {text}")
+            # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive
+            for s in self.plan.states:
+                if s.rest != 0:
+                    lines.append(f"inc_{self.ident(s.name)} = {self.code(s.rest)}")
             for s in self.plan.states:
                 x = self.ident(s.name)
-                if s.linear != 1:
-                    lines.append(f"{x} *= {self.code(s.linear)}")
-                lines += [f"{x} += {acc}" for acc in s.couplings]
-                if s.rest != 0:
-                    lines.append(f"{x} += inc_{x}")
-                if s.drive != 0:
-                    lines.append(f"{x} += drive_{x}[i]")
+                terms = list(s.couplings) + ([f"inc_{x}"] if s.rest != 0 else []) + \
+                    ([f"drive_{x}[i]"] if s.drive != 0 else [])
+                lines += self._accumulate(x, s.linear, terms)
             return lines
-        scheme = self.plan.scheme
         for s in self.plan.states:
             x = self.ident(s.name)
-            for j, b in enumerate(scheme.b):
-                if b != 0:
-                    lines.append(f"{x} += {float(b)!r} * dt * d{x}_{j + 1}")
+            terms = [f"{float(b)!r} * dt * d{x}_{j + 1}" for j, b in enumerate(self.plan.scheme.b) if b != 0]
+            lines += self._accumulate(x, sympy.Integer(1), terms)
         return lines
+
+    def _accumulate(self, x: str, linear: sympy.Expr, terms: list[str]) -> list[str]:
+        """x_out = linear*x + sum(terms), with one in-place operation per term."""
+        if linear != 1:
+            first = f"np.multiply({x}, {self.code(linear)}, out={x}_out)"
+        elif terms:
+            first = f"np.add({x}, {terms.pop(0)}, out={x}_out)"
+        else:
+            first = f"np.copyto({x}_out, {x})"
+        return [first] + [f"{x}_out += {term}" for term in terms] + [f"{x} = {x}_out"]
 
 
 def module_context(system: System, plan: Plan, key: str, version: str, dtype: str) -> dict:

@@ -34,7 +34,6 @@ def default_cache_dir() -> Path:
 
 def writable_cache_dir() -> Path:
     """The cache folder, or a temporary one (with one warning) when it cannot be written."""
-    global _warned_fallback
     folder = default_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -43,11 +42,29 @@ def writable_cache_dir() -> Path:
         return folder
     except OSError as exc:
         fallback = private_temp_dir()
-        if not _warned_fallback:
-            warnings.warn(f"modelc cache folder {folder} is not writable ({exc.strerror or exc}); "
-                          f"using {fallback} instead", RuntimeWarning, stacklevel=3)
-            _warned_fallback = True
+        _warn_fallback(folder, exc, fallback)
         return fallback
+
+
+def store(path: Path, text: str) -> Path:
+    """Write a cache entry atomically and say where it went: `path`, or, when that folder fails
+    (full disk, permissions changed), the same name in the private temporary folder (one warning)."""
+    try:
+        write_atomic(path, text)
+        return path
+    except OSError as exc:
+        fallback = private_temp_dir()
+        _warn_fallback(path.parent, exc, fallback)
+        write_atomic(fallback / path.name, text)
+        return fallback / path.name
+
+
+def _warn_fallback(folder: Path, exc: OSError, fallback: Path) -> None:
+    global _warned_fallback
+    if not _warned_fallback:
+        warnings.warn(f"modelc cache folder {folder} is not writable ({exc.strerror or exc}); "
+                      f"using {fallback} instead", RuntimeWarning, stacklevel=4)
+        _warned_fallback = True
 
 
 def private_temp_dir() -> Path:
@@ -91,8 +108,10 @@ def verified_source(path: Path) -> str | None:
     return body if last[len(CHECKSUM_PREFIX):] == sha256(body) else None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see either the old content or the whole new one."""
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write a file so that readers see either the old content or the whole new one.
+
+    The file is private (0o600, like every temporary file) unless `mode` says otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -100,6 +119,8 @@ def write_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
