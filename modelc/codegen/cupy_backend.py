@@ -552,9 +552,7 @@ class CuPyModule:
         text = "\n".join(k.top + k.body)
         pre = ["const long long mc_i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
                "if (mc_i >= mc_E) return;"]
-        if re.search(r"\bmc_(b|j)\b", text):
-            pre.append("const long long mc_b = mc_i / mc_n;")
-            pre.append("const long long mc_j = mc_i - mc_b * mc_n;")
+        pre += self._unit_index(text)
         if re.search(r"\bmc_(step|tstep)\b", text):
             k.arg("const long long* __restrict__", "mc_base")
             pre.append("const long long mc_step = mc_base[0] + mc_local;")
@@ -568,6 +566,16 @@ class CuPyModule:
         k.top = pre + k.top
         k.arg("long long", "mc_local")   # always last: the step inside the chunk, given per launch
         return k
+
+    @staticmethod
+    def _unit_index(text: str) -> list[str]:
+        """Batch member mc_b and unit mc_j of element mc_i, when the kernel's text uses them."""
+        lines = []
+        if re.search(r"\bmc_(b|j)\b", text):
+            lines.append("const long long mc_b = mc_i / mc_n;")
+        if re.search(r"\bmc_j\b", text):
+            lines.append("const long long mc_j = mc_i - mc_b * mc_n;")
+        return lines
 
     def _state_scope(self, k: Kernel, source: str):
         def state(name: str) -> str:
@@ -818,9 +826,7 @@ class CuPyModule:
         else:
             pre = ["const long long mc_i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
                    "if (mc_i >= mc_E) return;"]
-            if re.search(r"\bmc_(b|j)\b", "\n".join(k.top + body)):
-                pre += ["const long long mc_b = mc_i / mc_n;",
-                        "const long long mc_j = mc_i - mc_b * mc_n;"]
+            pre += self._unit_index("\n".join(k.top + body))
         k.top = pre + k.top
         if re.search(r"\bmc_dt\b", "\n".join(k.top + body)):
             k.arg("REAL", "mc_dt")

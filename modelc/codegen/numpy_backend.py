@@ -12,7 +12,7 @@ from ..equations import TIME, Exprel
 from ..ir import MatVec, System
 from .plan import DT, Plan, rational
 from ..resources import resource_dir
-from .printers import NUMPY_HELPERS, NumPyPrinter
+from .printers import NUMPY_HELPERS, SCALAR_HELPERS, NumPyPrinter, ScalarPrinter
 
 # Names the generated module uses itself; user variables never take them.
 _RESERVED = {
@@ -102,6 +102,9 @@ class Namer:
 class NumPyModule:
     """Everything the module template needs, computed from a Plan."""
 
+    printer_class = NumPyPrinter
+    helper_texts = NUMPY_HELPERS
+
     def __init__(self, plan: Plan):
         self.plan = plan
         system = plan.system
@@ -114,7 +117,7 @@ class NumPyModule:
         self.names = dict(self.namer.names)
         self.names[TIME.name] = "t"
         self.names[DT.name] = "dt"
-        self.printer = NumPyPrinter(self.names)
+        self.printer = self.printer_class(self.names)
         self.population_of = {name: label for label, names in system.populations.items() for name in names}
 
     # -- helpers ------------------------------------------------------------------------
@@ -122,7 +125,7 @@ class NumPyModule:
     def code(self, expr: sympy.Expr, names: dict[str, str] | None = None) -> str:
         if names is None:
             return self.printer.doprint(expr)
-        return NumPyPrinter({**self.names, **names}).doprint(expr)
+        return self.printer_class({**self.names, **names}).doprint(expr)
 
     def ident(self, name: str) -> str:
         return self.names[name]
@@ -140,7 +143,7 @@ class NumPyModule:
         exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values())
         for expr in exprs:
             used |= {type(f) for f in expr.atoms(sympy.Function)}
-        return [text for func, text in NUMPY_HELPERS.items() if func in used]
+        return [text for func, text in self.helper_texts.items() if func in used]
 
     # -- layout -------------------------------------------------------------------------
 
@@ -196,15 +199,13 @@ class NumPyModule:
 
     def drive_lines(self) -> list[str]:
         """State-independent terms for all steps of a chunk, as one array expression each."""
-        window_names = {n: self.ident(n) + "_w" for n in self.system.inputs}
-        window_names[TIME.name] = "t_w"
-        lines = []
-        for s in self.plan.states:
-            if s.drive != 0:
-                shape = f"(stop - start,) + {self.ident(s.name)}.shape"
-                lines.append(f"drive_{self.ident(s.name)} = np.broadcast_to("
-                             f"{self.code(s.drive, window_names)}, {shape})")
-        return lines
+        return [f"drive_{x} = np.broadcast_to({code}, (stop - start,) + {x}.shape)" for x, code in self._drives()]
+
+    def _drives(self) -> list[tuple[str, str]]:
+        """(state identifier, NumPy expression over the chunk's input windows) for each drive term."""
+        window_names = {**self.names, **{n: self.ident(n) + "_w" for n in self.system.inputs}, TIME.name: "t_w"}
+        return [(self.ident(s.name), NumPyPrinter(window_names).doprint(s.drive))
+                for s in self.plan.states if s.drive != 0]
 
     def stage_lines(self) -> list[str]:
         """One integration step: stages of the tableau, then the update of every state."""
@@ -296,12 +297,51 @@ class NumPyModule:
         return [first] + [f"{x}_out += {term}" for term in terms] + [f"{x} = {x}_out"]
 
 
+class SingleUnitModule(NumPyModule):
+    """The same plan for one unit held in Python floats: `math` instead of NumPy, no buffers.
+
+    Used when every population has one unit and there is no batch axis and no weight matrix:
+    there NumPy's per-call overhead is the whole cost of a step.
+    """
+
+    printer_class = ScalarPrinter
+    helper_texts = SCALAR_HELPERS
+
+    @staticmethod
+    def applies(system: System) -> bool:
+        return not any(p.shape == "matrix" for p in system.params.values())
+
+    def drive_lines(self) -> list[str]:
+        """The drive terms of a chunk computed with NumPy once, then read step by step as floats."""
+        lines = [f"drive_{x} = np.broadcast_to({code}, (stop - start, 1)).ravel().tolist()"
+                 for x, code in self._drives()]
+        return lines + [f"{self.ident(n)}_w = {self.ident(n)}_w.ravel().tolist()"
+                        for n in self.system.inputs if n in self.plan.step_symbols()]
+
+    def _update_lines(self) -> list[str]:
+        lines = []
+        if self.plan.fold_dt:
+            for s in self.plan.states:
+                x = self.ident(s.name)
+                terms = ([] if s.linear == 0 else [f"{self.code(s.linear)}*{x}" if s.linear != 1 else x])
+                terms += [f"({self.code(s.rest)})"] if s.rest != 0 else []
+                terms += [f"drive_{x}[i]"] if s.drive != 0 else []
+                lines.append(f"{x}_next = " + (" + ".join(terms) or "0.0"))
+            return lines + [f"{x} = {x}_next" for x in (self.ident(s.name) for s in self.plan.states)]
+        for s in self.plan.states:
+            x = self.ident(s.name)
+            terms = [f"{float(b)!r}*dt*d{x}_{j + 1}" for j, b in enumerate(self.plan.scheme.b) if b != 0]
+            lines.append(f"{x} = {x} + " + " + ".join(terms))
+        return lines
+
+
 def module_context(system: System, plan: Plan, key: str, version: str, dtype: str) -> dict:
     """The variables of templates/numpy/module.py.j2."""
     m = NumPyModule(plan)
     states = list(system.states)
     return {
         "m": m,
+        "single": SingleUnitModule(plan) if SingleUnitModule.applies(system) else None,
         "system": system,
         "scheme": plan.scheme,
         "key": key,
@@ -313,8 +353,4 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
         "inputs": [(n, m.ident(n)) for n in system.inputs],
         "algebraic_outputs": [(n, m.ident(n)) for n, _ in system.algebraics],
         "population_of": m.population_of,
-        "has_exprel": Exprel in {type(f) for e in system.derivatives.values() for f in e.atoms(sympy.Function)},
     }
-
-
-_ = rational  # re-exported for backends that print tableau entries exactly

@@ -112,3 +112,88 @@ NUMPY_HELPERS = {
     safe = np.where(small, 1.0, x)
     return np.where(small, 1.0 + x/2 + x*x/6, np.expm1(safe)/safe)''',
 }
+
+
+class ScalarPrinter(NumPyPrinter):
+    """Prints expressions for one unit held in Python floats (the `math` module, no arrays).
+
+    A single small system (a neural mass model, an oscillator) spends its time in NumPy's
+    per-call overhead; on Python floats the same step costs a fraction of it.
+    """
+
+    _module = "math"
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        if not fqn.startswith("numpy."):
+            return fqn
+        name = fqn[len("numpy."):]
+        return "math." + (name.replace("arc", "a", 1) if name.startswith("arc") else name)  # arctan -> atan
+
+    def _print_Pi(self, expr) -> str:
+        return "math.pi"
+
+    def _print_Exp1(self, expr) -> str:
+        return "math.e"
+
+    def _print_Pow(self, expr, rational=False) -> str:
+        return super()._print_Pow(expr, rational=rational).replace("np.sqrt", "math.sqrt")
+
+    def _print_Piecewise(self, expr) -> str:
+        *branches, (last_value, last_cond) = expr.args
+        if last_cond != sympy.true:
+            raise UnsupportedFeatureError("a piecewise expression needs an 'otherwise' branch")
+        text = self._print(last_value)
+        for value, cond in reversed(branches):
+            text = f"({self._print(value)} if {self._print(cond)} else {text})"
+        return text
+
+    def _print_Relational(self, expr) -> str:
+        return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
+
+    def _print_And(self, expr) -> str:
+        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr) -> str:
+        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Not(self, expr) -> str:
+        return f"(not {self._print(expr.args[0])})"
+
+    def _print_Heaviside(self, expr) -> str:
+        x = self._print(expr.args[0])
+        at_zero = float(expr.args[1]) if len(expr.args) > 1 else 1.0
+        return f"(1.0 if {x} > 0 else ({at_zero!r} if {x} == 0 else 0.0))"
+
+    def _print_Min(self, expr) -> str:
+        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Max(self, expr) -> str:
+        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_PopMean(self, expr) -> str:  # the mean over one unit is the unit
+        return self._print(expr.args[0])
+
+    _print_PopSum = _print_PopMean
+
+    def _print_Exprel(self, expr) -> str:
+        return f"_exprel_float({self._print(expr.args[0])})"
+
+    def _print_sign(self, expr) -> str:
+        x = self._print(expr.args[0])
+        return f"(1.0 if {x} > 0 else (-1.0 if {x} < 0 else 0.0))"
+
+    def _print_Abs(self, expr) -> str:
+        return f"abs({self._print(expr.args[0])})"
+
+    def _print_atan2(self, expr) -> str:
+        return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_MatVec(self, expr) -> str:
+        raise UnsupportedFeatureError("a weight matrix cannot be applied to a single unit held in floats")
+
+
+SCALAR_HELPERS = {
+    Exprel: '''def _exprel_float(x):
+    """(exp(x) - 1)/x for one float, continuous at x = 0."""
+    return 1.0 + x/2 + x*x/6 if abs(x) < 1e-6 else math.expm1(x)/x''',
+}
