@@ -72,6 +72,12 @@ def asarray(a, dtype=None):
         (a if dtype is None or a.dtype == dtype else a.astype(dtype).view(ndarray))
 
 
+def ascontiguousarray(a, dtype=None):
+    _no_capture("ascontiguousarray")
+    calls.append(("ascontiguousarray", np.shape(a)))
+    return np.array(a, dtype=dtype, order="C", copy=True).view(ndarray)
+
+
 def asnumpy(a, stream=None):
     return np.array(a, copy=True).view(np.ndarray) if isinstance(a, np.ndarray) else np.asarray(a)
 
@@ -380,6 +386,9 @@ class Stream:
 class _Runtime:
     device_count = 1
 
+    def getDeviceProperties(self, index):
+        return {"name": b"FAKE_CUPY CPU stand-in", "totalGlobalMem": 2**30, "multiProcessorCount": 1}
+
     class CUDARuntimeError(RuntimeError):
         pass
 
@@ -389,8 +398,27 @@ class _Runtime:
         return self.device_count
 
 
+class Device:
+    def __init__(self, index=0):
+        self.id = index
+
+    def synchronize(self):
+        calls.append(("device.synchronize", None))
+
+
+class _MemoryPool:
+    def free_all_blocks(self):
+        pass
+
+
+def get_default_memory_pool():
+    return _MemoryPool()
+
+
+__version__ = "0.0-FAKE_CUPY"
 runtime = _Runtime()
-cuda = types.SimpleNamespace(Stream=Stream, runtime=runtime, graph=types.SimpleNamespace(Graph=Graph))
+cuda = types.SimpleNamespace(Stream=Stream, runtime=runtime, Device=Device,
+                             graph=types.SimpleNamespace(Graph=Graph))
 
 
 def reset_calls() -> None:

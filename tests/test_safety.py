@@ -214,15 +214,19 @@ def _generated_names() -> list[str]:
     """Every identifier of a generated module (a coupled node, RK4) and of the templates."""
     module = compile_model("neuron_model_templates.rate_neurons.leaky_integrator.tanh", method="rk4",
                            coupling=dict(source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I_ext"))
-    tokens = tokenize.generate_tokens(StringIO(Path(module.__file__).read_text()).readline)
-    names = {tok.string for tok in tokens if tok.type == tokenize.NAME}
+    single = compile_model("model_templates.oscillators.vanderpol.vdp", method="rk4")  # one-unit float loop too
+    names = set()
+    for generated in (module, single):
+        tokens = tokenize.generate_tokens(StringIO(Path(generated.__file__).read_text()).readline)
+        names |= {tok.string for tok in tokens if tok.type == tokenize.NAME}
     names |= set(template_names())
     names |= {"np", "numpy", "dt", "steps", "rec", "i", "t0", "params", "inputs", "y0", "record", "row", "final",
               "value", "name", "shapes", "warnings", "difflib", "math", "os", "sys", "print", "len", "range", "float",
               "int", "list", "dict", "input", "output", "variable", "eval", "exec", "open", "object", "type", "id",
               "self", "cls", "e", "x_2", "x_3", "x_4", "dx_1", "dx_2", "drive_x", "inc_x", "rec_x", "u_w", "w_u",
               "acc_0", "acc_1", "acc_0_source", "w_acc_0", "c_0", "c_1", "c_2", "t_2", "t_3", "t_w", "ModelError",
-              "ShapeError", "MATRIX_POPULATIONS", "weights", "x_source", "run", "rhs", "algebraics", "STATES"}
+              "ShapeError", "MATRIX_POPULATIONS", "weights", "x_source", "run", "rhs", "algebraics", "STATES",
+              "x_next", "s_x", "x_buf", "x_out", "math", "_run_single_unit", "_single_unit"}
     rejected = set(keyword.kwlist) | set(FUNCTION_NAMES) | {"pi", "t", "x", "u", "k"}
     return sorted(n for n in names if n not in rejected and not n.startswith("__"))
 
@@ -248,8 +252,9 @@ def _colliding_model(names: list[str]) -> str:
             + "  variables:\n" + "".join(f"    {v}\n" for v in variables))
 
 
-@pytest.mark.parametrize("method", ["euler", "heun", "rk4"])
-def test_names_that_collide_with_generated_code_are_mangled(tmp_path, method):
+@pytest.mark.parametrize("method, units, coupled", [("euler", 3, True), ("heun", 3, True), ("rk4", 3, True),
+                                                   ("euler", 1, False), ("rk4", 1, False)])
+def test_names_that_collide_with_generated_code_are_mangled(tmp_path, method, units, coupled):
     names = _generated_names()
     assert {"np", "dt", "steps", "rec", "i", "t0", "_check_params", "x_2", "w_acc_0"} <= set(names)
     plain = [f"q{j}" for j in range(len(names))]
@@ -259,11 +264,13 @@ def test_names_that_collide_with_generated_code_are_mangled(tmp_path, method):
         folder.mkdir()
         path = _write(folder, _colliding_model(chosen))
         coupling = dict(source_var="m/x", target_var=f"m/{chosen[2]}")  # an input: x drives it through W
-        module = compile_model(f"{path}:m", method=method, coupling=coupling)
+        module = compile_model(f"{path}:m", method=method, coupling=coupling if coupled else None)
+        assert coupled or hasattr(module, "_run_single_unit"), "the one-unit float loop is not exercised"
         rename = dict(zip(names, plain)) if label == "colliding" else {}
-        state = {k: np.full(3, v) for k, v in module.STATES.items()}
+        state = {k: np.full(units, v) for k, v in module.STATES.items()}
         record = ["m/x", f"m/{chosen[3]}"]
-        out = module.run(state, {"weights": np.full((3, 3), 0.01)}, {}, 0.01, 50, record=record)
+        params = {"weights": np.full((units, units), 0.01)} if coupled else {}
+        out = module.run(state, params, {}, 0.01, 50, record=record)
         results.append({rename.get(k.split("/")[-1], k.split("/")[-1]): v for k, v in out.items() if k != "final"})
         results[-1]["final"] = {rename.get(k.split("/")[-1], k.split("/")[-1]): v for k, v in out["final"].items()}
     colliding, reference = results

@@ -25,9 +25,7 @@ from sympy.core.numbers import equal_valued
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
-from ..equations import Exprel, PopMean, PopSum
 from ..errors import UnsupportedFeatureError
-from ..ir import MatVec
 
 _SUPPORTED = ("exp, log, sqrt, abs, sign, sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, tanh, asinh, "
               "acosh, atanh, sigmoid, heaviside, exprel, min, max, where, mean, sum, powers and comparisons")
@@ -292,4 +290,3 @@ def print_c(expr: sympy.Expr, names: dict[str, str], dtype: str = "float64") -> 
 
 
 __all__ = ["CPrinter", "print_c", "c_helpers", "C_RESERVED", "MAX_MULTIPLIED_EXPONENT"]
-_ = (Exprel, PopMean, PopSum, MatVec)  # the classes this printer knows by name

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import builtins
 import keyword
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -40,13 +39,9 @@ from ..errors import UnsupportedFeatureError
 from ..ir import MatVec, System
 from .c_printer import C_RESERVED, CPrinter, c_helpers
 from .numpy_backend import Namer, NumPyModule
-from .plan import DT, Plan, StatePlan, make_plan
+from .plan import DT, Plan, make_plan
 from .printers import NumPyPrinter
 from .schemes import get_scheme
-
-BLOCK = 256              # threads per block of the element-wise and flat loop kernels
-MAX_BLOCK = 1024         # CUDA's limit: the persistent kernel needs a population to fit one block
-REDUCE_BLOCK = 256       # threads per block of the row-reduction kernel (a power of two)
 
 # Names the generated Python module uses itself (model variables never take them).
 _PY_RESERVED = {"cp", "np", "env", "computed", "value", "params", "inputs", "dt", "t", "y", "DTYPE",
@@ -587,7 +582,12 @@ class CuPyModule:
             b = prog.barriers[name]
             key = f"mc_res_{self.ident(name)}"
             k.array(key)
-            return f"{key}[mc_i]" if b.kind == "matvec" else f"{key}[mc_b]"
+            if b.kind != "matvec":
+                return f"{key}[mc_b]"
+            if b.scale == 1:
+                return f"{key}[mc_i]"
+            # the coupling's coefficient is applied to the product (the weights stay as given)
+            return f"{k.arg('REAL', f'mc_scale_{self.ident(name)}')} * {key}[mc_i]"
         return barrier
 
     def _arg_lines(self, k: Kernel, prog: Program, barriers: list[Barrier], scope: dict,
@@ -1004,6 +1004,7 @@ class CuPyModule:
                 ident = self.ident(b.name)
                 table[b.name] = {"kind": b.kind, "arg": f"mc_arg_{ident}", "res": f"mc_res_{ident}",
                                  "weights": f"mc_w_{ident}" if b.kind == "matvec" else None,
+                                 "scale": f"mc_scale_{ident}" if b.kind == "matvec" else None,
                                  "matrix": b.matrix, "group": b.group, "target": b.target,
                                  "program": prog.kind, "slot": self.slots[b.name]}
         return table
@@ -1162,5 +1163,4 @@ def module_source(system: System, method: str = "euler", dtype: str = "float64")
 
 
 __all__ = ["module_context", "kernel_sources", "module_source", "cupy_module", "CuPyModule", "Kernel",
-           "Barrier", "Program", "BLOCK", "MAX_BLOCK", "REDUCE_BLOCK"]
-_ = (math, StatePlan)
+           "Barrier", "Program"]

@@ -30,7 +30,7 @@ _MAX_STAGES = 16
 def _derived(ident: str) -> set[str]:
     """The names the templates build from an identifier: stage values, derivatives, buffers."""
     names = {f"drive_{ident}", f"inc_{ident}", f"rec_{ident}", f"{ident}_w", f"w_{ident}", f"s_{ident}",
-             f"{ident}_source", f"{ident}_buf", f"{ident}_out"}
+             f"{ident}_source", f"{ident}_buf", f"{ident}_out", f"{ident}_next"}
     for k in range(1, _MAX_STAGES + 1):
         names.update((f"d{ident}_{k}", f"{ident}_{k}"))
     return names
@@ -39,29 +39,31 @@ def _derived(ident: str) -> set[str]:
 _STRINGS_AND_COMMENTS = re.compile(r"""(?:[rRbBfFuU]{1,2}(?=["']))?(?:(\"\"\"|\'\'\').*?\1|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|#[^\n]*""",
                                    re.S)
 _IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*")  # not attributes, not the e of 1e-6
-_USER_SCOPES = ("run", "rhs", "algebraics")  # the functions whose locals include model variables
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 
 
 @functools.lru_cache(maxsize=1)
 def template_names() -> frozenset[str]:
-    """Names a model variable's identifier must not take: the generated module's globals and
-    every name used inside the functions that also hold model variables (run, rhs, algebraics)."""
-    texts = [p.read_text(encoding="utf-8") for p in sorted(resource_dir("templates").rglob("*.j2"))]
-    text = "\n".join(texts + list(NUMPY_HELPERS.values()))
-    text = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", " ", text, flags=re.S)  # Jinja
-    text = _STRINGS_AND_COMMENTS.sub(" ", text)
+    """Names a model variable's identifier must not take: the generated module's globals and every
+    name used inside a function that also holds model variables (one whose template text has Jinja
+    in it: run, rhs, algebraics, ...). Helpers without Jinja keep their locals to themselves."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted(resource_dir("templates").rglob("*.py.j2"))]
+    texts += list(NUMPY_HELPERS.values()) + list(SCALAR_HELPERS.values())  # (Python only: kernels have their own)
     names: set[str] = set()
-    scope = None
-    for line in text.split("\n"):
-        if line[:1].strip():  # a top-level statement: a def, an assignment, an import
-            defined = re.match(r"(?:def|class)\s+(\w+)", line)
-            scope = defined.group(1) if defined else None
-            if defined and scope not in _USER_SCOPES:
-                names.add(scope)
+    for text in texts:
+        text = _JINJA.sub(" \x01 ", text)  # \x01 marks where model identifiers may appear
+        text = _STRINGS_AND_COMMENTS.sub(lambda m: re.sub(r"[^\n\x01]", " ", m.group(0)), text)
+        chunks: list[list[str]] = [[]]  # top-level statements with the indented lines after them
+        for line in text.split("\n"):
+            if line[:1].strip():
+                chunks.append([])
+            chunks[-1].append(line)
+        for chunk in filter(None, chunks):
+            defined = re.match(r"(?:def|class)\s+(\w+)", chunk[0])
+            if defined and not any("\x01" in line and line.replace("\x01", "").strip() for line in chunk):
+                names.add(defined.group(1))  # a helper: only its name is global
             else:
-                names.update(_IDENTIFIER.findall(line))
-        elif scope in _USER_SCOPES:
-            names.update(_IDENTIFIER.findall(line))
+                names.update(n for line in chunk for n in _IDENTIFIER.findall(line))
     return frozenset(names)
 
 

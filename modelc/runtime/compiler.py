@@ -14,7 +14,7 @@ from .. import __version__
 from ..errors import WiringError, did_you_mean
 from ..resources import resource_dir
 from ..spec import Library, Template, load
-from .cache import load_module, sha256, verified_source, with_checksum, writable_cache_dir, write_atomic
+from .cache import load_module, sha256, store, verified_source, with_checksum, writable_cache_dir
 
 _loaded: dict[str, ModuleType] = {}
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def cached_module(key: str, build_source) -> ModuleType:
     folder = writable_cache_dir()
     path = folder / f"{key}.py"
     if verified_source(path) is None:  # missing, truncated or corrupted: (re)build it
-        write_atomic(path, with_checksum(build_source(key)))
+        path = store(path, with_checksum(build_source(key)))
     module = load_module(path, key)
     _loaded[key] = module
     return module
@@ -70,6 +70,10 @@ def compile_model(template: "str | Template", method: str = "euler", backend: st
     """
     template = load(template, library)
     if isinstance(coupling, dict):
+        unknown = set(coupling) - {f.name for f in dataclasses.fields(Coupling)}
+        if unknown:
+            raise WiringError(f"unknown coupling key '{sorted(unknown)[0]}'", None,
+                              "a coupling takes source_var, target_var, input_var and output_var")
         coupling = Coupling(**coupling)
     vector_params = tuple(sorted(vector_params))
     description = repr((template, coupling, vector_params))

@@ -1,0 +1,324 @@
+"""GPU check of the CuPy backend (issue 5): correctness against NumPy, then speed.
+
+Run on a machine with an NVIDIA GPU and CuPy (pip install modelc[cupy]):
+
+    python -m benchmarks.gpu_check            # about 2-4 minutes on an H200
+    python -m benchmarks.gpu_check --quick    # fewer steps, for a smoke test
+
+1. Correctness, float64, the CuPy backend (every strategy that applies) against the NumPy
+   backend: the seed model (leaky integrators, tanh, W @ r), the QIF mean field and
+   Hodgkin-Huxley. Pass: max |cupy - numpy| / max |numpy| <= 1e-9 for every recorded variable.
+2. Speed: microseconds per step for N = 100, 4096, 16384 (1000 steps) for the three models, the
+   strategy that ran, the NumPy backend on the CPU (limited to --cpu-threads threads, 2 by
+   default like the project's CI machines; timed on fewer steps when slow, per step), the
+   speed-up, and the achieved fraction of HBM bandwidth and FP64 throughput (estimates: bytes =
+   the weight matrix read once per matrix-vector product plus the state arrays each kernel
+   reads and writes; flops = 2 n^2 per product plus SymPy's operation count of the equations,
+   a transcendental function counted as one).
+3. The batch sweep: B = 4096 parameter sets (tau) x N = 100 units x 10 000 steps of the seed
+   model, against the NumPy backend (timed on a few steps, per step).
+Targets (issue 5, H200): sweep >= 100x the NumPy backend; seed N=100 <= 10 us/step; seed
+N=16384 within 2x of streaming the weight matrix from HBM once per step. Exit status 0 when every
+check passes, 1 when one fails, 2 when there is no GPU/CuPy. Everything runs under a time budget
+(--budget seconds, default 280): what does not fit is skipped with a message.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import traceback
+
+SEED_MODEL = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
+SEED_COUPLING = dict(source_var="tanh_op/r", target_var="li_op/r_in")
+QIF_MODEL = "model_templates.neural_mass_models.qif.qif"
+HH_MODEL = "neuron_model_templates.conductance.hodgkin_huxley.hh"
+
+
+class Budget:
+    def __init__(self, seconds: float):
+        self.start, self.seconds = time.perf_counter(), seconds
+
+    def left(self) -> float:
+        return self.seconds - (time.perf_counter() - self.start)
+
+
+class Report:
+    def __init__(self):
+        self.failures: list[str] = []
+        self.notes: list[str] = []
+
+    def check(self, ok: bool, what: str) -> None:
+        print(f"  [{'PASS' if ok else 'FAIL'}] {what}", flush=True)
+        if not ok:
+            self.failures.append(what)
+
+    def skip(self, what: str) -> None:
+        print(f"  [SKIP] {what}", flush=True)
+        self.notes.append(what)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test, not the issue's numbers)")
+    parser.add_argument("--cpu-threads", type=int, default=2, help="threads for NumPy/BLAS on the CPU (default 2)")
+    parser.add_argument("--budget", type=float, default=280.0, help="seconds for the whole check (default 280)")
+    parser.add_argument("--hbm-tbs", type=float, default=4.8, help="HBM bandwidth, TB/s (H200: 4.8)")
+    parser.add_argument("--fp64-tflops", type=float, default=67.0, help="FP64 peak, TFLOP/s (H200: 67)")
+    parser.add_argument("--sizes", default="100,4096,16384", help="N of the table (default 100,4096,16384)")
+    parser.add_argument("--sweep", default="4096x100", help="B x N of the batch sweep (default 4096x100)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps of the table (default 1000) and, times 10, of the sweep (default 10000)")
+    args = parser.parse_args(argv)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        os.environ[var] = str(args.cpu_threads)   # before NumPy loads its BLAS
+    import numpy as np
+    try:
+        import cupy as cp
+    except ImportError as exc:
+        print(f"CuPy is not installed ({exc}): pip install modelc[cupy] on a machine with an NVIDIA GPU")
+        return 2
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+        props = cp.cuda.runtime.getDeviceProperties(0) if count else None
+    except Exception as exc:  # no driver, no device
+        print(f"CuPy cannot reach a GPU ({type(exc).__name__}: {exc})")
+        return 2
+    if not count:
+        print("no CUDA GPU found")
+        return 2
+    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    print(f"GPU: {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB, {props['multiProcessorCount']} SMs; "
+          f"CuPy {cp.__version__}; NumPy {np.__version__} on {args.cpu_threads} CPU thread(s)")
+    print(f"peaks assumed: HBM {args.hbm_tbs} TB/s, FP64 {args.fp64_tflops} TFLOP/s\n", flush=True)
+
+    from modelc import compile_model
+    budget, report = Budget(args.budget), Report()
+    ctx = Context(np, cp, compile_model, args, budget, report)
+    for section in (ctx.correctness, ctx.scaling_table, ctx.batch_sweep):
+        if budget.left() < 20:
+            report.skip(f"{section.__name__}: the time budget is spent")
+            continue
+        try:
+            section()
+        except Exception as exc:  # one broken section must not hide the others
+            traceback.print_exc()
+            report.check(False, f"{section.__name__} crashed: {type(exc).__name__}: {exc}")
+    elapsed = time.perf_counter() - budget.start
+    print(f"\n{len(report.failures)} failed check(s), {len(report.notes)} skipped, {elapsed:.0f} s in all")
+    for failure in report.failures:
+        print(f"  FAILED: {failure}")
+    return 1 if report.failures else 0
+
+
+class Context:
+    def __init__(self, np, cp, compile_model, args, budget: Budget, report: Report):
+        self.np, self.cp, self.compile_model = np, cp, compile_model
+        self.args, self.budget, self.report = args, budget, report
+        self.quick = args.quick
+        self.sizes = tuple(int(v) for v in args.sizes.split(","))
+        self.sweep_shape = tuple(int(v) for v in args.sweep.lower().split("x"))
+        self.steps = args.steps or (200 if args.quick else 1000)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def seed_modules(self, method: str, vector_params=()):
+        kw = dict(method=method, coupling=SEED_COUPLING, vector_params=vector_params)
+        return self.compile_model(SEED_MODEL, **kw), self.compile_model(SEED_MODEL, backend="cupy", **kw)
+
+    def modules(self, path: str, method: str):
+        return self.compile_model(path, method=method), self.compile_model(path, method=method, backend="cupy")
+
+    def seed_weights(self, n: int):
+        rng = self.np.random.default_rng(0)
+        return rng.standard_normal((n, n)) / math.sqrt(n)
+
+    def rel_error(self, got: dict, want: dict, names) -> float:
+        np = self.np
+        worst = 0.0
+        for name in names:
+            scale = max(float(np.max(np.abs(want[name]))), 1e-300)
+            worst = max(worst, float(np.max(np.abs(np.asarray(got[name]) - want[name]))) / scale)
+        return worst
+
+    def gpu_seconds(self, run, repeats: int = 3) -> float:
+        """Median wall time of run() after one warm-up call (kernels compiled, caches warm)."""
+        run()
+        self.cp.cuda.Device().synchronize()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            self.cp.cuda.Device().synchronize()
+            times.append(time.perf_counter() - start)
+        return sorted(times)[len(times) // 2]
+
+    def cpu_seconds_per_step(self, make_run, steps_wanted: int, seconds: float = 2.0) -> tuple[float, int]:
+        """NumPy time per step: a short probe, then as many steps as fit `seconds` (<= steps_wanted)."""
+        probe_steps = 5
+        start = time.perf_counter()
+        make_run(probe_steps)()
+        per_step = (time.perf_counter() - start) / probe_steps
+        steps = int(max(probe_steps, min(steps_wanted, seconds / max(per_step, 1e-9))))
+        start = time.perf_counter()
+        make_run(steps)()
+        return (time.perf_counter() - start) / steps, steps
+
+    # -- 1. correctness ---------------------------------------------------------------------------
+
+    def correctness(self):
+        np = self.np
+        print("1. CuPy against NumPy, float64 (max |cupy - numpy| / max |numpy| over every recorded variable)")
+        steps = self.steps
+        for method in ("euler", "rk4"):
+            mn, mc = self.seed_modules(method)
+            n = 100
+            rng = np.random.default_rng(1)
+            args = ({"li_op/v": rng.standard_normal((4, n))}, {"weights": self.seed_weights(n)},
+                    {"li_op/I_ext": np.ones((steps, n))}, 1e-3 * 10, steps)
+            want = mn.run(*args, record=mn.OUTPUTS, sampling_steps=10)
+            for strategy in mc.STRATEGIES:
+                try:
+                    got = mc.run(*args, record=mn.OUTPUTS, sampling_steps=10, strategy=strategy, chunk_steps=100)
+                except ValueError:
+                    continue   # not applicable to this model
+                err = self.rel_error(got, want, mn.OUTPUTS)
+                self.report.check(err <= 1e-9, f"seed {method} N={n} B=4 [{strategy}]: {err:.2e}")
+        eta = np.linspace(-6.0, -3.0, 64).reshape(64, 1)
+        qn = self.compile_model(QIF_MODEL, method="rk4", vector_params=["qif_op/eta"])
+        qc = self.compile_model(QIF_MODEL, method="rk4", backend="cupy", vector_params=["qif_op/eta"])
+        args = ({"qif_op/r": np.full((64, 1), 0.1)}, {"qif_op/eta": eta}, {"qif_op/I_ext": 3.0}, 1e-3, 10 * steps)
+        want = qn.run(*args, record=qn.OUTPUTS, sampling_steps=10)
+        for strategy in ("fused", "graph", "stream"):
+            got = qc.run(*args, record=qn.OUTPUTS, sampling_steps=10, strategy=strategy, chunk_steps=1000)
+            err = self.rel_error(got, want, qn.OUTPUTS)
+            self.report.check(err <= 1e-9, f"qif rk4, 64 values of eta [{strategy}]: {err:.2e}")
+        hn, hc = self.modules(HH_MODEL, "rk4")
+        n = 64
+        current = np.broadcast_to(np.linspace(0.0, 15.0, n), (2 * steps, n))
+        args = ({}, {}, {"hh_op/I_ext": current}, 0.01, 2 * steps)
+        want = hn.run(*args, record=hn.OUTPUTS, sampling_steps=10)
+        for strategy in ("fused", "graph", "stream"):
+            got = hc.run(*args, record=hn.OUTPUTS, sampling_steps=10, strategy=strategy, chunk_steps=500)
+            err = self.rel_error(got, want, hn.OUTPUTS)
+            self.report.check(err <= 1e-9, f"hh rk4, {n} neurons, I_ext 0..15 [{strategy}]: {err:.2e}")
+        print(flush=True)
+
+    # -- 2. microseconds per step -------------------------------------------------------------------
+
+    def scaling_table(self):
+        np, cp = self.np, self.cp
+        steps, sizes = self.steps, self.sizes
+        print(f"2. Microseconds per step ({steps} steps; seed: euler, W on the GPU; qif, hh: rk4, N independent units)")
+        header = f"{'model':6} {'N':>6} {'strategy':>10} {'GPU us/step':>12} {'NumPy us/step':>14} " \
+                 f"{'speed-up':>9} {'HBM %':>7} {'FP64 %':>7}"
+        print(header)
+        print("-" * len(header), flush=True)
+        hbm, fp64 = self.args.hbm_tbs * 1e12, self.args.fp64_tflops * 1e12
+        itemsize = 8
+        for model in ("seed", "qif", "hh"):
+            for n in sizes:
+                if self.budget.left() < 60:
+                    self.report.skip(f"{model} N={n}: the time budget is spent")
+                    continue
+                if model == "seed":
+                    mn, mc = self.seed_modules("euler")
+                    W = self.seed_weights(n)
+                    W_gpu = cp.asarray(W)
+                    inputs = {"li_op/I_ext": np.ones((steps, n))}
+                    y0 = {"li_op/v": np.zeros(n)}
+                    gpu = lambda s=steps: mc.run(y0, {"weights": W_gpu}, inputs, 1e-3, s, record=[],  # noqa: E731
+                                                 chunk_steps=max(1, s // 4))
+                    cpu = lambda s: (lambda: mn.run(y0, {"weights": W}, {"li_op/I_ext": np.ones((s, n))},  # noqa: E731
+                                                    1e-3, s, record=[]))
+                    matvecs, stages = 1, 1
+                else:
+                    path, dt, inp = (QIF_MODEL, 1e-3, {"qif_op/I_ext": 3.0}) if model == "qif" else \
+                        (HH_MODEL, 0.01, {"hh_op/I_ext": 10.0})
+                    mn, mc = self.modules(path, "rk4")
+                    y0 = {name: np.full(n, init) for name, init in mn.STATES.items()}
+                    gpu = lambda s=steps, mc=mc, y0=y0, inp=inp, dt=dt: mc.run(  # noqa: E731
+                        y0, {}, inp, dt, s, record=[], chunk_steps=max(1, s // 4))
+                    cpu = lambda s, mn=mn, y0=y0, inp=inp, dt=dt: (  # noqa: E731
+                        lambda: mn.run(y0, {}, inp, dt, s, record=[]))
+                    matvecs, stages = 0, 4
+                seconds = self.gpu_seconds(gpu)
+                strategy = mc.LAST_RUN.get("strategy", "?")
+                gpu_us = seconds / steps * 1e6
+                cpu_step, _ = self.cpu_seconds_per_step(cpu, steps, seconds=3.0 if n < 16384 else 6.0)
+                cpu_us = cpu_step * 1e6
+                states = len(mn.STATES)
+                # traffic: weights once per product + every state read and written per stage (graph/stream)
+                weight_bytes = matvecs * stages * n * n * itemsize
+                state_bytes = 0 if strategy in ("fused", "persistent") else 4 * states * stages * n * itemsize
+                flops = matvecs * stages * 2 * n * n + stages * n * self.equation_ops(mn, model)
+                hbm_pct = 100 * (weight_bytes + state_bytes) / (gpu_us * 1e-6) / hbm
+                fp_pct = 100 * flops / (gpu_us * 1e-6) / fp64
+                print(f"{model:6} {n:>6} {strategy:>10} {gpu_us:>12.2f} {cpu_us:>14.1f} {cpu_us / gpu_us:>8.0f}x "
+                      f"{hbm_pct:>6.1f}% {fp_pct:>6.2f}%", flush=True)
+                if model == "seed" and n == 100 and not self.quick:
+                    self.report.check(gpu_us <= 10.0, f"seed N=100: {gpu_us:.2f} us/step <= 10")
+                if model == "seed" and n == 16384 and not self.quick:
+                    stream_us = n * n * itemsize / hbm * 1e6
+                    self.report.check(gpu_us <= 2 * stream_us, f"seed N=16384: {gpu_us:.0f} us/step <= 2 x "
+                                      f"{stream_us:.0f} us (the weights streamed from HBM once)")
+                del gpu, cpu
+                cp.get_default_memory_pool().free_all_blocks()
+        print("(HBM %: weights once per product plus state traffic of the per-stage kernels; for 'fused' and "
+              "'persistent' the states stay in registers, so only FP64 % is meaningful there)\n", flush=True)
+
+    _ops_cache: dict = {}
+
+    def equation_ops(self, mod, model: str) -> int:
+        """Floating-point operations per unit and stage, counted by SymPy on the model's equations."""
+        if model not in self._ops_cache:
+            import sympy
+            from modelc.ir import Connection, build_system
+            from modelc.spec import load
+            path = {"seed": SEED_MODEL, "qif": QIF_MODEL, "hh": HH_MODEL}[model]
+            connections = [Connection("tanh_op/r", "li_op/r_in", "weights")] if model == "seed" else []
+            system = build_system(load(path), connections)
+            exprs = list(system.derivatives.values()) + [e for _, e in system.algebraics]
+            self._ops_cache[model] = int(sum(sympy.count_ops(e) for e in exprs)) + 2 * len(system.states)
+        return self._ops_cache[model]
+
+    # -- 3. the batch sweep -------------------------------------------------------------------------
+
+    def batch_sweep(self):
+        np = self.np
+        B, n = self.sweep_shape
+        steps = 10 * self.steps
+        print(f"3. Batch sweep: seed model (euler), B = {B} values of tau x N = {n} units x {steps} steps")
+        mn, mc = self.seed_modules("euler", vector_params=["li_op/tau"])
+        W = self.seed_weights(n)
+        taus = np.linspace(5.0, 20.0, B).reshape(B, 1)
+        y0 = {"li_op/v": np.zeros((B, n))}
+        params = {"weights": W, "li_op/tau": taus}
+        inputs = {"li_op/I_ext": 1.0}
+        seconds = self.gpu_seconds(lambda: mc.run(y0, params, inputs, 1e-3, steps, record=[]), repeats=1)
+        strategy = mc.LAST_RUN.get("strategy", "?")
+        gpu_step = seconds / steps
+        cpu_step, cpu_steps = self.cpu_seconds_per_step(
+            lambda s: (lambda: mn.run(y0, params, inputs, 1e-3, s, record=[])), steps, seconds=4.0)
+        speedup = cpu_step / gpu_step
+        print(f"  GPU [{strategy}]: {seconds:.2f} s, {gpu_step * 1e6:.1f} us/step, "
+              f"{B * n * steps / seconds / 1e9:.2f} G unit-steps/s")
+        print(f"  NumPy ({self.args.cpu_threads} threads, timed on {cpu_steps} steps): {cpu_step * 1e3:.2f} ms/step "
+              f"-> {cpu_step * steps:.0f} s for the whole sweep")
+        # the sweep's results against NumPy on the first steps (float64)
+        short = min(steps, 50)
+        want = mn.run(y0, params, inputs, 1e-3, short)
+        got = mc.run(y0, params, inputs, 1e-3, short)
+        err = self.rel_error(got["final"], want["final"], mn.STATES)
+        self.report.check(err <= 1e-9, f"sweep, first {short} steps against NumPy: {err:.2e}")
+        if (B, n) == (4096, 100) and not self.quick:
+            self.report.check(speedup >= 100, f"sweep speed-up over NumPy: {speedup:.0f}x >= 100x")
+        else:
+            print(f"  speed-up over NumPy: {speedup:.0f}x (the 100x target is for B=4096 x N=100)")
+        print(flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
