@@ -1,11 +1,12 @@
 """CuPy backend: a Plan -> a generated module whose work runs in fused CUDA kernels.
 
-The Plan (plan.py) already says what is constant (hoisted), what is a matrix coupling (with its
-coefficient folded into the weights) and how each state is updated. This module only decides
-how that work is laid out on a GPU:
+The Plan (plan.py) already says what is constant (hoisted), what is a matrix coupling (and its
+folded coefficient c in c * W @ x) and how each state is updated. This module only decides how
+that work is laid out on a GPU:
 
-* Element-wise code is split at *barriers*: matrix couplings (cuBLAS matmul between kernels)
-  and population reductions mean()/sum() (a reduction kernel). The *level* of a value is the
+* Element-wise code is split at *barriers*: matrix couplings (cuBLAS matmul between kernels,
+  on the weights as given; the kernel reading the product applies c) and population
+  reductions mean()/sum() (a reduction kernel). The *level* of a value is the
   number of barriers on its longest dependency path inside one stage; a kernel computes one
   level. The last kernel of a stage computes the derivatives, the next stage values (or the
   step's update) *and* the level-0 barrier arguments of the next stage: so one stage of a

@@ -58,14 +58,18 @@ class NumPyPrinter(_SympyNumPyPrinter):
         return super()._print_Pow(expr, rational=rational)
 
     def _print_Piecewise(self, expr) -> str:
-        # Nested np.where from the last branch outwards; the last condition must be True.
+        # Nested choices from the last branch outwards; the last condition must be True.
         *branches, (last_value, last_cond) = expr.args
         if last_cond != sympy.true:
             raise UnsupportedFeatureError("a piecewise expression needs an 'otherwise' branch")
         text = self._print(last_value)
         for value, cond in reversed(branches):
-            text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
+            text = self._choose(self._print(cond), self._print(value), text)
         return text
+
+    @staticmethod
+    def _choose(cond: str, value: str, otherwise: str) -> str:
+        return f"np.where({cond}, {value}, {otherwise})"
 
     def _print_Heaviside(self, expr) -> str:
         at_zero = expr.args[1] if len(expr.args) > 1 else sympy.Float(1.0)
@@ -138,14 +142,9 @@ class ScalarPrinter(NumPyPrinter):
     def _print_Pow(self, expr, rational=False) -> str:
         return super()._print_Pow(expr, rational=rational).replace("np.sqrt", "math.sqrt")
 
-    def _print_Piecewise(self, expr) -> str:
-        *branches, (last_value, last_cond) = expr.args
-        if last_cond != sympy.true:
-            raise UnsupportedFeatureError("a piecewise expression needs an 'otherwise' branch")
-        text = self._print(last_value)
-        for value, cond in reversed(branches):
-            text = f"({self._print(value)} if {self._print(cond)} else {text})"
-        return text
+    @staticmethod
+    def _choose(cond: str, value: str, otherwise: str) -> str:
+        return f"({value} if {cond} else {otherwise})"
 
     def _print_Relational(self, expr) -> str:
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"
