@@ -28,6 +28,7 @@ What is printed (and written to DIR/results.md, DIR/results.png, DIR/results.jso
 - cold compile (empty MODELC_CACHE_DIR) and cache-hit load, each in a fresh interpreter, and
   compile time against N and against the number of populations;
 - results.png: time per step against N (log-log), one line per contender, Euler and RK4.
+``--render DIR/results.json`` rewrites the markdown and the plot from saved figures.
 All contenders run with one BLAS thread (set by benchmarks/__init__.py before NumPy loads).
 """
 from __future__ import annotations
@@ -96,6 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--peers-all", action="store_true", help="run the peers at N > 1000 too")
     ap.add_argument("--no-compile", action="store_true", help="skip the compile/cache/scaling figures")
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
+    ap.add_argument("--render", metavar="RESULTS_JSON",
+                    help="only rewrite results.md/results.png (in --out) from a saved results.json")
     args = ap.parse_args(argv)
     try:
         args.load_start = os.getloadavg()[0]
@@ -108,6 +111,12 @@ def main(argv=None) -> int:
         for w in workloads.ALL:
             print(f"{w.name:18s} {w.family:6s} N={w.N:<5d} B={w.B:<4d} steps={w.steps:<6d} "
                   f"(quick {w.quick_steps}) {w.method} dt={w.dt}")
+        return 0
+    if args.render:
+        with open(args.render) as f:
+            saved = json.load(f)
+        out = report.write(args.out, saved["results"], saved["compile"], saved["scaling"], saved["meta"])
+        print(out["md_text"])
         return 0
     names = [n for item in args.workload for n in item.split(",") if n]
     selected = [w.with_quick(args.quick) for w in workloads.select(names)]

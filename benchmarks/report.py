@@ -39,9 +39,9 @@ def _ok(r):
 
 
 def workload_table(results: list[dict]) -> list[str]:
-    out = ["| workload | contender | µs/step | speed vs hand-written | rank | setup s | "
+    out = ["| workload | contender | µs/step | (best) | speed vs hand-written | rank | setup s | "
            "peak MiB (allowed) | max abs diff vs hand | status |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for res in results:
         wl = res["workload"]
         if wl["family"] == "sweep":
@@ -57,7 +57,8 @@ def workload_table(results: list[dict]) -> list[str]:
                 status = "**DISAGREES** (not ranked)"
             peak = r.get("peak_bytes")
             mem = (f"{peak / MiB:.1f} ({r['budget_bytes'] / MiB:.1f})" if peak is not None else "—")
-            out.append(f"| {wl['name']} | {r['name']} | {_us(us)} | {_f(speed, '{:.2f}×')} | "
+            out.append(f"| {wl['name']} | {r['name']} | {_us(us)} | {_us(r.get('best_us_per_step'))} | "
+                       f"{_f(speed, '{:.2f}×')} | "
                        f"{rank.get(r['name'], '—')} | {_f(r.get('setup_s'), '{:.3f}')} | {mem} | "
                        f"{_f(r.get('max_abs_diff'), '{:.1e}')} | {status} |")
     return out
@@ -88,8 +89,9 @@ def sweep_table(results: list[dict]) -> list[str]:
 def compile_table(comp: dict) -> list[str]:
     if not comp:
         return []
-    out = ["| what | N | cold (empty cache) s | cache hit s | `import modelc` s | sympy/lark imported on hit |",
-           "|---|---:|---:|---:|---:|---|"]
+    out = ["| what | N | cold (empty cache) s | of which add_diffeq_node s | cache hit s | "
+           "`import modelc` s | sympy/lark imported on hit |",
+           "|---|---:|---:|---:|---:|---:|---|"]
     for item in comp.get("items", []):
         cold, hit = item["cold"], item["hit"]
         imp = hit.get("imported") or {}
@@ -97,18 +99,19 @@ def compile_table(comp: dict) -> list[str]:
         err = cold.get("error") or hit.get("error")
         out.append(f"| {item['label']} | {item.get('N') or '—'} | "
                    f"{_f(cold.get('compile_s'), '{:.3f}', err and 'error' or '—')} | "
+                   f"{_f(cold.get('add_s'), '{:.3f}')} | "
                    f"{_f(hit.get('compile_s'), '{:.4f}', err and 'error' or '—')} | "
                    f"{_f(hit.get('import_s'), '{:.3f}')} | {mods} |")
         if err:
-            out.append(f"| ↳ error | | {err} | | | |")
+            out.append(f"| ↳ error | | {err} | | | | |")
     return out
 
 
 def scaling_table(sc: dict) -> list[str]:
     if not sc or not sc.get("populations"):
         return []
-    out = ["| populations P (n=10 each, P-1 edges) | cold add+compile s | per population ms | cache hit s |",
-           "|---:|---:|---:|---:|"]
+    out = ["| populations P (n=10 each, P-1 edges) | cold add+compile s | per population ms | "
+           "cache hit s |", "|---:|---:|---:|---:|"]
     for item in sc["populations"]:
         cold, hit = item["cold"], item["hit"]
         c = cold.get("compile_s")
@@ -225,7 +228,8 @@ def markdown(results, comp, sc, meta) -> str:
          f"Measured {meta['when']} on {meta['machine']}; {meta['python']}; numpy {meta['numpy']}; "
          f"one BLAS thread ({meta['blas']}); {meta.get('load', '')}. Command: `{meta['command']}`"
          + (" (**quick**: fewer steps)" if meta.get("quick") else "") + ".", "",
-         f"Time per step is the median of {meta['repeats']} alternating runs; every contender "
+         f"Time per step is the median of {meta['repeats']} alternating runs (best run in brackets: "
+         "a wide gap means other processes competed for the CPU); every contender "
          "integrates the same J (N(0,1)/√N, seed 0), the same input array (I = 1) and the same dt, and "
          "records its output every step. Speed = hand-written time / contender time. "
          "Peak memory = the caller's weights and inputs + what the contender keeps after setup + "

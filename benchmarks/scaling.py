@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from .timing import cold_and_hit
+from .timing import cold_and_hit, warm_up_files
 from .workloads import JR_MODEL, QIF_MODEL, SEED_COUPLING, SEED_MODEL
 
 
@@ -26,6 +26,7 @@ def compile_figures(quick: bool = False, log=print) -> dict:
     for N in (100, 1000, 4000):
         specs.append(("Network(seed) add+first run", N,
                       dict(what="network", model=SEED_MODEL, method="euler", coupling=SEED_COUPLING, N=N)))
+    warm_up_files()
     for label, N, spec in specs:
         res = cold_and_hit(spec)
         res.update(label=label, N=N)
@@ -40,7 +41,7 @@ def population_scaling(quick: bool = False, log=print) -> dict:
     out = []
     for P in (1, 10, 30, 100):
         spec = dict(what="populations", model=SEED_MODEL, method="euler", coupling=SEED_COUPLING, N=10, P=P)
-        res = cold_and_hit(spec)
+        res = cold_and_hit(spec, repeats=1 if P == 100 else 3)
         res["P"] = P
         out.append(res)
         log(f"  P={P}: cold {res['cold'].get('compile_s', res['cold'].get('error'))}, "

@@ -266,6 +266,8 @@ _CTYPES = {"long long": ctypes.c_longlong, "double": ctypes.c_double, "float": c
 
 
 class RawKernel:
+    max_threads_per_block = 1024   # what CuPy reports for a compiled kernel (tests may lower it)
+
     def __init__(self, lib, name, params, real):
         self.name, self.params = name, params
         self.real = real

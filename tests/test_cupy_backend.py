@@ -491,6 +491,19 @@ def test_capture_failure_falls_back_to_launches(fake):
     assert_matches(got, mc.run(*args, chunk_steps=2, strategy="stream"), ["li_op/v"], rtol=0)
 
 
+def test_persistent_falls_back_when_the_kernel_cannot_take_the_block(fake):
+    mc = compile_model(SEED, method="rk4", backend="cupy", coupling=SEED_COUPLING)
+    args = ({"li_op/v": np.linspace(-1, 1, 40)}, {"weights": np.eye(40) * 0.5}, {}, 0.1, 5)
+    fake_cupy.RawKernel.max_threads_per_block = 32     # 40 units need a block of 64 threads
+    try:
+        got = mc.run(*args)
+    finally:
+        fake_cupy.RawKernel.max_threads_per_block = 1024
+    assert got["strategy"] == "stream" and "threads per block" in mc.LAST_RUN["note"]
+    assert_matches(got, mc.run(*args), ["li_op/v"], what="fallback")
+    assert mc.LAST_RUN["strategy"] == "persistent"
+
+
 def test_records_batches_and_input_shapes(fake):
     mc = compile_model(SEED, method="heun", backend="cupy", coupling=SEED_COUPLING, vector_params=["li_op/tau"])
     mn = compile_model(SEED, method="heun", coupling=SEED_COUPLING, vector_params=["li_op/tau"])

@@ -14,12 +14,12 @@ import jinja2
 from ..errors import UnsupportedFeatureError, did_you_mean
 from ..ir import System
 from ..resources import resource_dir
+from .cupy_backend import module_context as cupy_context
 from .numpy_backend import module_context as numpy_context
 from .plan import make_plan
 from .schemes import SCHEMES, get_scheme
 
-BACKENDS = {"numpy": numpy_context}
-BACKENDS["cupy"] = __import__("modelc.codegen.cupy_backend", fromlist=["module_context"]).module_context
+BACKENDS = {"numpy": numpy_context, "cupy": cupy_context}
 DTYPES = ("float64", "float32")
 
 
