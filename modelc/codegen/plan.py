@@ -82,6 +82,7 @@ class _Planner:
         self.scalar_params = {symbol(n) for n, p in system.params.items() if p.shape == "scalar"} | {DT}
         self.static = {symbol(n) for n, p in system.params.items() if p.shape != "matrix"} | {DT}
         self.hoist_names: dict[sympy.Expr, sympy.Symbol] = {}
+        self.coupling_names: dict[tuple, str] = {}
         self.counter = 0
 
     def run(self) -> None:
@@ -156,7 +157,10 @@ class _Planner:
 
     def _coupling(self, matvec: MatVec, scale: sympy.Expr) -> str:
         weights, source = matvec.args
+        if (matvec, scale) in self.coupling_names:  # the same product used twice is computed once
+            return self.coupling_names[(matvec, scale)]
         name = f"acc_{len(self.plan.couplings)}"
+        self.coupling_names[(matvec, scale)] = name
         if not isinstance(source, sympy.Symbol):
             source_name = f"{name}_source"
             self.plan.algebraics.append((source_name, self._hoist(self._extract_matvecs(source))))
