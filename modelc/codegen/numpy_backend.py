@@ -6,6 +6,7 @@ import functools
 import keyword
 import re
 
+import numpy as np
 import sympy
 
 from ..equations import TIME, Exprel
@@ -121,6 +122,7 @@ class NumPyModule:
         self.names[DT.name] = "dt"
         self.printer = self.printer_class(self.names)
         self.population_of = {name: label for label, names in system.populations.items() for name in names}
+        self.out_buffers: set[str] = set()  # filled while the step is rendered; None before the loop
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -229,6 +231,15 @@ class NumPyModule:
         lines += self._update_lines()
         return lines
 
+    def _assignment(self, target: str, expr: sympy.Expr, names: dict[str, str]) -> str:
+        """`target = expr`; a single ufunc call reuses target's memory from the step before (out=)."""
+        code = self.code(expr, names)
+        if isinstance(expr, sympy.Function) and len(expr.args) == 1 and code.startswith("np.") and \
+                isinstance(getattr(np, code[3:code.index("(")], None), np.ufunc):
+            self.out_buffers.add(target)
+            return f"{target} = {code[:-1]}, out={target})"
+        return f"{target} = {code}"
+
     def _stage_names(self, k: int) -> dict[str, str]:
         if k == 0:
             return {}
@@ -245,7 +256,7 @@ class NumPyModule:
         return lines
 
     def _evaluation_lines(self, k: int, names: dict[str, str]) -> list[str]:
-        lines = [f"{names.get(n, self.ident(n))} = {self.code(e, names)}" for n, e in self.plan.algebraics]
+        lines = [self._assignment(names.get(n, self.ident(n)), e, names) for n, e in self.plan.algebraics]
         for c in self.plan.couplings:
             source = self.code(c.source, names)
             lines.append(f"{c.name} = np.dot({source}, w_{c.name}, out={c.name})")
