@@ -68,7 +68,17 @@ def _meta(args, argv) -> dict:
                 "processes competed for the CPU)" % (args.load_start, os.getloadavg()[0]))
     except (OSError, TypeError):
         load = "load average unknown"
-    return dict(when=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), load=load,
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import subprocess
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "modelc", "templates",
+                                "models"], capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = (head + (" + uncommitted changes" if dirty else "")) if head else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return dict(when=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), load=load, commit=commit,
                 machine=f"{os.cpu_count()} cores, {cpu}",
                 python=f"Python {platform.python_version()}", numpy=np.__version__, blas=blas,
                 command="python -m benchmarks " + " ".join(argv), quick=args.quick,

@@ -225,7 +225,8 @@ def targets(results: list[dict], comp: dict, sc: dict) -> list[str]:
 
 def markdown(results, comp, sc, meta) -> str:
     L = ["# modelc benchmarks", "",
-         f"Measured {meta['when']} on {meta['machine']}; {meta['python']}; numpy {meta['numpy']}; "
+         f"Measured {meta['when']} (modelc at {meta.get('commit', 'unknown')}) on {meta['machine']}; "
+         f"{meta['python']}; numpy {meta['numpy']}; "
          f"one BLAS thread ({meta['blas']}); {meta.get('load', '')}. Command: `{meta['command']}`"
          + (" (**quick**: fewer steps)" if meta.get("quick") else "") + ".", "",
          f"Time per step is the median of {meta['repeats']} alternating runs (best run in brackets: "

@@ -597,3 +597,25 @@ def test_lorenz_bounded_with_positive_lyapunov_exponent():
     lyapunov = total / (segments * every * dt)
     assert 0.6 < lyapunov < 1.2, lyapunov
     assert -25 < lo[0] and hi[0] < 25 and -35 < lo[1] and hi[1] < 35 and 0 < lo[2] and hi[2] < 55, (lo, hi)
+
+
+def _shipped_nodes():
+    from modelc.cli import _shipped_templates
+    from modelc.resources import resource_dir
+    from modelc.spec import Library, NodeTemplate
+    return [(dotted, t) for dotted, t in _shipped_templates(Library([resource_dir("models")]))
+            if isinstance(t, NodeTemplate)]
+
+
+@pytest.mark.parametrize("dotted", [d for d, _ in _shipped_nodes()])
+def test_every_shipped_node_runs_as_a_network_population(dotted):
+    """Each node template as a Network population of 3 units gives the module's own trajectory."""
+    from modelc import Network
+    mod = compile_model(dotted, method="rk4")
+    output = list(mod.STATES)[0]
+    net = Network(dt=1e-3)
+    net.add_diffeq_node("pop", dotted, N=3, output_var=output, method="rk4")
+    obs = net.run(steps=50)
+    expected = mod.run(mod.initial_state(3), {}, {}, 1e-3, 50, record=[output])[output]
+    assert obs["out"].shape == (50, 3)
+    assert np.allclose(obs["out"], expected, rtol=1e-12, atol=1e-12)

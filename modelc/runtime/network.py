@@ -726,6 +726,9 @@ class Network:
     def _output_label(self) -> str:
         sinks = [n.label for n in self._nodes.values() if n.output_var is not None and
                  not any(e.source == n.label and not e.feedback for e in self._edges.values())]
+        if not any(n.output_var for n in self._nodes.values()):
+            raise WiringError("no node has an output variable, so there is no output to record", None,
+                              "pass output_var= to add_diffeq_node, or use record_output=False with record_vars")
         if len(sinks) != 1:
             raise WiringError(("no node is free of outgoing edges" if not sinks else
                                f"several nodes have no outgoing edges ({', '.join(sinks)})") +
