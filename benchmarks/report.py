@@ -270,6 +270,8 @@ def plot(results, path) -> str | None:
     if not methods:
         return "no seed workloads: no plot"
     fig, axes = plt.subplots(1, len(methods), figsize=(6.2 * len(methods), 4.8), squeeze=False)
+    names = sorted({r["name"] for res in results for r in res["rows"]})
+    colors = {n: f"C{i % 10}" for i, n in enumerate(n for n in names if n != HandWritten.name)}
     for ax, m in zip(axes[0], methods):
         series = {}
         for res in results:
@@ -281,8 +283,9 @@ def plot(results, path) -> str | None:
                     series.setdefault(r["name"], []).append((wl["N"], r["us_per_step"]))
         for name, pts in sorted(series.items()):
             pts.sort()
-            style = "k--" if name == HandWritten.name else "-"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=name)
+            style = dict(color="k", linestyle="--") if name == HandWritten.name else \
+                dict(color=colors.get(name), linestyle="-")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name, **style)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("N (units)")

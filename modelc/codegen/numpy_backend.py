@@ -193,7 +193,7 @@ class NumPyModule:
         for c in self.plan.couplings:
             w = self.names[c.matrix]
             if c.scale == 1:
-                lines.append(f"w_{c.name} = {w}.T")
+                lines.append(f"w_{c.name} = {w}")
             else:
                 lines.append(f"w_{c.name}, s_{c.name} = _fold(weights={w}, scale={self.code(c.scale)})")
         return lines
@@ -259,7 +259,9 @@ class NumPyModule:
         lines = [self._assignment(names.get(n, self.ident(n)), e, names) for n, e in self.plan.algebraics]
         for c in self.plan.couplings:
             source = self.code(c.source, names)
-            lines.append(f"{c.name} = np.dot({source}, w_{c.name}, out={c.name})")
+            # W @ x for one population (BLAS gemv), x @ W.T with a batch axis (gemm)
+            lines.append(f"{c.name} = np.dot(w_{c.name}, {source}, out={c.name}) if unbatched "
+                         f"else np.dot({source}, w_{c.name}.T, out={c.name})")
             if c.scale != 1:
                 lines.append(f"if s_{c.name} is not None:  # a large matrix is scaled here, not copied")
                 lines.append(f"    {c.name} *= s_{c.name}")
