@@ -191,6 +191,6 @@ def test_generated_module_is_readable():
     source = open(mod.__file__).read()
     assert source.splitlines()[0].startswith('"""leaky_integrator.tanh')
     assert "import numpy as np" in source and "modelc" not in source.split("import numpy")[1].split("\n")[0]
-    assert "_fold(weights=weights, scale=dt*k)" in source  # k*dt folded into the weights once
+    assert "_product(weights=weights, scale=dt*k, unbatched=unbatched)" in source  # dt*k folded once
     assert "c_0 = -dt/tau + 1" in source       # 1 - dt/tau hoisted
     assert f"KEY = \"{mod.KEY}\"" in source and len(mod.KEY) == 64

@@ -31,7 +31,7 @@ _MAX_STAGES = 16
 def _derived(ident: str) -> set[str]:
     """The names the templates build from an identifier: stage values, derivatives, buffers."""
     names = {f"drive_{ident}", f"inc_{ident}", f"rec_{ident}", f"{ident}_w", f"w_{ident}", f"s_{ident}",
-             f"{ident}_source", f"{ident}_buf", f"{ident}_out", f"{ident}_next"}
+             f"{ident}_source", f"{ident}_buf", f"{ident}_out", f"{ident}_next", f"product_{ident}"}
     for k in range(1, _MAX_STAGES + 1):
         names.update((f"d{ident}_{k}", f"{ident}_{k}"))
     return names
@@ -189,14 +189,9 @@ class NumPyModule:
         return [f"{self.ident(n)} = {self.code(e)}" for n, e in self.plan.hoisted]
 
     def weight_lines(self) -> list[str]:
-        lines = []
-        for c in self.plan.couplings:
-            w = self.names[c.matrix]
-            if c.scale == 1:
-                lines.append(f"w_{c.name} = {w}")
-            else:
-                lines.append(f"w_{c.name}, s_{c.name} = _fold(weights={w}, scale={self.code(c.scale)})")
-        return lines
+        return [f"product_{c.name} = _product(weights={self.names[c.matrix]}, scale={self.code(c.scale)}, "
+                f"unbatched=unbatched)  # x -> ({self.code(c.scale)}) * {self.names[c.matrix]} @ x"
+                for c in self.plan.couplings]
 
     def inputs_used(self) -> list[str]:
         return list(self.system.inputs)
@@ -259,12 +254,7 @@ class NumPyModule:
         lines = [self._assignment(names.get(n, self.ident(n)), e, names) for n, e in self.plan.algebraics]
         for c in self.plan.couplings:
             source = self.code(c.source, names)
-            # W @ x for one population (BLAS gemv), x @ W.T with a batch axis (gemm)
-            lines.append(f"{c.name} = np.dot(w_{c.name}, {source}, out={c.name}) if unbatched "
-                         f"else np.dot({source}, w_{c.name}.T, out={c.name})")
-            if c.scale != 1:
-                lines.append(f"if s_{c.name} is not None:  # a large matrix is scaled here, not copied")
-                lines.append(f"    {c.name} *= s_{c.name}")
+            lines.append(f"{c.name} = product_{c.name}({source}, out={c.name})")
         if self.plan.fold_dt:
             return lines
         for s in self.plan.states:
