@@ -314,6 +314,20 @@ def check_name(name: str, location: Location | None, what: str = "variable") -> 
     return name
 
 
+_PARSED: dict[tuple[Path, str], MarkedDict] = {}
+
+
+def _parsed(path: Path, text: str) -> MarkedDict:
+    """A file's parsed YAML, shared across libraries while its text is unchanged (the YAML
+    composer is pure Python: a network of 100 populations must not parse one file 100 times)."""
+    key = (path, text)
+    if key not in _PARSED:
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[key] = load_yaml(text, str(path))
+    return _PARSED[key]
+
+
 class Library:
     """Finds and loads templates by path, caching each file once.
 
@@ -341,7 +355,7 @@ class Library:
                 raise UnknownTemplateError(f"model file '{path}' does not exist") from None
             except (OSError, UnicodeDecodeError) as exc:
                 raise TemplateFormatError(f"cannot read model file '{path}': {exc}") from None
-            self._files[path] = load_yaml(text, str(path))
+            self._files[path] = _parsed(path, text)
         return self._files[path]
 
     def templates_in(self, path: Path) -> list[Template]:

@@ -799,10 +799,19 @@ class Network:
         return array
 
     def _as_float_array(self, value, what: str) -> np.ndarray:
+        """The array as the network's dtype; an array that already is one is used, not copied
+        (a 4000 x 4000 weight matrix is 128 MB): change it through set_var, not in place."""
         try:
-            array = np.array(value, dtype=self._np_dtype)
+            array = np.asarray(value)
         except (TypeError, ValueError):
-            raise InvalidValueError(f"{what} must be an array of numbers, got {type(value).__name__}") from None
+            array = np.asarray(None)
+        if array.dtype.kind not in "biuf":  # bool, integers, floats; not complex, text or objects
+            raise InvalidValueError(f"{what} must be an array of real numbers, got {type(value).__name__}"
+                                    + (f" of {array.dtype}" if isinstance(value, np.ndarray) else ""))
+        array = array.astype(self._np_dtype, copy=False)
+        if not np.isfinite(array).all():
+            raise InvalidValueError(f"{what} contains NaN or infinite values", None,
+                                    "check how the array was made; every entry must be a finite number")
         return array
 
     def _sweep_target(self, key) -> tuple[_Node, str]:
