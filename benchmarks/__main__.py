@@ -20,14 +20,17 @@ alternating timed rounds (default 5).
 What is printed (and written to DIR/results.md, DIR/results.png, DIR/results.json):
 - the issue-6 targets, each with its measured figure and "met" / "missed";
 - per workload and contender: µs per step (median of the alternating runs), speed relative to
-  the hand-written loop (hand time / contender time; > 1 is faster), rank, setup time, peak
-  memory against the allowance (weights + inputs + records + 10 %), the max abs difference of
-  the final state from the hand-written loop (a contender that disagrees is flagged and not
-  ranked), and "missing: <reason>" / "n/a: <reason>" for a contender that could not run;
+  the hand-written in-place loop (the baseline of issues 2 and 6: preallocated, in place,
+  written as the equations read; its time / contender time, > 1 is faster), rank, setup time,
+  peak memory against the allowance (weights + inputs + records + 10 %), the max abs difference
+  of the final state from the in-place loop (a contender that disagrees is flagged and not
+  ranked), and "missing: <reason>" / "n/a: <reason>" for a contender that could not run; the
+  hand-optimised loop (the compiler's tricks applied by hand) is a contender row, a floor;
 - the sweep's throughput (unit-steps per second), batched against one set at a time;
 - cold compile (empty MODELC_CACHE_DIR) and cache-hit load, each in a fresh interpreter, and
   compile time against N and against the number of populations;
-- results.png: time per step against N (log-log), one line per contender, Euler and RK4.
+- results.png: time per step against N (log-log), one line per contender, Euler and RK4
+  (the two hand-written loops dashed).
 ``--render DIR/results.json`` rewrites the markdown and the plot from saved figures.
 All contenders run with one BLAS thread (set by benchmarks/__init__.py before NumPy loads).
 """

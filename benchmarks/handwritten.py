@@ -1,10 +1,21 @@
-"""Hand-written reference loops: the baseline every contender is divided by.
+"""Hand-written reference loops.
 
-Written as well as NumPy allows: every buffer preallocated, every update in place (``out=``),
-loop invariants hoisted (``dt*k*J``, ``1 - dt/tau``), the input term scaled for all steps with
-one array operation before the loop, and the record row doubling as the next state (no copy).
+Two kinds for the seed network (and the sweep):
+
+- **in place** (``SeedEulerInPlace``, ``SeedRK4InPlace``; the baseline every contender is divided
+  by and compared with -- "the hand-written in-place loop" of issues 2 and 6): every buffer
+  preallocated, every update in place (``out=``, ``+=``), but written the way the equations read,
+  step by step: ``r = tanh(v)``, ``J @ r``, ``dv = -v/tau + k*(J@r) + I[t] + eta``,
+  ``v += dt*dv``, ``rec[t] = v``.  No invariant hoisted, no input term precomputed, no record-row
+  trick -- what someone fluent in NumPy writes without thinking like a compiler.
+- **optimised** (``SeedEuler``, ``SeedRK4``; a contender row, "the compiler's tricks by hand"):
+  the same, plus what modelc's code generator does -- loop invariants hoisted (``dt*k*J``,
+  ``1 - dt/tau``), the input term scaled for all steps with one array operation before the loop,
+  and the record row doubling as the next state (no copy).  A floor, not the issues' baseline.
+
 The single systems (QIF, Jansen-Rit) have one unit each, where NumPy's per-call overhead would
-dominate, so their loops use Python floats -- the fastest plain-Python way to write them.
+dominate, so their loops use Python floats -- the natural way to hand-write them; they are the
+baseline there.
 
 Every loop records the output (``v`` for the seed network, ``r`` for QIF, the pyramidal
 potential for Jansen-Rit) after every step, as ``Network.run`` does.
@@ -18,8 +29,116 @@ import numpy as np
 from .workloads import SEED_PARAMS, Workload
 
 
+# ----------------------------------------------------------------------------- in place (baseline)
+
+class SeedEulerInPlace:
+    """v' = -v/tau + k*J@tanh(v) + I_ext + eta, explicit Euler, written as the equation reads,
+    in place into preallocated buffers; N units, or a (B, N) batch with a (B,) array of tau."""
+
+    def __init__(self, J, inputs, dt, tau=SEED_PARAMS["tau"], k=SEED_PARAMS["k"],
+                 eta=SEED_PARAMS["eta"], batch_tau=None):
+        T, N = inputs.shape
+        self.J, self.inputs, self.dt, self.k, self.eta = J, inputs, dt, k, eta
+        if batch_tau is None:
+            shape, self.tau = (N,), tau
+        else:
+            shape, self.tau = (len(batch_tau), N), np.asarray(batch_tau, float)[:, None]
+        self.rec = np.empty((T,) + shape)                 # rec[t] = v after step t+1
+        self.v = np.zeros(shape)
+        self.r, self.Jr, self.dv, self.tmp = (np.empty(shape) for _ in range(4))
+
+    def run(self):
+        J, I, dt, tau, k, eta = self.J, self.inputs, self.dt, self.tau, self.k, self.eta
+        v, r, Jr, dv, tmp, rec = self.v, self.r, self.Jr, self.dv, self.tmp, self.rec
+        v.fill(0.0)                                       # v(0) = 0
+        if v.ndim == 1:
+            for t in range(I.shape[0]):
+                np.tanh(v, out=r)                         # r = tanh(v)
+                np.dot(J, r, out=Jr)                      # J @ r
+                np.multiply(Jr, k, out=dv)                # dv = k*(J@r)
+                np.divide(v, tau, out=tmp)
+                dv -= tmp                                 #    - v/tau
+                dv += I[t]                                #    + I[t]
+                dv += eta                                 #    + eta
+                np.multiply(dv, dt, out=tmp)
+                v += tmp                                  # v += dt*dv
+                rec[t] = v
+        else:
+            JT = J.T
+            for t in range(I.shape[0]):
+                np.tanh(v, out=r)
+                np.matmul(r, JT, out=Jr)                  # (B, N): r @ J.T for all sets
+                np.multiply(Jr, k, out=dv)
+                np.divide(v, tau, out=tmp)                # tau is (B, 1)
+                dv -= tmp
+                dv += I[t]
+                dv += eta
+                np.multiply(dv, dt, out=tmp)
+                v += tmp
+                rec[t] = v
+
+    def final_state(self):
+        return np.array(self.v)
+
+
+class SeedRK4InPlace:
+    """The seed network with the classic 4th-order Runge-Kutta scheme (input held over a step),
+    written as the scheme reads, in place into preallocated buffers."""
+
+    def __init__(self, J, inputs, dt, tau=SEED_PARAMS["tau"], k=SEED_PARAMS["k"],
+                 eta=SEED_PARAMS["eta"]):
+        T, N = inputs.shape
+        self.J, self.inputs, self.dt, self.tau, self.k, self.eta = J, inputs, dt, tau, k, eta
+        self.rec = np.empty((T, N))
+        self.v = np.zeros(N)
+        self.k1, self.k2, self.k3, self.k4 = (np.empty(N) for _ in range(4))
+        self.x, self.r, self.Jr, self.tmp = (np.empty(N) for _ in range(4))
+
+    def run(self):
+        J, I, dt, tau, k, eta = self.J, self.inputs, self.dt, self.tau, self.k, self.eta
+        v, rec = self.v, self.rec
+        k1, k2, k3, k4, x, r, Jr, tmp = (self.k1, self.k2, self.k3, self.k4, self.x, self.r,
+                                         self.Jr, self.tmp)
+        v.fill(0.0)
+
+        def f(y, u, d):                                   # d = -y/tau + k*(J@tanh(y)) + u + eta
+            np.tanh(y, out=r)
+            np.dot(J, r, out=Jr)
+            np.multiply(Jr, k, out=d)
+            np.divide(y, tau, out=tmp)
+            d -= tmp
+            d += u
+            d += eta
+
+        for t in range(I.shape[0]):
+            u = I[t]
+            f(v, u, k1)                                   # k1 = f(v)
+            np.multiply(k1, dt / 2, out=x)
+            x += v
+            f(x, u, k2)                                   # k2 = f(v + dt/2*k1)
+            np.multiply(k2, dt / 2, out=x)
+            x += v
+            f(x, u, k3)                                   # k3 = f(v + dt/2*k2)
+            np.multiply(k3, dt, out=x)
+            x += v
+            f(x, u, k4)                                   # k4 = f(v + dt*k3)
+            np.add(k2, k3, out=x)                         # v += dt/6*(k1 + 2*k2 + 2*k3 + k4)
+            x *= 2
+            x += k1
+            x += k4
+            x *= dt / 6
+            v += x
+            rec[t] = v
+
+    def final_state(self):
+        return np.array(self.v)
+
+
+# ----------------------------------------------------------------------------- optimised (contender)
+
 class SeedEuler:
-    """v' = -v/tau + k*J@tanh(v) + I_ext + eta, explicit Euler, N units (or a (B, N) batch of tau)."""
+    """v' = -v/tau + k*J@tanh(v) + I_ext + eta, explicit Euler, N units (or a (B, N) batch of
+    tau), with the compiler's tricks applied by hand (see the module docstring)."""
 
     def __init__(self, J, inputs, dt, tau=SEED_PARAMS["tau"], k=SEED_PARAMS["k"],
                  eta=SEED_PARAMS["eta"], batch_tau=None):
@@ -73,7 +192,8 @@ class SeedEuler:
 
 
 class SeedRK4:
-    """The seed network with the classic 4th-order Runge-Kutta scheme (input held over a step)."""
+    """The seed network with the classic 4th-order Runge-Kutta scheme (input held over a step),
+    with k*J and the input term I_ext + eta prepared before the loop, the record row as state."""
 
     def __init__(self, J, inputs, dt, tau=SEED_PARAMS["tau"], k=SEED_PARAMS["k"],
                  eta=SEED_PARAMS["eta"]):
@@ -128,10 +248,10 @@ class SeedRK4:
 
 
 class SeedSequential:
-    """The sweep done the slow way: one hand-written Euler loop per parameter set."""
+    """The sweep done the slow way: one hand-written in-place Euler loop per parameter set."""
 
     def __init__(self, J, inputs, dt, taus):
-        self.loops = [SeedEuler(J, inputs, dt, tau=float(t)) for t in taus]
+        self.loops = [SeedEulerInPlace(J, inputs, dt, tau=float(t)) for t in taus]
 
     def run(self):
         for lp in self.loops:
@@ -210,14 +330,25 @@ class JansenRit:
 
 
 def for_workload(wl: Workload, data: dict):
-    """The hand-written loop that serves as the baseline of a workload."""
+    """The hand-written loop that serves as the baseline of a workload (in place for the seed
+    network and the sweep, Python floats for the single systems)."""
+    if wl.family == "seed":
+        cls = SeedEulerInPlace if wl.method == "euler" else SeedRK4InPlace
+        return cls(data["J"], data["inputs"], wl.dt)
+    if wl.family == "sweep":
+        return SeedEulerInPlace(data["J"], data["inputs"], wl.dt, batch_tau=data["taus"])
+    if wl.family == "qif":
+        return QIF(wl.steps, wl.dt, data["I_ext"])
+    if wl.family == "jr":
+        return JansenRit(wl.steps, wl.dt)
+    raise ValueError(wl.family)
+
+
+def optimised_for_workload(wl: Workload, data: dict):
+    """The seed network's loop with the compiler's tricks applied by hand (a contender)."""
     if wl.family == "seed":
         cls = SeedEuler if wl.method == "euler" else SeedRK4
         return cls(data["J"], data["inputs"], wl.dt)
     if wl.family == "sweep":
         return SeedEuler(data["J"], data["inputs"], wl.dt, batch_tau=data["taus"])
-    if wl.family == "qif":
-        return QIF(wl.steps, wl.dt, data["I_ext"])
-    if wl.family == "jr":
-        return JansenRit(wl.steps, wl.dt)
     raise ValueError(wl.family)

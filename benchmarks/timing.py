@@ -132,7 +132,7 @@ def measure_workload(wl, classes, repeats: int, peers_all: bool, log=print) -> d
     live.clear()
     gc.collect()
 
-    # agreement with the hand-written loop
+    # agreement with the hand-written (in-place) loop, the baseline
     ref = rows.get(C.HandWritten.name, {}).get("final")
     for row in rows.values():
         fin = row.pop("final", None)
