@@ -198,7 +198,7 @@ class NumPyModule:
 
     def drive_lines(self) -> list[str]:
         """State-independent terms for all steps of a chunk, as one array expression each."""
-        return [f"drive_{x} = np.broadcast_to({code}, (stop - start,) + {x}.shape)" for x, code in self._drives()]
+        return [f"drive_{x} = _per_step({code}, stop - start, {x}.ndim)" for x, code in self._drives()]
 
     def _drives(self) -> list[tuple[str, str]]:
         """(state identifier, NumPy expression over the chunk's input windows) for each drive term."""
