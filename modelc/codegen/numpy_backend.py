@@ -243,11 +243,12 @@ class NumPyModule:
         return names
 
     def _stage_state_lines(self, k: int) -> list[str]:
+        """x_k = x + dt * sum_j a_kj dx_j, in place into a buffer kept from the step before."""
         lines = []
         for s in self.plan.states:
             x = self.ident(s.name)
-            terms = [f"{float(a)!r} * dt * d{x}_{j + 1}" for j, a in enumerate(self.plan.scheme.a[k]) if a != 0]
-            lines.append(f"{x}_{k + 1} = {x} + " + " + ".join(terms))
+            pairs = [(f"d{x}_{j + 1}", f"{float(a)!r} * dt") for j, a in enumerate(self.plan.scheme.a[k]) if a != 0]
+            lines += self._sum_into(f"{x}_{k + 1}", pairs[0], [f"{c} * {d}" for d, c in pairs[1:]] + [x])
         return lines
 
     def _evaluation_lines(self, k: int, names: dict[str, str]) -> list[str]:
@@ -255,20 +256,20 @@ class NumPyModule:
         for c in self.plan.couplings:
             source = self.code(c.source, names)
             lines.append(f"{c.name} = product_{c.name}({source}, out={c.name})")
-        if self.plan.fold_dt:
-            return lines
-        for s in self.plan.states:
-            x, xs = self.ident(s.name), names.get(s.name, self.ident(s.name))
-            terms = []
-            if s.linear != 0:
-                terms.append(f"{self.code(s.linear, names)} * {xs}")
-            terms += s.couplings
-            if s.rest != 0:
-                terms.append(self.code(s.rest, names))
-            if s.drive != 0:
-                terms.append(f"drive_{x}[i]")
-            lines.append(f"d{x}_{k + 1} = " + (" + ".join(terms) if terms else "0.0"))
+        if not self.plan.fold_dt:
+            for s in self.plan.states:
+                lines += self._derivative_lines(s, k, names)
         return lines
+
+    def _derivative_lines(self, s, k: int, names: dict[str, str]) -> list[str]:
+        """dx_k = linear*x_k + couplings + rest + drive, in place into a buffer kept from the step before."""
+        x, xs = self.ident(s.name), names.get(s.name, self.ident(s.name))
+        terms = list(s.couplings) + ([f"({self.code(s.rest, names)})"] if s.rest != 0 else []) + \
+            ([f"drive_{x}[i]"] if s.drive != 0 else [])
+        # Start from the state itself (times 0 when it has no linear term) unless a coupling does:
+        # either has the full (batch..., n) shape, which the stage values built from dx need.
+        scaled = (xs, self.code(s.linear, names)) if s.linear != 0 or not s.couplings else None
+        return self._sum_into(f"d{x}_{k + 1}", scaled, terms)
 
     def _update_lines(self) -> list[str]:
         """x_new written into x_out: the record row when this step is recorded (no copy), else x's own buffer."""
@@ -283,23 +284,33 @@ class NumPyModule:
                 x = self.ident(s.name)
                 terms = list(s.couplings) + ([f"inc_{x}"] if s.rest != 0 else []) + \
                     ([f"drive_{x}[i]"] if s.drive != 0 else [])
-                lines += self._accumulate(x, s.linear, terms)
+                scaled = (x, self.code(s.linear)) if s.linear != 1 else None
+                lines += self._sum_into(f"{x}_out", scaled, ([] if scaled else [x]) + terms) + [f"{x} = {x}_out"]
             return lines
+        # x_new = x + sum_j (b_j dt) dx_j: each dx_j scaled in place once no stage needs it any more
         for s in self.plan.states:
             x = self.ident(s.name)
-            terms = [f"{float(b)!r} * dt * d{x}_{j + 1}" for j, b in enumerate(self.plan.scheme.b) if b != 0]
-            lines += self._accumulate(x, sympy.Integer(1), terms)
+            used = [(f"d{x}_{j + 1}", b) for j, b in enumerate(self.plan.scheme.b) if b != 0]
+            lines += [f"{d} *= {float(b)!r} * dt" for d, b in used]
+            lines += self._sum_into(f"{x}_out", None, [x] + [d for d, _ in used]) + [f"{x} = {x}_out"]
         return lines
 
-    def _accumulate(self, x: str, linear: sympy.Expr, terms: list[str]) -> list[str]:
-        """x_out = linear*x + sum(terms), with one in-place operation per term."""
-        if linear != 1:
-            first = f"np.multiply({x}, {self.code(linear)}, out={x}_out)"
-        elif terms:
-            first = f"np.add({x}, {terms.pop(0)}, out={x}_out)"
+    def _sum_into(self, target: str, scaled: tuple[str, str] | None, terms: list[str]) -> list[str]:
+        """target = array*factor + sum(terms), one in-place ufunc per term and no temporary array.
+
+        The target's memory comes from the step before (None on the first step: the ufunc
+        allocates it then), or is a record row or state buffer already.
+        """
+        terms = list(terms)
+        if scaled is not None:
+            first = f"np.multiply({scaled[0]}, {scaled[1]}, out={target})"
+        elif len(terms) >= 2:
+            first = f"np.add({terms.pop(0)}, {terms.pop(0)}, out={target})"
         else:
-            first = f"np.copyto({x}_out, {x})"
-        return [first] + [f"{x}_out += {term}" for term in terms] + [f"{x} = {x}_out"]
+            first = f"np.positive({terms.pop(0)}, out={target})"  # a copy
+        if not target.endswith("_out"):
+            self.out_buffers.add(target)
+        return [f"{target} = {first}"] + [f"{target} += {term}" for term in terms]
 
 
 class SingleUnitModule(NumPyModule):
@@ -322,6 +333,10 @@ class SingleUnitModule(NumPyModule):
                  for x, code in self._drives()]
         return lines + [f"{self.ident(n)}_w = {self.ident(n)}_w.ravel().tolist()"
                         for n in self.system.inputs if n in self.plan.step_symbols()]
+
+    def _sum_into(self, target: str, scaled: tuple[str, str] | None, terms: list[str]) -> list[str]:
+        """target = array*factor + sum(terms) as one float expression."""
+        return [f"{target} = " + " + ".join(([f"{scaled[1]}*{scaled[0]}"] if scaled else []) + terms)]
 
     def _update_lines(self) -> list[str]:
         lines = []
