@@ -39,7 +39,7 @@ from ..equations import TIME, PopMean, PopSum, Exprel, symbol
 from ..errors import UnsupportedFeatureError
 from ..ir import MatVec, System
 from .c_printer import C_RESERVED, CPrinter, c_helpers
-from .numpy_backend import Namer, NumPyModule
+from .numpy_backend import Namer, NumPyModule, common_context
 from .plan import DT, Plan, make_plan
 from .printers import NumPyPrinter
 from .schemes import get_scheme
@@ -1113,20 +1113,8 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
     """The variables of templates/cupy/module.py.j2."""
     m = CuPyModule(system, plan, dtype)
     kernels = m.kernels()
-    states = list(system.states)
     return {
-        "m": m,
-        "system": system,
-        "scheme": plan.scheme,
-        "key": key,
-        "version": version,
-        "dtype": dtype,
-        "layout": m.layout(),
-        "states": [(n, m.ident(n)) for n in states],
-        "params": [(n, m.ident(n), p.shape) for n, p in system.params.items()],
-        "inputs": [(n, m.ident(n)) for n in system.inputs],
-        "algebraic_outputs": [(n, m.ident(n)) for n, _ in system.algebraics],
-        "population_of": m.population_of,
+        **common_context(m, key, version, dtype),
         "cuda_source": m.source(kernels),
         "idents": {n: m.ident(n) for n in system.outputs + list(system.inputs)},
         "groups": m.groups,
@@ -1140,7 +1128,7 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
         "observe_levels": m.observe_levels(),
         "fused": {g: f"mc_fused_g{g}" for g in range(len(m.groups)) if any(k.name == f"mc_fused_g{g}" for k in kernels)},
         "persistent": "mc_persistent_g0" if any(k.name == "mc_persistent_g0" for k in kernels) else None,
-        "state_group": {n: m.group_of(n) for n in states},
+        "state_group": {n: m.group_of(n) for n in system.states},
         "output_group": {n: m.group_of(n) for n in system.outputs},
         "input_group": {n: m.group_of(n) for n in system.inputs},
         "has_barriers": m.has_barriers,

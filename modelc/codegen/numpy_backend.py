@@ -355,22 +355,26 @@ class SingleUnitModule(NumPyModule):
         return lines
 
 
-def module_context(system: System, plan: Plan, key: str, version: str, dtype: str) -> dict:
-    """The variables of templates/numpy/module.py.j2."""
-    m = NumPyModule(plan)
-    states = list(system.states)
+def common_context(m: NumPyModule, key: str, version: str, dtype: str) -> dict:
+    """The template variables every backend's module shares: header, layout, names."""
+    system = m.system
     return {
         "m": m,
-        "single": SingleUnitModule(plan) if SingleUnitModule.applies(system) else None,
         "system": system,
-        "scheme": plan.scheme,
+        "scheme": m.plan.scheme,
         "key": key,
         "version": version,
         "dtype": dtype,
         "layout": m.layout(),
-        "states": [(n, m.ident(n)) for n in states],
+        "states": [(n, m.ident(n)) for n in system.states],
         "params": [(n, m.ident(n), p.shape) for n, p in system.params.items()],
         "inputs": [(n, m.ident(n)) for n in system.inputs],
         "algebraic_outputs": [(n, m.ident(n)) for n, _ in system.algebraics],
         "population_of": m.population_of,
     }
+
+
+def module_context(system: System, plan: Plan, key: str, version: str, dtype: str) -> dict:
+    """The variables of templates/numpy/module.py.j2."""
+    single = SingleUnitModule(plan) if SingleUnitModule.applies(system) else None
+    return {**common_context(NumPyModule(plan), key, version, dtype), "single": single}
