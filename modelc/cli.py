@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MODEL_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `modelc list | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a bug in modelc, not in the model: say so, briefly
         if os.environ.get("MODELC_DEBUG"):
             raise
