@@ -181,13 +181,14 @@ def targets(results: list[dict], comp: dict, sc: dict) -> list[str]:
     add("cold compile of the seed model < 0.5 s", _f(c, "{:.3f} s", "not measured"), None if c is None else c < 0.5)
     add("cache hit < 50 ms", "not measured" if h is None else f"{h * 1e3:.1f} ms",
         None if h is None else h < 0.05)
-    nets = [items.get(("Network(seed) add+first run", N)) for N in (100, 1000, 4000)]
-    colds = [i and i["cold"].get("compile_s") for i in nets]
-    hits = [i and i["hit"].get("compile_s") for i in nets]
+    nets = [items.get(("Network(seed) add+compile", N)) for N in (100, 1000, 4000)]
+    # best of the repeats: compile work is deterministic, the spread between runs is other processes
+    colds = [i and min(i["cold"].get("all_compile_s") or [i["cold"].get("compile_s")]) for i in nets]
+    hits = [i and min(i["hit"].get("all_compile_s") or [i["hit"].get("compile_s")]) for i in nets]
     if all(colds) and all(hits):
         flat = (max(colds) - min(colds) <= 0.25 * min(colds) + 0.02 and
                 max(hits) - min(hits) <= 0.25 * min(hits) + 0.02)
-        add("cold compile and cache hit flat in N (Network, N = 100, 1000, 4000)",
+        add("cold compile and cache hit flat in N (Network add+compile, N = 100, 1000, 4000; best of 3)",
             "cold " + " / ".join(f"{x:.3f}" for x in colds) + " s; hit " +
             " / ".join(f"{x * 1e3:.0f}" for x in hits) + " ms", flat)
     else:

@@ -2,8 +2,9 @@
 
 - ``compile_model`` of the seed model (euler, rk4) and of the two single systems: cold (empty
   ``MODELC_CACHE_DIR``) and cache hit (a second fresh interpreter, same cache folder);
-- ``Network.add_diffeq_node`` + a 2-step ``run`` (which compiles the network) at N = 100, 1000,
-  4000: compile time must not grow with N, since the population and the weights are arrays;
+- ``Network.add_diffeq_node`` + ``Network.compile()`` at N = 100, 1000, 4000: compile time must
+  not grow with N, since the population and the weights are arrays (the first 2-step run, which
+  also checks the N x N weights, is recorded separately as first_run_s);
 - a chain of P = 1, 10, 30, 100 populations (n = 10 units each, ``add_diffeq_node`` per population,
   ``add_edge`` from each to the next): compile time may grow at most linearly with P.
 """
@@ -24,7 +25,7 @@ def compile_figures(quick: bool = False, log=print) -> dict:
              ("compile_model(Jansen-Rit circuit)", None, dict(what="compile", model=JR_MODEL,
                                                               method="euler", N=0))]
     for N in (100, 1000, 4000):
-        specs.append(("Network(seed) add+first run", N,
+        specs.append(("Network(seed) add+compile", N,
                       dict(what="network", model=SEED_MODEL, method="euler", coupling=SEED_COUPLING, N=N)))
     warm_up_files()
     for label, N, spec in specs:

@@ -231,8 +231,10 @@ elif what == "network":
     net = Network(dt=1e-3)
     net.add_diffeq_node("tanh", spec["model"], weights=J, method=spec["method"], **spec["coupling"])
     res["add_s"] = time.perf_counter() - t0
-    net.run(inputs=np.ones((2, N)))
+    net.compile()  # build the System and generate (cold) or find (hit) the module: no N in it
     res["compile_s"] = time.perf_counter() - t0
+    net.run(inputs=np.ones((2, N)))  # the first run also checks and prepares the N x N weights
+    res["first_run_s"] = time.perf_counter() - t0
 elif what == "populations":
     P, n = spec["P"], N
     rng = np.random.default_rng(0)
