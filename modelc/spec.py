@@ -395,6 +395,15 @@ class Library:
         raise UnknownTemplateError(f"no model file for template path '{reference}'", location,
                                    self._path_hint(folders, file_name))
 
+    def _dotted_file(self, path: Path) -> str:
+        """The dotted name of a file under a search root (pkg.sub.file), else its stem."""
+        for root in self.search_path:
+            try:
+                return ".".join(path.relative_to(root.resolve()).with_suffix("").parts)
+            except ValueError:
+                continue
+        return path.stem
+
     def _path_hint(self, folders: list[str], file_name: str) -> str:
         known = []
         for root in self.search_path:
@@ -440,7 +449,7 @@ class Library:
         if not isinstance(base, str):
             raise TemplateFormatError(f"template '{name}' needs 'base:' (one of {', '.join(KINDS)} "
                                       "or another template)", body.where("base") if "base" in body else location)
-        dotted = f"{_dotted_file(path)}.{name}"
+        dotted = f"{self._dotted_file(path)}.{name}"
         description = _text(body, "description", "")
         if base in KINDS:
             parent = None
@@ -545,10 +554,6 @@ class Library:
             raise TemplateFormatError(f"circuit '{name}' has no nodes", location)
         return CircuitTemplate(dotted, name, nodes, edges, description, location)
 
-
-def _dotted_file(path: Path) -> str:
-    """A readable dotted name for a file: relative to a search root when possible."""
-    return path.stem
 
 
 def _text(body: MarkedDict, key: str, default: str) -> str:

@@ -524,12 +524,12 @@ def compile_half_coupling(mod, np, compile_model):
     compile_model(SEED, coupling=dict(source_var="tanh_op/r"))
 
 
-@api_case("MC113", "input_var 'li_op/I' is not a free input of leaky_integrator.tanh", "did you mean 'li_op/I_ext'?")
+@api_case("MC113", "input_var 'li_op/I' is not a free input of neuron_model_templates.rate_neurons.leaky_integrator.tanh", "did you mean 'li_op/I_ext'?")
 def compile_unknown_input_var(mod, np, compile_model):
     compile_model(SEED, coupling=dict(source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I"))
 
 
-@api_case("MC110", "'tua' is not a parameter of leaky_integrator.tanh")
+@api_case("MC110", "'tua' is not a parameter of neuron_model_templates.rate_neurons.leaky_integrator.tanh")
 def compile_unknown_vector_param(mod, np, compile_model):
     compile_model(SEED, vector_params=["tua"])
 

@@ -189,7 +189,7 @@ def test_cache_hit_imports_neither_sympy_nor_lark(tmp_path):
 def test_generated_module_is_readable():
     mod = compile_model(SEED, coupling=COUPLING)
     source = open(mod.__file__).read()
-    assert source.splitlines()[0].startswith('"""leaky_integrator.tanh')
+    assert source.splitlines()[0].startswith('"""neuron_model_templates.rate_neurons.leaky_integrator.tanh')
     assert "import numpy as np" in source and "modelc" not in source.split("import numpy")[1].split("\n")[0]
     assert "_product(weights=weights, scale=dt*k, unbatched=unbatched)" in source  # dt*k folded once
     assert "c_0 = -dt/tau + 1" in source       # 1 - dt/tau hoisted

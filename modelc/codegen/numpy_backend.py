@@ -11,7 +11,7 @@ import sympy
 
 from ..equations import TIME, Exprel
 from ..ir import MatVec, System
-from .plan import DT, Plan, rational
+from .plan import DT, Plan
 from ..resources import resource_dir
 from .printers import NUMPY_HELPERS, SCALAR_HELPERS, NumPyPrinter, ScalarPrinter
 
@@ -192,9 +192,6 @@ class NumPyModule:
         return [f"product_{c.name} = _product(weights={self.names[c.matrix]}, scale={self.code(c.scale)}, "
                 f"unbatched=unbatched)  # x -> ({self.code(c.scale)}) * {self.names[c.matrix]} @ x"
                 for c in self.plan.couplings]
-
-    def inputs_used(self) -> list[str]:
-        return list(self.system.inputs)
 
     def drive_lines(self) -> list[str]:
         """State-independent terms for all steps of a chunk, as one array expression each."""
