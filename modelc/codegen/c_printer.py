@@ -26,6 +26,7 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from ..errors import UnsupportedFeatureError
+from .printers import ChoicesMixin
 
 _SUPPORTED = ("exp, log, sqrt, abs, sign, sin, cos, tan, asin, acos, atan, atan2, sinh, cosh, tanh, asinh, "
               "acosh, atanh, sigmoid, heaviside, exprel, min, max, where, mean, sum, powers and comparisons")
@@ -115,7 +116,7 @@ def _literal(value: float, dtype: str) -> str:
     return text + ("f" if dtype == "float32" else "")
 
 
-class CPrinter(C99CodePrinter):
+class CPrinter(ChoicesMixin, C99CodePrinter):
     """Prints one element-wise expression as C; `names` maps model symbol names to C text."""
 
     printmethod = "_modelc_c"
@@ -234,24 +235,13 @@ class CPrinter(C99CodePrinter):
     def _print_Max(self, expr) -> str:
         return self._nested("mc_max", expr.args)
 
-    def _nested(self, func: str, args) -> str:
-        text = self._print(args[0])
-        for arg in args[1:]:
-            text = f"{func}({text}, {self._print(arg)})"
-        return text
-
-    def _print_Piecewise(self, expr) -> str:
-        *branches, (last_value, last_cond) = expr.args
-        if last_cond != sympy.true:
-            raise UnsupportedFeatureError("a piecewise expression needs an 'otherwise' branch")
-        text = self._print(last_value)
-        for value, cond in reversed(branches):
-            text = f"({self._print(cond)} ? {self._print(value)} : {text})"
-        return text
+    @staticmethod
+    def _choose(cond: str, value: str, otherwise: str) -> str:
+        return f"({cond} ? {value} : {otherwise})"
 
     def _print_ITE(self, expr) -> str:
         cond, if_true, if_false = expr.args
-        return f"({self._print(cond)} ? {self._print(if_true)} : {self._print(if_false)})"
+        return self._choose(self._print(cond), self._print(if_true), self._print(if_false))
 
     def _print_Relational(self, expr) -> str:
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]

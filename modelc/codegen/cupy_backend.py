@@ -607,11 +607,12 @@ class CuPyModule:
                 lines.append(f"mc_smem[{slot} * mc_T + mc_tid] = mc_active ? ({self.c(b.arg)}) : {self.lit(0)};")
         return ["{"] + ["    " + line for line in lines] + ["}"]
 
-    def _record_state_lines(self, k: Kernel, u: StateUpdate, value: str, guard: str = "") -> list[str]:
-        ident = self.ident(u.name)
+    def _record_lines(self, k: Kernel, name: str, value: str, guard: str = "") -> list[str]:
+        """Write value into row mc_row of the record of output `name`, when that output is recorded."""
+        ident = self.ident(name)
         k.array(f"mc_rec_{ident}", write=True)
         k.arg("const int* __restrict__", "mc_recflags")
-        index = self.system.outputs.index(u.name)
+        index = self.system.outputs.index(name)
         return [f"if ({guard}mc_recflags[{index}]) mc_rec_{ident}[mc_row * mc_E + mc_i] = {value};"]
 
     def _stage_kernels(self, s: int, g: int) -> list[Kernel]:
@@ -670,7 +671,7 @@ class CuPyModule:
             body.append("if ((mc_step + 1) % mc_sampling == 0) {")
             body.append("    const long long mc_row = (mc_step + 1) / mc_sampling - 1;")
             for u in states:
-                body += ["    " + line for line in self._record_state_lines(k, u, f"mc_n_{self.ident(u.name)}")]
+                body += ["    " + line for line in self._record_lines(k, u.name, f"mc_n_{self.ident(u.name)}")]
             body.append("}")
         if next_args:
             if last:
@@ -722,10 +723,7 @@ class CuPyModule:
                 k.arg("const int* __restrict__", "mc_recflags")
                 body.append("const long long mc_row = (mc_step + 1) / mc_sampling - 1;")
                 for n in outputs:
-                    ident = self.ident(n)
-                    k.array(f"mc_rec_{ident}", write=True)
-                    body.append(f"if (mc_recflags[{self.system.outputs.index(n)}]) "
-                                f"mc_rec_{ident}[mc_row * mc_E + mc_i] = {ident};")
+                    body += self._record_lines(k, n, self.ident(n))
             for b in barriers:
                 ident = self.ident(b.name)
                 k.array(f"mc_arg_{ident}", write=True)
@@ -801,7 +799,7 @@ class CuPyModule:
                         loop.append(f"mc_s_{ident} += {self.lit(b)} * mc_dt * mc_k{j}_{ident};")
         record = ["const long long mc_row = (mc_step + 1) / mc_sampling - 1;"]
         for u in states:
-            record += self._record_state_lines(k, u, f"mc_s_{self.ident(u.name)}", guard)
+            record += self._record_lines(k, u.name, f"mc_s_{self.ident(u.name)}", guard)
         record += self._loop_observe(k, g, block)
         loop.append("if ((mc_step + 1) % mc_sampling == 0) {")
         loop += ["    " + line for line in record]
@@ -891,10 +889,7 @@ class CuPyModule:
                 continue
             body = self._emit(k, prog, [symbol(n) for n in level_outputs] + [b.arg for b in args], inner)
             for n in level_outputs:
-                ident = self.ident(n)
-                k.array(f"mc_rec_{ident}", write=True)
-                body.append(f"if ({guard}mc_recflags[{self.system.outputs.index(n)}]) "
-                            f"mc_rec_{ident}[mc_row * mc_E + mc_i] = {ident};")
+                body += self._record_lines(k, n, self.ident(n), guard)
             for b in args:
                 body.append(f"mc_smem[{self.slots[b.name]} * mc_T + mc_tid] = "
                             f"mc_active ? ({self.c(b.arg)}) : {self.lit(0)};")

@@ -207,16 +207,16 @@ class NumPyModule:
         """One integration step: stages of the tableau, then the update of every state."""
         scheme, plan = self.plan.scheme, self.plan
         lines: list[str] = []
-        step_inputs = [n for n in self.system.inputs if n in plan.step_symbols()]
-        lines += [f"{self.ident(n)} = {self.ident(n)}_w[i]" for n in step_inputs]
-        if TIME.name in plan.step_symbols() or plan.drive_uses_time:
+        step_symbols = plan.step_symbols()
+        lines += [f"{self.ident(n)} = {self.ident(n)}_w[i]" for n in self.system.inputs if n in step_symbols]
+        if TIME.name in step_symbols or plan.drive_uses_time:
             lines.append("t = t0 + (start + i) * dt")
         for k in range(scheme.stages):
             stage_names = self._stage_names(k)
             if k > 0:
                 lines.append(f"# stage {k + 1}")
                 lines += self._stage_state_lines(k)
-                if TIME.name in plan.step_symbols() and scheme.c[k] != 0:
+                if TIME.name in step_symbols and scheme.c[k] != 0:
                     stage_names[TIME.name] = f"t_{k + 1}"
                     lines.append(f"t_{k + 1} = t + {float(scheme.c[k])!r} * dt")
             lines += self._evaluation_lines(k, stage_names)
@@ -328,8 +328,9 @@ class SingleUnitModule(NumPyModule):
         """The drive terms of a chunk computed with NumPy once, then read step by step as floats."""
         lines = [f"drive_{x} = np.broadcast_to({code}, (stop - start, 1)).ravel().tolist()"
                  for x, code in self._drives()]
+        step_symbols = self.plan.step_symbols()
         return lines + [f"{self.ident(n)}_w = {self.ident(n)}_w.ravel().tolist()"
-                        for n in self.system.inputs if n in self.plan.step_symbols()]
+                        for n in self.system.inputs if n in step_symbols]
 
     def _sum_into(self, target: str, scaled: tuple[str, str] | None, terms: list[str]) -> list[str]:
         """target = array*factor + sum(terms) as one float expression."""

@@ -12,7 +12,30 @@ from ..equations import Exprel
 from ..errors import UnsupportedFeatureError
 
 
-class NumPyPrinter(_SympyNumPyPrinter):
+class ChoicesMixin:
+    """What every target prints alike: nested two-way choices and nested binary min/max.
+
+    A printer defines `_choose(cond, value, otherwise)` in its own spelling.
+    """
+
+    def _print_Piecewise(self, expr) -> str:
+        # Nested choices from the last branch outwards; the last condition must be True.
+        *branches, (last_value, last_cond) = expr.args
+        if last_cond != sympy.true:
+            raise UnsupportedFeatureError("a piecewise expression needs an 'otherwise' branch")
+        text = self._print(last_value)
+        for value, cond in reversed(branches):
+            text = self._choose(self._print(cond), self._print(value), text)
+        return text
+
+    def _nested(self, func: str, args) -> str:
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{func}({text}, {self._print(arg)})"
+        return text
+
+
+class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
     """Prints expressions as NumPy code that works on (..., n) arrays; `names` maps symbols."""
 
     _module = "np"
@@ -57,16 +80,6 @@ class NumPyPrinter(_SympyNumPyPrinter):
             return f"1.0/np.sqrt({self._print(base)})"
         return super()._print_Pow(expr, rational=rational)
 
-    def _print_Piecewise(self, expr) -> str:
-        # Nested choices from the last branch outwards; the last condition must be True.
-        *branches, (last_value, last_cond) = expr.args
-        if last_cond != sympy.true:
-            raise UnsupportedFeatureError("a piecewise expression needs an 'otherwise' branch")
-        text = self._print(last_value)
-        for value, cond in reversed(branches):
-            text = self._choose(self._print(cond), self._print(value), text)
-        return text
-
     @staticmethod
     def _choose(cond: str, value: str, otherwise: str) -> str:
         return f"np.where({cond}, {value}, {otherwise})"
@@ -80,12 +93,6 @@ class NumPyPrinter(_SympyNumPyPrinter):
 
     def _print_Max(self, expr) -> str:
         return self._nested("np.maximum", expr.args)
-
-    def _nested(self, func: str, args) -> str:
-        text = self._print(args[0])
-        for arg in args[1:]:
-            text = f"{func}({text}, {self._print(arg)})"
-        return text
 
     def _print_PopMean(self, expr) -> str:
         return f"np.mean({self._print(expr.args[0])}, axis=-1, keepdims=True)"
