@@ -280,7 +280,8 @@ class ModelcNetwork(_ModelcBase):
 class ModelcSequential(_ModelcBase):
     name = "modelc, one set at a time"
     families = ("sweep",)
-    note = "the sweep as B calls of the generated module's run, one parameter set each"
+    note = ("the sweep as B calls of the generated module's run, one parameter set each; every "
+            "call's records are kept, as the batched run returns all B of them")
 
     def setup(self):
         mc = _modelc()
@@ -294,14 +295,12 @@ class ModelcSequential(_ModelcBase):
         self.v = find_name(mod.STATES, "li_op/v")
 
     def run(self):
-        self.finals = []
-        for tau in self.data["taus"]:
-            res = self.mod.run(_fresh(self.y0), {self.w: self.data["J"], self.tau: float(tau)},
-                               self.inputs, self.wl.dt, self.wl.steps, record=[self.out])
-            self.finals.append(np.asarray(res["final"][self.v]))
+        self.results = [self.mod.run(_fresh(self.y0), {self.w: self.data["J"], self.tau: float(tau)},
+                                     self.inputs, self.wl.dt, self.wl.steps, record=[self.out])
+                        for tau in self.data["taus"]]
 
     def final_state(self):
-        return np.stack(self.finals)
+        return np.stack([np.asarray(res["final"][self.v]) for res in self.results])
 
 
 # ----------------------------------------------------------------------------- peers

@@ -186,11 +186,25 @@ def test_cache_hit_imports_neither_sympy_nor_lark(tmp_path):
     assert runs[1].stdout.strip() == "[]"                  # the cache hit does not
 
 
+def test_array_invariants_take_the_state_shape_once():
+    mod = compile_model(SEED, coupling=COUPLING)
+    tau = np.array([[5.0], [10.0], [20.0]])
+    full = mod._full(-1e-3 / tau + 1, (3, 4))
+    assert full.shape == (3, 4) and full.flags.c_contiguous
+    assert np.array_equal(full, np.broadcast_to(-1e-3 / tau + 1, (3, 4)))
+    assert mod._full(0.5, (3, 4)) == 0.5                            # numbers stay numbers
+    assert mod._full(tau, (3, 2**16)) is tau                        # too big to copy: broadcast as before
+    rng = np.random.default_rng(1)
+    w, x = rng.standard_normal((4, 4)), rng.standard_normal((3, 4))
+    product = mod._product(weights=w, scale=0.25, unbatched=False)  # one gemm, scale folded in
+    assert np.allclose(product(x, out=None), 0.25 * x @ w.T, rtol=0, atol=1e-14)
+
+
 def test_generated_module_is_readable():
     mod = compile_model(SEED, coupling=COUPLING)
     source = open(mod.__file__).read()
     assert source.splitlines()[0].startswith('"""neuron_model_templates.rate_neurons.leaky_integrator.tanh')
     assert "import numpy as np" in source and "modelc" not in source.split("import numpy")[1].split("\n")[0]
     assert "_product(weights=weights, scale=dt*k, unbatched=unbatched)" in source  # dt*k folded once
-    assert "c_0 = -dt/tau + 1" in source       # 1 - dt/tau hoisted
+    assert 'c_0 = _full(-dt/tau + 1, shapes[""])' in source  # 1 - dt/tau hoisted, at the state's shape
     assert f"KEY = \"{mod.KEY}\"" in source and len(mod.KEY) == 64

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import json
 import keyword
 import re
 
@@ -107,6 +108,7 @@ class NumPyModule:
 
     printer_class = NumPyPrinter
     helper_texts = NUMPY_HELPERS
+    full_invariants = True  # array invariants expanded to their population's shape (arrays, not floats)
 
     def __init__(self, plan: Plan):
         self.plan = plan
@@ -186,7 +188,16 @@ class NumPyModule:
     # -- run: once, per chunk, per step -------------------------------------------------
 
     def hoisted_lines(self) -> list[str]:
-        return [f"{self.ident(n)} = {self.code(e)}" for n, e in self.plan.hoisted]
+        """Loop invariants; one made of a single population's parameters is given that
+        population's whole shape (_full), so the steps never broadcast it."""
+        lines = []
+        for name, expr in self.plan.hoisted:
+            code = self.code(expr)
+            populations = {self.population_of[s.name] for s in expr.free_symbols if s.name in self.population_of}
+            if self.full_invariants and len(populations) == 1:
+                code = f"_full({code}, shapes[{json.dumps(populations.pop())}])"
+            lines.append(f"{self.ident(name)} = {code}")
+        return lines
 
     def weight_lines(self) -> list[str]:
         return [f"product_{c.name} = _product(weights={self.names[c.matrix]}, scale={self.code(c.scale)}, "
@@ -319,6 +330,7 @@ class SingleUnitModule(NumPyModule):
 
     printer_class = ScalarPrinter
     helper_texts = SCALAR_HELPERS
+    full_invariants = False
 
     @staticmethod
     def applies(system: System) -> bool:
