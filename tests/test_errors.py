@@ -192,6 +192,12 @@ def test_on_nan_warn_and_ignore(seed_module):
     assert not np.isfinite(result["final"]["li_op/v"][1, 2])
 
 
+def test_on_nan_warn_warns_once_per_run(seed_module):
+    with pytest.warns(RuntimeWarning) as caught:
+        _blow_up(seed_module, on_nan="warn", chunk_steps=1)  # non-finite from step 2 in 8 more chunks
+    assert len(caught) == 1 and "in step 2" in str(caught[0].message)
+
+
 def test_ignore_also_lets_non_finite_inputs_through(seed_module):
     drive = np.ones((10, 4))
     drive[3, 0] = np.nan
