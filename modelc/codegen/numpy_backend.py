@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import collections
 import functools
 import json
 import keyword
@@ -80,15 +81,20 @@ class Namer:
         self.taken = set(_RESERVED) | template_names() | _derived("t")
         self.names: dict[str, str] = {}
         qualified = list(qualified_names)
+
+        @functools.cache
+        def tails(k: int) -> collections.Counter:  # how many names end in each k-part tail
+            return collections.Counter("_".join(n.split("/")[-k:]) for n in qualified)
         for name in qualified:
-            self.names[name] = self.fresh(self._readable(name, qualified))
+            self.names[name] = self.fresh(self._readable(name, tails))
 
     @staticmethod
-    def _readable(name: str, all_names: list[str]) -> str:
+    def _readable(name: str, tails) -> str:
+        """The shortest tail of the path (var, op_var, node_op_var) that no other name ends in."""
         parts = name.split("/")
         for k in range(1, len(parts) + 1):
             candidate = "_".join(parts[-k:])
-            if sum(1 for n in all_names if "_".join(n.split("/")[-k:]) == candidate) == 1:
+            if tails(k)[candidate] == 1:
                 return candidate
         return "_".join(parts)
 
