@@ -665,6 +665,17 @@ def run_unknown_state(mod, np, compile_model):
     mod.run({"v": np.zeros(4)}, {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10)
 
 
+@api_case("MC202", "y has no value for state(s) 'li_op/v'",
+          "rhs() needs every state; initial_state(n) gives a complete dict to start from")
+def rhs_missing_state(mod, np, compile_model):
+    mod.rhs(0.0, {}, {"weights": np.zeros((4, 4))})
+
+
+@api_case("MC205", "unknown input(s) 'I_ext'; this model has 'li_op/I_ext'", "did you mean 'li_op/I_ext'?")
+def rhs_unknown_input(mod, np, compile_model):
+    mod.rhs(0.0, mod.initial_state(4), {"weights": np.zeros((4, 4))}, {"I_ext": 1.0})
+
+
 @api_case("MC205", "unknown variable(s) to record 'li_op/r'; this model has "
                    "'li_op/v', 'tanh_op/v', 'tanh_op/r', 'li_op/r_in'",
           "did you mean 'li_op/v' or 'li_op/r_in' or 'tanh_op/r'?")
