@@ -3,8 +3,8 @@
 - Time per step: every contender is set up once and run once untimed (warm-up); then the
   contenders run in turn, ``repeats`` rounds (the order reversed every other round, so drift in
   the machine's speed hits all alike); the figure is the median round, divided by the steps.
-  Network.run and module.run of the seed workloads get PAIRED_ROUNDS more rounds, the two alone,
-  for the median of their per-round ratio (issue 3's overhead bound).
+  Network.run and module.run of the N=100 seed workloads get PAIRED_ROUNDS more rounds, the two
+  alone, for the median of their per-round ratio (issue 3's overhead bound).
 - Memory: one more run per contender under tracemalloc (NumPy reports its buffers to it) and
   with the kernel's peak-RSS mark reset (``/proc/self/clear_refs``; catches torch's buffers);
   the larger of the two is the run's peak extra memory.  What a contender keeps after setup is
@@ -120,7 +120,7 @@ def measure_workload(wl, classes, repeats: int, peers_all: bool, log=print) -> d
     # two runs of the same work, finer than the machine's noise over a few rounds: the pair gets
     # extra back-to-back rounds, and the verdict takes the median of the per-round ratios
     pair = [(i, r) for i, r in live if r["name"] in (C.ModelcNetwork.name, C.ModelcModule.name)]
-    if wl.family == "seed" and len(pair) == 2:
+    if wl.family == "seed" and wl.N == 100 and len(pair) == 2:
         _timed_rounds(pair, PAIRED_ROUNDS, times)
     for inst, row in live:
         ts = times[id(inst)]

@@ -84,7 +84,7 @@ ALL = [
     seed(4000, 500, "euler", 100),
     seed(100, 10_000, "rk4", 2_000),
     seed(1000, 2_000, "rk4", 400),
-    seed(4000, 125, "rk4", 50),      # a quarter of the Euler steps: the same number of J@r
+    seed(4000, 500, "rk4", 50),
     Workload("qif-euler", "qif", 1, 10_000, "euler", 1e-3, quick_steps=2_000),
     Workload("jr-euler", "jr", 1, 10_000, "euler", 1e-4, quick_steps=2_000),
     Workload("sweep-B1", "sweep", 100, 1_000, "euler", 1e-3, B=1, quick_steps=200),
