@@ -2,7 +2,7 @@
 
 Run from the repository root (never part of the test run):
 
-    python -m benchmarks                     # every workload, full length (about 12 min; with the peers too)
+    python -m benchmarks                     # every workload, full length (about 10-12 min)
     python -m benchmarks --quick             # shorter runs, same tables (about 1-2 min)
     python -m benchmarks --workload seed-euler-N100 --workload sweep   # by name or prefix
     python -m benchmarks --list              # the workload names
