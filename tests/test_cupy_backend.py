@@ -30,7 +30,7 @@ import sympy
 
 import fake_cupy
 from modelc import compile_model
-from modelc.codegen import generate
+from modelc.codegen.generate import generate
 from modelc.codegen.c_printer import c_helpers, print_c
 from modelc.codegen.cupy_backend import cupy_module, kernel_sources, module_source
 from modelc.equations import parse_expression

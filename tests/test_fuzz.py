@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom
 
-from modelc.codegen import generate
+from modelc.codegen.generate import generate
 from modelc.equations import Exprel, PopMean, PopSum, parse_equation, parse_expression, symbol
 from modelc.errors import EquationSyntaxError, ModelcError
 from modelc.ir import build_system

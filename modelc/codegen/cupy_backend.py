@@ -43,6 +43,7 @@ from .numpy_backend import Namer, NumPyModule, common_context
 from .plan import DT, Plan, make_plan
 from .printers import NumPyPrinter
 from .schemes import get_scheme
+from .templating import environment
 
 # Names the generated Python module uses itself (model variables never take them).
 _PY_RESERVED = {"cp", "np", "env", "computed", "value", "params", "inputs", "dt", "t", "y", "DTYPE",
@@ -1094,10 +1095,9 @@ class CuPyModule:
 
     def source(self, kernels: list[Kernel] | None = None) -> str:
         """The CUDA C source of the kernels (all of them by default)."""
-        from . import _environment  # the shared Jinja environment (a late import: codegen imports us)
         kernels = self.kernels() if kernels is None else kernels
         text = "\n".join(line for k in kernels for line in k.top + k.body)
-        return _environment().get_template("cupy/kernels.cu.j2").render(
+        return environment().get_template("cupy/kernels.cu.j2").render(
             m=self, kernels=kernels, dtype=self.dtype, ctype="float" if self.dtype == "float32" else "double",
             helpers=c_helpers(self.dtype, text), system=self.system)
 

@@ -80,7 +80,7 @@ def compile_model(template: "str | Template", method: str = "euler", backend: st
     key = cache_key(description, backend, method, dtype)
 
     def build(key: str) -> str:
-        from ..codegen import generate
+        from ..codegen.generate import generate
         from ..ir import Connection, build_system
         connections = []
         if coupling is not None and (coupling.source_var or coupling.target_var):
@@ -124,7 +124,7 @@ def compile_network(populations: "dict[str, Template]", connections: Iterable[tu
     key = cache_key("network\0" + structure, backend, method, dtype)
 
     def build(key: str) -> str:
-        from ..codegen import generate
+        from ..codegen.generate import generate
         from ..ir import Connection, build_network
         system = build_network(populations, [Connection(s, t, w) for s, t, w in connections], name=name,
                                description=description, vector_params=vector_params)

@@ -902,7 +902,7 @@ def _backend_for(device: str) -> str:
         return "numpy"
     if device.split(":")[0] not in ("cuda", "gpu"):
         raise InvalidValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    from ..codegen import BACKENDS
+    from ..codegen.options import BACKENDS
     install = "install CuPy for your CUDA version: pip install modelc[cupy]"
     if "cupy" not in BACKENDS:
         raise BackendUnavailableError("device='cuda' needs the CuPy backend, which this modelc version does not "
