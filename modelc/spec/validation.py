@@ -1,0 +1,177 @@
+"""Reading the fields of a template body: names, values, variables, overrides, edges, edits.
+
+Each function takes the marked YAML of one field and returns checked values, or raises an
+error located at the offending key or value.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from ..errors import InvalidNameError, Location, TemplateFormatError, did_you_mean
+from .marked_yaml import MarkedDict, MarkedStr, marked_text
+from .templates import EdgeSpec, EquationEdits, OperatorTemplate, VariableSpec
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan)"
+_DECLARATION = re.compile(rf"\s*(output|input|variable)\s*(?:\(\s*({_NUMBER})?\s*\))?\s*\Z")
+_NUMBER_TEXT = re.compile(rf"\s*{_NUMBER}\s*\Z")
+_EQUATION_EXAMPLE = "write an equation such as x' = -x/tau, or a list of them"
+
+
+def check_name(name: str, location: Location | None, what: str = "variable") -> str:
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise InvalidNameError(f"'{name}' is not a valid {what} name", location,
+                               "names start with a letter or '_' and hold letters, digits and '_'")
+    if name.startswith("__"):
+        raise InvalidNameError(f"{what} name '{name}' may not start with '__'", location)
+    return name
+
+
+def check_keys(body: MarkedDict, allowed: set[str], what: str) -> None:
+    for key in body:
+        if key not in allowed:
+            hint = did_you_mean(key, allowed) or f"allowed keys: {', '.join(sorted(allowed))}"
+            raise TemplateFormatError(f"unknown key '{key}' in {what}", body.where(key), hint)
+
+
+def text_field(body: MarkedDict, key: str, default: str) -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str):
+        raise TemplateFormatError(f"'{key}:' must be text", body.where_value(key))
+    return str(value)
+
+
+def string_list(raw: Any, location: Location, what: str) -> list[MarkedStr]:
+    """A string or a list of strings (equations, `add:`, `remove:`)."""
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(i, MarkedStr) for i in items):
+        raise TemplateFormatError(f"'{what}' must be a string or a list of strings", location,
+                                  "quote equations that YAML could read as something else")
+    return list(items)
+
+
+def equation_texts(body: MarkedDict, name: str) -> list[MarkedStr]:
+    """The texts of `equations:` given as a string or a list (not as edits)."""
+    raw, where = body["equations"], body.where_value("equations")
+    if raw is None:  # `equations:` with nothing after it, or `equations: null`
+        raise TemplateFormatError(f"'equations:' of operator '{name}' is empty", where, _EQUATION_EXAMPLE)
+    return string_list(raw, where, "equations")
+
+
+def parse_value(raw: Any, location: Location | None, name: str) -> tuple[str, float]:
+    """A variable declaration: a number, or output(x0) / input(x0) / variable(x0)."""
+    if isinstance(raw, bool) or raw is None:
+        raise TemplateFormatError(f"variable '{name}' needs a number or output(...)/input(...)/variable(...), "
+                                  f"got {raw!r}", location)
+    kind = value = None
+    if isinstance(raw, (int, float)):
+        kind, value = "parameter", float(raw)
+    elif isinstance(raw, str):
+        declared = _DECLARATION.match(raw)
+        if declared:
+            kind, value = declared.group(1), float(declared.group(2)) if declared.group(2) else 0.0
+        elif _NUMBER_TEXT.match(raw):
+            kind, value = "parameter", float(raw)
+    if kind is None:
+        raise TemplateFormatError(f"cannot read the value of variable '{name}': {raw!r}", location,
+                                  "write a number (10.0), or output(0.0), input(0.0), variable(0.0)")
+    if not math.isfinite(value):
+        raise TemplateFormatError(f"variable '{name}' must have a finite value, got {value!r}", location,
+                                  "write an ordinary number (inf and nan are not allowed)")
+    return kind, value
+
+
+def variable(name: str, raw: Any, variables: MarkedDict) -> VariableSpec:
+    """One entry of `variables:`, short (`tau: 10.0`) or long (`tau: {default:, unit:, description:}`)."""
+    location = variables.where(name)
+    check_name(name, location)
+    unit = description = None
+    value_location = variables.where_value(name)
+    if isinstance(raw, MarkedDict):
+        if set(raw) - {"default", "unit", "description"} or "default" not in raw:
+            raise TemplateFormatError(f"variable '{name}' in long form needs 'default:' "
+                                      "(and optionally 'unit:' and 'description:')", value_location)
+        unit, description = raw.get("unit"), raw.get("description")
+        value_location, raw = raw.where_value("default"), raw["default"]
+    kind, default = parse_value(raw, value_location, name)
+    return VariableSpec(name, kind, default, location,
+                        None if unit is None else str(unit), None if description is None else str(description))
+
+
+def overrides(values: Any, location: Location, operator: OperatorTemplate) -> dict:
+    """A node's new values for its operator's variables: {name: (value, where it is set)}."""
+    if values is None:
+        return {}
+    if isinstance(values, MarkedDict) and set(values) == {"variables"}:
+        values = values["variables"]
+    if not isinstance(values, MarkedDict):
+        raise TemplateFormatError(f"overrides for '{operator.name}' must map variable names to values", location)
+    result = {}
+    for name, raw in values.items():
+        if name not in operator.variables:
+            raise TemplateFormatError(f"operator '{operator.name}' has no variable '{name}'", values.where(name),
+                                      did_you_mean(name, operator.variables))
+        _, value = parse_value(raw, values.where_value(name), name)
+        result[name] = (value, values.where_value(name))
+    return result
+
+
+def equation_edits(raw: MarkedDict) -> EquationEdits:
+    """`equations: {replace: {old: new}, add: [...], remove: [...]}` of an inheriting operator."""
+    edits = EquationEdits(location=raw.location)
+    for key, value in raw.items():
+        where = raw.where_value(key)
+        if key == "replace":
+            edits.replace += _replacements(value, where)
+        elif key in ("add", "remove"):
+            getattr(edits, key).extend(string_list(value, where, key))
+        else:
+            raise TemplateFormatError(f"unknown equation edit '{key}'", raw.where(key),
+                                      did_you_mean(key, ["replace", "add", "remove"]) or
+                                      "the edits are replace, add and remove")
+    return edits
+
+
+def _replacements(value: Any, where: Location) -> list[tuple[MarkedStr, MarkedStr]]:
+    if not isinstance(value, MarkedDict):
+        raise TemplateFormatError("'replace:' must map old expressions to new ones", where)
+    pairs = []
+    for old, new in value.items():
+        if new is None or isinstance(new, (bool, list, dict)):
+            raise TemplateFormatError(f"'replace:' needs an expression to put in place of '{old}', "
+                                      f"got {new!r}", value.where_value(old))
+        if not isinstance(new, MarkedStr):  # a number: YAML read `eta: 0.5` as a float
+            new = marked_text(str(new), value.where_value(old))
+        if not isinstance(old, MarkedStr):  # keys are made text by the loader, without marks
+            old = marked_text(str(old), value.where(old))
+        pairs.append((old, new))
+    return pairs
+
+
+def edge(row: Any, location: Location) -> EdgeSpec:
+    """One row of `edges:`: [source, target, null, {weight: w}]."""
+    if not isinstance(row, list) or len(row) not in (3, 4):
+        raise TemplateFormatError("an edge is [source, target, template_or_null, {weight: ..., delay: ...}]",
+                                  location)
+    source, target, template = row[0], row[1], row[2]
+    attrs = row[3] if len(row) == 4 else {}
+    if not isinstance(source, str) or not isinstance(target, str):
+        raise TemplateFormatError("edge source and target must be paths node/op/var", location)
+    if template is not None:
+        raise TemplateFormatError("edge templates are not supported yet; use null and a weight", location)
+    if attrs is None:
+        attrs = {}
+    if not isinstance(attrs, dict):
+        raise TemplateFormatError("edge attributes must be a mapping like {weight: 1.0}", location)
+    unknown = set(attrs) - {"weight", "delay"}
+    if unknown:
+        raise TemplateFormatError(f"unknown edge attribute '{sorted(unknown)[0]}'", location,
+                                  "edges take weight and delay")
+    weight = attrs.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        raise TemplateFormatError(f"edge weight must be a finite number, got {weight!r}", location)
+    if attrs.get("delay") not in (None, 0, 0.0):
+        raise TemplateFormatError("edge delays are not supported yet", location)
+    return EdgeSpec(str(source), str(target), float(weight), location)
