@@ -204,7 +204,8 @@ def _parse(text: str, start: str, origin: TextOrigin) -> Tree:
     what = "equation" if start == "equation" else "expression"
     if not text.strip():
         raise EquationSyntaxError(f"empty {what}", origin.at(0),
-                                  "write an equation such as x' = -x/tau")
+                                  "write an equation such as x' = -x/tau" if what == "equation"
+                                  else "write an expression such as eta - a")
     try:
         return _parser().parse(text, start=start)
     except UnexpectedInput as error:

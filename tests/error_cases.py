@@ -167,6 +167,36 @@ file("equations_not_text", "MC110", """
       variables: {x: output(0.0)}
     """, "'equations' must be a string or a list of strings", 3, 14,
      "quote equations that YAML could read as something else")
+file("empty_equation_string", "MC101", """
+    m:
+      base: OperatorTemplate
+      variables: {x: output(0.0)}
+      equations: ""
+    """, "empty equation", 4, 14, "write an equation such as x' = -x/tau")
+file("empty_equation_in_list", "MC101", """
+    m:
+      base: OperatorTemplate
+      variables: {x: output(0.0)}
+      equations: ["x' = -x", '']
+    """, "empty equation", 4, 26, "write an equation such as x' = -x/tau")
+file("equations_null", "MC110", """
+    m:
+      base: OperatorTemplate
+      variables: {x: output(0.0)}
+      equations: null
+    """, "'equations:' of operator 'm' is empty", 4, 14,
+     "write an equation such as x' = -x/tau, or a list of them")
+file("equations_left_blank", "MC110", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+    m:
+      base: o
+      equations:
+      variables: {x: output(1.0)}
+    """, "'equations:' of operator 'm' is empty", 7, 13,
+     "write an equation such as x' = -x/tau, or a list of them")
 file("variables_not_a_mapping", "MC110", """
     m:
       base: OperatorTemplate
@@ -463,6 +493,15 @@ file("replace_with_null", "MC110", """
       base: o
       equations: {replace: {eta: null}}
     """, "'replace:' needs an expression to put in place of 'eta', got None", 7, 30)
+file("replace_with_empty_text", "MC101", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + eta"
+      variables: {x: output(0.0), eta: 0.0}
+    m:
+      base: o
+      equations: {replace: {eta: ""}}
+    """, "empty expression", 7, 30, "write an expression such as eta - a")
 file("replace_syntax_error", "MC101", """
     o:
       base: OperatorTemplate
