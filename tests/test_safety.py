@@ -22,7 +22,8 @@ import pytest
 
 import modelc
 from modelc import ModelcError, compile_model
-from modelc.codegen.numpy_backend import template_names
+from modelc.codegen.numpy.arrays import TEMPLATES
+from modelc.codegen.templating import declared_names
 from modelc.equations import FUNCTION_NAMES
 from modelc.errors import EquationSyntaxError, InvalidNameError, UnknownTemplateError, YamlSyntaxError
 from modelc.resources import resource_dir
@@ -219,7 +220,7 @@ def _generated_names() -> list[str]:
     for generated in (module, single):
         tokens = tokenize.generate_tokens(StringIO(Path(generated.__file__).read_text()).readline)
         names |= {tok.string for tok in tokens if tok.type == tokenize.NAME}
-    names |= set(template_names())
+    names |= set().union(*(declared_names(t) for t in TEMPLATES))
     names |= {"np", "numpy", "dt", "steps", "rec", "i", "t0", "params", "inputs", "y0", "record", "row", "final",
               "value", "name", "shapes", "warnings", "difflib", "math", "os", "sys", "print", "len", "range", "float",
               "int", "list", "dict", "input", "output", "variable", "eval", "exec", "open", "object", "type", "id",

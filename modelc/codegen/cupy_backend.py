@@ -39,7 +39,8 @@ from ..equations import TIME, PopMean, PopSum, Exprel, symbol
 from ..errors import UnsupportedFeatureError
 from ..ir import MatVec, System
 from .c_printer import C_RESERVED, CPrinter, c_helpers
-from .numpy_backend import Namer, NumPyModule, common_context
+from .layout import common_context
+from .naming import Namer
 from .plan import DT, Plan, make_plan
 from .printers import NumPyPrinter
 from .schemes import get_scheme
@@ -55,17 +56,13 @@ class CNamer(Namer):
 
     Generated names all start with `mc_`; a model variable never does."""
 
-    def fresh(self, base: str) -> str:
-        if not (base.isidentifier() and base.isascii()):
-            base = "v_" + "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in base)
-        if base.startswith("mc_") or base.startswith("_"):
-            base = "v" + base if base.startswith("_") else "v_" + base
-        candidate = base
-        while (candidate in self.taken or keyword.iskeyword(candidate) or hasattr(builtins, candidate)
-               or candidate in C_RESERVED or candidate in _PY_RESERVED):
-            candidate += "_"
-        self.taken.add(candidate)
-        return candidate
+    @staticmethod
+    def legal(base: str) -> str:
+        base = Namer.legal(base)
+        return "v_" + base if base.startswith("mc_") else base
+
+    def free(self, candidate: str) -> bool:
+        return super().free(candidate) and candidate not in C_RESERVED
 
 
 # --- the element-wise programs between barriers -------------------------------------------
@@ -207,7 +204,7 @@ class CuPyModule:
         extra = list(self.hoisted) + [n for n in self.stage.defs if n not in system.outputs] + \
             list(self.stage.barriers) + list(self.observe.barriers)
         self.namer = CNamer(list(system.states) + list(system.params) + list(system.inputs) +
-                            self.algebraic_names + extra)
+                            self.algebraic_names + extra, taken=_PY_RESERVED)
         self.names = dict(self.namer.names)
         self.names[TIME.name] = "t"
         self.names[DT.name] = "mc_dt"
@@ -1062,12 +1059,6 @@ class CuPyModule:
 
     # -- layout ---------------------------------------------------------------------------------
 
-    def layout(self) -> dict:
-        """The NumPy backend's layout constants, so both modules describe a model the same way."""
-        return NumPyModule(self.plan).layout()
-
-    doc = staticmethod(NumPyModule.doc)   # model text made safe inside the module's docstring
-
     def comment_name(self) -> str:
         """The system's name as it may appear in a C comment inside a Python raw string."""
         return re.sub(r"[^\w./:\- ]", "_", str(self.system.name))
@@ -1109,7 +1100,8 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
     m = CuPyModule(system, plan, dtype)
     kernels = m.kernels()
     return {
-        **common_context(m, key, version, dtype),
+        **common_context(system, plan.scheme, m.ident, key, version, dtype),
+        "m": m,
         "cuda_source": m.source(kernels),
         "idents": {n: m.ident(n) for n in system.outputs + list(system.inputs)},
         "groups": m.groups,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..ir import System
 from .cupy_backend import module_context as cupy_context
-from .numpy_backend import module_context as numpy_context
+from .numpy import module_context as numpy_context
 from .options import BACKENDS, check_backend, check_dtype, get_scheme
 from .plan import make_plan
 from .templating import environment

@@ -15,14 +15,14 @@ import sympy
 
 from ..equations import TIME, symbol
 from ..ir import MatVec, System
-from .schemes import ButcherTableau
+from .schemes import ExplicitRungeKutta
 
 DT = symbol("dt")
 
 
 @dataclass
-class Coupling:
-    """acc = source @ weights.T, where weights = scale * W is prepared once."""
+class MatrixProduct:
+    """acc = (scale * W) @ source, where scale * W is prepared once."""
 
     name: str               # accumulator name
     matrix: str             # the IR matrix parameter
@@ -42,11 +42,11 @@ class StatePlan:
 @dataclass
 class Plan:
     system: System
-    scheme: ButcherTableau
+    scheme: ExplicitRungeKutta
     fold_dt: bool                       # one-stage scheme: dt folded into coefficients
     hoisted: list[tuple[str, sympy.Expr]] = field(default_factory=list)   # computed once
     algebraics: list[tuple[str, sympy.Expr]] = field(default_factory=list)  # per stage, in order
-    couplings: list[Coupling] = field(default_factory=list)
+    couplings: list[MatrixProduct] = field(default_factory=list)
     states: list[StatePlan] = field(default_factory=list)
 
     @property
@@ -54,7 +54,7 @@ class Plan:
         return any(TIME in s.drive.free_symbols for s in self.states)
 
     def step_symbols(self) -> set[str]:
-        """Names the per-step code reads (inputs among them need a per-step value)."""
+        """Names the per-step terms read (algebraics that only need inputs are kept when read)."""
         used: set[str] = set()
         for _, expr in self.algebraics:
             used |= {s.name for s in expr.free_symbols}
@@ -64,12 +64,9 @@ class Plan:
             used |= {x.name for x in c.source.free_symbols}
         return used
 
-    def drive_symbols(self) -> set[str]:
-        return {x.name for s in self.states for x in s.drive.free_symbols}
 
-
-def make_plan(system: System, scheme: ButcherTableau) -> Plan:
-    plan = Plan(system, scheme, fold_dt=scheme.stages == 1)
+def make_plan(system: System, scheme: ExplicitRungeKutta) -> Plan:
+    plan = Plan(system, scheme, fold_dt=scheme.folds_dt)
     _Planner(plan).run()
     return plan
 
@@ -165,7 +162,7 @@ class _Planner:
             source_name = f"{name}_source"
             self.plan.algebraics.append((source_name, self._hoist(self._extract_matvecs(source))))
             source = symbol(source_name)
-        self.plan.couplings.append(Coupling(name, weights.name, scale, source))
+        self.plan.couplings.append(MatrixProduct(name, weights.name, scale, source))
         return name
 
     def _extract_matvecs(self, expr: sympy.Expr) -> sympy.Expr:

@@ -5,6 +5,7 @@ target cannot do (UnsupportedFeatureError), rather than falling back to somethin
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter as _SympyNumPyPrinter
 
@@ -36,18 +37,29 @@ class ChoicesMixin:
 
 
 class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
-    """Prints expressions as NumPy code that works on (..., n) arrays; `names` maps symbols."""
+    """Prints expressions as NumPy code that works on (..., n) arrays; `names` maps symbols.
 
-    _module = "np"
+    `module` is the name the generated module imports NumPy as: "np", or "cp" for CuPy, whose
+    array functions have NumPy's names and meanings."""
+
     printmethod = "_modelc_numpy"
 
-    def __init__(self, names: dict[str, str]):
+    def __init__(self, names: dict[str, str], module: str = "np"):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
         self.names = names
+        self.np = module
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
-        # SymPy spells NumPy "numpy."; generated modules import it as np.
-        return "np." + fqn[len("numpy."):] if fqn.startswith("numpy.") else super()._module_format(fqn, register)
+        # SymPy spells NumPy "numpy."; generated modules import it under self.np.
+        return f"{self.np}.{fqn[len('numpy.'):]}" if fqn.startswith("numpy.") else super()._module_format(fqn, register)
+
+    def ufunc(self, expr: sympy.Expr) -> str | None:
+        """The name of the NumPy ufunc that expr is one call of (np.tanh(x) -> "tanh"), else None:
+        such a call can write into the memory of the step before (out=)."""
+        if not (isinstance(expr, sympy.Function) and len(expr.args) == 1):
+            return None
+        name = self.known_functions.get(type(expr).__name__, "").partition("numpy.")[2]
+        return name if isinstance(getattr(np, name, None), np.ufunc) else None
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         try:
@@ -65,50 +77,49 @@ class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
         return repr(float(expr))
 
     def _print_Pi(self, expr) -> str:
-        return "np.pi"
+        return f"{self.np}.pi"
 
     def _print_Exp1(self, expr) -> str:
-        return "np.e"
+        return f"{self.np}.e"
 
     def _print_Pow(self, expr, rational=False) -> str:
         base, exp = expr.as_base_exp()
         if exp == -1:
             return f"1.0/{self.parenthesize(base, sympy.printing.precedence.PRECEDENCE['Mul'])}"
         if exp == sympy.Rational(1, 2):
-            return f"np.sqrt({self._print(base)})"
+            return f"{self.np}.sqrt({self._print(base)})"
         if exp == -sympy.Rational(1, 2):
-            return f"1.0/np.sqrt({self._print(base)})"
+            return f"1.0/{self.np}.sqrt({self._print(base)})"
         return super()._print_Pow(expr, rational=rational)
 
-    @staticmethod
-    def _choose(cond: str, value: str, otherwise: str) -> str:
-        return f"np.where({cond}, {value}, {otherwise})"
+    def _choose(self, cond: str, value: str, otherwise: str) -> str:
+        return f"{self.np}.where({cond}, {value}, {otherwise})"
 
     def _print_Heaviside(self, expr) -> str:
         at_zero = expr.args[1] if len(expr.args) > 1 else sympy.Float(1.0)
-        return f"np.heaviside({self._print(expr.args[0])}, {float(at_zero)!r})"
+        return f"{self.np}.heaviside({self._print(expr.args[0])}, {float(at_zero)!r})"
 
     def _print_Min(self, expr) -> str:
-        return self._nested("np.minimum", expr.args)
+        return self._nested(f"{self.np}.minimum", expr.args)
 
     def _print_Max(self, expr) -> str:
-        return self._nested("np.maximum", expr.args)
+        return self._nested(f"{self.np}.maximum", expr.args)
 
     def _print_PopMean(self, expr) -> str:
-        return f"np.mean({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+        return f"{self.np}.mean({self._print(expr.args[0])}, axis=-1, keepdims=True)"
 
     def _print_PopSum(self, expr) -> str:
-        return f"np.sum({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+        return f"{self.np}.sum({self._print(expr.args[0])}, axis=-1, keepdims=True)"
 
     def _print_Exprel(self, expr) -> str:
         return f"_exprel({self._print(expr.args[0])})"
 
     def _print_MatVec(self, expr) -> str:
         weights, source = expr.args
-        return f"np.matmul({self._print(source)}, {self._print(weights)}.T)"
+        return f"{self.np}.matmul({self._print(source)}, {self._print(weights)}.T)"
 
     def _print_sign(self, expr) -> str:
-        return f"np.sign({self._print(expr.args[0])})"
+        return f"{self.np}.sign({self._print(expr.args[0])})"
 
     def _print_Function(self, expr) -> str:
         raise UnsupportedFeatureError(f"the NumPy backend has no function '{expr.func.__name__}'")
@@ -132,7 +143,11 @@ class ScalarPrinter(NumPyPrinter):
     per-call overhead; on Python floats the same step costs a fraction of it.
     """
 
-    _module = "math"
+    def __init__(self, names: dict[str, str]):
+        super().__init__(names, module="math")
+
+    def ufunc(self, expr: sympy.Expr) -> None:  # floats: nothing to write into
+        return None
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if not fqn.startswith("numpy."):
@@ -140,17 +155,7 @@ class ScalarPrinter(NumPyPrinter):
         name = fqn[len("numpy."):]
         return "math." + (name.replace("arc", "a", 1) if name.startswith("arc") else name)  # arctan -> atan
 
-    def _print_Pi(self, expr) -> str:
-        return "math.pi"
-
-    def _print_Exp1(self, expr) -> str:
-        return "math.e"
-
-    def _print_Pow(self, expr, rational=False) -> str:
-        return super()._print_Pow(expr, rational=rational).replace("np.sqrt", "math.sqrt")
-
-    @staticmethod
-    def _choose(cond: str, value: str, otherwise: str) -> str:
+    def _choose(self, cond: str, value: str, otherwise: str) -> str:
         return f"({value} if {cond} else {otherwise})"
 
     def _print_Relational(self, expr) -> str:

@@ -1,9 +1,10 @@
-"""The Jinja environment every backend renders its templates with."""
+"""The Jinja environment every backend renders its templates with, and what templates declare."""
 from __future__ import annotations
 
 import functools
 import json
 import pprint
+import re
 
 import jinja2
 
@@ -18,3 +19,27 @@ def environment() -> jinja2.Environment:
     env.filters["pyrepr"] = lambda value: pprint.pformat(value, width=100, sort_dicts=False)
     env.filters["tojson"] = json.dumps
     return env
+
+
+_DECLARATION = re.compile(r"\{#-?\s*(binds|needs):(.*?)-?#\}", re.S)
+_COMMENT = re.compile(r"\s*\{#.*?#\}", re.S)
+
+
+@functools.lru_cache(maxsize=None)
+def declared_names(template: str) -> frozenset[str]:
+    """The names a template declares in its header: those it `binds` inside functions that also
+    hold model identifiers, and the module-level names it `needs` there (as Brian2's templates
+    declare theirs). A model identifier never takes one of them. Only the header is read: the
+    comments before the template's first line of text."""
+    text = (resource_dir("templates") / template).read_text(encoding="utf-8")
+    names: set[str] = set()
+    for match in _DECLARATION.finditer(text[:_header_end(text)]):
+        names.update(match.group(2).split())
+    return frozenset(names)
+
+
+def _header_end(text: str) -> int:
+    position = 0
+    while (match := _COMMENT.match(text, position)):
+        position = match.end()
+    return position

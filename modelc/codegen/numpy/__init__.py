@@ -1,0 +1,20 @@
+"""The NumPy backend: array code (arrays.py) and, for a single unit, Python floats (floats.py)."""
+from __future__ import annotations
+
+from ...ir import System
+from ..layout import common_context
+from ..plan import Plan
+from ..step import make_step_program
+from .arrays import NumPyModule, applies_to_floats
+from .floats import FloatModule
+
+
+def module_context(system: System, plan: Plan, key: str, version: str, dtype: str) -> dict:
+    """The variables of templates/numpy/module.py.j2."""
+    program = make_step_program(plan)
+    m = NumPyModule(program)
+    single = FloatModule(program) if applies_to_floats(system) else None
+    return {**common_context(system, plan.scheme, m.ident, key, version, dtype), "m": m, "single": single,
+            "run_params": m.run_params(), "run_states": m.states_context(), "run_inputs": m.inputs_context(),
+            "single_states": single.states_context() if single else [],
+            "single_inputs": single.inputs_context() if single else []}

@@ -1,0 +1,279 @@
+"""The NumPy backend: the step program printed as array code (templates/numpy/).
+
+Every value of the step gets its own buffer, kept from one step to the next: sums are built
+with in-place ufuncs (`out=`), a single ufunc call writes into its own memory of the step
+before, and a state's new value is written straight into the record row when the step is
+recorded (no copy), otherwise into the state's own buffer.
+"""
+from __future__ import annotations
+
+import json
+
+import sympy
+
+from ...equations import TIME
+from ...ir import System
+from ..layout import population_of
+from ..naming import Namer
+from ..plan import DT
+from ..printers import NUMPY_HELPERS, NumPyPrinter
+from ..step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, StepProgram, Value
+from ..templating import declared_names
+
+TEMPLATES = ("numpy/module.py.j2", "numpy/run.py.j2", "numpy/run_single.py.j2")
+
+
+class NumPyModule:
+    """Identifiers and the lines of run() for one step program."""
+
+    printer_class = NumPyPrinter
+    helper_texts = NUMPY_HELPERS
+    full_invariants = True  # array invariants expanded to their population's shape (arrays, not floats)
+
+    def __init__(self, program: StepProgram):
+        self.program = program
+        self.plan = plan = program.plan
+        self.system = system = plan.system
+        # Generated names first: they are short and readable only if nothing took them before.
+        generated = [n for n, _ in plan.hoisted] + [c.name for c in plan.couplings] + \
+            [n for n, _ in plan.algebraics if n not in system.outputs]
+        self.namer = Namer(generated + list(system.states) + list(system.params) + list(system.inputs) +
+                           [n for n, _ in system.algebraics],
+                           taken=frozenset().union(*(declared_names(t) for t in TEMPLATES)))
+        self.names = dict(self.namer.names)
+        self.names[TIME.name] = "t"
+        self.names[DT.name] = "dt"
+        self.printer = self.printer_class(self.names)
+        self.population_of = population_of(system)
+        self._derived: dict[tuple, str] = {}
+        self.out_buffers: list[str] = []  # filled while the step is printed; None before the loop
+
+    # -- names --------------------------------------------------------------------------
+
+    def ident(self, name: str) -> str:
+        return self.names[name]
+
+    def derived(self, kind: str, name: str) -> str:
+        """An identifier made from a variable's (drive_x, rec_x, x_buf, ...), unique in the module."""
+        key = (kind, name)
+        if key not in self._derived:
+            self._derived[key] = self.namer.fresh(kind.replace("*", self.ident(name)))
+        return self._derived[key]
+
+    def value(self, v: Value) -> str:
+        """The identifier of a value of the step program."""
+        x, k = v.name, v.stage
+        if v.role == "time":
+            return "t" if self.program.stage_times[k] == 0 else self.derived(f"t_{k + 1}", TIME.name)
+        if v.role in ("state", "algebraic") and k == 0 or v.role == "product":
+            return self.ident(x)
+        pattern = {"state": f"*_{k + 1}", "algebraic": f"*_{k + 1}", "rate": f"d*_{k + 1}", "rest": "inc_*",
+                   "new": "*_out"}[v.role]
+        return self.derived(pattern, x)
+
+    def stage_names(self, k: int) -> dict[str, str]:
+        return {**self.names, **{name: self.value(v) for name, v in self.program.bindings(k).items()}}
+
+    def code(self, expr: sympy.Expr, names: dict[str, str] | None = None) -> str:
+        if names is None:
+            return self.printer.doprint(expr)
+        return self.printer_class(names).doprint(expr)
+
+    def helpers(self) -> list[str]:
+        used = set()
+        for expr in [e for _, e in self.system.algebraics] + list(self.system.derivatives.values()):
+            used |= {type(f) for f in expr.atoms(sympy.Function)}
+        return [text for func, text in self.helper_texts.items() if func in used]
+
+    # -- what each function binds ---------------------------------------------------------
+
+    def bindings(self, names) -> list[tuple[str, str, str]]:
+        """(identifier, argument it comes from, name) for the given states, params and inputs."""
+        s = self.system
+        sources = [("y", s.states), ("params", s.params), ("inputs", s.inputs)]
+        return [(self.ident(n), source, n) for source, table in sources for n in table if n in names]
+
+    def algebraics_reads(self) -> set[str]:
+        return {x.name for _, e in self.system.algebraics for x in e.free_symbols}
+
+    def rhs_reads(self) -> set[str]:
+        return {x.name for e in self.system.derivatives.values() for x in e.free_symbols}
+
+    def algebraic_reads(self, reads) -> list[tuple[str, str]]:
+        return [(self.ident(n), n) for n, _ in self.system.algebraics if n in reads]
+
+    def run_params(self) -> list[tuple[str, str]]:
+        """The parameters run() reads itself: in invariants, weights, drives and the step."""
+        plan = self.plan
+        exprs = [e for _, e in plan.hoisted] + [c.scale for c in plan.couplings] + [s.drive for s in plan.states]
+        used = {x.name for e in exprs for x in e.free_symbols} | {c.matrix for c in plan.couplings}
+        used |= self.program.reads()
+        return [(n, self.ident(n)) for n in self.system.params if n in used]
+
+    # -- rhs and algebraics (plain, unoptimised: for solvers and records) --------------
+
+    def algebraic_lines(self) -> list[str]:
+        return [f"{self.ident(n)} = {self.code(e)}" for n, e in self.system.algebraics]
+
+    def derivative_lines(self) -> list[tuple[str, str]]:
+        return [(n, self.code(e)) for n, e in self.system.derivatives.items()]
+
+    # -- run: once, per chunk ----------------------------------------------------------------
+
+    def hoisted_lines(self) -> list[str]:
+        """Loop invariants; one made of a single population's parameters is given that
+        population's whole shape (_full), so the steps never broadcast it."""
+        lines = []
+        for name, expr in self.plan.hoisted:
+            code = self.code(expr)
+            populations = {self.population_of[s.name] for s in expr.free_symbols if s.name in self.population_of}
+            if self.full_invariants and len(populations) == 1:
+                code = f"_full({code}, shapes[{json.dumps(populations.pop())}])"
+            lines.append(f"{self.ident(name)} = {code}")
+        return lines
+
+    def weight_lines(self) -> list[str]:
+        return [f"{self.derived('product_*', c.name)} = _product(weights={self.ident(c.matrix)}, "
+                f"scale={self.code(c.scale)}, unbatched=unbatched)  "
+                f"# x -> ({self.code(c.scale)}) * {self.ident(c.matrix)} @ x"
+                for c in self.plan.couplings]
+
+    def drive_lines(self) -> list[str]:
+        """State-independent terms for all steps of a chunk, as one array expression each."""
+        return [f"{self.derived('drive_*', name)} = _per_step({code}, stop - start, {self.ident(name)}.ndim)"
+                for name, code in self._drives()]
+
+    def _drives(self) -> list[tuple[str, str]]:
+        """(state, NumPy expression over the chunk's input windows) for each drive term."""
+        window_names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs}, TIME.name: "t_w"}
+        return [(s.name, NumPyPrinter(window_names).doprint(s.drive)) for s in self.plan.states if s.drive != 0]
+
+    def states_context(self) -> list[tuple[str, str, str, str]]:
+        """(state, identifier, its buffer, its record array) for the run templates."""
+        return [(n, self.ident(n), self.derived("*_buf", n), self.derived("rec_*", n)) for n in self.system.states]
+
+    def inputs_context(self) -> list[tuple[str, str, str]]:
+        """(input, identifier, its window of the chunk) for the run templates."""
+        return [(n, self.ident(n), self.derived("*_w", n)) for n in self.system.inputs]
+
+    # -- run: one step -------------------------------------------------------------------
+
+    def step_lines(self) -> list[str]:
+        """One integration step: the step program's statements, each printed as array code."""
+        program = self.program
+        reads = program.reads()
+        lines = [f"{self.ident(n)} = {self.derived('*_w', n)}[i]" for n in self.system.inputs if n in reads]
+        if TIME.name in reads:
+            lines.append("t = t0 + (start + i) * dt")
+        new_values_started = False
+        for s in program.statements:
+            if getattr(s, "target", Value("", "")).role == "new" and not new_values_started:
+                new_values_started = True
+                lines += self.new_value_buffers()
+            lines += self.statement(s)
+        return lines
+
+    def record_lines(self) -> list[str]:
+        return [line for s in self.program.statements if isinstance(s, Record) for line in self.record(s)]
+
+    def statement(self, s) -> list[str]:
+        if isinstance(s, Stage):
+            return self.stage(s)
+        if isinstance(s, Combine):
+            return self.combine(s)
+        if isinstance(s, Evaluate):
+            return self.evaluate(s)
+        if isinstance(s, Product):
+            return self.product(s)
+        if isinstance(s, Rate):
+            return self.rate(s)
+        if isinstance(s, Commit):
+            return self.commit(s)
+        return []  # Record: printed at the record step (record_lines)
+
+    def stage(self, s: Stage) -> list[str]:
+        lines = [f"# stage {s.k + 1}"] if s.k > 0 else []
+        if self.program.stage_uses_time(s.k):
+            lines.append(f"{self.value(Value(TIME.name, 'time', s.k))} = t + {float(s.time)!r} * dt")
+        return lines
+
+    def new_value_buffers(self) -> list[str]:
+        """x_new is written into the record row when this step is recorded (no copy), else into x's buffer."""
+        return [f"{self.value(Value(n, 'new'))} = {self.derived('*_buf', n)} if countdown or "
+                f"{self.derived('rec_*', n)} is None else {self.derived('rec_*', n)}[row]" for n in self.system.states]
+
+    def combine(self, s: Combine) -> list[str]:
+        target, base = self.value(s.target), self.value(s.base)
+        if not s.terms:  # a stage that starts from the step's own states (a row of zeros)
+            return [f"{target} = {base}"]
+        if s.target.role == "new":
+            # x_new = x + sum_j (b_j dt) k_j: each k_j scaled in place (the update is its last use)
+            rates = [(self.value(v), b) for b, v in s.terms]
+            return [f"{k} *= {float(b)!r} * dt" for k, b in rates] + \
+                self.sum_into(target, None, [base] + [k for k, _ in rates])
+        (a0, v0), *rest = s.terms
+        return self.sum_into(target, (self.value(v0), f"{float(a0)!r} * dt"),
+                             [f"{float(a)!r} * dt * {self.value(v)}" for a, v in rest] + [base])
+
+    def evaluate(self, s: Evaluate) -> list[str]:
+        """`target = expr`; a single ufunc call reuses target's memory from the step before (out=)."""
+        target = self.value(s.target)
+        code = self.code(s.expr, self.stage_names(s.stage))
+        if self.printer.ufunc(s.expr):
+            self.keep(target)
+            return [f"{target} = {code[:-1]}, out={target})"]
+        return [f"{target} = {code}"]
+
+    def product(self, s: Product) -> list[str]:
+        target = self.value(s.target)
+        self.keep(target)
+        source = self.code(s.coupling.source, self.stage_names(s.stage))
+        return [f"{target} = {self.derived('product_*', s.coupling.name)}({source}, out={target})"]
+
+    def rate(self, s: Rate) -> list[str]:
+        """The plan's sum for one state (x_new itself when dt is folded in), in place."""
+        x, target = self.value(s.state), self.value(s.target)
+        terms = [self.value(p) for p in s.products] + ([self.value(s.rest)] if s.rest else []) + \
+            ([f"{self.derived('drive_*', s.state.name)}[i]"] if s.drive else [])
+        names = self.stage_names(s.stage)
+        if s.target.role == "new":  # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive
+            if s.linear == 1:
+                return self.sum_into(target, None, [x] + terms)
+            return self.sum_into(target, (x, self.code(s.linear, names)), terms)
+        # Start from the state itself (times 0 when it has no linear term) unless a product does:
+        # either has the full (batch..., n) shape, which the stage values built from the rate need.
+        scaled = (x, self.code(s.linear, names)) if s.linear != 0 or not s.products else None
+        return self.sum_into(target, scaled, terms)
+
+    def commit(self, s: Commit) -> list[str]:
+        return [f"{self.ident(s.state)} = {self.value(s.value)}"]
+
+    def record(self, s: Record) -> list[str]:
+        return []  # the new value was written into the record row already (new_value_buffers)
+
+    def sum_into(self, target: str, scaled: tuple[str, str] | None, terms: list[str]) -> list[str]:
+        """target = array*factor + sum(terms), one in-place ufunc per term and no temporary array.
+
+        The target's memory comes from the step before (None on the first step: the ufunc
+        allocates it then), or is a record row or state buffer already.
+        """
+        terms = list(terms)
+        if scaled is not None:
+            first = f"np.multiply({scaled[0]}, {scaled[1]}, out={target})"
+        elif len(terms) >= 2:
+            first = f"np.add({terms.pop(0)}, {terms.pop(0)}, out={target})"
+        else:
+            first = f"np.positive({terms.pop(0)}, out={target})"  # a copy
+        if target not in {self.value(Value(n, "new")) for n in self.system.states}:
+            self.keep(target)
+        return [f"{target} = {first}"] + [f"{target} += {term}" for term in terms]
+
+    def keep(self, buffer: str) -> None:
+        """A buffer that lives from one step to the next (None before the first step)."""
+        if buffer not in self.out_buffers:
+            self.out_buffers.append(buffer)
+
+
+def applies_to_floats(system: System) -> bool:
+    """The Python-float loop needs every population's work to be element-wise (no weight matrix)."""
+    return not any(p.shape == "matrix" for p in system.params.values())

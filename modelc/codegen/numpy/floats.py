@@ -1,0 +1,62 @@
+"""The step program printed for one unit held in Python floats: `math` instead of NumPy.
+
+Used when every population has one unit and there is no batch axis and no weight matrix:
+there NumPy's per-call overhead is the whole cost of a step. No buffers: each value is a float.
+"""
+from __future__ import annotations
+
+from ..printers import SCALAR_HELPERS, ScalarPrinter
+from ..step import Combine, Commit, Evaluate, Rate, Record, Value
+from .arrays import NumPyModule
+
+
+class FloatModule(NumPyModule):
+    printer_class = ScalarPrinter
+    helper_texts = SCALAR_HELPERS
+    full_invariants = False
+
+    def __init__(self, program):
+        super().__init__(program)
+        # A state's rest is printed inside its rate (one float expression, no extra variable).
+        self.rests = {s.target: s.expr for s in program.statements if isinstance(s, Evaluate) and s.target.role == "rest"}
+
+    def value(self, v: Value) -> str:
+        """With several stages the update reads only the state itself and the rates: x_new is
+        computed into x. A folded (Euler) update reads every state (the rests are inline)."""
+        if v.role == "new":
+            return self.derived("*_next", v.name) if self.program.folds_dt else self.ident(v.name)
+        return super().value(v)
+
+    def drive_lines(self) -> list[str]:
+        """The drive terms of a chunk computed with NumPy once, then read step by step as floats."""
+        lines = [f"{self.derived('drive_*', name)} = np.broadcast_to({code}, (stop - start, 1)).ravel().tolist()"
+                 for name, code in self._drives()]
+        reads = self.program.reads()
+        return lines + [f"{self.derived('*_w', n)} = {self.derived('*_w', n)}.ravel().tolist()"
+                        for n in self.system.inputs if n in reads]
+
+    def new_value_buffers(self) -> list[str]:
+        return []
+
+    def evaluate(self, s: Evaluate) -> list[str]:
+        return [] if s.target.role == "rest" else super().evaluate(s)
+
+    def combine(self, s: Combine) -> list[str]:
+        terms = [f"{float(a)!r}*dt*{self.value(v)}" for a, v in s.terms]
+        return [f"{self.value(s.target)} = " + " + ".join([self.value(s.base)] + terms)]
+
+    def rate(self, s: Rate) -> list[str]:
+        names = self.stage_names(s.stage)
+        terms = [] if s.linear == 0 else [self.value(s.state) if s.linear == 1 else
+                                          f"{self.code(s.linear, names)}*{self.value(s.state)}"]
+        terms += [self.value(p) for p in s.products] + ([f"({self.code(self.rests[s.rest], names)})"] if s.rest else [])
+        terms += [f"{self.derived('drive_*', s.state.name)}[i]"] if s.drive else []
+        return [f"{self.value(s.target)} = " + (" + ".join(terms) or "0.0")]
+
+    def commit(self, s: Commit) -> list[str]:
+        new = self.value(s.value)
+        return [] if new == self.ident(s.state) else [f"{self.ident(s.state)} = {new}"]
+
+    def record(self, s: Record) -> list[str]:
+        rec = self.derived("rec_*", s.state)
+        return [f"if {rec} is not None:", f"    {rec}[row] = {self.value(s.value)}"]

@@ -1,0 +1,217 @@
+"""The step program: the statements of one integration step, which every backend translates.
+
+`make_step_program(plan)` asks the plan's scheme (schemes.py) to describe one step, and writes
+it down as a flat list of statements over named values. No backend re-derives stages, the
+update, Euler's folded dt or the record write: it prints these statements, each in its own way
+(NumPy arrays with in-place ufuncs, Python floats, C in CUDA kernels).
+
+    Stage(k, time)                 stage k begins, at t + time*dt
+    Combine(target, base, terms)   target = base + dt * sum(coefficient * value): the states a
+                                   stage starts from, or the update x + dt * sum(b_j k_j)
+    Evaluate(target, expr)         an algebraic variable of the stage (or a coupling's argument,
+                                   or the state-dependent rest of a rate), in dependency order
+    Product(target, coupling)      target = (scale * W) @ source, the plan's folded coupling
+    Rate(target, ...)              one state's sum: linear*x + products + rest + drive; the
+                                   derivative k_j, or, with dt folded in (one stage), x_new
+    Commit(state, value)           the state takes its new value (after every new value exists)
+    Record(state)                  the state's new value goes into this step's record row
+
+Expressions use the IR's names; `bindings(k)` maps each name to the Value it means in stage k
+(the state x means x itself in stage 0 and the stage's starting value later). Each backend
+names every Value once (its `ident`), so one expression prints correctly in every stage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sympy
+
+from ..equations import TIME
+from .plan import MatrixProduct, Plan
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value one step computes: a state or algebraic in a stage, a rate, a product, a new state."""
+
+    name: str       # the IR name it belongs to (a state, an algebraic, a coupling's accumulator)
+    role: str       # "state" | "algebraic" | "product" | "rest" | "rate" | "new" | "time"
+    stage: int = 0
+
+
+@dataclass(frozen=True)
+class Stage:
+    k: int
+    time: Fraction              # the stage runs at t + time * dt
+
+
+@dataclass(frozen=True)
+class Combine:
+    target: Value
+    base: Value
+    terms: tuple[tuple[Fraction, Value], ...]   # (coefficient, rate): base + dt * sum
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    target: Value
+    expr: sympy.Expr
+    stage: int
+
+
+@dataclass(frozen=True)
+class Product:
+    target: Value
+    coupling: MatrixProduct
+    stage: int
+
+
+@dataclass(frozen=True)
+class Rate:
+    target: Value
+    state: Value                # the stage's value of the state (read when `linear` is not 0)
+    linear: sympy.Expr          # coefficient of the state (with dt folded in: 1 + dt*b*c)
+    products: tuple[Value, ...]
+    rest: Value | None          # the state-dependent remainder, evaluated before
+    drive: bool                 # add this step's precomputed state-independent term
+    stage: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    state: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class Record:
+    state: str
+    value: Value
+
+
+Statement = Stage | Combine | Evaluate | Product | Rate | Commit | Record
+
+
+@dataclass
+class StepProgram:
+    plan: Plan
+    statements: list = field(default_factory=list)
+    stage_times: list[Fraction] = field(default_factory=list)
+
+    @property
+    def folds_dt(self) -> bool:
+        return self.plan.fold_dt
+
+    def bindings(self, k: int) -> dict[str, Value]:
+        """What each IR name the stage's expressions use means in stage k."""
+        names = {n: Value(n, "state", k) for n in self.plan.system.states}
+        names.update({n: Value(n, "algebraic", k) for n, _ in self.plan.algebraics})
+        names.update({c.name: Value(c.name, "product", k) for c in self.plan.couplings})
+        names[TIME.name] = Value(TIME.name, "time", k)
+        return names
+
+    def values(self) -> list[Value]:
+        """Every value the step assigns, in order of first assignment."""
+        seen: dict[Value, None] = {}
+        for s in self.statements:
+            target = getattr(s, "target", None)
+            if target is not None:
+                seen.setdefault(target)
+        return list(seen)
+
+    def kept_rates(self) -> set[Value]:
+        """Rates a later Combine reads (the others are used only where they are computed)."""
+        return {value for s in self.statements if isinstance(s, Combine) for _, value in s.terms}
+
+    def reads(self) -> set[str]:
+        """IR names the step's expressions read (inputs among them need a per-step value)."""
+        used = set()
+        for s in self.statements:
+            if isinstance(s, Evaluate):
+                used |= {x.name for x in s.expr.free_symbols}
+            elif isinstance(s, Rate):
+                used |= {x.name for x in s.linear.free_symbols}
+            elif isinstance(s, Product):
+                used |= {x.name for x in s.coupling.source.free_symbols}
+        return used
+
+    @property
+    def uses_time(self) -> bool:
+        return TIME.name in self.reads() or self.plan.drive_uses_time
+
+    def stage_uses_time(self, k: int) -> bool:
+        """Whether stage k reads t at the stage's own time (not only the step's start)."""
+        return self.stage_times[k] != 0 and TIME.name in self.reads()
+
+
+def make_step_program(plan: Plan) -> StepProgram:
+    program = StepProgram(plan)
+    plan.scheme.steps(_Builder(program))
+    return program
+
+
+class _Builder:
+    """Turns a scheme's description of a step (schemes.StepBuilder) into statements."""
+
+    def __init__(self, program: StepProgram):
+        self.program = program
+        self.plan = program.plan
+        self.body = _stage_body(program.plan)
+
+    def stage(self, k: int, time: Fraction, start) -> None:
+        out = self.program.statements
+        self.program.stage_times.append(time)
+        out.append(Stage(k, time))
+        if k > 0:  # stage 0 starts from the step's own states
+            for s in self.plan.states:
+                terms = tuple((a, Value(s.name, "rate", j)) for j, a in start)
+                out.append(Combine(Value(s.name, "state", k), Value(s.name, "state", 0), terms))
+        elif start:
+            raise ValueError("the first stage of an explicit scheme starts from the step's states")
+        for kind, name, expr in self.body:
+            if kind == "evaluate":
+                out.append(Evaluate(Value(name, "algebraic", k), expr, k))
+            elif kind == "rest":
+                out.append(Evaluate(Value(name, "rest", k), expr, k))
+            else:
+                out.append(Product(Value(name, "product", k), expr, k))
+        role = "new" if self.plan.fold_dt else "rate"
+        for s in self.plan.states:
+            out.append(Rate(Value(s.name, role, k), Value(s.name, "state", k), s.linear,
+                            tuple(Value(c, "product", k) for c in s.couplings),
+                            Value(s.name, "rest", k) if s.rest != 0 else None, s.drive != 0, k))
+
+    def update(self, weights) -> None:
+        out = self.program.statements
+        if not self.plan.fold_dt:
+            for s in self.plan.states:
+                terms = tuple((b, Value(s.name, "rate", j)) for j, b in weights)
+                out.append(Combine(Value(s.name, "new"), Value(s.name, "state", 0), terms))
+        for s in self.plan.states:
+            out.append(Commit(s.name, Value(s.name, "new")))
+        for s in self.plan.states:
+            out.append(Record(s.name, Value(s.name, "new")))
+
+
+def _stage_body(plan: Plan) -> list[tuple[str, str, object]]:
+    """The evaluations of one stage in dependency order: algebraics, coupling products (an
+    algebraic may read a product and a product an algebraic: a function node between two
+    populations) and each state's rest."""
+    pending = {n: ("evaluate", n, e, {x.name for x in e.free_symbols}) for n, e in plan.algebraics}
+    pending.update({c.name: ("product", c.name, c, {x.name for x in c.source.free_symbols})
+                    for c in plan.couplings})
+    order: list[tuple[str, str, object]] = []
+    while pending:
+        ready = [n for n, (_, _, _, needs) in pending.items() if not (needs & pending.keys())]
+        if not ready:  # the IR rejects cycles of algebraics; a cycle here is a planner bug
+            raise ValueError(f"cyclic stage evaluations: {sorted(pending)}")
+        for n in ready:
+            kind, name, what, _ = pending.pop(n)
+            order.append((kind, name, what))
+    order += [("rest", s.name, s.rest) for s in plan.states if s.rest != 0]
+    return order
+
+
+__all__ = ["StepProgram", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",
+           "Statement", "make_step_program"]
