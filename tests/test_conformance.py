@@ -1,0 +1,573 @@
+"""The conformance suite: the same models through every backend, against independent references.
+
+Backends:
+* NumPy, array path: populations of n > 1 units and/or a leading batch axis;
+* NumPy, Python-float path: every population one unit, no batch axis (README "The generated
+  module"); the same arguments with a batch axis of one must give the same numbers through
+  the array path. Which path ran is checked from outside where the module shows it (a spy on
+  its float loop); the comparison with the reference is made either way;
+* CuPy, through the C-compiler stand-in tests/fake_cupy.py (kernels built with gcc, run on
+  the CPU), every strategy that can run the arguments.
+
+Models: every shipped template (`modelc list`), a seed population with recurrent weights,
+multi-population networks (Network: several nodes, fan-in, loops, per-unit parameters),
+batched parameter sweeps (a leading batch axis on parameters; Network.sweep), every scheme in
+modelc.codegen.options.METHODS.
+
+References (tests/references.py): the IR's equations (System.derivatives/algebraics) through
+sympy.lambdify with NumPy -- nothing of the code generator's plan, printers or templates --
+stepped by a hand-written loop of the same explicit Runge-Kutta scheme from its textbook
+formula. Generated and reference runs differ only in the order of floating-point operations,
+so they agree to RTOL = 1e-10 of each variable's range over a few hundred steps (measured:
+1e-16 .. 4e-14). The records of algebraic variables and sampling_steps are compared too. For a
+few models, SciPy's solve_ivp (DOP853, rtol=1e-10) against RK4 with a small dt: agreement to
+RK4's accuracy, and every scheme's observed order of convergence.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from modelc import Network, compile_model
+from modelc.codegen.options import METHODS, get_scheme
+from modelc.errors import ModelcError
+from modelc.ir import Connection, build_network, build_system
+from modelc.spec import OperatorTemplate, load
+from references import (TEXTBOOK, TEXTBOOK_ORDER, Reference, assert_close, relative_error, step_function,
+                        tableau_step)
+
+RTOL = 1e-10
+SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
+SIGMOID = "neuron_model_templates.rate_neurons.leaky_integrator.sigmoid"
+QIF = "model_templates.neural_mass_models.qif.qif"
+QIF_SFA = "model_templates.neural_mass_models.qif.qif_sfa"
+KURAMOTO = "model_templates.oscillators.kuramoto.kuramoto"
+JRC = "model_templates.neural_mass_models.jansenrit.JRC"
+HH = "neuron_model_templates.conductance.hodgkin_huxley.hh"
+WC = "model_templates.neural_mass_models.wilsoncowan.WC"
+SEED_COUPLING = dict(source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I_ext", output_var="li_op/v")
+
+
+def shipped_templates() -> list[str]:
+    """The dotted names `modelc list` prints (the CLI is the documented list)."""
+    from modelc.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["list"]) == 0
+    names = [line.split()[0] for line in out.getvalue().splitlines() if line.strip()]
+    assert SEED in names and JRC in names, names
+    return names
+
+
+TEMPLATES = shipped_templates()
+_REFERENCES: dict = {}
+
+
+def reference_of(path: str) -> Reference:
+    if path not in _REFERENCES:
+        _REFERENCES[path] = Reference(build_system(load(path)))
+    return _REFERENCES[path]
+
+
+def compiled(path: str, method: str, **kwargs):
+    """The generated module; an operator that cannot be compiled on its own is skipped (and says why)."""
+    try:
+        return compile_model(path, method=method, **kwargs)
+    except ModelcError as exc:
+        if isinstance(load(path), OperatorTemplate):
+            pytest.skip(f"operator {path} does not compile on its own: {str(exc).splitlines()[0]}")
+        raise
+
+
+def dt_for(path: str) -> float:
+    """A step a tenth or less of each model's fastest time scale (JR: 10 ms synapses, in seconds)."""
+    return 5e-4 if "jansenrit" in path else 1e-2
+
+
+def random_arguments(mod, shape, steps, seed=0):
+    """Initial states near the defaults, parameters within 10 % of them, noisy inputs for every step."""
+    rng = np.random.default_rng(seed)
+    y0 = {k: v + 0.05 * max(1.0, abs(v)) * rng.standard_normal(shape) for k, v in mod.STATES.items()}
+    params = {k: v * (1 + 0.1 * rng.uniform(-1, 1)) for k, v in mod.PARAMS.items() if v is not None}
+    inputs = {k: v + 0.1 * max(1.0, abs(v)) * rng.standard_normal((steps,) + shape) for k, v in mod.INPUTS.items()}
+    return y0, params, inputs
+
+
+def compare_runs(got: dict, want: dict, names, what: str, rtol=RTOL):
+    for name in names:
+        assert name in got, f"{what}: {name} was not recorded"
+        assert_close(got[name], want[name], rtol, f"{what} {name}")
+    for name, value in want["final"].items():
+        assert_close(got["final"][name], value, rtol, f"{what} final {name}")
+
+
+@contextlib.contextmanager
+def float_path_watch(mod):
+    """A list that gets True for each run that finished in the module's Python-float loop (False:
+    the float loop gave up), or None when the module does not show its float loop."""
+    original = getattr(mod, "_run_single_unit", None)
+    if original is None:
+        yield None
+        return
+    calls: list[bool] = []
+
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append(result is not None)
+        return result
+    mod._run_single_unit = spy
+    try:
+        yield calls
+    finally:
+        mod._run_single_unit = original
+
+
+# --- the schemes themselves ----------------------------------------------------------------
+
+def test_every_scheme_has_a_reference_and_the_tableaux_are_the_textbook_methods():
+    """modelc's tableaux, stepped by the generic loop, are the textbook formulas (a nonlinear f)."""
+    assert {"euler", "heun", "midpoint", "rk4"} <= set(METHODS)
+
+    def f(t, y):
+        return {"a": np.sin(3 * t) - y["a"] * y["b"], "b": np.tanh(y["a"]) + t * y["b"] ** 2}
+    y = {"a": np.array([0.3, -1.2]), "b": np.array([0.7, 0.1])}
+    for method in METHODS:
+        scheme = get_scheme(method)
+        got = tableau_step(scheme.a, scheme.b, scheme.c)(f, 0.4, y, 0.1)
+        want = step_function(method)(f, 0.4, y, 0.1)
+        for name in y:
+            assert_close(got[name], want[name], 1e-15, f"{method} tableau {name}")
+        if method in TEXTBOOK_ORDER:
+            assert scheme.order == TEXTBOOK_ORDER[method], method
+
+
+# --- every shipped template: NumPy array path and float path ------------------------------------
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("path", TEMPLATES)
+def test_template_array_path(path, method):
+    """n = 3 units (and, for every other scheme, a batch axis of 2): every output and the final
+    state against the reference, sampled every 2nd step over 150 steps."""
+    mod = compiled(path, method)
+    shape = (3,) if METHODS.index(method) % 2 == 0 else (2, 3)
+    steps, dt = 151, dt_for(path)
+    y0, params, inputs = random_arguments(mod, shape, steps, seed=METHODS.index(method))
+    with float_path_watch(mod) as calls:
+        got = mod.run(y0, params, inputs, dt, steps, record=mod.OUTPUTS, sampling_steps=2)
+    if calls is not None:
+        assert calls == [], "a run of 3 units went into the single-unit float loop"
+    ref = reference_of(path)
+    want = ref.integrate(method, y0, params, inputs, dt, steps, {label: shape for label in ref.system.populations},
+                         record=mod.OUTPUTS, sampling_steps=2)
+    assert all(got[name].shape == (75,) + shape for name in mod.OUTPUTS)
+    compare_runs(got, want, mod.OUTPUTS, f"{path} [{method}, array {shape}]")
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("path", TEMPLATES)
+def test_template_float_path(path, method):
+    """One unit, no batch axis (the Python-float loop), then the same arguments with a batch axis
+    of one (the array loop): both against the same reference, sampled every 3rd step."""
+    mod = compiled(path, method)
+    steps, dt = 150, dt_for(path)
+    y0, params, inputs = random_arguments(mod, (1,), steps, seed=10 + METHODS.index(method))
+    ref = reference_of(path)
+    want = ref.integrate(method, y0, params, inputs, dt, steps, {label: (1,) for label in ref.system.populations},
+                         record=mod.OUTPUTS, sampling_steps=3)
+    with float_path_watch(mod) as calls:
+        got = mod.run(y0, params, inputs, dt, steps, record=mod.OUTPUTS, sampling_steps=3)
+    if calls is not None and mod.STATES:
+        assert calls == [True], f"one unit without a batch axis did not finish in the float loop: {calls}"
+    compare_runs(got, want, mod.OUTPUTS, f"{path} [{method}, float path]")
+
+    batched_y0 = {k: v[None] for k, v in y0.items()}
+    batched_inputs = {k: v[:, None] for k, v in inputs.items()}
+    with float_path_watch(mod) as calls:
+        got = mod.run(batched_y0, params, batched_inputs, dt, steps, record=mod.OUTPUTS, sampling_steps=3)
+    if calls is not None:
+        assert calls == [], "a batch axis must take the array loop"
+    unbatched = {name: got[name][:, 0] for name in mod.OUTPUTS}
+    unbatched["final"] = {name: value[0] for name, value in got["final"].items()}
+    compare_runs(unbatched, want, mod.OUTPUTS, f"{path} [{method}, batch of one]")
+
+
+def test_a_long_run_across_chunks_with_inputs_of_every_step():
+    """1500 steps (more than one chunk of 1024) sampled every 7th step, float and array path."""
+    method, steps, dt = "rk4", 1500, 2e-3
+    mod = compiled(QIF_SFA, method)
+    ref = reference_of(QIF_SFA)
+    for shape in ((1,), (2,)):
+        y0, params, inputs = random_arguments(mod, shape, steps, seed=7)
+        got = mod.run(y0, params, inputs, dt, steps, record=mod.OUTPUTS, sampling_steps=7)
+        want = ref.integrate(method, y0, params, inputs, dt, steps, {"": shape}, record=mod.OUTPUTS, sampling_steps=7)
+        assert got[mod.OUTPUTS[0]].shape == (214,) + shape
+        compare_runs(got, want, mod.OUTPUTS, f"qif_sfa long run {shape}")
+
+
+# --- batched parameter sweeps (a leading batch axis on parameters) -------------------------------
+
+@pytest.mark.parametrize("path", TEMPLATES)
+def test_template_parameter_sweep(path):
+    """Every parameter a vector with a batch axis: values (3, n) -- one per batch member and unit --
+    for the first parameter, (3, 1) for the others; the scheme rotates through METHODS."""
+    method = METHODS[TEMPLATES.index(path) % len(METHODS)]
+    base = compiled(path, method)
+    names = [k for k, v in base.PARAMS.items() if v is not None]
+    if not names:
+        pytest.skip(f"{path} has no parameters to sweep")
+    mod = compiled(path, method, vector_params=names)
+    B, n, steps, dt = 3, 2, 100, dt_for(path)
+    y0, _, inputs = random_arguments(mod, (B, n), steps, seed=3)
+    rng = np.random.default_rng(4)
+    params = {name: mod.PARAMS[name] * (1 + 0.1 * rng.uniform(-1, 1, (B, n) if i == 0 else (B, 1)))
+              for i, name in enumerate(names)}
+    got = mod.run(y0, params, inputs, dt, steps, record=mod.OUTPUTS, sampling_steps=1)
+    ref = reference_of(path)
+    want = ref.integrate(method, y0, params, inputs, dt, steps, {label: (B, n) for label in ref.system.populations},
+                         record=mod.OUTPUTS)
+    compare_runs(got, want, mod.OUTPUTS, f"{path} [{method}, sweep of {len(names)} parameters]")
+
+
+# --- a population with recurrent weights, every scheme -----------------------------------------
+
+def _seed_arguments(n=5, batch=(2,), steps=200, seed=0):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((n, n)) / np.sqrt(n)
+    y0 = {"li_op/v": rng.standard_normal(batch + (n,))}
+    params = {"weights": W, "li_op/tau": 2.0, "li_op/k": 1.3, "li_op/eta": 0.1}
+    inputs = {"li_op/I_ext": rng.standard_normal((steps,) + batch + (n,))}
+    return y0, params, inputs
+
+
+def seed_reference():
+    if "seed+W" not in _REFERENCES:
+        _REFERENCES["seed+W"] = Reference(build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")]))
+    return _REFERENCES["seed+W"]
+
+
+@pytest.mark.parametrize("batch", [(), (2,)], ids=["unbatched", "batch2"])
+@pytest.mark.parametrize("method", METHODS)
+def test_seed_with_weights_every_scheme(method, batch):
+    """The coupled seed population (r_in = W @ tanh(v)) in every scheme, with and without a batch
+    axis; the other schemes' references are far from it (the comparison tells schemes apart)."""
+    steps, dt = 200, 0.05
+    y0, params, inputs = _seed_arguments(batch=batch, steps=steps)
+    mod = compiled(SEED, method, coupling=SEED_COUPLING)
+    record = ["li_op/v", "tanh_op/r", "li_op/r_in"]
+    got = mod.run(y0, params, inputs, dt, steps, record=record, sampling_steps=4)
+    ref = seed_reference()
+    shapes = {"": batch + (5,)}
+    want = ref.integrate(method, y0, params, inputs, dt, steps, shapes, record=record, sampling_steps=4)
+    compare_runs(got, want, record, f"seed+W [{method}, batch {batch}]")
+    for other in METHODS:
+        if other != method:
+            other_run = ref.integrate(other, y0, params, inputs, dt, steps, shapes, record=["li_op/v"],
+                                      sampling_steps=4)
+            assert relative_error(got["li_op/v"], other_run["li_op/v"]) > 1e3 * RTOL, (method, other)
+
+
+# --- networks of several populations ----------------------------------------------------------
+
+class MultiNetwork:
+    """E (seed, 4 units, recurrent W_E, external input), I (sigmoid, 3, per-unit tau), Q (QIF mean
+    field, 2), K (Kuramoto, 3, per-unit omega): E -> I, E -> Q, Q -> K, and the loops I -> E,
+    K -> E into E's r_in, summed with E's recurrent coupling (fan-in of three)."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.n = {"E": 4, "I": 3, "Q": 2, "K": 3}
+        n = self.n
+        self.W = {"W_E": rng.standard_normal((4, 4)) / 2, "W_IE": rng.standard_normal((3, 4)),
+                  "W_QE": 0.5 * rng.standard_normal((2, 4)), "W_KQ": rng.standard_normal((3, 2)),
+                  "W_EI": rng.standard_normal((4, 3)), "W_EK": 0.3 * rng.standard_normal((4, 3))}
+        self.tau_I = rng.uniform(2, 6, n["I"])
+        self.omega = rng.standard_normal(n["K"])
+        self.v_E = rng.standard_normal(n["E"])
+        self.theta = rng.uniform(-np.pi, np.pi, n["K"])
+        # (source label, source var, target label, target var, matrix name, feedback)
+        self.edges = [("E", "li_op/v", "I", "li_op/I_ext", "W_IE", False),
+                      ("E", "tanh_op/r", "Q", "qif_op/I_ext", "W_QE", False),
+                      ("Q", "qif_op/r", "K", "kuramoto_op/I_ext", "W_KQ", False),
+                      ("I", "sigmoid_op/r", "E", "li_op/r_in", "W_EI", True),
+                      ("K", "kuramoto_op/theta", "E", "li_op/r_in", "W_EK", True)]
+
+    def network(self, method, device="cpu"):
+        net = Network(dt=0.01, device=device)
+        net.add_diffeq_node("E", SEED, weights=self.W["W_E"], source_var="tanh_op/r", target_var="li_op/r_in",
+                            input_var="li_op/I_ext", output_var="tanh_op/r", method=method,
+                            node_vars={"li_op/v": self.v_E, "li_op/tau": 3.0})
+        net.add_diffeq_node("I", SIGMOID, N=3, input_var="li_op/I_ext", output_var="sigmoid_op/r", method=method,
+                            node_vars={"li_op/tau": self.tau_I, "sigmoid_op/s": 2.0})
+        net.add_diffeq_node("Q", QIF, N=2, input_var="qif_op/I_ext", output_var="qif_op/r", method=method)
+        net.add_diffeq_node("K", KURAMOTO, N=3, input_var="kuramoto_op/I_ext", output_var="kuramoto_op/theta",
+                            method=method, node_vars={"omega": self.omega, "kuramoto_op/theta": self.theta})
+        for source, s_var, target, t_var, name, feedback in self.edges:
+            net.add_edge(source, target, self.W[name], source_var=s_var, target_var=t_var, feedback=feedback)
+        return net
+
+    RECORD = [("E", "li_op/v"), ("E", "li_op/r_in"), ("I", "li_op/v"), ("I", "sigmoid_op/r"), ("Q", "qif_op/r"),
+              ("Q", "qif_op/v"), ("K", "kuramoto_op/theta"), ("K", "kuramoto_op/I_ext")]
+
+    def reference(self):
+        populations = {"E": load(SEED), "I": load(SIGMOID), "Q": load(QIF), "K": load(KURAMOTO)}
+        connections = [Connection("E/tanh_op/r", "E/li_op/r_in", "W_E")]
+        connections += [Connection(f"{s}/{sv}", f"{t}/{tv}", name) for s, sv, t, tv, name, _ in self.edges]
+        return Reference(build_network(populations, connections))
+
+    def arguments(self):
+        y0 = {"E/li_op/v": self.v_E, "K/kuramoto_op/theta": self.theta}
+        params = {**self.W, "E/li_op/tau": 3.0, "I/li_op/tau": self.tau_I, "I/sigmoid_op/s": 2.0,
+                  "K/kuramoto_op/omega": self.omega}
+        return y0, params, {label: (n,) for label, n in self.n.items()}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_network_of_four_populations(method):
+    """Network.run against the reference, twice in a row (the second run continues from the first)."""
+    spec = MultiNetwork()
+    net = spec.network(method)
+    ref = spec.reference()
+    y0, params, shapes = spec.arguments()
+    steps = 120
+    u = np.random.default_rng(1).standard_normal((2 * steps, 4))
+    names = [f"{label}/{var}" for label, var in MultiNetwork.RECORD]
+    for part in range(2):
+        rows = u[part * steps:(part + 1) * steps]
+        obs = net.run(rows, record_vars=MultiNetwork.RECORD, sampling_steps=2, output="E")
+        want = ref.integrate(method, y0, params, {"E/li_op/I_ext": rows}, 0.01, steps, shapes, record=names,
+                             sampling_steps=2, t0=part * steps * 0.01)
+        assert obs["out"].shape == (steps // 2, 4)
+        assert_close(obs["out"], np.tanh(want["E/li_op/v"]), RTOL, f"network [{method}] part {part} out")
+        for (label, var), name in zip(MultiNetwork.RECORD, names):
+            assert_close(obs[(label, var)], want[name], RTOL, f"network [{method}] part {part} {name}")
+        assert np.allclose(obs.times, (part * steps + 2 * np.arange(1, steps // 2 + 1)) * 0.01, rtol=0, atol=1e-12)
+        y0 = want["final"]
+
+
+def test_network_sweep_is_one_batch_against_the_reference():
+    """Network.sweep over a parameter of E and the initial phase of K (grid: 3 x 2 = 6 sets)."""
+    spec = MultiNetwork(seed=2)
+    net = spec.network("heun")
+    ref = spec.reference()
+    y0, params, shapes = spec.arguments()
+    steps, taus, phases = 80, [1.5, 3.0, 6.0], [-0.5, 0.7]
+    u = np.random.default_rng(5).standard_normal((steps, 4))
+    obs = net.sweep({"E/li_op/tau": taus, "K/kuramoto_op/theta": phases}, inputs=u,
+                    record_vars=MultiNetwork.RECORD, output="E")
+    sets = [(tau, phase) for tau in taus for phase in phases]
+    B = len(sets)
+    params = {**params, "E/li_op/tau": np.array([[tau] for tau, _ in sets])}
+    y0 = {**y0, "K/kuramoto_op/theta": np.array([[phase] * 3 for _, phase in sets])}
+    names = [f"{label}/{var}" for label, var in MultiNetwork.RECORD]
+    want = ref.integrate("heun", y0, params, {"E/li_op/I_ext": u}, 0.01, steps,
+                         {label: (B, n) for label, (n,) in shapes.items()}, record=names)
+    assert obs["out"].shape == (steps, B, 4)
+    assert_close(obs["out"], np.tanh(want["E/li_op/v"]), RTOL, "sweep out")
+    for (label, var), name in zip(MultiNetwork.RECORD, names):
+        assert_close(obs[(label, var)], want[name], RTOL, f"sweep {name}")
+
+
+def test_network_of_single_units_takes_the_float_path():
+    """Single-unit populations coupled by 1 x 1 matrices (QIF -> QIF -> Wilson-Cowan, and a loop):
+    README: the float path applies when every population is one unit with no batch axis."""
+    populations = {"A": load(QIF), "B": load(QIF), "C": load("model_templates.neural_mass_models.wilsoncowan.e")}
+    edges = [("A", "qif_op/r", "B", "qif_op/r_in", 1.5), ("B", "qif_op/r", "C", "wc_e_op/I_ext", 2.0),
+             ("C", "wc_e_op/r", "A", "qif_op/r_in", -0.8)]
+    for method in ("euler", "rk4"):
+        net = Network(dt=1e-3)
+        net.add_diffeq_node("A", QIF, N=1, input_var="qif_op/I_ext", output_var="qif_op/r", method=method)
+        net.add_diffeq_node("B", QIF, N=1, output_var="qif_op/r", method=method, node_vars={"eta": -3.0})
+        net.add_diffeq_node("C", "model_templates.neural_mass_models.wilsoncowan.e", N=1, output_var="wc_e_op/r",
+                            method=method)
+        for s, sv, t, tv, w in edges:
+            net.add_edge(s, t, np.array([[w]]), source_var=sv, target_var=tv, feedback=(s == "C"))
+        ref = Reference(build_network(populations, [Connection(f"{s}/{sv}", f"{t}/{tv}", f"W_{s}{t}")
+                                                    for s, sv, t, tv, _ in edges]))
+        params = {f"W_{s}{t}": np.array([[w]]) for s, _, t, _, w in edges}
+        params["B/qif_op/eta"] = -3.0
+        steps = 300
+        u = 2.0 + np.sin(np.linspace(0, 6, steps))[:, None]
+        mod = net.compile()
+        record = [("A", "qif_op/v"), ("B", "qif_op/r"), ("C", "wc_e_op/r"), ("A", "qif_op/r_in")]
+        with float_path_watch(mod) as calls:
+            obs = net.run(u, record_vars=record, output="C")
+        if calls is not None:
+            assert calls == [True], f"[{method}] single units coupled by 1 x 1 matrices: {calls}"
+        names = [f"{label}/{var}" for label, var in record]
+        want = ref.integrate(method, {}, params, {"A/qif_op/I_ext": u}, 1e-3, steps, {k: (1,) for k in populations},
+                             record=names)
+        for key, name in zip(record, names):
+            assert_close(obs[key], want[name], RTOL, f"single units [{method}] {name}")
+        assert_close(obs["out"], want["C/wc_e_op/r"], RTOL, f"single units [{method}] out")
+
+
+# --- solve_ivp at tight tolerance ------------------------------------------------------------
+
+def solve_reference(ref: Reference, y0: dict, params: dict, inputs: dict, shapes: dict, t_end: float, times):
+    """solve_ivp (DOP853, rtol=1e-10, atol=1e-13) of the lambdified IR with constant inputs."""
+    default_params, default_inputs = ref.defaults()
+    env = {**ref.values({**default_params, **params}, shapes), **ref.values({**default_inputs, **inputs}, shapes)}
+    y0 = ref.values({name: y0.get(name, s.init) for name, s in ref.system.states.items()}, shapes)
+    names = list(y0)
+    layout = [(name, np.shape(y0[name])) for name in names]
+    flat0 = np.concatenate([np.ravel(y0[name]) for name in names])
+
+    def unpack(flat):
+        out, at = {}, 0
+        for name, shape in layout:
+            size = int(np.prod(shape))
+            out[name] = flat[at:at + size].reshape(shape)
+            at += size
+        return out
+
+    def rhs(t, flat):
+        derivs = ref.evaluate(t, unpack(flat), env)[0]
+        return np.concatenate([np.ravel(np.broadcast_to(derivs[name], shape)) for name, shape in layout])
+
+    sol = solve_ivp(rhs, (0.0, t_end), flat0, method="DOP853", rtol=1e-10, atol=1e-13, t_eval=times)
+    assert sol.success, sol.message
+    return {name: np.array([unpack(col)[name] for col in sol.y.T]) for name in names}
+
+
+# path, params, constant inputs, dt, horizon, bound on RK4's error at dt (relative to each
+# variable's range; measured: 7.8e-5, 2.2e-6, 1.1e-8, 3.0e-5 -- spikes and bursts included)
+RK4_CASES = {
+    "qif_sfa": (QIF_SFA, {}, {"qif_sfa_op/I_ext": 3.0}, 0.01, 4.0, 5e-4),
+    "jrc": (JRC, {}, {}, 1e-3, 0.3, 2e-5),
+    "wc": (WC, {}, {}, 0.5, 40.0, 1e-7),
+    "hh": (HH, {}, {"hh_op/I_ext": 10.0}, 0.02, 20.0, 3e-4),
+}
+
+
+@pytest.mark.parametrize("case", list(RK4_CASES))
+def test_rk4_against_solve_ivp(case):
+    """RK4 with a small dt agrees with solve_ivp to RK4's accuracy; halving dt cuts the error ~16x."""
+    path, params, inputs, dt, horizon, bound = RK4_CASES[case]
+    mod = compiled(path, "rk4")
+    ref = reference_of(path)
+    shapes = {label: (1,) for label in ref.system.populations}
+    y0 = {k: np.full(1, v) for k, v in mod.STATES.items()}
+    steps = round(horizon / dt)
+    times = dt * np.arange(1, steps + 1)
+    want = solve_reference(ref, y0, params, inputs, shapes, times[-1], times)
+    errors = []
+    for k in (1, 2):
+        got = mod.run(y0, params, inputs, dt / k, steps * k, record=list(mod.STATES), sampling_steps=k)
+        errors.append(max(relative_error(got[name], want[name]) for name in mod.STATES))
+    assert errors[0] < bound, errors
+    assert 10 < errors[0] / errors[1] < 26, errors   # fourth order: 16
+
+
+def test_every_scheme_converges_to_solve_ivp_at_its_order():
+    """The coupled seed population (constant input): errors at dt, dt/2, dt/4 against solve_ivp
+    fall at each scheme's order."""
+    y0, params, _ = _seed_arguments(n=5, batch=())
+    inputs = {"li_op/I_ext": 0.4}
+    ref = seed_reference()
+    horizon, dts = 4.0, (0.2, 0.1, 0.05)
+    want = solve_reference(ref, y0, params, inputs, {"": (5,)}, horizon, [horizon])
+    for method in METHODS:
+        mod = compiled(SEED, method, coupling=SEED_COUPLING)
+        errors = []
+        for dt in dts:
+            got = mod.run(y0, params, inputs, dt, round(horizon / dt))
+            errors.append(relative_error(got["final"]["li_op/v"], want["li_op/v"][-1]))
+        order = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+        assert abs(order - get_scheme(method).order) < 0.3, (method, errors, order)
+
+
+# --- CuPy through the C-compiler stand-in ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fake_cupy(tmp_path_factory):
+    """tests/fake_cupy.py as `cupy` (and a private cache folder) for the CuPy tests of this file."""
+    import fake_cupy as fake
+    previous_cupy = sys.modules.get("cupy")
+    previous_cache = os.environ.get("MODELC_CACHE_DIR")
+    os.environ["MODELC_CACHE_DIR"] = str(tmp_path_factory.mktemp("conformance-cupy-cache"))
+    module = fake.install()
+    yield module
+    from modelc.runtime import compiler
+    loaded = getattr(compiler, "_loaded", {})
+    for key, mod in list(loaded.items()):   # generated modules bound to the stand-in
+        if getattr(mod, "cp", None) is module:
+            del loaded[key]
+    fake.uninstall()
+    if previous_cupy is not None:
+        sys.modules["cupy"] = previous_cupy
+    if previous_cache is None:
+        os.environ.pop("MODELC_CACHE_DIR", None)
+    else:
+        os.environ["MODELC_CACHE_DIR"] = previous_cache
+
+
+def cupy_runs(mod, *args, **kwargs):
+    """{strategy: result} of every strategy that can run these arguments (the default run alone
+    when the module names no strategies)."""
+    strategies = getattr(mod, "STRATEGIES", None)
+    if not strategies:
+        return {"default": mod.run(*args, **kwargs)}
+    results = {}
+    for strategy in strategies:
+        try:
+            results[strategy] = mod.run(*args, strategy=strategy, **kwargs)
+        except ValueError as exc:
+            assert "cannot run" in str(exc), exc
+    assert results, "no strategy could run"
+    return results
+
+
+def as_host(result: dict) -> dict:
+    """A CuPy module's result as plain NumPy arrays."""
+    out = {k: np.asarray(v) for k, v in result.items() if k not in ("final", "strategy")}
+    out["final"] = {k: np.asarray(v) for k, v in result["final"].items()}
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_cupy_seed_with_weights_every_scheme(fake_cupy, method):
+    steps, dt = 30, 0.05
+    y0, params, inputs = _seed_arguments(batch=(2,), steps=steps, seed=1)
+    mod = compile_model(SEED, method=method, backend="cupy", coupling=SEED_COUPLING)
+    record = ["li_op/v", "tanh_op/r", "li_op/r_in"]
+    want = seed_reference().integrate(method, y0, params, inputs, dt, steps, {"": (2, 5)}, record=record,
+                                      sampling_steps=3)
+    for strategy, got in cupy_runs(mod, y0, params, inputs, dt, steps, record=record, sampling_steps=3,
+                                   chunk_steps=4).items():
+        compare_runs(as_host(got), want, record, f"cupy seed+W [{method}, {strategy}]")
+
+
+@pytest.mark.parametrize("path", [JRC, HH, KURAMOTO, QIF_SFA, WC])
+def test_cupy_templates(fake_cupy, path):
+    """Circuits, many states, population means and sums, n = 3 units with a batch axis of 2."""
+    mod = compile_model(path, method="rk4", backend="cupy")
+    steps, dt, shape = 30, dt_for(path), (2, 3)
+    y0, params, inputs = random_arguments(mod, shape, steps, seed=5)
+    ref = reference_of(path)
+    outputs = list(mod.OUTPUTS)
+    want = ref.integrate("rk4", y0, params, inputs, dt, steps, {label: shape for label in ref.system.populations},
+                         record=outputs, sampling_steps=2)
+    for strategy, got in cupy_runs(mod, y0, params, inputs, dt, steps, record=outputs, sampling_steps=2,
+                                   chunk_steps=8).items():
+        compare_runs(as_host(got), want, outputs, f"cupy {path} [{strategy}]")
+
+
+def test_cupy_network_of_four_populations(fake_cupy):
+    spec = MultiNetwork(seed=3)
+    net = spec.network("rk4", device="cuda")
+    ref = spec.reference()
+    y0, params, shapes = spec.arguments()
+    steps = 30
+    u = np.random.default_rng(2).standard_normal((steps, 4))
+    obs = net.run(u, record_vars=MultiNetwork.RECORD, output="E")
+    names = [f"{label}/{var}" for label, var in MultiNetwork.RECORD]
+    want = ref.integrate("rk4", y0, params, {"E/li_op/I_ext": u}, 0.01, steps, shapes, record=names)
+    assert_close(obs["out"], np.tanh(want["E/li_op/v"]), RTOL, "cupy network out")
+    for key, name in zip(MultiNetwork.RECORD, names):
+        assert_close(obs[key], want[name], RTOL, f"cupy network {name}")
