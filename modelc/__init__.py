@@ -2,22 +2,21 @@
 
     from modelc import compile_model, Network
 
-Importing modelc is cheap: SymPy and lark load only when a model must be compiled.
+Importing modelc is cheap: NumPy, YAML, SymPy and lark load only when they are needed.
 """
-__version__ = "0.1.0"
-
-from .errors import ModelcError  # noqa: E402
+from .errors import ModelcError
+from .version import __version__
 
 
 def __getattr__(name):
-    # Lazy: `import modelc` must not pull in NumPy-heavy or SymPy-heavy modules.
-    if name == "compile_model":
-        from .runtime.compiler import compile_model
-        return compile_model
+    # Late on purpose: `import modelc` (and `modelc --version`) must not load NumPy or YAML.
+    if name in ("compile_model", "compile_source"):
+        from .runtime import compiler
+        return getattr(compiler, name)
     if name in ("Network", "Observer"):
         from .runtime import network
         return getattr(network, name)
     raise AttributeError(f"module 'modelc' has no attribute {name!r}")
 
 
-__all__ = ["compile_model", "Network", "Observer", "ModelcError", "__version__"]
+__all__ = ["compile_model", "compile_source", "Network", "Observer", "ModelcError", "__version__"]

@@ -10,7 +10,13 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import ErrorGroup, ModelcError
+from .codegen.options import BACKENDS, DTYPES, METHODS
+from .errors import ErrorGroup, ModelcError, OutputFileError
+from .resources import resource_dir
+from .runtime.cache import write_atomic
+from .runtime.compiler import compile_source
+from .spec import CircuitTemplate, Library, NodeTemplate, OperatorTemplate, load, summary
+from .version import __version__
 
 EXIT_MODEL_ERROR = 2
 
@@ -18,15 +24,18 @@ EXIT_MODEL_ERROR = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelc", description="Compile YAML models of dynamical systems "
                                      "into fast NumPy/CuPy modules.")
-    parser.add_argument("--version", action="version", version=f"modelc {_version()}")
+    parser.add_argument("--version", action="version", version=f"modelc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     compile_ = commands.add_parser("compile", help="write the generated module of a template to a file")
     compile_.add_argument("template", help="dotted path (pkg.file.template) or path/to/file.yaml:template")
     compile_.add_argument("-o", "--output", required=True, type=Path, help="the .py file to write")
-    compile_.add_argument("--backend", default="numpy", help="numpy (default) or cupy")
-    compile_.add_argument("--method", default="euler", help="integration scheme: euler, heun, midpoint, rk4")
-    compile_.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    # The choices are checked by the compiler, which names the error and suggests a spelling.
+    compile_.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKENDS)} (default: numpy); "
+                          "writing a module needs no CuPy, only running it does")
+    compile_.add_argument("--method", default="euler", help=f"integration scheme: {', '.join(METHODS)} "
+                          "(default: euler)")
+    compile_.add_argument("--dtype", default="float64", help=f"one of {', '.join(DTYPES)} (default: float64)")
     for flag, meaning in (("source-var", "variable coupled out through the weights (op/var)"),
                           ("target-var", "input that receives weights @ source (op/var)"),
                           ("input-var", "input driven from outside (op/var)"),
@@ -47,11 +56,6 @@ def _parser() -> argparse.ArgumentParser:
     docs = commands.add_parser("docs", help="write the model reference page (docs/models.md)")
     docs.add_argument("-o", "--output", type=Path, default=Path("docs/models.md"))
     return parser
-
-
-def _version() -> str:
-    from . import __version__
-    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,20 +79,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compile(args) -> None:
-    from .runtime.compiler import compile_model
     coupling = {k: getattr(args, k) for k in ("source_var", "target_var", "input_var", "output_var")}
-    module = compile_model(args.template, method=args.method, backend=args.backend, dtype=args.dtype,
-                           coupling=coupling if any(coupling.values()) else None,
-                           vector_params=args.vector_param)
-    source = Path(module.__file__).read_text(encoding="utf-8")
+    source = compile_source(args.template, method=args.method, backend=args.backend, dtype=args.dtype,
+                            coupling=coupling if any(coupling.values()) else None,
+                            vector_params=args.vector_param)
     _write(args.output, source)
     print(f"wrote {args.output} ({args.method}, {args.backend}, {args.dtype})")
 
 
 def _write(path: Path, text: str) -> None:
     """Write a whole file or nothing (a temporary file renamed into place); errors are clean."""
-    from .errors import OutputFileError
-    from .runtime.cache import write_atomic
     umask = os.umask(0o022)
     os.umask(umask)
     try:
@@ -101,9 +101,9 @@ def _write(path: Path, text: str) -> None:
 
 
 def _show(args) -> None:
+    # Late, here and below: only the commands that parse equations load SymPy and lark.
     import sympy
     from .ir import build_system
-    from .spec import load
     system = build_system(load(args.template))
     print(f"# {system.name}")
     for prefix, eq in system.equations:
@@ -117,7 +117,6 @@ def _show(args) -> None:
 
 
 def _list(args) -> None:
-    from .spec import Library, summary
     library = Library()
     for dotted, template in _shipped_templates(library):
         print(f"{dotted:60s} {summary(template)}")
@@ -134,7 +133,6 @@ def _shipped_templates(library):
 
 def _check(args) -> int:
     from .ir import build_system
-    from .spec import Library, NodeTemplate, OperatorTemplate, CircuitTemplate
     library = Library()
     errors: list[ModelcError] = []
     data = library.load_file(args.file)  # a YAML error stops here: nothing else can be read
@@ -159,8 +157,6 @@ def _check(args) -> int:
 
 def _docs(args) -> None:
     from .docs import models_page
-    from .resources import resource_dir
-    from .spec import Library
     library = Library([resource_dir("models")])  # the shipped models only, whatever MODELC_PATH says
     _write(args.output, models_page(_shipped_templates(library)))
     print(f"wrote {args.output}")

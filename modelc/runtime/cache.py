@@ -18,6 +18,9 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
+from ..errors import (BackendUnavailableError, InvalidValueError, ModelcError, NonFiniteError, ShapeError,
+                      UnknownVariableError)
+
 CHECKSUM_PREFIX = "# modelc-checksum: "
 _warned_fallback = False
 
@@ -92,7 +95,9 @@ def sha256(*parts: str) -> str:
 
 
 def with_checksum(source: str) -> str:
-    return source + ("" if source.endswith("\n") else "\n") + CHECKSUM_PREFIX + sha256(source) + "\n"
+    """The source with a last line that checks it (over the text as stored, final newline included)."""
+    body = source if source.endswith("\n") else source + "\n"
+    return body + CHECKSUM_PREFIX + sha256(body) + "\n"
 
 
 def verified_source(path: Path) -> str | None:
@@ -131,22 +136,28 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
 
 
 def load_module(path: Path, key: str) -> ModuleType:
-    """Import a generated file as a module that is not registered in sys.modules."""
+    """Import a generated file as a module that is not registered in sys.modules.
+
+    A generated module imports only its backend's array library, so an ImportError means that
+    library (CuPy) is missing here; the module's own message says what to install."""
     spec = importlib.util.spec_from_file_location(f"modelc_generated_{key[:16]}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        raise BackendUnavailableError(str(exc), None, "to only write the module's source, use compile_source() "
+                                      "or `modelc compile -o FILE`: generating needs no CuPy") from exc
     use_modelc_errors(module)
     return module
 
 
 # The error classes a generated module defines for itself (it imports nothing but NumPy).
-_ERROR_CLASSES = {"ModelError": "ModelcError", "ShapeError": "ShapeError", "InvalidValueError": "InvalidValueError",
-                  "NonFiniteError": "NonFiniteError", "UnknownVariableError": "UnknownVariableError"}
+_ERROR_CLASSES = {"ModelError": ModelcError, "ShapeError": ShapeError, "InvalidValueError": InvalidValueError,
+                  "NonFiniteError": NonFiniteError, "UnknownVariableError": UnknownVariableError}
 
 
 def use_modelc_errors(module: ModuleType) -> None:
     """Make a loaded generated module raise modelc's own error classes (same codes, same bases)."""
-    from .. import errors
     for own, theirs in _ERROR_CLASSES.items():
         if isinstance(getattr(module, own, None), type):
-            setattr(module, own, getattr(errors, theirs))
+            setattr(module, own, theirs)

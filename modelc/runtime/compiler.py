@@ -1,23 +1,28 @@
-"""compile_model: template -> loaded generated module, through the cache.
+"""compile_model: template -> loaded generated module, through the cache; compile_source: the
+same module's source text, never imported.
 
 A cache hit reads the YAML files (to hash them) but neither parses equations nor imports
-SymPy or lark: the IR and the code generator are imported only on a miss.
+SymPy, lark or Jinja: the IR and the code generator are imported only on a miss. Generating
+never needs the target backend's runtime: only loading a CuPy module imports CuPy.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable
+from typing import Callable, Iterable
 
-from .. import __version__
+from ..codegen.options import check_backend, check_dtype, get_scheme
 from ..errors import WiringError, did_you_mean
 from ..resources import resource_dir
 from ..spec import Library, Template, load
+from ..version import __version__
 from .cache import load_module, sha256, store, verified_source, with_checksum, writable_cache_dir
 
 _loaded: dict[str, ModuleType] = {}
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+BuildSource = Callable[[str], str]  # cache key -> generated source text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,23 +46,33 @@ _CODE_VERSION: str | None = None
 
 
 def cache_key(description: str, backend: str, method: str, dtype: str) -> str:
+    """The cache entry's name; checks the choices first, so a typo fails before any work."""
     global _CODE_VERSION
+    check_backend(backend)
+    check_dtype(dtype)
+    get_scheme(method)
     if _CODE_VERSION is None:
         _CODE_VERSION = _code_version()
     return sha256(_CODE_VERSION, backend, method, dtype, description)
 
 
-def cached_module(key: str, build_source) -> ModuleType:
+def cached_source(key: str, build_source: BuildSource) -> tuple[Path, str]:
+    """The cache entry for key and its text (checksum line included), built by build_source(key)
+    when it is missing, truncated or corrupted."""
+    path = writable_cache_dir() / f"{key}.py"
+    source = verified_source(path)
+    if source is None:
+        source = build_source(key)
+        path = store(path, with_checksum(source))
+    return path, with_checksum(source)
+
+
+def cached_module(key: str, build_source: BuildSource) -> ModuleType:
     """The module for key: from memory, from the cache folder, or built by build_source(key)."""
-    if key in _loaded:
-        return _loaded[key]
-    folder = writable_cache_dir()
-    path = folder / f"{key}.py"
-    if verified_source(path) is None:  # missing, truncated or corrupted: (re)build it
-        path = store(path, with_checksum(build_source(key)))
-    module = load_module(path, key)
-    _loaded[key] = module
-    return module
+    if key not in _loaded:
+        path, _ = cached_source(key, build_source)
+        _loaded[key] = load_module(path, key)
+    return _loaded[key]
 
 
 def compile_model(template: "str | Template", method: str = "euler", backend: str = "numpy",
@@ -68,18 +83,26 @@ def compile_model(template: "str | Template", method: str = "euler", backend: st
     With `coupling`, the node becomes a population with recurrent weights: the parameter
     "weights" (n, n) couples source_var into target_var as target = weights @ source.
     """
+    return cached_module(*_model_build(template, method, backend, dtype, coupling, vector_params, library))
+
+
+def compile_source(template: "str | Template", method: str = "euler", backend: str = "numpy",
+                   dtype: str = "float64", coupling: "Coupling | dict | None" = None,
+                   vector_params: Iterable[str] = (), library: Library | None = None) -> str:
+    """The source text of compile_model's module, without importing it (so backend="cupy" needs
+    no CuPy here). It is the cache entry as stored: its last line is a checksum of the rest."""
+    return cached_source(*_model_build(template, method, backend, dtype, coupling, vector_params, library))[1]
+
+
+def _model_build(template, method, backend, dtype, coupling, vector_params, library) -> tuple[str, BuildSource]:
+    """The cache key of one template's module and the function that generates it."""
     template = load(template, library)
-    if isinstance(coupling, dict):
-        unknown = set(coupling) - {f.name for f in dataclasses.fields(Coupling)}
-        if unknown:
-            raise WiringError(f"unknown coupling key '{sorted(unknown)[0]}'", None,
-                              "a coupling takes source_var, target_var, input_var and output_var")
-        coupling = Coupling(**coupling)
+    coupling = _as_coupling(coupling)
     vector_params = tuple(sorted(vector_params))
-    description = repr((template, coupling, vector_params))
-    key = cache_key(description, backend, method, dtype)
+    key = cache_key(repr((template, coupling, vector_params)), backend, method, dtype)
 
     def build(key: str) -> str:
+        # Late: a cache hit must not import SymPy, lark or Jinja (see the module docstring).
         from ..codegen.generate import generate
         from ..ir import Connection, build_system
         connections = []
@@ -92,7 +115,17 @@ def compile_model(template: "str | Template", method: str = "euler", backend: st
             _check_interface(system, coupling)
         return generate(system, method, backend, dtype, key, __version__)
 
-    return cached_module(key, build)
+    return key, build
+
+
+def _as_coupling(coupling: "Coupling | dict | None") -> Coupling | None:
+    if not isinstance(coupling, dict):
+        return coupling
+    unknown = set(coupling) - {f.name for f in dataclasses.fields(Coupling)}
+    if unknown:
+        raise WiringError(f"unknown coupling key '{sorted(unknown)[0]}'", None,
+                          "a coupling takes source_var, target_var, input_var and output_var")
+    return Coupling(**coupling)
 
 
 def _check_interface(system, coupling: Coupling) -> None:
@@ -124,6 +157,7 @@ def compile_network(populations: "dict[str, Template]", connections: Iterable[tu
     key = cache_key("network\0" + structure, backend, method, dtype)
 
     def build(key: str) -> str:
+        # Late: a cache hit must not import SymPy, lark or Jinja (see the module docstring).
         from ..codegen.generate import generate
         from ..ir import Connection, build_network
         system = build_network(populations, [Connection(s, t, w) for s, t, w in connections], name=name,

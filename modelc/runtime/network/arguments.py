@@ -1,0 +1,157 @@
+"""The arguments of one run or sweep for the generated run(): the steps and inputs, the records
+to keep, and the Observer made of what comes back.
+
+Time convention: step k advances the state from t_k to t_{k+1} = t_k + dt using row k of the
+inputs; row k of a record is the value after step (k + 1) * sampling_steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ...errors import InvalidValueError, ShapeError, WiringError
+from ..observer import Observer
+from .device import to_host
+from .graph import Graph, Node
+from .nodes import INPUT_KINDS
+from .variables import constant_inputs, resolve
+
+# -- inputs --------------------------------------------------------------------------
+
+
+def run_inputs(graph: Graph, module: ModuleType, inputs, steps, batch: int | None,
+               dtype: np.dtype) -> tuple[int, dict]:
+    """The run's steps and the generated module's inputs {name: array (T, [B,] n) or constant}.
+
+    inputs: an array for the one input node, or {label or (label, "op/var"): array}; steps=T
+    is needed only without inputs. Free inputs held at a value set on a node come along."""
+    given = _driven_inputs(graph, module, inputs, batch, dtype)
+    steps = _steps(given, steps)
+    for name, value in constant_inputs(graph, module).items():
+        if name not in given:  # one constant per unit: a view over all steps, no copy
+            given[name] = np.broadcast_to(value, (steps,) + value.shape) if isinstance(value, np.ndarray) else value
+    return steps, given
+
+
+def _driven_inputs(graph: Graph, module: ModuleType, inputs, batch, dtype) -> dict[str, np.ndarray]:
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, dict):
+        inputs = {graph.input_label(): inputs}
+    given = {}
+    for key, value in inputs.items():
+        node, local = _input_target(graph, key)
+        name = f"{node.label}/{local}"
+        if name not in module.INPUTS:
+            raise WiringError(f"input '{local}' of node '{node.label}' is fed by edges or operators, "
+                              "so run(inputs=...) cannot drive it", None,
+                              f"free inputs: {', '.join(module.INPUTS) or 'none'}")
+        given[name] = _input_array(node, value, batch, dtype)
+    return given
+
+
+def _input_target(graph: Graph, key) -> tuple[Node, str]:
+    """The node and "op/var" an inputs key drives: a node's input_var, or (label, var)."""
+    if isinstance(key, tuple):
+        node = graph.node(key[0])
+        return node, resolve(node, key[1], kinds=INPUT_KINDS, what="input")
+    node = graph.node(key)
+    if node.input_var is None:
+        raise WiringError(f"node '{key}' has no input_var to drive", None,
+                          "pass input_var= to add_diffeq_node, or give {(node, 'op/var'): array}")
+    return node, node.input_var
+
+
+def _input_array(node: Node, value, batch, dtype: np.dtype) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype != dtype:
+        array = array.astype(dtype)
+    n, shape = node.n, array.shape
+    if array.ndim == 1:
+        return np.broadcast_to(array[:, None], (shape[0], n))
+    if array.ndim == 2 and shape[1] == n:
+        return array
+    if array.ndim == 3 and batch and shape[1:] == (batch, n):
+        return array
+    expected = f"(T, {n})" + (f" or (T, {batch}, {n})" if batch else "") + " or (T,)"
+    raise ShapeError(f"inputs of node '{node.label}' must have shape {expected}, got {shape}", None,
+                     f"node '{node.label}' has {n} units; rows are time steps")
+
+
+def _steps(given: dict[str, np.ndarray], steps) -> int:
+    """The number of steps: steps= if given, else the inputs' rows; every input has that many."""
+    lengths = {name: len(value) for name, value in given.items()}
+    if steps is None:
+        if not lengths:
+            raise InvalidValueError("run needs inputs=(T, n_in) or steps=T")
+        steps = next(iter(lengths.values()))
+    if int(steps) != steps or steps < 1:
+        raise InvalidValueError(f"steps must be a whole number >= 1, got {steps!r}")
+    for name, length in lengths.items():
+        if length != steps:
+            raise ShapeError(f"input of '{name}' has {length} rows but the run has {steps} steps",
+                             None, "give every input the same number of rows T")
+    return int(steps)
+
+
+# -- records -------------------------------------------------------------------------
+
+@dataclass
+class Records:
+    """What a run records: Observer key -> ("label/op/var", mean over the units?), and the other
+    keys a user may read the same record by (obs[("tanh", "v")] for obs[("tanh", "li_op/v")])."""
+
+    keys: dict[Any, tuple[str, bool]]
+    aliases: dict[Any, Any]
+
+    @property
+    def names(self) -> list[str]:
+        """The variables the generated run() records, each once."""
+        return list(dict.fromkeys(name for name, _ in self.keys.values()))
+
+    def observer(self, result: dict, dt: float, sampling_steps: int, t0: float, sweep=None) -> Observer:
+        """The Observer of the generated run()'s result (population means taken here, on the host)."""
+        records = {}
+        for key, (name, mean) in self.keys.items():
+            value = to_host(result[name])
+            records[key] = value.mean(axis=-1) if mean else value
+        rows = len(next(iter(records.values()))) if records else 0
+        times = t0 + np.arange(1, rows + 1) * sampling_steps * dt
+        means = [key for key, (_, mean) in self.keys.items() if mean]
+        return Observer(dt, sampling_steps, records, times, sweep, self.aliases, means)
+
+
+def records(graph: Graph, record_output: bool, record_vars, output: str | None) -> Records:
+    """The records of run(record_output=..., record_vars=[(node, var[, mean]), ...], output=...)."""
+    keys: dict[Any, tuple[str, bool]] = {}
+    aliases: dict[Any, Any] = {}
+    if record_output:
+        keys["out"] = (_output_name(graph, output), False)
+    for item in record_vars or ():
+        if isinstance(item, str) or len(item) not in (2, 3):
+            raise InvalidValueError(f"record_vars entries are (node, var) or (node, var, mean), got {item!r}")
+        label, var = item[0], item[1]
+        mean = bool(item[2]) if len(item) == 3 else False
+        local = resolve(graph.node(label), var, what="record_vars variable")
+        key = (label, local, True) if mean else (label, local)
+        keys[key] = (f"{label}/{local}", mean)
+        aliases[(label, var, True) if mean else (label, var)] = key
+        if mean:  # the mean is also what (node, var) reads, unless the full record is kept too
+            aliases.setdefault((label, var), key)
+            aliases.setdefault((label, local), key)
+    if "out" in keys:  # obs[("tanh", "li_op/v")] is the output too, unless record_vars asked otherwise
+        aliases.setdefault(tuple(keys["out"][0].split("/", 1)), "out")
+    aliases = {alias: key for alias, key in aliases.items() if alias not in keys or key == alias}
+    return Records(keys, aliases)
+
+
+def _output_name(graph: Graph, output: str | None) -> str:
+    label = output or graph.output_label()
+    node = graph.node(label)
+    if node.output_var is None:
+        raise WiringError(f"output node '{label}' has no output_var to record", None,
+                          "pass output_var= to add_diffeq_node, or record_output=False with record_vars")
+    return f"{label}/{node.output_var}"

@@ -1,0 +1,304 @@
+"""Network: a RectiPy-style graph of populations and edges, compiled into ONE generated module.
+
+    from modelc import Network
+    net = Network(dt=1e-3)
+    net.add_diffeq_node("tanh", "neuron_model_templates.rate_neurons.leaky_integrator.tanh",
+                        weights=J, source_var="tanh_op/r", target_var="li_op/r_in",
+                        input_var="li_op/I_ext", output_var="li_op/v")
+    obs = net.run(inputs=np.ones((10000, N)))
+
+Weight convention (recurrent weights and edges alike): ``weights[i, j]`` is the weight from
+unit j of the source to unit i of the target, so ``target_input = weights @ source_output``;
+a matrix has shape (n_target, n_source) and is never transposed silently.
+
+Every node and edge becomes part of one System (modelc.ir.build_network) and one generated
+module, cached by the network's structure only (templates, labels, connections, which
+parameters are per-unit vectors, method, dtype) — never by weight values or population
+sizes, so compiling does not depend on N and a network with other weights reuses the module.
+A run is one call into the generated ``run``: no per-step Python graph traversal and no
+per-step bookkeeping here. Time convention: see arguments.py.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from ...errors import InvalidValueError, NonFiniteError
+from ...spec import load
+from ..compiler import compile_network
+from ..observer import Observer
+from .arguments import records, run_inputs
+from .device import backend_for, dtype_name
+from .graph import Edge, Graph, Node
+from .nodes import diffeq_node, edge, func_node, trainable, wire_diffeq_node
+from .progress import ProgressBar
+from .states import States
+from .sweep import Sweep
+from .variables import (check_node_values, current_value, node_value, parameter_value, parameter_values,
+                        readonly, recurrent_weights, resolve)
+
+
+class Network:
+    """A graph of populations (diff-eq and function nodes) and weighted edges; see the module docs.
+
+    Network(dt, device="cpu", dtype="float64"). device="cuda" selects the CuPy backend and
+    fails with BackendUnavailableError when CuPy, a GPU or the backend is missing (never a
+    silent fallback to NumPy).
+    """
+
+    def __init__(self, dt: float, device: str = "cpu", dtype: str = "float64"):
+        try:
+            dt = float(dt)
+        except (TypeError, ValueError):
+            raise InvalidValueError(f"dt must be a number, got {dt!r}") from None
+        if not (dt > 0 and np.isfinite(dt)):
+            raise InvalidValueError(f"dt must be a positive number, got {dt!r}")
+        self.dt = dt
+        self.dtype = dtype_name(dtype)
+        self.device = str(device)
+        self.backend = backend_for(self.device)
+        self._np_dtype = np.dtype(self.dtype)
+        self._graph = Graph()
+        self._states = States(self._np_dtype)
+        self._compiled: tuple[tuple, ModuleType] | None = None  # (signature, module)
+
+    # -- building -------------------------------------------------------------------
+
+    def add_diffeq_node(self, label: str, node, weights=None, source_var: str | None = None,
+                        target_var: str | None = None, input_var: str | None = None, output_var: str | None = None,
+                        N: int | None = None, node_vars: dict | None = None, train_params=None,
+                        op: str | None = None, method: str = "euler") -> Node:
+        """Add a population of N units of a node template (a dotted path, "file.yaml:template" or a template).
+
+        weights:   (N, N) recurrent matrix, ``weights[i, j]`` from unit j to unit i:
+                   target_var = weights @ source_var. Sets N (or pass N= without weights).
+        input_var: the input(...) variable driven by ``run(inputs=...)`` (and by incoming edges).
+        output_var: the variable handed to outgoing edges and recorded as ``obs["out"]``.
+        node_vars: {"op/var": value} parameters, initial values of states, or constant values of
+                   free inputs; a value is one number or an array of N (one per unit). With
+                   ``op="li_op"`` the short names ("tau") work too; so does any name that only
+                   one operator of the node has.
+        train_params: parameter names recorded for fitting ("weights" = the recurrent matrix).
+        method:    integration scheme (euler, heun, midpoint, rk4); all nodes must agree.
+        """
+        self._graph.check_new_label(label)
+        entry = diffeq_node(label, load(node), weights, N, op, method, self._np_dtype)
+        wire_diffeq_node(entry, source_var, target_var, input_var, output_var)
+        for name, value in (node_vars or {}).items():
+            local = resolve(entry, name, what="node_vars key")
+            entry.values[local] = node_value(entry, local, value, self._np_dtype)
+        entry.train_params = trainable(entry, train_params)
+        return self._graph.add_node(entry)
+
+    def add_func_node(self, label: str, n: int, activation: str = "identity") -> Node:
+        """Add a stateless node of n units, y = activation(x), with activation one of
+        identity, tanh, sigmoid, relu, softmax, softmin, log_softmax (softmax over the n units).
+
+        Without incoming edges, its x is driven by ``run(inputs=...)`` (an input layer);
+        incoming edges are summed into x (a readout).
+        """
+        self._graph.check_new_label(label)
+        return self._graph.add_node(func_node(label, n, activation))
+
+    def add_edge(self, source: str, target: str, weights, source_var: str | None = None,
+                 target_var: str | None = None, feedback: bool = False, train: str | None = None) -> Edge:
+        """Connect two nodes: target's input_var += weights @ source's output_var.
+
+        weights has shape (n_target, n_source): ``weights[i, j]`` is the weight from source unit j
+        to target unit i (never transposed); a number c means c times the identity (equal sizes).
+        Several edges into one node are summed. source_var/target_var override the node's
+        output_var/input_var. feedback=True marks an edge that closes a loop, so the input and
+        output nodes of the graph are still found (it changes nothing in the dynamics).
+        """
+        src, tgt = self._graph.node(source), self._graph.node(target)
+        return self._graph.add_edge(edge(src, tgt, weights, source_var, target_var, feedback, train, self._np_dtype))
+
+    def pop_node(self, label: str) -> Node:
+        """Remove a node, its edges and its state; returns the removed node."""
+        node = self._graph.pop_node(label)
+        self._states.drop(label)
+        return node
+
+    def pop_edge(self, source: str, target: str) -> Edge:
+        """Remove the edge source -> target; returns it (its weights in .weights)."""
+        return self._graph.pop_edge(source, target)
+
+    def get_edge(self, source: str, target: str) -> Edge:
+        return self._graph.edge(source, target)
+
+    def get_node(self, label: str) -> Node:
+        return self._graph.node(label)
+
+    # -- inspection -----------------------------------------------------------------
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(self._graph.nodes)
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        return list(self._graph.edges)
+
+    def __len__(self) -> int:
+        return len(self._graph.nodes)
+
+    def __contains__(self, label) -> bool:
+        return label in self._graph.nodes
+
+    def __iter__(self):
+        return iter(self._graph.nodes)
+
+    @property
+    def n_in(self) -> int:
+        return self._graph.node(self._graph.input_label()).n
+
+    @property
+    def n_out(self) -> int:
+        return self._graph.node(self._graph.output_label()).n
+
+    @property
+    def state(self) -> dict[str, dict[str, np.ndarray]]:
+        """{node: {"op/var": current value}} of every state (copies)."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for name, value in self._states.current(self._graph, self.compile()).items():
+            label, local = name.split("/", 1)
+            out.setdefault(label, {})[local] = value.copy()
+        return out
+
+    @property
+    def time(self) -> float:
+        """The network's current time: steps run since the last reset() times dt."""
+        return self._states.steps_done * self.dt
+
+    def __repr__(self) -> str:
+        lines = [f"Network(dt={self.dt:g}, device={self.device!r}, dtype={self.dtype!r}): "
+                 f"{len(self._graph.nodes)} nodes, {len(self._graph.edges)} edges"]
+        lines += [f"  {node!r}" for node in self._graph.nodes.values()]
+        lines += [f"  edge {e.source}/{e.source_var} -> {e.target}/{e.target_var} {e.weights.shape}"
+                  for e in self._graph.edges.values()]
+        return "\n".join(lines)
+
+    # -- values ---------------------------------------------------------------------
+
+    def get_var(self, node: str, var: str):
+        """A parameter's value, the current value of a state or computed variable, or "weights".
+
+        Arrays come back read-only (copy them to change them; change values with set_var).
+        """
+        entry = self._graph.node(node)
+        if var == "weights" and entry.weights is not None:
+            return readonly(entry.weights)
+        local = resolve(entry, var, what="variable")
+        if entry.variables[local].kind == "parameter":
+            return readonly(parameter_value(entry, local))
+        module = self.compile()
+        states = self._states.current(self._graph, module)
+        return current_value(self._graph, module, states, entry, local, self.time)
+
+    def set_var(self, node: str, var: str, value) -> None:
+        """Set a parameter (one number or one per unit), "weights", a free input's constant value,
+        or the current value of a state (the next run continues from it; reset() goes back to
+        the initial values of the template and node_vars)."""
+        entry = self._graph.node(node)
+        if var == "weights" and entry.weights is not None:
+            entry.weights = recurrent_weights(entry, value, self._np_dtype)
+            return
+        local = resolve(entry, var, what="variable")
+        value = node_value(entry, local, value, self._np_dtype)
+        if entry.variables[local].kind in ("parameter", "input"):
+            entry.values[local] = value  # a scalar that became per-unit recompiles: see compile()
+        else:
+            self._states.set(self._graph, self.compile(), entry, local, value)
+
+    def reset(self) -> None:
+        """Back to time 0 and the initial states (template defaults, overridden by node_vars)."""
+        self._states.reset()
+
+    # -- compiling ------------------------------------------------------------------
+
+    def compile(self, method: str | None = None, extra_vector_params=()) -> ModuleType:
+        """The generated module of the whole network (compiled once per structure, then cached).
+
+        The structure includes which parameters are per-unit vectors: setting one number where
+        there was an array (or the other way round) compiles another module."""
+        method = method or self._graph.method()
+        vector = tuple(sorted(set(self._graph.vector_params()) | set(extra_vector_params)))
+        signature = (self._graph.version, method, vector)
+        if self._compiled is None or self._compiled[0] != signature:
+            populations = {label: node.template for label, node in self._graph.nodes.items()}
+            module = compile_network(populations, self._graph.connections(), method=method, backend=self.backend,
+                                     dtype=self.dtype, vector_params=vector, name="network")
+            check_node_values(self._graph, module)
+            self._compiled = (signature, module)
+        return self._compiled[1]
+
+    # -- running --------------------------------------------------------------------
+
+    def run(self, inputs=None, sampling_steps: int = 1, record_output: bool = True, record_vars=None,
+            verbose: bool = False, method: str | None = None, on_nan: str = "raise", *, steps: int | None = None,
+            output: str | None = None) -> Observer:
+        """Integrate the network for T steps (one call into the generated code); returns an Observer.
+
+        inputs: (T, n_in) for the input node, (T,) broadcast to its n_in units, or a dict
+                {node_label: array} (or {(node, "op/var"): array}) for several inputs; None with
+                steps=T runs without external input.
+        sampling_steps: record every k-th step. Row k of every record is the value after step
+                (k + 1) * sampling_steps, i.e. at time t0 + (k + 1) * sampling_steps * dt;
+                obs["out"] has shape (T // sampling_steps, n_out).
+        record_output: record the output node's output_var as obs["out"] (`output=` chooses the
+                output node when the graph does not tell).
+        record_vars: [(node, var), ...], optionally (node, var, True) for the population mean
+                (computed after the run from the full record).
+        verbose: a progress bar (tqdm if installed, else a plain one on stderr), updated once per
+                chunk of 1024 steps.
+        on_nan: "raise" (NonFiniteError naming the variable, unit and steps), "warn" or "ignore".
+        The run starts from the network's current state and time (the end of the last run,
+        until reset()) and leaves the network in its final state.
+        """
+        module = self.compile(method)
+        steps, inputs = run_inputs(self._graph, module, inputs, steps, None, self._np_dtype)
+        y0 = self._states.current(self._graph, module)
+        recorded = records(self._graph, record_output, record_vars, output)
+        result = self._call(module, y0, parameter_values(self._graph), inputs, steps, recorded.names,
+                            sampling_steps, verbose, on_nan)
+        t0 = self.time
+        self._states.advance(result["final"], steps)
+        return recorded.observer(result, self.dt, sampling_steps, t0)
+
+    def sweep(self, params: dict, inputs=None, grid: bool = True, sampling_steps: int = 1,
+              record_output: bool = True, record_vars=None, verbose: bool = False, method: str | None = None,
+              on_nan: str = "raise", *, steps: int | None = None, output: str | None = None) -> Observer:
+        """Run B parameter sets at once, as ONE batched run along a leading batch axis.
+
+        params: {var: [values]}, var as "op/var" (or a short name) when one node has it, else
+                "node/op/var" or (node, var); values are numbers (or per-unit arrays). Parameters
+                and initial values of states can be swept. grid=True: every combination
+                (B = product of the lengths); grid=False: zip the lists (equal lengths).
+        inputs: as in run(), shared by all sets, or (T, B, n_in) for one input per set.
+        The sweep starts from the network's current state and leaves it unchanged. Records have
+        shape (T // sampling_steps, B, n); obs.sweep lists the B parameter sets in batch order.
+        """
+        sweep = Sweep(self._graph, params, grid)
+        module = self.compile(method, extra_vector_params=sweep.parameters())
+        steps, inputs = run_inputs(self._graph, module, inputs, steps, sweep.size, self._np_dtype)
+        y0, values = sweep.batched(module, self._states.current(self._graph, module),
+                                   parameter_values(self._graph), self._np_dtype)
+        recorded = records(self._graph, record_output, record_vars, output)
+        result = self._call(module, y0, values, inputs, steps, recorded.names, sampling_steps, verbose, on_nan)
+        return recorded.observer(result, self.dt, sampling_steps, self.time, sweep.table())
+
+    def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan) -> dict:
+        """One call into the generated run(), with the progress bar and a NonFiniteError for overflow."""
+        bar = ProgressBar(steps) if verbose else None
+        try:
+            return module.run(y0, params, inputs, dt=self.dt, steps=steps, record=record,
+                              sampling_steps=sampling_steps, t0=self.time,
+                              on_chunk=bar.update if bar is not None else None, on_nan=on_nan)
+        except FloatingPointError as exc:
+            if isinstance(exc, NonFiniteError):
+                raise
+            raise NonFiniteError(str(exc), None, "reduce dt, or check parameters, weights and inputs") from None
+        finally:
+            if bar is not None:
+                bar.close()

@@ -1,0 +1,38 @@
+"""The progress bar of Network.run(verbose=True): updated once per chunk of steps."""
+from __future__ import annotations
+
+import sys
+
+
+class ProgressBar:
+    """tqdm when installed, else a one-line bar on stderr."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+        try:
+            from tqdm.auto import tqdm  # late: an optional dependency
+            self._tqdm = tqdm(total=total, unit="step", leave=True)
+        except ImportError:
+            self._tqdm = None
+            self._draw()
+
+    def update(self, steps_done: int, states=None) -> None:
+        """The generated run()'s on_chunk callback (it also passes the states, unused here)."""
+        if self._tqdm is not None:
+            self._tqdm.update(steps_done - self.done)
+        self.done = steps_done
+        if self._tqdm is None:
+            self._draw()
+
+    def _draw(self) -> None:
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} steps")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        else:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

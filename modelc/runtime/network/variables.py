@@ -1,0 +1,194 @@
+"""Variable names and values of a Network's nodes.
+
+Names: a node's variables are "op/var". A user may also write a short name ("tau") when one
+operator of the node has it (or the node was added with op=), or "label/op/var". Values: a
+parameter, or a free input's constant, is one number or one per unit (shape (n,)), stored on
+its node (node_vars, set_var) and handed to the generated module as "label/op/var".
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from ...errors import InvalidValueError, ShapeError, UnknownVariableError, WiringError, did_you_mean
+from ...spec import NodeTemplate, VariableSpec
+from .device import to_host
+from .graph import Graph, Node
+
+
+def node_variables(template) -> dict[str, VariableSpec]:
+    """ "op/var" -> VariableSpec of a node or operator template, with the node's value overrides."""
+    if not isinstance(template, NodeTemplate):
+        return {f"{template.name}/{var.name}": var for var in template.variables.values()}
+    out: dict[str, VariableSpec] = {}
+    for use in template.operators:
+        for var in use.operator.variables.values():
+            if var.name in use.overrides:
+                var = VariableSpec(var.name, var.kind, use.overrides[var.name][0], var.location, var.unit,
+                                   var.description)
+            out[f"{use.operator.name}/{var.name}"] = var
+    return out
+
+
+# -- names ---------------------------------------------------------------------------
+
+def resolve(node: Node, name, kinds=None, what: str = "variable") -> str:
+    """'op/var' of a node from "op/var", a short name (with op=, or unique), or "label/op/var";
+    with `kinds`, the variable must be of one of those kinds ("input", "parameter", ...)."""
+    if not isinstance(name, str):
+        raise InvalidValueError(f"{what} must be a variable name, got {name!r}")
+    local = _local_name(node, name, what)
+    if local is None:
+        candidates = list(node.variables) + [v.split("/", 1)[1] for v in node.variables]
+        raise UnknownVariableError(f"{what} '{name}' is not a variable of node '{node.label}'", None,
+                                   did_you_mean(name, candidates) or f"variables: {', '.join(node.variables)}")
+    kind = node.variables[local].kind
+    if kinds is not None and kind not in kinds:
+        want = " or ".join(f"{k}(...)" if k != "parameter" else "a parameter" for k in kinds)
+        raise WiringError(f"{what} '{local}' of node '{node.label}' is {'an' if kind == 'input' else 'a'} "
+                          f"{kind}; it must be declared {want}")
+    return local
+
+
+def _local_name(node: Node, name: str, what: str) -> str | None:
+    if name in node.variables:
+        return name
+    prefix = node.label + "/"
+    if name.startswith(prefix) and name[len(prefix):] in node.variables:
+        return name[len(prefix):]
+    if "/" in name:
+        return None
+    if node.op is not None and f"{node.op}/{name}" in node.variables:
+        return f"{node.op}/{name}"
+    matches = [v for v in node.variables if v.split("/", 1)[1] == name]
+    if len(matches) > 1:
+        raise UnknownVariableError(f"{what} '{name}' of node '{node.label}' is ambiguous: "
+                                   f"{' or '.join(matches)}", None, f"write it as {matches[0]!r}")
+    return matches[0] if matches else None
+
+
+def sweep_target(graph: Graph, key) -> tuple[Node, str]:
+    """The node and "op/var" a sweep key names: (node, var), "label/op/var", or a name that
+    exactly one node has."""
+    if isinstance(key, tuple):
+        node = graph.node(key[0])
+        return node, _sweepable(node, resolve(node, key[1], what="sweep parameter"))
+    first = key.split("/", 1)[0]
+    if "/" in key and first in graph.nodes:
+        node = graph.nodes[first]
+        return node, _sweepable(node, resolve(node, key, what="sweep parameter"))
+    found = []
+    for node in graph.nodes.values():
+        try:
+            found.append((node, resolve(node, key, what="sweep parameter")))
+        except (UnknownVariableError, WiringError):
+            continue
+    if len(found) != 1:
+        all_names = [f"{n.label}/{v}" for n in graph.nodes.values() for v in n.variables]
+        raise UnknownVariableError(
+            f"sweep parameter '{key}' " + ("is not a variable of any node" if not found else
+                                          f"is in several nodes ({', '.join(n.label for n, _ in found)})"),
+            None, did_you_mean(key, all_names) if not found else f"write it as '{found[0][0].label}/{found[0][1]}'")
+    return found[0][0], _sweepable(*found[0])
+
+
+def _sweepable(node: Node, local: str) -> str:
+    if node.variables[local].kind == "input":
+        raise InvalidValueError(f"sweep varies parameters and initial values; '{local}' is an input", None,
+                                "vary inputs through inputs=(T, B, n_in)")
+    return local
+
+
+# -- values --------------------------------------------------------------------------
+
+def float_array(value, what: str, dtype: np.dtype) -> np.ndarray:
+    """The array as the network's dtype; an array that already is one is used, not copied
+    (a 4000 x 4000 weight matrix is 128 MB): change it through set_var, not in place."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        array = np.asarray(None)
+    if array.dtype.kind not in "biuf":  # bool, integers, floats; not complex, text or objects
+        raise InvalidValueError(f"{what} must be an array of real numbers, got {type(value).__name__}"
+                                + (f" of {array.dtype}" if isinstance(value, np.ndarray) else ""))
+    return array.astype(dtype, copy=False)  # NaN/inf: the generated run() checks every value
+
+
+def node_value(node: Node, local: str, value, dtype: np.dtype):
+    """A node value: a Python float, or a per-unit float array of shape (n,)."""
+    if np.ndim(value) == 0:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InvalidValueError(f"value of '{local}' of node '{node.label}' must be a number, "
+                                    f"got {value!r}") from None
+    array = float_array(value, local, dtype)
+    if array.shape != (node.n,):
+        raise ShapeError(f"value of '{local}' of node '{node.label}' must be one number or an array of shape "
+                         f"({node.n},), got {array.shape}", None, "one value per unit of the population")
+    return array
+
+
+def recurrent_weights(node: Node, value, dtype: np.dtype) -> np.ndarray:
+    """New recurrent weights for a node: the shape of the ones it has."""
+    weights = float_array(value, "weights", dtype)
+    if weights.shape != node.weights.shape:
+        raise ShapeError(f"weights of node '{node.label}' must have shape {node.weights.shape}, got {weights.shape}",
+                         None, "weights[i, j] is the weight from unit j to unit i")
+    return weights
+
+
+def parameter_value(node: Node, local: str):
+    """A parameter's value: the node's own (node_vars, set_var), else the template's default."""
+    return node.values.get(local, node.variables[local].default)
+
+
+def parameter_values(graph: Graph) -> dict:
+    """The generated module's params: every value set on a node, and every weight matrix."""
+    params = {f"{node.label}/{local}": value for node in graph.nodes.values()
+              for local, value in node.values.items() if node.variables[local].kind == "parameter"}
+    params.update(graph.matrices())
+    return params
+
+
+def constant_inputs(graph: Graph, module: ModuleType) -> dict:
+    """The free inputs held at a value set on a node (node_vars, set_var)."""
+    return {f"{node.label}/{local}": value for node in graph.nodes.values() for local, value in node.values.items()
+            if f"{node.label}/{local}" in module.INPUTS}
+
+
+def check_node_values(graph: Graph, module: ModuleType) -> None:
+    """Values set on inputs and states must name free inputs and states of the compiled module."""
+    for node in graph.nodes.values():
+        for local in node.values:
+            name, kind = f"{node.label}/{local}", node.variables[local].kind
+            if kind == "input" and name not in module.INPUTS:
+                raise WiringError(f"node_vars sets '{local}' of node '{node.label}', but that input is wired "
+                                  "(fed by another operator or an edge)", None, "set a constant only on a free input")
+            if kind in ("output", "variable") and name not in module.STATES:
+                raise InvalidValueError(f"node_vars sets '{local}' of node '{node.label}', which is computed by "
+                                        "an equation; it has no initial value", None,
+                                        "set the states or parameters it is computed from")
+
+
+def current_value(graph: Graph, module: ModuleType, states: dict, node: Node, local: str, time: float):
+    """The current value of a state, a free input or a variable computed from them (read-only)."""
+    name = f"{node.label}/{local}"
+    if name in module.STATES:
+        return readonly(states[name])
+    if name in module.INPUTS:
+        return readonly(node.values.get(local, module.INPUTS[name]))
+    params = {**module.default_params(), **parameter_values(graph)}
+    inputs = {**module.INPUTS, **constant_inputs(graph, module)}
+    computed = to_host(module.algebraics(time, states, params, inputs)[name])
+    return readonly(np.broadcast_to(computed, np.shape(computed)[:-1] + (node.n,)))
+
+
+def readonly(value):
+    """A read-only view of an array (a number as it is): values change through set_var only."""
+    if not isinstance(value, np.ndarray):
+        return value
+    view = value.view()
+    view.flags.writeable = False
+    return view
