@@ -156,12 +156,13 @@ class _Planner:
         weights, source = matvec.args
         if (matvec, scale) in self.coupling_names:  # the same product used twice is computed once
             return self.coupling_names[(matvec, scale)]
+        if not isinstance(source, sympy.Symbol):  # products inside the source come first (and are named first)
+            source = self._hoist(self._extract_matvecs(source))
         name = f"acc_{len(self.plan.couplings)}"
         self.coupling_names[(matvec, scale)] = name
         if not isinstance(source, sympy.Symbol):
-            source_name = f"{name}_source"
-            self.plan.algebraics.append((source_name, self._hoist(self._extract_matvecs(source))))
-            source = symbol(source_name)
+            self.plan.algebraics.append((f"{name}_source", source))
+            source = symbol(f"{name}_source")
         self.plan.couplings.append(MatrixProduct(name, weights.name, scale, source))
         return name
 

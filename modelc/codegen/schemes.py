@@ -82,7 +82,10 @@ SCHEMES = {
 }
 
 
-def get_scheme(name: str) -> ExplicitRungeKutta:
+def get_scheme(name: "str | ExplicitRungeKutta") -> ExplicitRungeKutta:
+    """A scheme by its name, or the scheme itself (a tableau of one's own, e.g. in a test)."""
+    if isinstance(name, ExplicitRungeKutta):
+        return name
     try:
         return SCHEMES[name]
     except KeyError:
