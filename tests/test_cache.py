@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelc import compile_model
+from modelc import compile_model, compile_source
 from modelc.cli import main
+from modelc.errors import BackendUnavailableError
 from modelc.runtime import cache, compiler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +108,28 @@ def test_checksum_covers_the_whole_entry(tmp_path):
         path = tmp_path / "entry.py"
         path.write_text(changed, encoding="utf-8")
         assert cache.verified_source(path) is None, k
+
+
+def test_a_source_without_a_final_newline_verifies(tmp_path):
+    path = tmp_path / "entry.py"
+    path.write_text(cache.with_checksum("X = 1"), encoding="utf-8")
+    assert cache.verified_source(path) == "X = 1\n"
+
+
+# --- source without loading ----------------------------------------------------------------
+
+def test_compile_source_is_the_cache_entry_and_never_imports_it(fresh_cache, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy -> ImportError, installed or not
+    template = model_file(tmp_path / "src")
+    source = compile_source(template, backend="cupy")
+    assert "import cupy as cp" in source and compiler._loaded == {}
+    [entry] = entries(fresh_cache)
+    assert entry.read_text(encoding="utf-8") == source and cache.verified_source(entry) is not None
+    assert compile_source(template, backend="cupy") == source  # a hit reads the entry back as stored
+    with pytest.raises(BackendUnavailableError, match=re.escape("pip install modelc[cupy]")) as caught:
+        compile_model(template, backend="cupy")  # loading it is what needs CuPy
+    assert caught.value.code == "MC204" and "compile_source" in caught.value.hint
+    assert compiler._loaded == {}
 
 
 # --- concurrent compiles -------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """The modelc command: each subcommand, and errors printed without a traceback (exit 2)."""
+import ast
 import os
 import subprocess
 import sys
@@ -90,3 +91,79 @@ def test_bad_arguments_are_clear_errors(tmp_path, args, message):
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "x.py").exists()
+
+
+# Blocks `import cupy` (an ImportError), whether CuPy is installed or not.
+NO_CUPY = "import sys\nsys.modules['cupy'] = None\n"
+
+
+def run_python(code: str, cwd=None):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=ENV)
+
+
+def test_compile_for_cupy_needs_no_cupy_and_the_module_says_what_to_install(tmp_path):
+    target = tmp_path / "net_gpu.py"
+    argv = ["compile", SEED, "--source-var", "tanh_op/r", "--target-var", "li_op/r_in", "--backend", "cupy",
+            "-o", str(target)]
+    done = run_python(NO_CUPY + f"from modelc.cli import main\nsys.exit(main({argv!r}))")
+    assert done.returncode == 0, done.stderr
+    assert "internal error" not in done.stderr and "wrote" in done.stdout
+    text = target.read_text()
+    assert "import cupy as cp" in text and 'extern "C" __global__' in text  # the module and its CUDA source
+    imported = run_python(NO_CUPY + f"import runpy\nrunpy.run_path({str(target)!r})")
+    assert imported.returncode == 1
+    last = imported.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: this model was compiled for the CuPy backend")
+    assert "pip install modelc[cupy]" in last
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "cuda"], "unknown backend 'cuda' [MC301]"),
+    (["--dtype", "int8"], "unsupported dtype 'int8' [MC301]"),
+])
+def test_choices_are_checked_by_the_compiler(tmp_path, capsys, args, message):
+    assert main(["compile", SEED, *args, "-o", str(tmp_path / "x.py")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.py").exists()
+
+
+def test_help_lists_the_compilers_choices(capsys):
+    from modelc.codegen.options import BACKENDS, DTYPES, METHODS
+    with pytest.raises(SystemExit):
+        main(["compile", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for choices in (BACKENDS, DTYPES, METHODS):
+        assert ", ".join(choices) in text
+
+
+LATE_IMPORTS = {  # module -> what it may import inside a function, and why
+    "cli.py": {"sympy", "ir", "docs"},                       # only `show`, `check` and `docs` parse equations
+    "runtime/compiler.py": {"codegen.generate", "ir"},      # a cache hit imports no SymPy, lark or Jinja
+    "runtime/network/device.py": {"cupy"},                  # optional dependencies
+    "runtime/network/progress.py": {"tqdm.auto"},
+    "runtime/observer.py": {"matplotlib.pyplot", "pandas"},
+    "__init__.py": {"runtime"},                             # `import modelc` loads no NumPy
+}
+
+
+def _imports(tree):
+    """(line, imported names, relative level, inside a function?) of every import statement."""
+    late = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield node.lineno, [a.name for a in node.names], 0, id(node) in late
+        elif isinstance(node, ast.ImportFrom):
+            yield node.lineno, [node.module or ""], node.level, id(node) in late
+
+
+def test_runtime_and_cli_never_import_the_package_front_and_import_late_only_to_stay_light():
+    root = Path(modelc.__file__).parent
+    for path in [root / "cli.py", root / "__init__.py", root / "version.py", *sorted((root / "runtime").rglob("*.py"))]:
+        where = path.relative_to(root).as_posix()
+        depth = where.count("/")  # how many `.` past the first reach the modelc package
+        for line, names, level, late in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            front = names == [""] and level == depth + 1 or any(n.split(".")[0] == "modelc" for n in names)
+            assert not front, f"{where}:{line} imports the modelc package front (version: modelc/version.py)"
+            if late:
+                assert set(names) <= LATE_IMPORTS.get(where, set()), f"{where}:{line}: late import of {names}"

@@ -19,7 +19,7 @@ import pytest
 
 from modelc import Network, Observer
 from modelc.errors import (BackendUnavailableError, InvalidValueError, NonFiniteError, ShapeError,
-                           UnknownVariableError, WiringError)
+                           UnknownMethodError, UnknownVariableError, UnsupportedFeatureError, WiringError)
 
 TANH = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
 SIGMOID = "neuron_model_templates.rate_neurons.leaky_integrator.sigmoid"
@@ -310,6 +310,29 @@ def test_unknown_variables_and_wiring_errors():
         net.set_var("a", "tanh_op/r", 1.0)
     with pytest.raises(BackendUnavailableError, match=r"modelc\[cupy\]|CuPy backend|GPU"):
         Network(dt=1e-3, device="cuda")
+
+
+def test_dtype_and_method_are_checked_against_the_compilers_lists_when_given():
+    assert Network(dt=1e-3, dtype=np.float32).dtype == "float32"
+    with pytest.raises(UnsupportedFeatureError, match="unsupported dtype 'float16'"):
+        Network(dt=1e-3, dtype="float16")
+    net = Network(dt=1e-3)
+    with pytest.raises(UnknownMethodError, match="did you mean 'rk4'"):
+        net.add_diffeq_node("a", TANH, N=3, method="rk5")  # when the node is added, not at its first run
+    assert "a" not in net
+
+
+def test_sweep_values_that_do_not_stack_are_a_clear_error():
+    net = tanh_network(np.eye(3))
+    with pytest.raises(InvalidValueError, match="all numbers or all arrays of 3"):
+        net.sweep({"tau": [1.0, np.ones(3)]}, steps=2)
+
+
+def test_public_names_of_the_network_package():
+    import modelc
+    from modelc.runtime import network
+    assert modelc.Network is network.Network and modelc.Observer is network.Observer
+    assert {"identity", "tanh", "softmax"} <= set(network.ACTIVATIONS)
 
 
 def test_non_finite_state_raises_naming_the_variable():
