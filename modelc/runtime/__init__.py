@@ -1,1 +1,1 @@
-"""The runtime: the module cache, compile_model, and (on top) Network and Observer."""
+"""The runtime: the module cache, compile_model/compile_source, and (on top) Network and Observer."""

@@ -43,8 +43,8 @@ class Network:
     """A graph of populations (diff-eq and function nodes) and weighted edges; see the module docs.
 
     Network(dt, device="cpu", dtype="float64"). device="cuda" selects the CuPy backend and
-    fails with BackendUnavailableError when CuPy, a GPU or the backend is missing (never a
-    silent fallback to NumPy).
+    fails with BackendUnavailableError when CuPy or a GPU is missing (never a silent fallback
+    to NumPy).
     """
 
     def __init__(self, dt: float, device: str = "cpu", dtype: str = "float64"):
@@ -257,7 +257,7 @@ class Network:
         until reset()) and leaves the network in its final state.
         """
         module = self.compile(method)
-        steps, inputs = run_inputs(self._graph, module, inputs, steps, None, self._np_dtype)
+        steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=None, dtype=self._np_dtype)
         y0 = self._states.current(self._graph, module)
         recorded = records(self._graph, record_output, record_vars, output)
         result = self._call(module, y0, parameter_values(self._graph), inputs, steps, recorded.names,
@@ -281,7 +281,7 @@ class Network:
         """
         sweep = Sweep(self._graph, params, grid)
         module = self.compile(method, extra_vector_params=sweep.parameters())
-        steps, inputs = run_inputs(self._graph, module, inputs, steps, sweep.size, self._np_dtype)
+        steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=sweep.size, dtype=self._np_dtype)
         y0, values = sweep.batched(module, self._states.current(self._graph, module),
                                    parameter_values(self._graph), self._np_dtype)
         recorded = records(self._graph, record_output, record_vars, output)
