@@ -11,9 +11,9 @@ from typing import Iterable
 
 import sympy
 
-from .equations import FUNCTION_NAMES, TIME, Equation, parse_equation, parse_expression, symbol
-from .errors import (AlgebraicCycleError, DuplicateDefinitionError, ErrorGroup, InvalidNameError, Location,
-                     ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError, did_you_mean)
+from .equations import FUNCTION_NAMES, TIME, Equation, free_names, operator_equations, raise_all, symbol
+from .errors import (AlgebraicCycleError, DuplicateDefinitionError, InvalidNameError, Location, ModelcError,
+                     NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError, did_you_mean)
 from .spec import CircuitTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template, VariableSpec
 
 
@@ -75,68 +75,12 @@ class System:
     algebraics: list[tuple[str, sympy.Expr]]  # in dependency order
     derivatives: dict[str, sympy.Expr]
     populations: dict[str, list[str]]  # population label -> the names of its variables
-    equations: list[tuple[str, Equation]] = field(default_factory=list)  # (prefix, parsed) for display
-    # Room for what later issues fill in: events (threshold/reset), delays, noise terms.
-    events: list = field(default_factory=list)
+    # (operator prefix, equation) for display: the text after inheritance edits, names unqualified
+    equations: list[tuple[str, Equation]] = field(default_factory=list)
 
     @property
     def outputs(self) -> list[str]:
         return list(self.states) + [name for name, _ in self.algebraics]
-
-    def fingerprint(self) -> str:
-        """A normalised text of everything that changes generated code (for the cache key)."""
-        parts = [f"state {s.name} {s.init!r}" for s in self.states.values()]
-        parts += [f"param {p.name} {p.default!r} {p.shape}" for p in self.params.values()]
-        parts += [f"input {i.name} {i.default!r}" for i in self.inputs.values()]
-        parts += [f"alg {n} = {sympy.srepr(e)}" for n, e in self.algebraics]
-        parts += [f"ode {n} = {sympy.srepr(e)}" for n, e in self.derivatives.items()]
-        parts += [f"pop {label} {' '.join(names)}" for label, names in self.populations.items()]
-        return "\n".join(parts)
-
-
-# --- equations of one operator (parsing plus inheritance edits) --------------------------
-
-def operator_equations(operator: OperatorTemplate) -> list[Equation]:
-    """Parse an operator's equations and apply its `replace`/`add`/`remove` edits in order."""
-    equations = _parse_all(operator.equations)
-    for edits in operator.edits:
-        for old_text, new_text in edits.replace:
-            old, _ = parse_expression(old_text, getattr(old_text, "origin", None))
-            new, spans = parse_expression(new_text, getattr(new_text, "origin", None))
-            for eq in equations:
-                eq.rhs = eq.rhs.subs(old, new)
-                for name, name_spans in spans.items():  # locate new names at the edit
-                    eq.symbol_spans.setdefault(name, [])
-                if isinstance(old, sympy.Symbol) and eq.target == old.name and isinstance(new, sympy.Symbol):
-                    eq.target = new.name
-        for removed in edits.remove:
-            term, _ = parse_expression(removed, getattr(removed, "origin", None))
-            targets = [eq for eq in equations if isinstance(term, sympy.Symbol) and eq.target == term.name]
-            if targets:
-                equations = [eq for eq in equations if eq not in targets]
-            else:
-                for eq in equations:
-                    eq.rhs = eq.rhs.subs(term, 0)
-        equations += _parse_all(edits.add)
-    return equations
-
-
-def _parse_all(texts: Iterable) -> list[Equation]:
-    parsed, errors = [], []
-    for text in texts:
-        try:
-            parsed.append(parse_equation(str(text), getattr(text, "origin", None)))
-        except ModelcError as exc:
-            errors.append(exc)
-    _raise_all(errors)
-    return parsed
-
-
-def _raise_all(errors: list[ModelcError]) -> None:
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ErrorGroup(errors)
 
 
 # --- building a System -----------------------------------------------------------------
@@ -236,7 +180,7 @@ class _Builder:
         return names
 
     def _check_symbols(self, eq: Equation, op: OperatorTemplate) -> None:
-        for name in eq.symbol_spans:
+        for name in eq.names():
             if name not in op.variables and name != TIME.name:
                 raise UndefinedSymbolError(f"undefined symbol '{name}' in operator '{op.name}'",
                                            eq.location(name), did_you_mean(name, op.variables) or
@@ -265,17 +209,43 @@ class _Builder:
 
     # -- checks and ordering ------------------------------------------------------------
 
-    def finish(self) -> System:
-        _raise_all(self.errors)
+    def finish(self, vector_params: Iterable[str] = ()) -> System:
+        raise_all(self.errors)
         for name, sources in self.input_sources.items():
             spec = self.input_specs[name]
             if sources:
                 self.algebraic_defs[name] = (sympy.Add(*sources), spec.location)
             else:
                 self.inputs[name] = Input(name, spec.default, spec.location, spec.unit, spec.description)
+        unread = self._drop_unread()
+        self._make_vectors(vector_params, unread)
         algebraics = _dependency_order(self.algebraic_defs)
         return System(self.name, self.description, self.states, self.params, self.inputs, algebraics,
                       self.derivatives, self.populations, self.equations)
+
+    def _drop_unread(self) -> set[str]:
+        """Drop the parameters and free inputs no equation reads: an inheritance edit can take out
+        a variable's last use, and a value nothing reads would be layout that changes nothing."""
+        read = set().union(*(free_names(expr) for expr in self.derivatives.values()),
+                           *(free_names(expr) for expr, _ in self.algebraic_defs.values()))
+        unread = {name for name in [*self.params, *self.inputs] if name not in read}
+        for name in unread:
+            self.params.pop(name, None)
+            self.inputs.pop(name, None)
+        self.populations = {label: [n for n in names if n not in unread] for label, names in self.populations.items()}
+        return unread
+
+    def _make_vectors(self, names: Iterable[str], unread: set[str]) -> None:
+        """Parameters that take one value per unit (or per batch member)."""
+        for name in names:
+            if name in unread:
+                raise TemplateFormatError(f"'{name}' is read by no equation of {self.name}; it has no value to set",
+                                          None, "an inheritance edit (replace/remove) took out its last use")
+            if name not in self.params:
+                raise TemplateFormatError(f"'{name}' is not a parameter of {self.name}", None,
+                                          did_you_mean(name, self.params))
+            if self.params[name].shape == "scalar":
+                self.params[name].shape = "vector"
 
 
 def _dependency_order(defs: dict[str, tuple[sympy.Expr, Location | None]]) -> list[tuple[str, sympy.Expr]]:
@@ -315,10 +285,10 @@ def build_system(template: Template, connections: Iterable[Connection] = (), nam
         connections = [Connection(e.source, e.target, e.weight, e.location) for e in template.edges] + list(connections)
     else:
         builder.add_population(None, template)
-    _raise_all(builder.errors)
+    raise_all(builder.errors)
     for connection in connections:
         builder.connect(connection)
-    return _with_vector_params(builder.finish(), vector_params)
+    return builder.finish(vector_params)
 
 
 def build_network(populations: dict[str, NodeTemplate | OperatorTemplate], connections: Iterable[Connection],
@@ -327,17 +297,7 @@ def build_network(populations: dict[str, NodeTemplate | OperatorTemplate], conne
     builder = _Builder(name, description)
     for label, node in populations.items():
         builder.add_population(label, node)
-    _raise_all(builder.errors)
+    raise_all(builder.errors)
     for connection in connections:
         builder.connect(connection)
-    return _with_vector_params(builder.finish(), vector_params)
-
-
-def _with_vector_params(system: System, names: Iterable[str]) -> System:
-    for name in names:
-        if name not in system.params:
-            raise TemplateFormatError(f"'{name}' is not a parameter of {system.name}", None,
-                                      did_you_mean(name, system.params))
-        if system.params[name].shape == "scalar":
-            system.params[name].shape = "vector"
-    return system
+    return builder.finish(vector_params)

@@ -321,6 +321,15 @@ file("undefined_symbol", "MC103", """
         x: output(0.0)
         tua: 10.0
     """, "undefined symbol 'tau' in operator 'm'", 3, 23, "did you mean 'tua'?")
+file("undefined_symbol_from_an_edit", "MC103", """
+    o:
+      base: OperatorTemplate
+      equations: ["x' = -x + eta", "y = 2*x"]
+      variables: {x: output(0.0), y: output(0.0), eta: 0.0}
+    m:
+      base: o
+      equations: {replace: {eta: eta - b}}
+    """, "undefined symbol 'b' in operator 'm'", 7, 36, "declare it under variables: of 'm'")
 file("undeclared_target", "MC103", """
     m:
       base: OperatorTemplate

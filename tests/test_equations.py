@@ -1,14 +1,17 @@
-"""Tests of the equations stage: equation text -> SymPy (modelc/equations.py, grammar.lark)."""
+"""Tests of the equations stage: equation text -> SymPy and back (modelc/equations/, grammar.lark),
+and an operator's equations after its inheritance edits."""
 import math
 import os
 
 import pytest
 import sympy
 
-from modelc.equations import (FUNCTION_NAMES, TIME, Equation, Exprel, PopMean, PopSum, Span,
-                              free_names, parse_equation, parse_expression, symbol)
-from modelc.errors import (ArityError, EquationSyntaxError, HigherOrderDerivativeError,
+from modelc.equations import (FUNCTION_NAMES, TIME, Equation, Exprel, PopMean, PopSum, Span, equation_text,
+                              expression_text, free_names, operator_equations, parse_equation, parse_expression,
+                              symbol)
+from modelc.errors import (ArityError, EquationSyntaxError, ErrorGroup, HigherOrderDerivativeError,
                            InvalidNameError, ModelcError, TextOrigin, UnknownFunctionError)
+from modelc.spec import Library
 
 a, b, c, x, y, v, tau = (symbol(n) for n in ("a", "b", "c", "x", "y", "v", "tau"))
 
@@ -379,6 +382,111 @@ def test_parse_expression_errors(text, message):
     with pytest.raises(EquationSyntaxError) as info:
         parse_expression(text)
     assert info.value.message == message
+
+
+# --- printing back into the model-file syntax --------------------------------------------
+
+PRINTED = {  # expression -> how it prints (SymPy's own order of terms)
+    "-0.5*x + 1e-5": "1e-05 - 0.5*x", "x^y^z": "x^y^z", "(x^y)^z": "(x^y)^z", "(-2)^x": "(-2)^x",
+    "x^(-2)": "x^(-2)", "1/sqrt(x)": "1/sqrt(x)", "(a < b) + 1": "where(a < b, 1, 0) + 1",
+    "where(x, a, where(y == 1, b, 0.25))": "where(x != 0, a, where(y == 1, b, 0.25))", "exp(1)*x": "exp(1)*x",
+    "sigmoid(x)": "1/(1 + exp(-x))", "heaviside(x - 1)": "heaviside(x - 1)", "min(x, max(y, 0))": "min(x, max(0, y))",
+    "abs(x)": "abs(x)", "exprel(x/2)": "exprel(x/2)", "sum(x)/mean(y)": "sum(x)/mean(y)", "2.5e20*x": "2.5e+20*x",
+}
+
+
+@pytest.mark.parametrize("text", sorted(FUNCTION_CASES) + sorted(PRINTED))
+def test_printed_expressions_parse_back_to_themselves(text):
+    printed = expression_text(rhs(text))
+    assert rhs(printed) == rhs(text)
+    if text in PRINTED:
+        assert printed == PRINTED[text]
+
+
+def test_equation_text_writes_odes_with_a_prime():
+    assert equation_text("ode", "v", rhs("-v/tau + a")) == "v' = a - v/tau"
+    assert equation_text("algebraic", "r", rhs("tanh(v)")) == "r = tanh(v)"
+
+
+# --- inheritance edits on parsed equations ------------------------------------------------
+
+def _operator(tmp_path, text: str, name: str = "m"):
+    path = tmp_path / "ops.yaml"
+    path.write_text(text, encoding="utf-8")
+    return Library([tmp_path]).get(f"{path}:{name}")
+
+
+BASE = """
+o:
+  base: OperatorTemplate
+  equations: ["v' = -v/tau + eta + k*u", "r = tanh(v)"]
+  variables: {v: output(0.0), r: variable(0.0), tau: 1.0, eta: 0.0, k: 1.0, u: input(0.0), a: 0.0}
+"""
+
+
+def test_replace_edits_the_expression_and_its_text_unedited_text_stays(tmp_path):
+    ode, alg = operator_equations(_operator(tmp_path, BASE + """
+m:
+  base: o
+  equations: {replace: {eta: eta - a}}
+"""))
+    assert ode.rhs == rhs("-v/tau + eta - a + k*u")
+    assert ode.text == "v' = -a + eta + k*u - v/tau"
+    assert parse_equation(ode.text).rhs == ode.rhs  # the shown text is what runs
+    assert alg.text == "r = tanh(v)"  # untouched by the edit: the user's own text
+
+
+def test_remove_drops_a_variables_equation_or_zeroes_a_term(tmp_path):
+    equations = operator_equations(_operator(tmp_path, BASE + """
+m:
+  base: o
+  equations: {remove: [r, k*u]}
+"""))
+    assert [(eq.target, eq.text) for eq in equations] == [("v", "v' = eta - v/tau")]
+
+
+def test_add_appends_and_a_grandchild_edits_the_added_equation(tmp_path):
+    equations = operator_equations(_operator(tmp_path, BASE + """
+c:
+  base: o
+  equations: {add: ["w' = -w"]}
+m:
+  base: c
+  equations: {replace: {w: 2*w}}
+"""))
+    assert [eq.text for eq in equations] == ["v' = -v/tau + eta + k*u", "r = tanh(v)", "w' = -2*w"]
+
+
+def test_replace_of_a_target_by_a_name_renames_the_equation(tmp_path):
+    (ode, alg) = operator_equations(_operator(tmp_path, BASE + """
+m:
+  base: o
+  equations: {replace: {r: q}}
+"""))
+    assert (alg.target, alg.text) == ("q", "q = tanh(v)")
+    assert ode.text == "v' = -v/tau + eta + k*u"
+
+
+def test_a_name_an_edit_brings_in_is_located_in_the_edit(tmp_path):
+    (ode, alg) = operator_equations(_operator(tmp_path, BASE + """
+m:
+  base: o
+  equations: {replace: {eta: eta - b}}
+"""))
+    assert ode.names() == ["v", "tau", "eta", "k", "u", "b"] and alg.names() == ["v"]
+    where = ode.location("b")
+    assert (where.line, where.column) == (9, 36)
+
+
+def test_syntax_errors_of_several_equations_come_together(tmp_path):
+    with pytest.raises(ErrorGroup) as info:
+        operator_equations(_operator(tmp_path, """
+m:
+  base: OperatorTemplate
+  equations: ["x' = tanhh(x)", "y = x +"]
+  variables: {x: output(0.0), y: output(0.0)}
+"""))
+    assert [e.code for e in info.value.errors] == ["MC102", "MC101"]
 
 
 # --- security and robustness --------------------------------------------------------------

@@ -619,3 +619,26 @@ def test_every_shipped_node_runs_as_a_network_population(dotted):
     expected = mod.run(mod.initial_state(3), {}, {}, 1e-3, 50, record=[output])[output]
     assert obs["out"].shape == (50, 3)
     assert np.allclose(obs["out"], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_module_docstring_shows_equations_after_their_edits():
+    """qif_sfa edits its parent's `eta` into `eta - a`: the module says what it integrates."""
+    doc = model("model_templates.neural_mass_models.qif.qif_sfa").__doc__
+    assert "qif_sfa_op: v' = (I_ext + J*r*tau - a + eta - pi^2*r^2*tau^2 + r_in*tau + v^2)/tau" in doc
+    assert "eta + I_ext" not in doc  # the parent's text, before the edit
+
+
+@pytest.mark.parametrize("dotted", [d for d, _ in _shipped_nodes()])
+def test_every_declared_parameter_and_input_of_a_shipped_node_is_read(dotted):
+    """A variable no equation reads is dropped from the layout; no shipped model declares one."""
+    from modelc.ir import build_system
+    from modelc.spec import load
+    node = load(dotted)
+    system = build_system(node)
+    for use in node.operators:
+        for var in use.operator.variables.values():
+            name = f"{use.operator.name}/{var.name}"
+            if var.kind == "parameter":
+                assert name in system.params, name
+            elif var.kind == "input":
+                assert name in system.inputs or name in system.outputs, name

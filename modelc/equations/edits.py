@@ -1,0 +1,82 @@
+"""An operator's equations: parsed, then edited as its inheritance chain says.
+
+`replace: {old: new}` substitutes expressions, `remove:` drops the equation of a variable
+(or sets a term to 0), `add:` appends equations. Edits work on the parsed expressions,
+never on text. An edited equation's text is printed from the edited expression, so what a
+generated module or the docs show is what runs; an unedited one keeps the user's text.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+import sympy
+
+from ..errors import ErrorGroup, Location, ModelcError, TextOrigin
+from ..spec import OperatorTemplate
+from .functions import free_names
+from .parser import Equation, parse_equation, parse_expression
+from .printer import equation_text
+
+
+def operator_equations(operator: OperatorTemplate) -> list[Equation]:
+    """Parse an operator's equations and apply its edits in order, the oldest ancestor's first."""
+    equations = parse_all(operator.equations)
+    for edits in operator.edits:
+        for old, new in edits.replace:
+            equations = _replace(equations, old, new)
+        for removed in edits.remove:
+            equations = _remove(equations, removed)
+        equations += parse_all(edits.add)
+    return equations
+
+
+def parse_all(texts: Iterable[str]) -> list[Equation]:
+    """Every equation parsed; all syntax errors of the texts are raised together."""
+    parsed, errors = [], []
+    for text in texts:
+        try:
+            parsed.append(parse_equation(str(text), getattr(text, "origin", None)))
+        except ModelcError as exc:
+            errors.append(exc)
+    raise_all(errors)
+    return parsed
+
+
+def raise_all(errors: list[ModelcError]) -> None:
+    """Raise the one error, or an ErrorGroup of several (`modelc check` reports them all)."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ErrorGroup(errors)
+
+
+def _replace(equations: list[Equation], old_text: str, new_text: str) -> list[Equation]:
+    old, _ = _edit_expression(old_text)
+    new, introduced = _edit_expression(new_text)
+    renames = isinstance(old, sympy.Symbol) and isinstance(new, sympy.Symbol)  # replace: {x: y} renames x's equation
+    return [_edited(eq, new.name if renames and eq.target == old.name else eq.target, eq.rhs.subs(old, new),
+                    introduced) for eq in equations]
+
+
+def _remove(equations: list[Equation], removed: str) -> list[Equation]:
+    term, _ = _edit_expression(removed)
+    if isinstance(term, sympy.Symbol) and any(eq.target == term.name for eq in equations):
+        return [eq for eq in equations if eq.target != term.name]  # drop the equation of that variable
+    return [_edited(eq, eq.target, eq.rhs.subs(term, 0), {}) for eq in equations]
+
+
+def _edit_expression(text: str) -> tuple[sympy.Expr, dict[str, Location]]:
+    """The expression of an edit and where in the edit each of its names is written."""
+    origin = getattr(text, "origin", None) or TextOrigin.for_string(str(text))
+    expr, spans = parse_expression(str(text), origin)
+    return expr, {name: origin.at(found[0].offset, found[0].length) for name, found in spans.items()}
+
+
+def _edited(eq: Equation, target: str, rhs: sympy.Expr, introduced: dict[str, Location]) -> Equation:
+    if target == eq.target and rhs == eq.rhs:
+        return eq
+    used = free_names(rhs)
+    brought_in = {name: where for name, where in introduced.items() if name in used and name not in eq.symbol_spans}
+    return dataclasses.replace(eq, target=target, rhs=rhs, text=equation_text(eq.kind, target, rhs),
+                               introduced={**eq.introduced, **brought_in})

@@ -1,0 +1,211 @@
+"""Parse trees of expressions -> SymPy, recording where each variable is used.
+
+A lark Transformer builds the SymPy objects directly from the tree: numbers, names,
+operators and calls of whitelisted functions, nothing else. Errors point at the offending
+characters through the TextOrigin of the text.
+"""
+from __future__ import annotations
+
+import keyword
+import math
+import operator
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy
+from lark import Token, Transformer, Tree, v_args
+from lark.exceptions import VisitError
+from sympy.core.relational import Relational
+from sympy.logic.boolalg import BooleanAtom
+
+from ..errors import (ArityError, EquationSyntaxError, InvalidNameError, Location, ModelcError, TextOrigin,
+                      UnknownFunctionError, did_you_mean)
+from .functions import COMPARISONS, CONDITIONALS, CONSTANTS, FUNCTION_NAMES, FUNCTIONS, symbol
+
+_MAX_EXACT_EXPONENT = 1024  # 9^9^9 in exact integers would never finish
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of an equation's text: character offset and length."""
+
+    offset: int
+    length: int
+
+
+def node_span(node) -> Span:
+    if isinstance(node, Token):
+        return Span(node.start_pos, len(node))
+    return meta_span(node.meta)
+
+
+def meta_span(meta) -> Span:
+    return Span(meta.start_pos, meta.end_pos - meta.start_pos)
+
+
+def check_name(name: str, offset: int, origin: TextOrigin) -> None:
+    """Names that Python would not take as identifiers are refused where they stand."""
+    where = origin.at(offset, len(name))
+    if name.startswith("__"):
+        raise InvalidNameError(f"name '{name}' starts with two underscores", where,
+                               "names starting with '__' are reserved; rename it")
+    if keyword.iskeyword(name):
+        raise InvalidNameError(f"'{name}' is a Python keyword and cannot be a name", where,
+                               f"rename it, e.g. '{name}_'")
+
+
+def build_expression(node, origin: TextOrigin) -> tuple[sympy.Expr, dict[str, list[Span]]]:
+    """SymPy expression and variable spans of an expression node."""
+    builder = _ExpressionBuilder(origin)
+    span = node_span(node)
+    try:
+        expr = builder.transform(Tree("expression", [node]))
+        undefined = expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
+    except VisitError as error:  # lark wraps what our callbacks raise
+        if isinstance(error.orig_exc, RecursionError):
+            raise _too_deep(origin, span) from None
+        if isinstance(error.orig_exc, ModelcError):
+            raise error.orig_exc from None
+        where = span if error.obj.meta.empty else node_span(error.obj)
+        raise EquationSyntaxError(  # e.g. SymPy refusing to compare atanh(2) < 0
+            f"cannot compute this part of the expression: {error.orig_exc}",
+            origin.at(where.offset, where.length)) from None
+    except RecursionError:
+        raise _too_deep(origin, span) from None
+    if undefined:
+        raise EquationSyntaxError("the expression is infinite, undefined or imaginary",
+                                  origin.at(span.offset, span.length),
+                                  "is there a division by zero, log(0) or sqrt(-1)?")
+    return expr, builder.spans
+
+
+def _too_deep(origin: TextOrigin, span: Span) -> EquationSyntaxError:
+    return EquationSyntaxError("expression is nested too deeply", origin.at(span.offset),
+                               "split it into several algebraic equations")
+
+
+def _as_number(value):
+    """Comparisons used as numbers are 0 or 1."""
+    if isinstance(value, (Relational, BooleanAtom)):
+        return sympy.Piecewise((1, value), (0, True))
+    return value
+
+
+def _as_condition(value):
+    """A number used as a condition is true where it is not 0."""
+    if isinstance(value, (Relational, BooleanAtom)):
+        return value
+    return sympy.Ne(value, 0)
+
+
+def _arithmetic(op: Callable):
+    def build(self, children):
+        left, right = map(_as_number, children)
+        return op(left, right)
+    return build
+
+
+class _ExpressionBuilder(Transformer):
+    """Builds SymPy from a parse tree and records where each variable is used."""
+
+    def __init__(self, origin: TextOrigin):
+        super().__init__()
+        self.origin = origin
+        self.spans: dict[str, list[Span]] = {}
+
+    def _at(self, token: Token, length: int | None = None) -> Location:
+        return self.origin.at(token.start_pos, len(token) if length is None else length)
+
+    def expression(self, children):
+        return _as_number(children[0])
+
+    def NUMBER(self, token: Token):
+        text = str(token)
+        try:
+            if text.isdigit():
+                return sympy.Integer(int(text))
+            value = float(text)
+        except ValueError:  # more digits than Python converts
+            value = math.inf
+        if not math.isfinite(value):
+            raise EquationSyntaxError(f"number {text[:20]} is too large", self._at(token))
+        return sympy.Float(value)
+
+    def var(self, children):
+        (name,) = children
+        check_name(name, name.start_pos, self.origin)
+        if name in CONSTANTS:
+            return CONSTANTS[name]
+        if name in FUNCTION_NAMES:
+            raise EquationSyntaxError(f"'{name}' is a function, not a variable", self._at(name),
+                                      f"call it with arguments, e.g. {name}(x)")
+        self.spans.setdefault(str(name), []).append(Span(name.start_pos, len(name)))
+        return symbol(str(name))
+
+    def primed(self, children):
+        name, primes = children
+        raise EquationSyntaxError(
+            f"the derivative {name}{primes} can only appear on the left-hand side",
+            self._at(name, len(name) + len(primes)),
+            "the right-hand side uses the variable itself, as in x' = -x")
+
+    def neg(self, children):
+        return -_as_number(children[0])
+
+    def pos(self, children):
+        return _as_number(children[0])
+
+    add = _arithmetic(operator.add)
+    sub = _arithmetic(operator.sub)
+    mul = _arithmetic(operator.mul)
+    div = _arithmetic(operator.truediv)
+
+    def _real(self, value, meta):
+        """Reject constants like sqrt(-1) at once: SymPy can hang comparing complex constants."""
+        if value.is_number and value.evalf(15).is_real is False:
+            span = meta_span(meta)
+            raise EquationSyntaxError(
+                "this part of the expression is infinite, undefined or imaginary",
+                self.origin.at(span.offset, span.length),
+                "is there a division by zero, log(0) or sqrt(-1)?")
+        return value
+
+    @v_args(meta=True)
+    def pow(self, meta, children):
+        base, exponent = map(_as_number, children)
+        if (base.is_Rational and exponent.is_Integer and abs(base) != 1 and base != 0
+                and abs(exponent) > _MAX_EXACT_EXPONENT):
+            span = meta_span(meta)
+            raise EquationSyntaxError(
+                "power too large to compute exactly", self.origin.at(span.offset, span.length),
+                "write the base as a decimal number (e.g. 2.0) if you really mean it")
+        return self._real(base ** exponent, meta)
+
+    def compare(self, children):
+        left, op, right = children
+        return COMPARISONS[op](_as_number(left), _as_number(right))
+
+    @v_args(meta=True)
+    def call(self, meta, children):
+        name, *args = children
+        if name not in FUNCTIONS:
+            hint = did_you_mean(name, FUNCTION_NAMES)
+            if name in CONSTANTS:
+                hint = f"'{name}' is a constant; write it without parentheses"
+            raise UnknownFunctionError(f"unknown function '{name}'", self._at(name),
+                                       hint or "known functions: " + ", ".join(sorted(FUNCTIONS)))
+        fewest, most, build = FUNCTIONS[name]
+        if len(args) < fewest or (most is not None and len(args) > most):
+            raise ArityError(f"{name}() takes {_count_words(fewest, most)} "
+                             f"but {len(args)} {'was' if len(args) == 1 else 'were'} given",
+                             self._at(name))
+        if name in CONDITIONALS:
+            value = build(_as_condition(args[0]), *map(_as_number, args[1:]))
+        else:
+            value = build(*map(_as_number, args))
+        return self._real(value, meta)
+
+
+def _count_words(fewest: int, most: int | None) -> str:
+    noun = "argument" if fewest == 1 else "arguments"
+    return f"{fewest} {noun}" if most == fewest else f"at least {fewest} {noun}"
