@@ -239,3 +239,96 @@ def test_generated_functions_bind_only_what_they_read(path, coupled, method):
         stored, loaded = _names(function)
         stored -= {a.arg for a in function.args.args}  # the contract's arguments: a function may not need each
         assert not stored - loaded, f"{function.name} binds names it never reads: {sorted(stored - loaded)}"
+
+
+# --- the float path computes what the array path computes ---------------------------------------
+
+@pytest.mark.parametrize("text", ["heaviside(x)", "sign(x)", "min(x, 1)", "min(1, x)",
+                                  "max(x, -1)", "max(-1, x)"])
+def test_float_functions_let_nan_through_as_numpy_does(text):
+    from modelc.codegen.printers import SCALAR_HELPERS, ScalarPrinter
+    from modelc.equations import parse_expression
+    expr, _ = parse_expression(text)
+    namespace = {"math": math}
+    for helper in SCALAR_HELPERS.values():
+        exec(helper, namespace)  # the generated module's helpers: test code, not package code
+    for x in (float("nan"), -2.0, 0.0, 3.0):
+        namespace["x"] = x
+        got = eval(ScalarPrinter({"x": "x"}).doprint(expr), namespace)
+        want = eval(NumPyPrinterFor(expr), {"np": np, "x": np.float64(x)})
+        assert (math.isnan(got) and math.isnan(want)) or got == want, (text, x, got, want)
+
+
+def NumPyPrinterFor(expr) -> str:
+    from modelc.codegen.printers import NumPyPrinter
+    return NumPyPrinter({"x": "x"}).doprint(expr)
+
+
+NAN_MODEL = """
+m:
+  base: OperatorTemplate
+  equations:
+    - "w' = w*1e300"
+    - "z' = z*1e300"
+    - "x' = -x + 10*heaviside(w - z) + sign(w - z) + min(w - z, 1)"
+    - "y = sqrt(x - 0.5)"
+  variables: {x: output(1.0), w: variable(1.0), z: variable(1.0), y: variable(0.0)}
+"""
+
+
+def _nan_module(tmp_path, dtype="float64"):
+    (tmp_path / "nan.yaml").write_text(NAN_MODEL)
+    return _load(generate(build_system(load(f"{tmp_path / 'nan.yaml'}:m")), dtype=dtype), tmp_path, f"nan_{dtype}")
+
+
+def test_one_unit_and_two_units_agree_when_nan_appears(tmp_path):
+    module = _nan_module(tmp_path)
+    with np.errstate(all="ignore"):
+        one, two = (module.run({"m/x": np.ones(n), "m/w": np.ones(n), "m/z": np.ones(n)}, {}, {}, 0.1, 6,
+                               on_nan="ignore")
+                    for n in (1, 2))
+    np.testing.assert_array_equal(one["m/x"][:, 0], two["m/x"][:, 0])
+    assert np.isnan(one["m/x"][-1, 0])
+
+
+def test_a_recorded_algebraic_that_turns_nan_is_reported(tmp_path):
+    """y = sqrt(x - 0.5) with x decaying below 0.5: records are checked, not only states."""
+    (tmp_path / "decay.yaml").write_text('m:\n  base: OperatorTemplate\n  equations: ["x\' = -x", "y = sqrt(x - 0.5)"]\n'
+                                         "  variables: {x: output(1.0), y: variable(0.0)}\n")
+    module = _load(generate(build_system(load(f"{tmp_path / 'decay.yaml'}:m"))), tmp_path, "decay")
+    for n in (1, 3):
+        with np.errstate(invalid="ignore"), pytest.raises(module.NonFiniteError, match=r"variable 'm/y' became nan"):
+            module.run({"m/x": np.ones(n)}, {}, {}, 0.1, 20, record=["m/x", "m/y"])
+
+
+def test_float32_computes_one_unit_in_float32(tmp_path):
+    (tmp_path / "driven.yaml").write_text(DRIVEN)
+    module = _load(generate(build_system(load(f"{tmp_path / 'driven.yaml'}:driven")), "rk4", dtype="float32"),
+                   tmp_path, "driven32")
+    runs = [module.run({n: np.full(units, v) for n, v in module.STATES.items()}, {}, {}, 0.01, 50)
+            for units in (1, 2)]
+    for name in module.STATES:
+        assert runs[0][name].dtype == np.float32
+        np.testing.assert_array_equal(runs[0][name][:, 0], runs[1][name][:, 0])
+
+
+def test_labels_that_python_would_fold_together_stay_apart():
+    """'µ' (U+00B5) and 'μ' (U+03BC) are one identifier to Python (NFKC); '𝐀' lies beyond U+FFFF.
+    Each node integrates once, from its own input: µ -> μ -> 𝐀 through identity edges (an edge
+    carries its source's output variable, here v)."""
+    from modelc import Network
+    net = Network(dt=1e-3)
+    for label in ("µ", "μ", "𝐀"):
+        net.add_diffeq_node(label, SEED, weights=np.zeros((2, 2)), source_var="tanh_op/r", target_var="li_op/r_in",
+                            input_var="li_op/I_ext", output_var="li_op/v")
+    net.add_edge("µ", "μ", np.eye(2))
+    net.add_edge("μ", "𝐀", np.eye(2))
+    steps, dt, tau = 40, 1e-3, 10.0
+    obs = net.run(inputs={"µ": np.ones((steps, 2))}, record_vars=[(label, "li_op/v", False) for label in ("µ", "μ")])
+    v = np.zeros((3, 2))
+    for _ in range(steps):  # the hand loop: Euler, each node driven by the one before
+        drive = np.stack([np.ones(2), v[0], v[1]])
+        v = v + dt * (-v / tau + drive)
+    np.testing.assert_allclose(obs[("µ", "li_op/v")][-1], v[0], rtol=1e-12)
+    np.testing.assert_allclose(obs[("μ", "li_op/v")][-1], v[1], rtol=1e-12)
+    np.testing.assert_allclose(obs["out"][-1], v[2], rtol=1e-12)

@@ -170,16 +170,17 @@ class ScalarPrinter(NumPyPrinter):
     def _print_Not(self, expr) -> str:
         return f"(not {self._print(expr.args[0])})"
 
+    # NaN goes through as NumPy lets it (so on_nan sees it): no comparison holds for NaN.
     def _print_Heaviside(self, expr) -> str:
         x = self._print(expr.args[0])
         at_zero = float(expr.args[1]) if len(expr.args) > 1 else 1.0
-        return f"(1.0 if {x} > 0 else ({at_zero!r} if {x} == 0 else 0.0))"
+        return f"(1.0 if {x} > 0 else (0.0 if {x} < 0 else ({at_zero!r} if {x} == 0 else {x})))"
 
     def _print_Min(self, expr) -> str:
-        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+        return self._nested("_minimum", expr.args)
 
     def _print_Max(self, expr) -> str:
-        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+        return self._nested("_maximum", expr.args)
 
     def _print_PopMean(self, expr) -> str:  # the mean over one unit is the unit
         return self._print(expr.args[0])
@@ -191,7 +192,7 @@ class ScalarPrinter(NumPyPrinter):
 
     def _print_sign(self, expr) -> str:
         x = self._print(expr.args[0])
-        return f"(1.0 if {x} > 0 else (-1.0 if {x} < 0 else 0.0))"
+        return f"(1.0 if {x} > 0 else (-1.0 if {x} < 0 else (0.0 if {x} == 0 else {x})))"
 
     def _print_Abs(self, expr) -> str:
         return f"abs({self._print(expr.args[0])})"
@@ -207,4 +208,10 @@ SCALAR_HELPERS = {
     Exprel: '''def _exprel_float(x):
     """(exp(x) - 1)/x for one float, continuous at x = 0."""
     return 1.0 + x/2 + x*x/6 if abs(x) < 1e-6 else math.expm1(x)/x''',
+    sympy.Min: '''def _minimum(a, b):
+    """min(a, b) that returns NaN when either is NaN, as np.minimum does."""
+    return a if a <= b else (b if b < a else a + b)''',
+    sympy.Max: '''def _maximum(a, b):
+    """max(a, b) that returns NaN when either is NaN, as np.maximum does."""
+    return a if a >= b else (b if b > a else a + b)''',
 }

@@ -195,22 +195,36 @@ class _Builder:
 
 
 def _stage_body(plan: Plan) -> list[tuple[str, str, object]]:
-    """The evaluations of one stage in dependency order: algebraics, coupling products (an
-    algebraic may read a product and a product an algebraic: a function node between two
-    populations) and each state's rest."""
-    pending = {n: ("evaluate", n, e, {x.name for x in e.free_symbols}) for n, e in plan.algebraics}
-    pending.update({c.name: ("product", c.name, c, {x.name for x in c.source.free_symbols})
-                    for c in plan.couplings})
+    """The evaluations of one stage that the rates need, in dependency order: algebraics,
+    coupling products (an algebraic may read a product and a product an algebraic: a function
+    node between two populations) and each state's rest. An algebraic nothing in the step reads
+    (one that is only recorded) is left to the record step."""
+    defined = {n: ("evaluate", n, e, e.free_symbols) for n, e in plan.algebraics}
+    defined.update({c.name: ("product", c.name, c, c.source.free_symbols) for c in plan.couplings})
+    needed = _closure({x.name for s in plan.states for x in s.rest.free_symbols | s.linear.free_symbols} |
+                      {c for s in plan.states for c in s.couplings}, defined)
+    pending = {n: (kind, name, what, {x.name for x in reads}) for n, (kind, name, what, reads) in defined.items()
+               if n in needed}
     order: list[tuple[str, str, object]] = []
     while pending:
-        ready = [n for n, (_, _, _, needs) in pending.items() if not (needs & pending.keys())]
+        ready = [n for n, (_, _, _, reads) in pending.items() if not (reads & pending.keys())]
         if not ready:  # the IR rejects cycles of algebraics; a cycle here is a planner bug
             raise ValueError(f"cyclic stage evaluations: {sorted(pending)}")
         for n in ready:
             kind, name, what, _ = pending.pop(n)
             order.append((kind, name, what))
-    order += [("rest", s.name, s.rest) for s in plan.states if s.rest != 0]
-    return order
+    return order + [("rest", s.name, s.rest) for s in plan.states if s.rest != 0]
+
+
+def _closure(names: set[str], defined: dict) -> set[str]:
+    """The names given and every definition they read, transitively."""
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in defined and name not in seen:
+            seen.add(name)
+            todo += [x.name for x in defined[name][3]]
+    return seen
 
 
 __all__ = ["StepProgram", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",

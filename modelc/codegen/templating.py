@@ -17,8 +17,18 @@ def environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=False, lstrip_blocks=False, autoescape=False)
     env.filters["pyrepr"] = lambda value: pprint.pformat(value, width=100, sort_dicts=False)
+    env.filters["literal"] = literal
     env.filters["tojson"] = json.dumps
     return env
+
+
+def literal(value) -> str:
+    """A Python literal that reads back exactly, strings in double quotes. (json.dumps spells a
+    character beyond U+FFFF as two surrogate escapes: a different string in Python.)"""
+    text = repr(value)
+    if isinstance(value, str) and text.startswith("'") and '"' not in value:
+        return '"' + text[1:-1] + '"'
+    return text
 
 
 _DECLARATION = re.compile(r"\{#-?\s*(binds|needs):(.*?)-?#\}", re.S)

@@ -13,7 +13,8 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
     """The variables of templates/numpy/module.py.j2."""
     program = make_step_program(plan)
     m = NumPyModule(program)
-    single = FloatModule(program) if applies_to_floats(system) else None
+    # Python floats are doubles: a float32 module runs even a single unit in NumPy, in float32.
+    single = FloatModule(program) if applies_to_floats(system) and dtype == "float64" else None
     return {**common_context(system, plan.scheme, m.ident, key, version, dtype), "m": m, "single": single,
             "run_params": m.run_params(), "run_states": m.states_context(), "run_inputs": m.inputs_context(),
             "single_states": single.states_context() if single else [],

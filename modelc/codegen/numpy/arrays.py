@@ -7,8 +7,6 @@ recorded (no copy), otherwise into the state's own buffer.
 """
 from __future__ import annotations
 
-import json
-
 import sympy
 
 from ...equations import TIME
@@ -18,7 +16,7 @@ from ..naming import Namer
 from ..plan import DT
 from ..printers import NUMPY_HELPERS, NumPyPrinter
 from ..step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, StepProgram, Value
-from ..templating import declared_names
+from ..templating import declared_names, literal
 
 TEMPLATES = ("numpy/module.py.j2", "numpy/run.py.j2", "numpy/run_single.py.j2")
 
@@ -80,9 +78,8 @@ class NumPyModule:
         return self.printer_class(names).doprint(expr)
 
     def helpers(self) -> list[str]:
-        used = set()
-        for expr in [e for _, e in self.system.algebraics] + list(self.system.derivatives.values()):
-            used |= {type(f) for f in expr.atoms(sympy.Function)}
+        exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values())
+        used = {type(node) for expr in exprs for node in sympy.preorder_traversal(expr)}
         return [text for func, text in self.helper_texts.items() if func in used]
 
     # -- what each function binds ---------------------------------------------------------
@@ -128,7 +125,7 @@ class NumPyModule:
             code = self.code(expr)
             populations = {self.population_of[s.name] for s in expr.free_symbols if s.name in self.population_of}
             if self.full_invariants and len(populations) == 1:
-                code = f"_full({code}, shapes[{json.dumps(populations.pop())}])"
+                code = f"_full({code}, shapes[{literal(populations.pop())}])"
             lines.append(f"{self.ident(name)} = {code}")
         return lines
 
