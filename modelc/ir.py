@@ -128,13 +128,38 @@ class _Builder:
 
     def _add_operator(self, prefix: str, use: OperatorUse, equations: list[Equation],
                       outputs_by_var: dict[str, list[str]]) -> list[str]:
+        """Check an operator's equations and add its variables; returns their qualified names."""
         op = use.operator
-        for var in op.variables.values():
-            if var.name in _BUILT_IN:
-                what = "time" if var.name == TIME.name else "the constant pi" if var.name == "pi" else "a function"
-                raise InvalidNameError(f"'{var.name}' is built in ({what}); a variable cannot be named '{var.name}'",
-                                       var.location, "choose another name")
+        _check_variable_names(op)
+        defined = self._equations_by_target(prefix, op, equations)
         qualify = {symbol(name): symbol(f"{prefix}{op.name}/{name}") for name in op.variables}
+        names = []
+        for var in op.variables.values():
+            name = f"{prefix}{op.name}/{var.name}"
+            default = use.overrides.get(var.name, (var.default, None))[0]
+            eq = defined.get(var.name)
+            if var.kind == "parameter":
+                self.params[name] = Param(name, default, "scalar", var.location, var.unit, var.description)
+            elif var.kind == "input":
+                own = f"{prefix}{op.name}/"  # an operator's input never reads its own output
+                sources = outputs_by_var.get(var.name, [])
+                self.input_sources[name] = [symbol(n) for n in sources if not n.startswith(own)]
+                self.input_specs[name] = VariableSpec(name, "input", default, var.location, var.unit, var.description)
+            elif eq is None:
+                raise UndefinedSymbolError(
+                    f"'{var.name}' is declared {var.kind}(...) in '{op.name}' but no equation defines it",
+                    var.location, "declare it as a plain number if it is a constant parameter")
+            elif eq.kind == "ode":
+                self.states[name] = State(name, default, var.location, var.unit, var.description)
+                self.derivatives[name] = eq.rhs.xreplace(qualify)
+            else:
+                self.algebraic_defs[name] = (eq.rhs.xreplace(qualify), eq.location())
+            self.variables[name] = var.kind
+            names.append(name)
+        return names
+
+    def _equations_by_target(self, prefix: str, op: OperatorTemplate, equations: list[Equation]) -> dict[str, Equation]:
+        """Each equation defines one declared state or computed variable, once."""
         defined: dict[str, Equation] = {}
         for eq in equations:
             self.equations.append((prefix + op.name, eq))
@@ -155,29 +180,7 @@ class _Builder:
                           + ("state" if eq.kind == "ode" else "computed variable"))
             defined[eq.target] = eq
             self._check_symbols(eq, op)
-        names = []
-        for var in op.variables.values():
-            name = f"{prefix}{op.name}/{var.name}"
-            default = use.overrides.get(var.name, (var.default, None))[0]
-            names.append(name)
-            eq = defined.get(var.name)
-            if var.kind == "parameter":
-                self.params[name] = Param(name, default, "scalar", var.location, var.unit, var.description)
-            elif var.kind == "input":
-                sources = [symbol(n) for n in outputs_by_var.get(var.name, []) if not n.startswith(f"{prefix}{op.name}/")]
-                self.input_sources[name] = sources
-                self.input_specs[name] = VariableSpec(name, "input", default, var.location, var.unit, var.description)
-            elif eq is None:
-                raise UndefinedSymbolError(
-                    f"'{var.name}' is declared {var.kind}(...) in '{op.name}' but no equation defines it",
-                    var.location, "declare it as a plain number if it is a constant parameter")
-            elif eq.kind == "ode":
-                self.states[name] = State(name, default, var.location, var.unit, var.description)
-                self.derivatives[name] = eq.rhs.xreplace(qualify)
-            else:
-                self.algebraic_defs[name] = (eq.rhs.xreplace(qualify), eq.location())
-            self.variables[name] = var.kind
-        return names
+        return defined
 
     def _check_symbols(self, eq: Equation, op: OperatorTemplate) -> None:
         for name in eq.names():
@@ -246,6 +249,14 @@ class _Builder:
                                           did_you_mean(name, self.params))
             if self.params[name].shape == "scalar":
                 self.params[name].shape = "vector"
+
+
+def _check_variable_names(op: OperatorTemplate) -> None:
+    for var in op.variables.values():
+        if var.name in _BUILT_IN:
+            what = "time" if var.name == TIME.name else "the constant pi" if var.name == "pi" else "a function"
+            raise InvalidNameError(f"'{var.name}' is built in ({what}); a variable cannot be named '{var.name}'",
+                                   var.location, "choose another name")
 
 
 def _dependency_order(defs: dict[str, tuple[sympy.Expr, Location | None]]) -> list[tuple[str, sympy.Expr]]:

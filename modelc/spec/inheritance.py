@@ -80,7 +80,8 @@ def _operator(header: _Header, body: MarkedDict, parent: OperatorTemplate | None
     raw = body.get("variables")
     if raw is not None:
         if not isinstance(raw, MarkedDict):
-            raise TemplateFormatError("'variables:' must be a mapping of names to values", body.where_value("variables"))
+            raise TemplateFormatError("'variables:' must be a mapping of names to values",
+                                      body.where_value("variables"))
         variables.update((name, variable(name, value, raw)) for name, value in raw.items())
     return OperatorTemplate(header.dotted, header.name, equations, edits, variables, header.description,
                             header.location)
