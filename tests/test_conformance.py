@@ -280,6 +280,60 @@ def test_seed_with_weights_every_scheme(method, batch):
             assert relative_error(got["li_op/v"], other_run["li_op/v"]) > 1e3 * RTOL, (method, other)
 
 
+# --- explicit time, stage times and a run that starts at t0 > 0 ------------------------------------
+# No shipped template reads t, so a model of our own does: stage i of a step must see t_n + c_i dt.
+
+FORCED = """\
+forced_op:
+  base: OperatorTemplate
+  description: "A driven damped oscillator with explicit time, population reductions and piecewise terms."
+  equations:
+    - "x' = y"
+    - "y' = -w^2*x - c*y + a*sin(w_f*t) + u + g*(mean(x) - x) + where(x > 0, 0.1, -0.1)*heaviside(y)"
+    - "z' = exprel(-z) - z + 0.1*cos(t)*sum(y) + max(x, y, 0.2) - min(x, 0)"
+    - "e = 0.5*(y^2 + w^2*x^2) + 0.01*t"
+  variables:
+    x: output(0.5)
+    y: variable(0.0)
+    z: variable(0.1)
+    e: variable(0.0)
+    w: 2.0
+    c: 0.1
+    a: 0.5
+    w_f: 3.0
+    g: 0.3
+    u: input(0.0)
+forced:
+  base: NodeTemplate
+  description: "The driven oscillator as a node."
+  operators: [forced_op]
+"""
+
+
+@pytest.fixture(scope="module")
+def forced(tmp_path_factory):
+    path = tmp_path_factory.mktemp("forced") / "forced.yaml"
+    path.write_text(FORCED)
+    return f"{path}:forced"
+
+
+@pytest.mark.parametrize("shape", [(1,), (2, 3)], ids=["float", "array"])
+@pytest.mark.parametrize("method", METHODS)
+def test_time_dependent_model_from_t0(forced, method, shape):
+    """sin(w_f t) and cos(t) in the derivatives, t in an algebraic, a run from t0 = 0.7: the stage
+    times and the record times are the textbook ones."""
+    mod = compiled(forced, method)
+    steps, dt, t0 = 120, 0.05, 0.7
+    y0, params, inputs = random_arguments(mod, shape, steps, seed=METHODS.index(method))
+    got = mod.run(y0, params, inputs, dt, steps, record=mod.OUTPUTS, sampling_steps=2, t0=t0)
+    ref = reference_of(forced)
+    want = ref.integrate(method, y0, params, inputs, dt, steps, {"": shape}, record=mod.OUTPUTS, sampling_steps=2,
+                         t0=t0)
+    compare_runs(got, want, mod.OUTPUTS, f"forced [{method}, {shape}]")
+    shifted = ref.integrate(method, y0, params, inputs, dt, steps, {"": shape}, record=["forced_op/x"], t0=0.0)
+    assert relative_error(got["final"]["forced_op/x"], shifted["final"]["forced_op/x"]) > 1e-6  # t0 matters
+
+
 # --- networks of several populations ----------------------------------------------------------
 
 class MultiNetwork:
@@ -549,6 +603,19 @@ def test_cupy_seed_with_weights_every_scheme(fake_cupy, method):
     for strategy, got in cupy_runs(mod, y0, params, inputs, dt, steps, record=record, sampling_steps=3,
                                    chunk_steps=4).items():
         compare_runs(as_host(got), want, record, f"cupy seed+W [{method}, {strategy}]")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_cupy_time_dependent_model_every_scheme(fake_cupy, forced, method):
+    mod = compile_model(forced, method=method, backend="cupy")
+    steps, dt, t0, shape = 30, 0.05, 0.7, (2, 3)
+    y0, params, inputs = random_arguments(mod, shape, steps, seed=8)
+    outputs = list(mod.OUTPUTS)
+    want = reference_of(forced).integrate(method, y0, params, inputs, dt, steps, {"": shape}, record=outputs,
+                                          sampling_steps=2, t0=t0)
+    for strategy, got in cupy_runs(mod, y0, params, inputs, dt, steps, record=outputs, sampling_steps=2,
+                                   chunk_steps=8, t0=t0).items():
+        compare_runs(as_host(got), want, outputs, f"cupy forced [{method}, {strategy}]")
 
 
 @pytest.mark.parametrize("path", [JRC, HH, KURAMOTO, QIF_SFA, WC])
