@@ -9,7 +9,7 @@ import sympy
 from modelc.equations import (FUNCTION_NAMES, TIME, Equation, Exprel, PopMean, PopSum, Span, equation_text,
                               expression_text, free_names, operator_equations, parse_equation, parse_expression,
                               symbol)
-from modelc.errors import (ArityError, EquationSyntaxError, ErrorGroup, HigherOrderDerivativeError,
+from modelc.errors import (ArityError, EquationSyntaxError, HigherOrderDerivativeError,
                            InvalidNameError, ModelcError, TextOrigin, UnknownFunctionError)
 from modelc.spec import Library
 
@@ -476,17 +476,6 @@ m:
     assert ode.names() == ["v", "tau", "eta", "k", "u", "b"] and alg.names() == ["v"]
     where = ode.location("b")
     assert (where.line, where.column) == (9, 36)
-
-
-def test_syntax_errors_of_several_equations_come_together(tmp_path):
-    with pytest.raises(ErrorGroup) as info:
-        operator_equations(_operator(tmp_path, """
-m:
-  base: OperatorTemplate
-  equations: ["x' = tanhh(x)", "y = x +"]
-  variables: {x: output(0.0), y: output(0.0)}
-"""))
-    assert [e.code for e in info.value.errors] == ["MC102", "MC101"]
 
 
 # --- security and robustness --------------------------------------------------------------

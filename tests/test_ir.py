@@ -142,11 +142,6 @@ def test_a_network_of_labelled_populations_and_matrix_connections(tmp_path):
     assert system.params["p_to_q_weights"].shape == "matrix"
 
 
-def test_an_unknown_vector_parameter_is_named(tmp_path):
-    with pytest.raises(TemplateFormatError, match="'o/tua' is not a parameter of m.o"):
-        build_system(_library(tmp_path, CIRCUIT).get("m.o"), vector_params=["o/tua"])
-
-
 # --- what inheritance edits leave -----------------------------------------------------------
 
 def test_the_shown_equations_are_the_edited_ones():

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from modelc.errors import UnknownTemplateError
 from modelc.resources import resource_dir
 from modelc.spec import (CircuitTemplate, EdgeSpec, Library, MarkedDict, MarkedStr, NodeTemplate, OperatorTemplate,
                          default_search_path, load, load_yaml, parse_value, summary)
@@ -152,13 +151,6 @@ def test_each_file_is_read_once_and_each_template_built_once(tmp_path):
     assert library.load_file(path) is library.load_file(path)
     assert library.get("m.a") is library.get("m.b").operators[0].operator
     assert [t.name for t in library.templates_in(path)] == ["a", "b"]
-
-
-def test_an_unknown_file_names_the_close_ones_and_the_roots(tmp_path):
-    _write(tmp_path, "pkg/leaky.yaml", "m: {base: NodeTemplate, operators: []}\n")
-    with pytest.raises(UnknownTemplateError) as info:
-        Library([tmp_path]).get("pkg.leaki.m")
-    assert info.value.hint == f"did you mean 'leaky'? searched: {tmp_path} (set MODELC_PATH to add folders)"
 
 
 # --- inheritance ----------------------------------------------------------------------------
