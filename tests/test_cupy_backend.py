@@ -31,8 +31,8 @@ import sympy
 import fake_cupy
 from modelc import compile_model
 from modelc.codegen.generate import generate
-from modelc.codegen.c_printer import c_helpers, print_c
-from modelc.codegen.cupy_backend import cupy_module, kernel_sources, module_source
+from modelc.codegen.c_printer import c_helpers, helpers_of, print_c
+from modelc.codegen.cupy import cupy_module, kernel_sources, module_source
 from modelc.equations import parse_expression
 from modelc.errors import UnsupportedFeatureError
 from modelc.ir import Connection, build_network, build_system
@@ -225,7 +225,10 @@ def test_printer_refuses_unknown_symbols_and_non_finite_constants():
 
 
 def test_helpers_are_emitted_only_when_used():
-    assert "mc_exprel" in c_helpers("float64", "v = mc_exprel(x);") and "mc_min" not in c_helpers("float64", "x")
+    expr, _ = parse_expression("exprel(x) + min(x, 1)*abs(y)")
+    assert helpers_of(expr) == {"mc_exprel", "mc_min"}
+    used = c_helpers("float64", helpers_of(expr))
+    assert "MODELC_FN REAL mc_exprel" in used and "mc_min(" in used and "mc_max" not in used
     assert "expm1f" in c_helpers("float32") and "expm1(" in c_helpers("float64")
 
 
@@ -617,9 +620,9 @@ def test_structure_of_the_seed_module():
     """One fused kernel per stage (after one matmul), and the strategies' kernels."""
     system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
     m = cupy_module(system, "rk4")
-    assert m.step_ops() == [op for s in range(1, 5) for op in (("matvec", "acc_0"), ("kernel", f"mc_stage{s}_g0"))]
-    names = {k.name for k in m.kernels()}
+    assert m.launches.step_ops() == [op for s in range(1, 5) for op in (("matvec", "acc_0"), ("kernel", f"mc_stage{s}_g0"))]
+    names = {k.name for k in m.kernels}
     assert {"mc_prologue_g0", "mc_persistent_g0", "mc_observe_l0_g0", "mc_observe_l1_g0"} <= names
     assert "mc_fused_g0" not in names    # a coupling: no fused loop
     euler = cupy_module(system, "euler")
-    assert euler.step_ops() == [("matvec", "acc_0"), ("kernel", "mc_stage1_g0")]
+    assert euler.launches.step_ops() == [("matvec", "acc_0"), ("kernel", "mc_stage1_g0")]

@@ -18,13 +18,14 @@ UnsupportedFeatureError -- never a silent fallback. What the map does:
 from __future__ import annotations
 
 import math
-import re
+from typing import Iterable
 
 import sympy
 from sympy.core.numbers import equal_valued
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
+from ..equations import Exprel
 from ..errors import UnsupportedFeatureError
 from .printers import ChoicesMixin
 
@@ -62,10 +63,20 @@ C_RESERVED = frozenset("""
 """.split())
 
 
-def c_helpers(dtype: str, used: str | None = None) -> str:
+# The helper function (c_helpers) each SymPy function type is printed as.
+_HELPER_OF = {Exprel: "mc_exprel", sympy.Heaviside: "mc_heaviside", sympy.sign: "mc_sign",
+              sympy.Min: "mc_min", sympy.Max: "mc_max"}
+
+
+def helpers_of(expr: sympy.Expr) -> set[str]:
+    """The helper functions the printed expr calls (from its function types)."""
+    return {_HELPER_OF[type(f)] for f in expr.atoms(*_HELPER_OF)}
+
+
+def c_helpers(dtype: str, used: Iterable[str] | None = None) -> str:
     """The helper functions printed expressions may call (MODELC_FN is set by the kernels' preamble).
 
-    With `used` (the text of the kernels), only the helpers that text calls."""
+    With `used` (names, as helpers_of gives them), only those."""
     f = "f" if dtype == "float32" else ""
     one, two, six, tiny = (_literal(v, dtype) for v in (1.0, 2.0, 6.0, 1e-6))
     zero = _literal(0.0, dtype)
@@ -101,7 +112,7 @@ MODELC_FN REAL mc_max(REAL a, REAL b) {
 }
 """,
     }
-    return "".join(text for name, text in helpers.items() if used is None or re.search(rf"\b{name}\(", used))
+    return "".join(text for name, text in helpers.items() if used is None or name in used)
 
 
 def _literal(value: float, dtype: str) -> str:
@@ -279,4 +290,4 @@ def print_c(expr: sympy.Expr, names: dict[str, str], dtype: str = "float64") -> 
     return CPrinter(names, dtype).doprint(expr)
 
 
-__all__ = ["CPrinter", "print_c", "c_helpers", "C_RESERVED", "MAX_MULTIPLIED_EXPONENT"]
+__all__ = ["CPrinter", "print_c", "c_helpers", "helpers_of", "C_RESERVED", "MAX_MULTIPLIED_EXPONENT"]

@@ -1,8 +1,9 @@
 """generate(): a checked System -> the source text of one Python module."""
 from __future__ import annotations
 
+from ..errors import UnknownVariableError, UnsupportedFeatureError, did_you_mean
 from ..ir import System
-from .cupy_backend import module_context as cupy_context
+from .cupy import module_context as cupy_context
 from .numpy import module_context as numpy_context
 from .options import BACKENDS, check_backend, check_dtype, get_scheme
 from .plan import make_plan
@@ -13,13 +14,24 @@ assert tuple(_CONTEXTS) == BACKENDS
 
 
 def generate(system: System, method: str = "euler", backend: str = "numpy", dtype: str = "float64",
-             key: str = "", version: str = "") -> str:
-    """The generated module's source text."""
+             key: str = "", version: str = "", trainable=()) -> str:
+    """The generated module's source text; with trainable parameters, grad() beside run()."""
     check_backend(backend)
     check_dtype(dtype)
+    trainable = check_trainable(system, trainable)
     scheme = get_scheme(method)
-    plan = make_plan(system, scheme)
-    context = _CONTEXTS[backend](system, plan, key, version, dtype)
+    plan = make_plan(system, scheme, trainable)
+    context = _CONTEXTS[backend](system, plan, key, version, dtype, trainable)
     source = environment().get_template(f"{backend}/module.py.j2").render(**context)
     compile(source, f"<modelc {backend} module>", "exec")  # a generator bug fails here, not at import
     return source
+
+
+def check_trainable(system: System, trainable) -> tuple[str, ...]:
+    """The trainable parameters, each a parameter of the system."""
+    trainable = tuple(sorted(set(trainable)))
+    for name in trainable:
+        if name not in system.params:
+            raise UnknownVariableError(f"no parameter '{name}' to train", None,
+                                       did_you_mean(name, system.params) or "train parameters of the model")
+    return trainable

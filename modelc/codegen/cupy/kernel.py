@@ -1,0 +1,276 @@
+"""One generated kernel, and how any kernel binds values and prints statements.
+
+A Kernel records, while it is built, everything its text will need: its C parameters (and the
+run-time value each one takes), what its body reads besides them (`uses`: the step index, the
+time, dt, the unit index, shared memory), the C helper functions its expressions call and the
+device buffers of the graph/stream strategies it touches. Nothing reads the printed text back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sympy
+
+from ...equations import symbol
+from ..c_printer import CPrinter, helpers_of
+from ..step import Combine, Rate, Value
+from .program import Barrier, Layout, Program, RateTerms
+from .steps import StepSections
+
+# What a kernel body may read besides its arguments (the kernel's preamble defines it):
+#   step        mc_step, the step's index            time        mc_t0, mc_dt64 (double precision)
+#   step time   mc_tstep, the step's start time      dt          mc_dt in the kernel's precision
+#   batch member mc_b                                 unit        mc_j (and mc_b)
+#   shared memory mc_smem
+USES = frozenset({"step", "step time", "time", "dt", "batch member", "unit", "shared memory"})
+
+
+@dataclass
+class Kernel:
+    """One generated kernel: its C parameters (name -> run-time value key) and its body."""
+
+    name: str
+    kind: str            # "elem" (one element per thread, one launch per stage/level), "flat" (fused loop),
+                         # "block" (persistent: a block per batch member), "reduce"
+    group: int
+    doc: str
+    params: list[tuple[str, str]] = field(default_factory=list)   # (C type, key); C name = key before "@"
+    top: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+    uses: set[str] = field(default_factory=set)
+    helpers: set[str] = field(default_factory=set)                 # C helper functions called
+    buffers: dict[str, int] = field(default_factory=dict)         # graph/stream device arrays: key -> group
+
+    def arg(self, ctype: str, key: str) -> str:
+        for k, (old, existing) in enumerate(self.params):
+            if existing == key:
+                if old.startswith("const ") and not ctype.startswith("const "):
+                    self.params[k] = (ctype, key)   # read and written: not const
+                return key.split("@")[0]
+        self.params.append((ctype, key))
+        return key.split("@")[0]
+
+    def array(self, key: str, write: bool = False) -> str:
+        return self.arg("REAL* __restrict__" if write else "const REAL* __restrict__", key)
+
+    def buffer(self, key: str, group: int, write: bool = False) -> str:
+        """A device array the graph/stream strategies allocate for the step's values (B, n of the group)."""
+        self.buffers[key] = group
+        return self.array(key, write)
+
+    def use(self, *what: str) -> None:
+        unknown = set(what) - USES
+        if unknown:
+            raise ValueError(f"internal error: a kernel cannot use {sorted(unknown)}")
+        self.uses.update(what)
+
+    def load(self, line: str) -> None:
+        if line not in self.top:
+            self.top.append(line)
+
+    @property
+    def keys(self) -> list[str]:
+        return [key for _, key in self.params]
+
+    def signature(self) -> str:
+        params = ",\n    ".join(f"{ctype} {key.split('@')[0]}" for ctype, key in self.params)
+        return f"MODELC_KERNEL void {self.name}(\n    {params})"
+
+
+def _real_literal(value) -> str:
+    """A double literal for host-precision arithmetic in kernels (time)."""
+    text = repr(float(value))
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+# How a kernel binds what an expression reads: "state" -> fn(name) -> C text, "time" -> fn() -> C text,
+# "input" -> the row of the chunk's inputs (C text), "barrier" -> fn(name) -> C text. A name the
+# scope leaves out (or None) is bound outside, in an enclosing C scope.
+Scope = dict
+
+
+class KernelWriter:
+    """What every kernel does alike: bind the values its expressions read, compute definitions,
+    print the step program's statements, write records."""
+
+    def __init__(self, layout: Layout, steps: StepSections, names: dict[str, str], dtype: str):
+        self.layout, self.steps, self.names = layout, steps, names
+        self.system = layout.system
+        self.printer = CPrinter(names, dtype)
+
+    def ident(self, name: str) -> str:
+        return self.names[name]
+
+    def code(self, k: Kernel, expr: sympy.Expr) -> str:
+        k.helpers |= helpers_of(expr)
+        return self.printer.doprint(expr)
+
+    def lit(self, value) -> str:
+        return self.printer.literal(float(value))
+
+    # -- binding values, computing definitions ----------------------------------------------
+
+    @staticmethod
+    def closure(prog: Program, targets) -> tuple[list[str], set[str]]:
+        """Definitions the targets need (dependencies first) and the other names they read."""
+        order: list[str] = []
+        base: set[str] = set()
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            if name in prog.defs:
+                for sym in sorted(prog.defs[name].free_symbols, key=lambda x: x.name):
+                    visit(sym.name)
+                order.append(name)
+            else:
+                base.add(name)
+
+        for e in targets:
+            for sym in sorted(e.free_symbols, key=lambda x: x.name):
+                visit(sym.name)
+        return order, base
+
+    def bind_outer(self, k: Kernel, prog: Program, targets, scope: Scope) -> list[str]:
+        """Bind only the time, inputs and states the targets read (once, for the nested C scopes
+        that compute the definitions)."""
+        _, base = self.closure(prog, targets)
+        outer = [symbol(n) for n in base if self.layout.kind(n, prog) in ("time", "input", "state")]
+        return self.emit(k, prog, outer, scope)
+
+    def emit(self, k: Kernel, prog: Program, targets, scope: Scope) -> list[str]:
+        """Bind what the targets read (as `scope` says) and compute the definitions they need.
+
+        Scalars become kernel arguments, per-unit constants loads at the kernel's top."""
+        order, base = self.closure(prog, targets)
+        bind_order = {"time": 0, "input": 1, "state": 2, "barrier": 3}
+        lines = []
+        for name in sorted(base, key=lambda n: (bind_order.get(self.layout.kind(n, prog), 9), n)):
+            kind = self.layout.kind(name, prog)
+            if kind in ("dt", "scalar", "vector"):
+                self._kernel_value(k, name, kind)
+                continue
+            if kind == "input":
+                text = None if scope.get("input") is None else self._input(k, name, scope["input"])
+            elif kind == "time":
+                text = None if scope.get("time") is None else scope["time"]()
+            else:   # state, barrier
+                text = None if scope.get(kind) is None else scope[kind](name)
+            if text is not None:
+                lines.append(f"const REAL {self.ident(name)} = {text};")
+        for name in order:
+            lines.append(f"const REAL {self.ident(name)} = {self.code(k, prog.defs[name])};")
+        return lines
+
+    def _kernel_value(self, k: Kernel, name: str, kind: str) -> None:
+        """Scalars are kernel arguments, arrays of constants are loaded once at the kernel's top."""
+        if kind == "dt":
+            k.use("dt")
+        elif kind == "scalar":
+            k.arg("REAL", self.ident(name))
+        else:
+            ident = self.ident(name)
+            k.array(f"mc_p_{ident}")
+            k.load(f"const REAL {ident} = mc_p_{ident}[mc_i];")
+
+    def _input(self, k: Kernel, name: str, row: str) -> str:
+        ident = self.ident(name)
+        k.array(f"mc_in_{ident}")
+        for stride in ("rs", "bs", "js"):
+            k.arg("long long", f"mc_{stride}_{ident}")
+        k.use("batch member", "unit")
+        return f"mc_in_{ident}[({row}) * mc_rs_{ident} + mc_b * mc_bs_{ident} + mc_j * mc_js_{ident}]"
+
+    @staticmethod
+    def time(k: Kernel, step: int, fraction) -> str:
+        """The time t + fraction*dt of this step (step 0) or the next one (1), in double precision."""
+        k.use("step", "time", *(("step time",) if step == 0 else ()))
+        start = "mc_tstep" if step == 0 else "mc_t0 + (double)(mc_step + 1) * mc_dt64"
+        if fraction:
+            return f"(REAL)({start} + {_real_literal(fraction)} * mc_dt64)"
+        return f"(REAL){start}" if step == 0 else f"(REAL)({start})"
+
+    def result_scope(self, k: Kernel, prog: Program) -> Callable[[str], str]:
+        def barrier(name: str) -> str:
+            b = prog.barriers[name]
+            key = f"mc_res_{self.ident(name)}"
+            k.array(key)
+            if b.kind != "matvec":
+                k.use("batch member")
+                return f"{key}[mc_b]"
+            if b.scale == 1:
+                return f"{key}[mc_i]"
+            # the coupling's coefficient is applied to the product (the weights stay as given)
+            return f"{k.arg('REAL', f'mc_scale_{self.ident(name)}')} * {key}[mc_i]"
+        return barrier
+
+    def arg_lines(self, k: Kernel, prog: Program, barriers: list[Barrier], scope: Scope,
+                  store: str = "global") -> list[str]:
+        """Compute barrier arguments in a nested scope and store them (global array or shared memory)."""
+        if not barriers:
+            return []
+        lines = self.emit(k, prog, [b.arg for b in barriers], scope)
+        for b in barriers:
+            lines.append(self.store_arg(k, b, store))
+        return ["{"] + ["    " + line for line in lines] + ["}"]
+
+    def store_arg(self, k: Kernel, b: Barrier, store: str) -> str:
+        ident = self.ident(b.name)
+        if store == "global":
+            k.array(f"mc_arg_{ident}", write=True)
+            return f"mc_arg_{ident}[mc_i] = {self.code(k, b.arg)};"
+        k.use("shared memory")
+        return (f"mc_smem[{self.layout.slots[b.name]} * mc_T + mc_tid] = "
+                f"mc_active ? ({self.code(k, b.arg)}) : {self.lit(0)};")
+
+    def record_lines(self, k: Kernel, name: str, value: str, guard: str = "") -> list[str]:
+        """Write value into row mc_row of the record of output `name`, when that output is recorded."""
+        ident = self.ident(name)
+        k.array(f"mc_rec_{ident}", write=True)
+        k.arg("const int* __restrict__", "mc_recflags")
+        index = self.system.outputs.index(name)
+        return [f"if ({guard}mc_recflags[{index}]) mc_rec_{ident}[mc_row * mc_E + mc_i] = {value};"]
+
+    def record_row(self, k: Kernel) -> str:
+        k.use("step")
+        return "const long long mc_row = (mc_step + 1) / mc_sampling - 1;"
+
+    # -- the step program's statements -------------------------------------------------------
+
+    def terms(self, rate: Rate) -> RateTerms:
+        return self.layout.stage.rates[rate.state.name]
+
+    def combine(self, k: Kernel, s: Combine, value: Callable[[Value], str]) -> str:
+        """base + a_0*dt*v_0 + ... (left to right, the NumPy backend's order)."""
+        if s.terms:
+            k.use("dt")
+        return " + ".join([value(s.base)] + [f"{self.lit(a)} * mc_dt * {value(v)}" for a, v in s.terms])
+
+    def rate(self, k: Kernel, rate: Rate, target: str, declare: str) -> list[str]:
+        """The plan's sum for one state: the stage's derivative, or (dt folded in) the new value,
+        summed in the NumPy backend's order. The state and every expression read the stage's
+        own values by their identifiers (the kernel's scope binds them); `declare` is the C
+        declaration of the target ("" when it is declared before)."""
+        u = self.terms(rate)
+        x = self.ident(rate.state.name)
+        added = [self.ident(p) for p in u.products]
+        added += [self.code(k, u.rest)] if u.rest != 0 else []
+        added += [f"({self.code(k, u.drive)})"] if u.drive != 0 else []
+        if rate.target.role == "new":   # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive, term by term
+            first = x if u.linear == 1 else f"{x} * {self.code(k, u.linear)}"
+            return [f"{declare}{target} = {first};"] + [f"{target} += {term};" for term in added]
+        linear = [f"{self.code(k, u.linear)} * {x}"] if u.linear != 0 else []
+        return [f"{declare}{target} = {' + '.join(linear + added) or self.lit(0)};"]
+
+    def rate_reads(self, rates: list[Rate]) -> list[sympy.Expr]:
+        """Everything the given rates read (the targets of a stage's bindings and definitions)."""
+        return [e for r in rates for e in self.terms(r).exprs()]
+
+    def record_states(self, k: Kernel, value: Callable[[Value], str], g: int, guard: str = "") -> list[str]:
+        """The step's Records of group g's states."""
+        return [line for r in self.steps.records if self.layout.group_of(r.state) == g
+                for line in self.record_lines(k, r.state, value(r.value), guard)]
+

@@ -1,0 +1,75 @@
+"""The step program (codegen/step.py) arranged as the CuPy kernels print it: stage by stage.
+
+A stage's kernels compute its Rates; the values the next stage starts from (its Combines) and,
+after the last stage, the update, the Commits and the Records follow in the same kernel (the
+element-wise strategies) or in the same loop body (fused, persistent). Nothing here knows a
+tableau: stage times, starting values, kept rates and the update are the program's statements.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import UnsupportedFeatureError
+from ..step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, StepProgram, Value
+
+
+@dataclass
+class StageSection:
+    stage: Stage
+    starts: dict[str, Combine] = field(default_factory=dict)   # state -> the value the stage starts from
+    rates: list[Rate] = field(default_factory=list)
+
+
+class StepSections:
+    """The statements of one step by stage; evaluations and products are the stage program's
+    (program.py), computed where the kernels' levels say."""
+
+    def __init__(self, program: StepProgram):
+        self.stages: list[StageSection] = []
+        self.update: dict[str, Combine] = {}      # x_new = x + dt * sum(b_j k_j); none when dt is folded in
+        self.commits: list[Commit] = []
+        self.records: list[Record] = []
+        for s in program.statements:
+            self._add(s)
+        self.kept = program.kept_rates()
+
+    def _add(self, s) -> None:
+        if isinstance(s, Stage):
+            self.stages.append(StageSection(s))
+        elif isinstance(s, Combine):
+            (self.update if s.target.role == "new" else self.stages[-1].starts)[s.target.name] = s
+        elif isinstance(s, Rate):
+            self.stages[-1].rates.append(s)
+        elif isinstance(s, Commit):
+            self.commits.append(s)
+        elif isinstance(s, Record):
+            self.records.append(s)
+        elif not isinstance(s, (Evaluate, Product)):
+            raise UnsupportedFeatureError(f"the CuPy backend cannot translate a step statement "
+                                          f"'{type(s).__name__}'")
+
+    @property
+    def last(self) -> int:
+        return len(self.stages) - 1
+
+    def resolve(self, v: Value) -> Value:
+        """The value v is: a stage that starts from the step's own states (a row of zeros) reads them."""
+        if v.role == "state" and v.stage > 0 and not self.stages[v.stage].starts[v.name].terms:
+            return self.stages[v.stage].starts[v.name].base
+        return v
+
+    def needed(self, rate: Rate) -> bool:
+        """A rate something reads: a later Combine, or the new value itself (dt folded in)."""
+        return rate.target.role == "new" or rate.target in self.kept
+
+    def after(self, s: int) -> list[Combine]:
+        """The Combines that follow stage s's rates: the next stage's starting values, or the update."""
+        return list((self.update if s == self.last else self.stages[s + 1].starts).values())
+
+    def next_state(self, s: int, name: str) -> Value:
+        """The value of a state where the next stage (after the last one: the next step) starts."""
+        return self.resolve(Value(name, "new") if s == self.last else Value(name, "state", s + 1))
+
+    def rates_read_later(self) -> set[Value]:
+        """Rates read after the kernel of their own stage (stage by stage, one kernel each)."""
+        return {v for s in range(len(self.stages)) for c in self.after(s) for _, v in c.terms if v.stage != s}
