@@ -19,9 +19,12 @@ def generate(system: System, method: str = "euler", backend: str = "numpy", dtyp
     check_backend(backend)
     check_dtype(dtype)
     trainable = check_trainable(system, trainable)
+    if trainable and backend != "numpy":
+        raise UnsupportedFeatureError(f"gradients are not generated for the {backend} backend yet", None,
+                                      "train with backend='numpy' (device='cpu')")
     scheme = get_scheme(method)
     plan = make_plan(system, scheme, trainable)
-    context = _CONTEXTS[backend](system, plan, key, version, dtype, trainable)
+    context = _CONTEXTS[backend](system, plan, key, version, dtype)
     source = environment().get_template(f"{backend}/module.py.j2").render(**context)
     compile(source, f"<modelc {backend} module>", "exec")  # a generator bug fails here, not at import
     return source

@@ -44,6 +44,7 @@ class Plan:
     system: System
     scheme: ExplicitRungeKutta
     fold_dt: bool                       # one-stage scheme: dt folded into coefficients
+    trainable: frozenset[str] = frozenset()  # parameters a gradient is generated for
     hoisted: list[tuple[str, sympy.Expr]] = field(default_factory=list)   # computed once
     algebraics: list[tuple[str, sympy.Expr]] = field(default_factory=list)  # per stage, in order
     couplings: list[MatrixProduct] = field(default_factory=list)
@@ -65,18 +66,21 @@ class Plan:
         return used
 
 
-def make_plan(system: System, scheme: ExplicitRungeKutta) -> Plan:
-    plan = Plan(system, scheme, fold_dt=scheme.folds_dt)
-    _Planner(plan).run()
+def make_plan(system: System, scheme: ExplicitRungeKutta, trainable=()) -> Plan:
+    """The plan of a system; a trainable parameter is never folded into a weight matrix (its
+    gradient needs the product without it)."""
+    plan = Plan(system, scheme, fold_dt=scheme.folds_dt, trainable=frozenset(trainable))
+    _Planner(plan, plan.trainable).run()
     return plan
 
 
 class _Planner:
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, trainable: set[str]):
         self.plan = plan
         system = plan.system
         self.states = {symbol(n) for n in system.states}
-        self.scalar_params = {symbol(n) for n, p in system.params.items() if p.shape == "scalar"} | {DT}
+        self.scalar_params = {symbol(n) for n, p in system.params.items()
+                              if p.shape == "scalar" and n not in trainable} | {DT}
         self.static = {symbol(n) for n, p in system.params.items() if p.shape != "matrix"} | {DT}
         self.hoist_names: dict[sympy.Expr, sympy.Symbol] = {}
         self.coupling_names: dict[tuple, str] = {}

@@ -52,10 +52,11 @@ class NumPyModule:
         return self.names[name]
 
     def derived(self, kind: str, name: str) -> str:
-        """An identifier made from a variable's (drive_x, rec_x, x_buf, ...), unique in the module."""
+        """An identifier made from another's (drive_x, rec_x, x_buf, ...), unique in the module:
+        `kind` with '*' standing for the identifier of `name` (a variable, or one made before)."""
         key = (kind, name)
         if key not in self._derived:
-            self._derived[key] = self.namer.fresh(kind.replace("*", self.ident(name)))
+            self._derived[key] = self.namer.fresh(kind.replace("*", self.names.get(name, name)))
         return self._derived[key]
 
     def value(self, v: Value) -> str:

@@ -1,0 +1,159 @@
+"""The reverse sweep: the discrete adjoint of one step of the step program (step.py).
+
+Reverse-mode differentiation of the statements a backend prints for one step, so that the
+gradients are those of the trajectory the forward loop computes (what autograd through the
+same loop would give). Every value of a step is assigned once (the program is in SSA form
+within a step), so its adjoint is one sum over the statements that read it:
+
+    Adjoint(value, terms)      lambda(value) = sum of terms; a term is d(reader)/d(value) times
+                               lambda(reader), or (scale*W)^T lambda(product) for a product's source
+    ParamAdjoint(name, terms)  lambda(name) += the same kind of sum, reduced to the shape of a
+                               trainable parameter or of a loop invariant made from one
+    DriveAdjoint(state, value) this step's row of lambda(drive) = lambda(value): the chunk's
+                               state-independent terms are differentiated once per chunk
+    WeightAdjoint(coupling)    this step's lambda(product) and the product's source, kept for one
+                               matrix product per chunk: lambda(W) += scale * sum_n lambda_n source_n^T
+
+A new state value's adjoint comes from outside the step: the next step's adjoint of the state,
+plus the cotangent of its record. The adjoint of the step's own states (stage 0) is what the
+step passes on to the step before. Derivatives are SymPy's, of the expressions as planned.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from ..errors import UnsupportedFeatureError
+from ..equations import PopMean, PopSum, symbol
+from .plan import DT, MatrixProduct
+from .step import Combine, Evaluate, Product, Rate, StepProgram, Value
+
+
+@dataclass(frozen=True)
+class Term:
+    adjoint: Value                          # the reader, whose adjoint flows back
+    factor: sympy.Expr = sympy.Integer(1)   # d(reader)/d(value), in the reader's stage
+    stage: int = 0
+    transpose: MatrixProduct | None = None  # a product's source: (scale*W)^T lambda(product)
+
+
+@dataclass(frozen=True)
+class Adjoint:
+    value: Value
+    terms: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class ParamAdjoint:
+    name: str
+    terms: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class DriveAdjoint:
+    state: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class WeightAdjoint:
+    coupling: MatrixProduct
+    product: Value
+    source: Value
+
+
+@dataclass
+class ReverseStep:
+    program: StepProgram
+    trainable: frozenset[str]
+    statements: list = field(default_factory=list)
+    invariants: dict[str, sympy.Expr] = field(default_factory=dict)   # hoisted values with a trainable inside
+    drives: dict[str, sympy.Expr] = field(default_factory=dict)       # drives with a trainable inside
+
+    def adjoint_values(self) -> list[Value]:
+        return [s.value for s in self.statements if isinstance(s, Adjoint)]
+
+
+def make_reverse_step(program: StepProgram, trainable) -> ReverseStep:
+    """The statements of one step's reverse sweep, for the given trainable parameters."""
+    plan = program.plan
+    trainable = frozenset(trainable)
+    _refuse_population_reductions(program)
+    reverse = ReverseStep(program, trainable)
+    reverse.invariants = {name: expr for name, expr in plan.hoisted if {s.name for s in expr.free_symbols} & trainable}
+    reverse.drives = {s.name: s.drive for s in plan.states if {x.name for x in s.drive.free_symbols} & trainable}
+    differentiable = trainable | set(reverse.invariants)
+    readers = _readers(program, differentiable)
+    live = {Value(n, "new") for n in plan.system.states}  # values whose adjoint is not zero
+    for value in reversed(program.values()):
+        if value.role == "new":
+            continue
+        terms = tuple(t for t in readers.get(value, ()) if t.adjoint in live)
+        if terms:
+            live.add(value)
+            reverse.statements.append(Adjoint(value, terms))
+    for state in plan.system.states:  # the step's own states, read first: what passes to the step before
+        value = Value(state, "state", 0)
+        reverse.statements.append(Adjoint(value, tuple(t for t in readers.get(value, ()) if t.adjoint in live)))
+        live.add(value)
+    for name in sorted(differentiable):
+        terms = tuple(t for t in readers.get(name, ()) if t.adjoint in live)
+        if terms:
+            reverse.statements.append(ParamAdjoint(name, terms))
+    for s in program.statements:
+        if isinstance(s, Rate) and s.drive and s.state.name in reverse.drives and s.target in live:
+            reverse.statements.append(DriveAdjoint(s.state.name, s.target))
+        if isinstance(s, Product) and s.coupling.matrix in trainable and s.target in live:
+            source = program.bindings(s.stage).get(s.coupling.source.name)
+            reverse.statements.append(WeightAdjoint(s.coupling, s.target, source))
+    return reverse
+
+
+def _readers(program: StepProgram, differentiable: set[str]) -> dict:
+    """{value or parameter name: the terms through which its readers pass their adjoint back}."""
+    found: dict = {}
+
+    def add(key, term: Term) -> None:
+        found.setdefault(key, []).append(term)
+
+    def expression(reader: Value, expr: sympy.Expr, k: int) -> None:
+        bindings = program.bindings(k)
+        for symbol in sorted(expr.free_symbols, key=lambda x: x.name):
+            factor = sympy.diff(expr, symbol)
+            if factor == 0:
+                continue
+            if symbol.name in bindings:
+                add(bindings[symbol.name], Term(reader, factor, k))
+            elif symbol.name in differentiable:
+                add(symbol.name, Term(reader, factor, k))
+
+    for s in program.statements:
+        if isinstance(s, Combine):
+            add(s.base, Term(s.target))
+            for a, rate in s.terms:
+                add(rate, Term(s.target, sympy.Rational(a.numerator, a.denominator) * DT, s.target.stage))
+        elif isinstance(s, Evaluate):
+            expression(s.target, s.expr, s.stage)
+        elif isinstance(s, Product):
+            add(program.bindings(s.stage).get(s.coupling.source.name), Term(s.target, stage=s.stage, transpose=s.coupling))
+            if {x.name for x in s.coupling.scale.free_symbols} & differentiable:  # pragma: no cover
+                raise UnsupportedFeatureError("internal error: a trainable parameter was folded into a weight matrix")
+        elif isinstance(s, Rate):
+            expression(s.target, s.linear * symbol(s.state.name), s.stage)  # the state, and parameters in linear
+            for p in s.products:
+                add(p, Term(s.target))
+            if s.rest is not None:
+                add(s.rest, Term(s.target))
+    return found
+
+
+def _refuse_population_reductions(program: StepProgram) -> None:
+    for s in program.statements:
+        if isinstance(s, Evaluate) and s.expr.has(PopMean, PopSum):
+            raise UnsupportedFeatureError(
+                f"gradients through mean() or sum() over a population are not generated yet ('{s.target.name}')",
+                None, "train a model without population reductions, or fit this one without gradients")
+
+
+__all__ = ["ReverseStep", "Adjoint", "ParamAdjoint", "DriveAdjoint", "WeightAdjoint", "Term", "make_reverse_step"]

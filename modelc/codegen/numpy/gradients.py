@@ -1,0 +1,134 @@
+"""The NumPy backend's reverse sweep: the statements of adjoint.py printed as array code.
+
+grad() (templates/numpy/grad.py.j2) recomputes each step of a checkpointed segment with the
+forward statements, every value of every stage in its own variable (no buffer shared between
+stages, no new value written over the state it came from), then prints the reverse step.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ...equations import TIME, symbol
+from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseStep, Term, WeightAdjoint
+from ..printers import NumPyPrinter
+from ..step import Commit, Record, Value
+from .arrays import NumPyModule
+
+
+class GradientModule(NumPyModule):
+    """Identifiers and lines of grad() for one reverse step."""
+
+    def __init__(self, reverse: ReverseStep):
+        super().__init__(reverse.program)
+        self.reverse = reverse
+        self._adjoints: dict = {}
+
+    # -- the forward step, recomputed: one variable per value and stage --------------------
+
+    def value(self, v: Value) -> str:
+        if v.role in ("product", "rest") and v.stage > 0:
+            return self.derived(f"*_{v.stage + 1}", v.name if v.role == "product" else self.derived("inc_*", v.name))
+        return super().value(v)
+
+    def new_value_buffers(self) -> list[str]:
+        return []
+
+    def commit(self, s: Commit) -> list[str]:
+        return []  # grad() sets each step's states from the segment it recomputed
+
+    def sum_into(self, target: str, scaled, terms: list[str]) -> list[str]:
+        lines = super().sum_into(target, scaled, terms)
+        self.keep(target)  # new values too: their own buffers, never a record row
+        return lines
+
+    # -- the reverse step ------------------------------------------------------------------------
+
+    def adjoint(self, v) -> str:
+        """lam_x: the identifier of the adjoint of a value, a parameter or an invariant."""
+        if v not in self._adjoints:
+            self._adjoints[v] = self.namer.fresh("lam_" + (self.value(v) if isinstance(v, Value) else self.ident(v)))
+        return self._adjoints[v]
+
+    def reverse_lines(self) -> list[str]:
+        lines = []
+        for s in self.reverse.statements:
+            if isinstance(s, Adjoint):
+                lines.append(f"{self.adjoint(s.value)} = {self.terms(s.terms) if s.terms else '0.0'}")
+            elif isinstance(s, ParamAdjoint):
+                lines.append(f"{self.adjoint(s.name)} = {self.adjoint(s.name)} + {self.terms(s.terms)}")
+            elif isinstance(s, DriveAdjoint):  # (in reverse order of the steps)
+                lines.append(f"{self.derived('lam_drive_*', s.state)}.append({self.adjoint(s.value)})")
+            elif isinstance(s, WeightAdjoint):  # the source's buffer is reused by the next step: a copy
+                lines += [f"{self.derived('lam_seq_*', s.coupling.name)}.append({self.adjoint(s.product)})",
+                          f"{self.derived('source_seq_*', s.coupling.name)}.append({self.value(s.source)}.copy())"]
+        return lines
+
+    def terms(self, terms: tuple[Term, ...]) -> str:
+        return " + ".join(self.term(t) for t in terms)
+
+    def term(self, t: Term) -> str:
+        lam = self.adjoint(t.adjoint)
+        if t.transpose is not None:
+            return f"{self.derived('transposed_*', t.transpose.name)}({lam})"
+        if t.factor == 1:
+            return lam
+        return f"({self.code(t.factor, self.stage_names(t.stage))})*{lam}"
+
+    # -- around the loop --------------------------------------------------------------------------
+
+    def new_states(self) -> list[tuple[str, str, str, str]]:
+        """(state, its new value, the adjoint of the new value, the adjoint of the state) per state:
+        a step's new value takes the adjoint its state had at the start of the step after it."""
+        return [(n, self.value(Value(n, "new")), self.adjoint(Value(n, "new")), self.adjoint(Value(n, "state", 0)))
+                for n in self.system.states]
+
+    def initial_adjoints(self) -> list[tuple[str, str]]:
+        """(state, the adjoint of the step's own state): what a step passes to the one before."""
+        return [(n, self.adjoint(Value(n, "state", 0))) for n in self.system.states]
+
+    def trainable_params(self) -> list[tuple[str, str, str]]:
+        """(parameter, identifier, adjoint) of each trainable parameter."""
+        return [(n, self.ident(n), self.adjoint(n)) for n in self.system.params if n in self.reverse.trainable]
+
+    def invariant_adjoints(self) -> list[str]:
+        return [self.adjoint(name) for name in self.reverse.invariants]
+
+    def transposed_lines(self) -> list[str]:
+        return [f"{self.derived('transposed_*', c.name)} = _transposed(weights={self.ident(c.matrix)}, "
+                f"scale={self.code(c.scale)}, unbatched=unbatched)" for c in self.plan.couplings]
+
+    def weight_adjoints(self) -> list[tuple[str, str, str, str]]:
+        """(matrix adjoint, lam sequence, source sequence, scale) per trained product (all its stages)."""
+        couplings = {s.coupling.name: s.coupling for s in self.reverse.statements if isinstance(s, WeightAdjoint)}
+        return [(self.adjoint(c.matrix), self.derived("lam_seq_*", c.name), self.derived("source_seq_*", c.name),
+                 self.code(c.scale)) for c in couplings.values()]
+
+    def drive_adjoints(self) -> list[tuple[str, str]]:
+        return [(self.derived("lam_drive_*", name), self.ident(name)) for name in self.reverse.drives]
+
+    def chain_lines(self) -> list[str]:
+        """At the end: the invariants' and the drives' adjoints passed on to the parameters."""
+        lines = []
+        for name, expr in self.reverse.invariants.items():
+            for p in self._trainables_in(expr):
+                lines.append(f"{self.adjoint(p)} = {self.adjoint(p)} + "
+                             f"_sum_to(({self.code(sympy.diff(expr, symbol(p)))})"
+                             f"*{self.adjoint(name)}, np.shape({self.ident(p)}))")
+        return lines
+
+    def drive_chain_lines(self) -> list[str]:
+        """Per segment: sum over its steps of d(drive)/d(parameter) times the drive's adjoint."""
+        window_names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs}, TIME.name: "t_w"}
+        lines = []
+        for name, drive in self.reverse.drives.items():
+            for p in self._trainables_in(drive):
+                factor = NumPyPrinter(window_names).doprint(sympy.diff(drive, symbol(p)))
+                lines.append(f"{self.adjoint(p)} = {self.adjoint(p)} + "
+                             f"_sum_to(({factor})*{self.derived('lam_drive_*', name)}, np.shape({self.ident(p)}))")
+        return lines
+
+    def _trainables_in(self, expr: sympy.Expr) -> list[str]:
+        return sorted(x.name for x in expr.free_symbols if x.name in self.reverse.trainable)
+
+    def record(self, s: Record) -> list[str]:
+        return []
