@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+import ast
+import builtins
 import concurrent.futures
 import glob
 import importlib.util
@@ -23,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from fractions import Fraction as F
 
 import numpy as np
 import pytest
@@ -31,8 +34,12 @@ import sympy
 import fake_cupy
 from modelc import compile_model
 from modelc.codegen.generate import generate
+from modelc.codegen.options import METHODS
+from modelc.codegen.schemes import ExplicitRungeKutta, get_scheme
+from modelc.codegen.templating import declared_names
 from modelc.codegen.c_printer import c_helpers, helpers_of, print_c
 from modelc.codegen.cupy import cupy_module, kernel_sources, module_source
+from modelc.codegen.cupy.module import TEMPLATES
 from modelc.equations import parse_expression
 from modelc.errors import UnsupportedFeatureError
 from modelc.ir import Connection, build_network, build_system
@@ -263,22 +270,37 @@ def test_every_model_matches_the_numpy_backend(fake, path):
     assert_matches(one["final"], want_one, mn.STATES, rtol=1e-9, what=f"{_short(path)} vs rhs")
 
 
-def test_seed_model_in_every_scheme_and_strategy(fake):
+@pytest.mark.parametrize("method", METHODS)
+def test_seed_model_in_every_scheme_and_strategy(fake, method):
     rng = np.random.default_rng(3)
     n, steps = 6, 10
     W = rng.standard_normal((n, n)) / np.sqrt(n)
     y0 = {"li_op/v": rng.standard_normal((4, n))}
     inputs = {"li_op/I_ext": rng.standard_normal((steps, 4, n))}
     params = {"weights": W, "li_op/eta": rng.standard_normal((4, 1))}
-    for method in ("euler", "heun", "midpoint", "rk4"):
-        mn = compile_model(SEED, method=method, coupling=SEED_COUPLING, vector_params=["li_op/eta"])
-        mc = compile_model(SEED, method=method, backend="cupy", coupling=SEED_COUPLING, vector_params=["li_op/eta"])
-        want = mn.run(y0, params, inputs, 0.1, steps, record=mn.OUTPUTS, sampling_steps=3)
-        results = run_all_strategies(mc, y0, params, inputs, 0.1, steps, record=mn.OUTPUTS, sampling_steps=3,
-                                     chunk_steps=3)
-        assert set(results) == {"persistent", "graph", "stream"}
-        for strategy, got in results.items():
-            assert_matches(got, want, mn.OUTPUTS, what=f"seed {method} [{strategy}]")
+    mn = compile_model(SEED, method=method, coupling=SEED_COUPLING, vector_params=["li_op/eta"])
+    mc = compile_model(SEED, method=method, backend="cupy", coupling=SEED_COUPLING, vector_params=["li_op/eta"])
+    want = mn.run(y0, params, inputs, 0.1, steps, record=mn.OUTPUTS, sampling_steps=3)
+    results = run_all_strategies(mc, y0, params, inputs, 0.1, steps, record=mn.OUTPUTS, sampling_steps=3,
+                                 chunk_steps=3)
+    assert set(results) == {"persistent", "graph", "stream"}
+    for strategy, got in results.items():
+        assert_matches(got, want, mn.OUTPUTS, what=f"seed {method} [{strategy}]")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_circuit_in_every_scheme_and_strategy(fake, method):
+    """A circuit whose populations read each other element-wise: one group, no barriers (fused)."""
+    path = "model_templates.neural_mass_models.jansenrit.JRC"
+    mn, mc = compile_model(path, method=method), compile_model(path, method=method, backend="cupy")
+    steps = 8
+    y0, params, inputs = random_arguments(mn, (3, 2), steps, seed=6)
+    want = mn.run(y0, params, inputs, 1e-4, steps, record=mn.OUTPUTS, sampling_steps=2)
+    results = run_all_strategies(mc, y0, params, inputs, 1e-4, steps, record=mn.OUTPUTS, sampling_steps=2,
+                                 chunk_steps=4)
+    assert set(results) == {"fused", "graph", "stream"}
+    for strategy, got in results.items():
+        assert_matches(got, want, mn.OUTPUTS, what=f"JRC {method} [{strategy}]")
 
 
 def test_feature_zoo_against_rhs_and_algebraics(fake, zoo_path):
@@ -310,7 +332,8 @@ def test_feature_zoo_against_rhs_and_algebraics(fake, zoo_path):
                    [n for n, _ in mn.algebraics(0.3, y0, p, {"zoo_op/u": 0.2}).items()], what="algebraics()")
 
 
-def test_network_of_groups_with_different_sizes(fake, tmp_path):
+@pytest.mark.parametrize("method", METHODS)
+def test_network_of_groups_with_different_sizes(fake, tmp_path, method):
     """Populations coupled only by matrices are separate groups (own kernels, own sizes)."""
     node, kur = load(SEED), load("model_templates.oscillators.kuramoto.kuramoto")
 
@@ -328,18 +351,17 @@ def test_network_of_groups_with_different_sizes(fake, tmp_path):
               "W_ke": rng.standard_normal((nK, nE)), "K/kuramoto_op/omega": rng.standard_normal(nK),
               "E/li_op/tau": 5 + rng.uniform(size=(B, 1))}
     inputs = {"E/li_op/I_ext": rng.standard_normal((steps, B, nE))}
-    for method in ("euler", "rk4"):
-        mn = load_source(generate(system(), method, "numpy"), f"net_numpy_{method}", tmp_path)
-        mc = load_source(generate(system(), method, "cupy"), f"net_cupy_{method}", tmp_path)
-        assert mc.GROUPS == [["E"], ["I"], ["K"]]
-        want = mn.run(y0, params, inputs, 0.05, steps, record=mn.OUTPUTS)
-        results = run_all_strategies(mc, y0, params, inputs, 0.05, steps, record=mn.OUTPUTS, chunk_steps=3)
-        assert set(results) == {"graph", "stream"}
-        for strategy, got in results.items():
-            assert_matches(got, want, mn.OUTPUTS, what=f"network {method} [{strategy}]")
-        bad = dict(params, W_ie=rng.standard_normal((nE, nI)))
-        with pytest.raises(ValueError, match="W_ie"):
-            mc.run(y0, bad, inputs, 0.05, steps)
+    mn = load_source(generate(system(), method, "numpy"), f"net_numpy_{method}", tmp_path)
+    mc = load_source(generate(system(), method, "cupy"), f"net_cupy_{method}", tmp_path)
+    assert mc.GROUPS == [["E"], ["I"], ["K"]]
+    want = mn.run(y0, params, inputs, 0.05, steps, record=mn.OUTPUTS)
+    results = run_all_strategies(mc, y0, params, inputs, 0.05, steps, record=mn.OUTPUTS, chunk_steps=3)
+    assert set(results) == {"graph", "stream"}
+    for strategy, got in results.items():
+        assert_matches(got, want, mn.OUTPUTS, what=f"network {method} [{strategy}]")
+    bad = dict(params, W_ie=rng.standard_normal((nE, nI)))
+    with pytest.raises(ValueError, match="W_ie"):
+        mc.run(y0, bad, inputs, 0.05, steps)
 
 
 def test_float32(fake):
@@ -360,6 +382,111 @@ def test_float32(fake):
     inputs = {"hh_op/I_ext": 10.0}
     assert_matches(hh.run({}, {}, inputs, 0.01, 300)["final"], hn.run({}, {}, inputs, 0.01, 300)["final"],
                    hn.STATES, rtol=1e-3, what="hh float32")
+
+
+# --- any tableau: the kernels print the step program ----------------------------------------
+
+# x reads the stage's own time and, coupled, W @ x (a barrier in every stage); y an input.
+DRIVEN = """
+driven_op:
+  base: OperatorTemplate
+  equations:
+    - "x' = -a*x + sin(t)*y + k*r_in"
+    - "y' = -y + u + tanh(x)"
+  variables:
+    x: output(0.3)
+    y: variable(-0.2)
+    a: 1.5
+    k: 0.5
+    u: input(0.0)
+    r_in: input(0.0)
+driven:
+  base: NodeTemplate
+  operators: [driven_op]
+"""
+
+# Stage 2 starts from the step's own states (a row of zeros) at t + dt/3: nothing may be assumed
+# about a tableau but that it is explicit.
+ODD = ExplicitRungeKutta("odd", 1, "A made-up three-stage tableau.", a=((), (), (F(1, 4), F(3, 4))),
+                         b=(F(1, 2), F(1, 4), F(1, 4)), c=(F(0), F(1, 3), F(1)))
+
+
+def _driven_hand_loop(scheme, x, y, u, r_in, weights, dt, t0, a=1.5, k=0.5):
+    """The textbook explicit Runge-Kutta loop of the driven model, written from the tableau."""
+    rows = []
+    for n in range(len(u)):
+        t = t0 + n * dt
+        rates = []
+        for i in range(scheme.stages):
+            xi = x + dt * sum(float(c) * rates[j][0] for j, c in enumerate(scheme.a[i]))
+            yi = y + dt * sum(float(c) * rates[j][1] for j, c in enumerate(scheme.a[i]))
+            r = xi @ weights.T if weights is not None else r_in[n]
+            rates.append((-a * xi + np.sin(t + float(scheme.c[i]) * dt) * yi + k * r, -yi + u[n] + np.tanh(xi)))
+        x = x + dt * sum(float(b) * rate[0] for b, rate in zip(scheme.b, rates))
+        y = y + dt * sum(float(b) * rate[1] for b, rate in zip(scheme.b, rates))
+        rows.append((x, y))
+    return rows
+
+
+@pytest.mark.parametrize("coupled", [True, False], ids=["coupled", "uncoupled"])
+@pytest.mark.parametrize("scheme", [ODD] + [get_scheme(m) for m in METHODS], ids=lambda s: s.name)
+def test_any_tableau_matches_a_hand_written_loop(fake, tmp_path, scheme, coupled):
+    (tmp_path / "driven.yaml").write_text(DRIVEN)
+    template = load(f"{tmp_path / 'driven.yaml'}:driven")
+    system = build_system(template, [Connection("driven_op/x", "driven_op/r_in", "weights")] if coupled else [])
+    mc = load_source(generate(system, scheme, "cupy"), f"driven_{scheme.name}_{coupled}", tmp_path)
+    rng = np.random.default_rng(8)
+    B, n, steps, dt, t0 = 2, 4, 9, 0.05, 0.1
+    x, y = rng.standard_normal((B, n)), rng.standard_normal((B, n))
+    weights = rng.standard_normal((n, n)) / n if coupled else None
+    u, r_in = rng.standard_normal((steps, B, n)), rng.standard_normal((steps, B, n))
+    want = _driven_hand_loop(scheme, x, y, u, r_in, weights, dt, t0)
+    inputs = {"driven_op/u": u} if coupled else {"driven_op/u": u, "driven_op/r_in": r_in}
+    params = {"weights": weights} if coupled else {}
+    results = run_all_strategies(mc, {"driven_op/x": x, "driven_op/y": y}, params, inputs, dt, steps, t0=t0,
+                                 record=["driven_op/x", "driven_op/y"], sampling_steps=3, chunk_steps=6)
+    assert set(results) == ({"persistent", "graph", "stream"} if coupled else {"fused", "graph", "stream"})
+    for strategy, got in results.items():
+        for q, name in enumerate(["driven_op/x", "driven_op/y"]):
+            expected = np.array([want[r][q] for r in range(2, steps, 3)])
+            np.testing.assert_allclose(got[name], expected, rtol=RTOL, atol=1e-14, err_msg=f"{scheme.name} [{strategy}]")
+
+
+def test_the_kernels_follow_the_step_program():
+    """Rates are kept in memory only for a later kernel; a stage that starts from the step's own
+    states reads them (no copy); kernels record their arguments, uses and helpers while built."""
+    system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
+    odd = cupy_module(system, ODD)
+    table = {k.name: k for k in odd.kernels}
+    # stage 2 starts from the step's states: stage 1's kernel computes no starting values for it
+    assert not any(key.startswith("mc_ys_") for key in table["mc_stage1_g0"].keys)
+    assert "mc_ys_li_op_v" in table["mc_stage2_g0"].buffers            # stage 3's starting values
+    assert {key for k in odd.kernels for key in k.buffers} == {"mc_ys_li_op_v", "mc_k0_li_op_v", "mc_k1_li_op_v"}
+    midpoint = cupy_module(system, "midpoint")   # k_1 is read only by stage 2's start, in the same kernel
+    assert {key for k in midpoint.kernels for key in k.buffers} == {"mc_ys_li_op_v"}
+    rk4 = {k.name: k for k in cupy_module(system, "rk4").kernels}
+    assert {"dt", "step"} <= rk4["mc_stage4_g0"].uses and "step" not in rk4["mc_stage1_g0"].uses  # records
+    assert "step time" not in rk4["mc_stage1_g0"].uses and "mc_t0" not in rk4["mc_stage1_g0"].keys  # no t
+    assert "shared memory" in rk4["mc_persistent_g0"].uses and rk4["mc_persistent_g0"].top[0] == "MODELC_SMEM;"
+    euler = cupy_module(system, "euler")   # dt folded in: the rate is the new value, nothing kept
+    assert not any(k.buffers for k in euler.kernels)
+    hh = cupy_module(build_system(load("neuron_model_templates.conductance.hodgkin_huxley.hh")), "rk4")
+    assert all(k.helpers == {"mc_exprel"} for k in hh.kernels)
+
+
+def test_generated_functions_use_only_declared_or_handed_out_names(tmp_path):
+    """The module's functions that hold model identifiers use only names its templates declare,
+    names the Namer handed out, builtins and the module's own private names."""
+    system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
+    source = generate(system, "rk4", "cupy")
+    m = cupy_module(system, "rk4")
+    allowed = set(m.namer.taken) | set().union(*(declared_names(t) for t in TEMPLATES))
+    for function in ast.parse(source).body:
+        if isinstance(function, ast.FunctionDef) and function.name in ("_algebraics", "rhs", "_constants"):
+            names = {n.id for n in ast.walk(function) if isinstance(n, ast.Name)} | \
+                {a.arg for a in ast.walk(function) if isinstance(a, ast.arg)}
+            unknown = {n for n in names - allowed if not n.startswith("_") and not hasattr(builtins, n)}
+            assert not unknown, f"{function.name} uses names no template declares: {sorted(unknown)}"
 
 
 # --- nvcc ----------------------------------------------------------------------------------
@@ -525,7 +652,7 @@ def test_records_batches_and_input_shapes(fake):
             assert got["li_op/v"].shape == (3, 2, 3, n) and got["li_op/r_in"].shape == (3, 2, 3, n)
             assert got["final"]["li_op/v"].shape == (2, 3, n)
             assert_matches(got, want, mn.OUTPUTS, what=f"inputs {np.shape(inputs['li_op/I_ext'])} [{strategy}]")
-    got = mc.run(y0, params, {}, 0.1, 2, record=[], sampling_steps=5)
+    got = mc.run(y0, params, {}, 0.1, 5, record=[], sampling_steps=5)
     assert set(got) == {"final", "strategy"}
 
 
