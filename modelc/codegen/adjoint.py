@@ -9,8 +9,9 @@ within a step), so its adjoint is one sum over the statements that read it:
                                lambda(reader), or (scale*W)^T lambda(product) for a product's source
     ParamAdjoint(name, terms)  lambda(name) += the same kind of sum, reduced to the shape of a
                                trainable parameter or of a loop invariant made from one
-    DriveAdjoint(state, value) this step's row of lambda(drive) = lambda(value): the chunk's
-                               state-independent terms are differentiated once per chunk
+    DriveAdjoint(state, values) this step's row of lambda(drive) = the sum of lambda(values), the
+                               rates that add it: the chunk's state-independent terms are
+                               differentiated once per chunk
     WeightAdjoint(coupling)    this step's lambda(product) and the product's source, kept for one
                                matrix product per chunk: lambda(W) += scale * sum_n lambda_n source_n^T
 
@@ -53,7 +54,7 @@ class ParamAdjoint:
 @dataclass(frozen=True)
 class DriveAdjoint:
     state: str
-    value: Value
+    values: tuple[Value, ...]   # the rates of every stage that add this step's drive
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,12 @@ def make_reverse_step(program: StepProgram, trainable) -> ReverseStep:
         terms = tuple(t for t in readers.get(name, ()) if t.adjoint in live)
         if terms:
             reverse.statements.append(ParamAdjoint(name, terms))
+    for state in reverse.drives:
+        rates = tuple(s.target for s in program.statements
+                      if isinstance(s, Rate) and s.state.name == state and s.drive and s.target in live)
+        if rates:
+            reverse.statements.append(DriveAdjoint(state, rates))
     for s in program.statements:
-        if isinstance(s, Rate) and s.drive and s.state.name in reverse.drives and s.target in live:
-            reverse.statements.append(DriveAdjoint(s.state.name, s.target))
         if isinstance(s, Product) and s.coupling.matrix in trainable and s.target in live:
             source = program.bindings(s.stage).get(s.coupling.source.name)
             reverse.statements.append(WeightAdjoint(s.coupling, s.target, source))

@@ -57,7 +57,8 @@ class GradientModule(NumPyModule):
             elif isinstance(s, ParamAdjoint):
                 lines.append(f"{self.adjoint(s.name)} = {self.adjoint(s.name)} + {self.terms(s.terms)}")
             elif isinstance(s, DriveAdjoint):  # (in reverse order of the steps)
-                lines.append(f"{self.derived('lam_drive_*', s.state)}.append({self.adjoint(s.value)})")
+                total = " + ".join(self.adjoint(v) for v in s.values)
+                lines.append(f"{self.derived('lam_drive_*', s.state)}.append({total})")
             elif isinstance(s, WeightAdjoint):  # the source's buffer is reused by the next step: a copy
                 lines += [f"{self.derived('lam_seq_*', s.coupling.name)}.append({self.adjoint(s.product)})",
                           f"{self.derived('source_seq_*', s.coupling.name)}.append({self.value(s.source)}.copy())"]
@@ -86,6 +87,11 @@ class GradientModule(NumPyModule):
         """(state, the adjoint of the step's own state): what a step passes to the one before."""
         return [(n, self.adjoint(Value(n, "state", 0))) for n in self.system.states]
 
+    def grad_params(self) -> list[tuple[str, str]]:
+        """The parameters grad() reads: run()'s, and every trainable one (its gradient's shape)."""
+        used = {n for n, _ in self.run_params()} | self.reverse.trainable
+        return [(n, self.ident(n)) for n in self.system.params if n in used]
+
     def trainable_params(self) -> list[tuple[str, str, str]]:
         """(parameter, identifier, adjoint) of each trainable parameter."""
         return [(n, self.ident(n), self.adjoint(n)) for n in self.system.params if n in self.reverse.trainable]
@@ -111,9 +117,7 @@ class GradientModule(NumPyModule):
         lines = []
         for name, expr in self.reverse.invariants.items():
             for p in self._trainables_in(expr):
-                lines.append(f"{self.adjoint(p)} = {self.adjoint(p)} + "
-                             f"_sum_to(({self.code(sympy.diff(expr, symbol(p)))})"
-                             f"*{self.adjoint(name)}, np.shape({self.ident(p)}))")
+                lines.append(self._add_to_param(p, f"({self.code(sympy.diff(expr, symbol(p)))})*{self.adjoint(name)}"))
         return lines
 
     def drive_chain_lines(self) -> list[str]:
@@ -123,9 +127,14 @@ class GradientModule(NumPyModule):
         for name, drive in self.reverse.drives.items():
             for p in self._trainables_in(drive):
                 factor = NumPyPrinter(window_names).doprint(sympy.diff(drive, symbol(p)))
-                lines.append(f"{self.adjoint(p)} = {self.adjoint(p)} + "
-                             f"_sum_to(({factor})*{self.derived('lam_drive_*', name)}, np.shape({self.ident(p)}))")
+                lines.append(self._add_to_param(p, f"({factor})*{self.derived('lam_drive_*', name)}"))
         return lines
+
+    def _add_to_param(self, p: str, contribution: str) -> str:
+        """lam_p += contribution, each reduced to the parameter's shape first (both may carry
+        the axes of the whole population and of the steps)."""
+        shape = f"np.shape({self.ident(p)})"
+        return f"{self.adjoint(p)} = _sum_to({self.adjoint(p)}, {shape}) + _sum_to({contribution}, {shape})"
 
     def _trainables_in(self, expr: sympy.Expr) -> list[str]:
         return sorted(x.name for x in expr.free_symbols if x.name in self.reverse.trainable)
