@@ -84,6 +84,11 @@ def _real_literal(value) -> str:
     return text if ("." in text or "e" in text) else text + ".0"
 
 
+def block(lines: list[str], head: str = "{") -> list[str]:
+    """Lines in a C block (a nested scope, or the body of `head`)."""
+    return [head] + ["    " + line for line in lines] + ["}"]
+
+
 # How a kernel binds what an expression reads: "state" -> fn(name) -> C text, "time" -> fn() -> C text,
 # "input" -> the row of the chunk's inputs (C text), "barrier" -> fn(name) -> C text. A name the
 # scope leaves out (or None) is bound outside, in an enclosing C scope.
@@ -215,7 +220,7 @@ class KernelWriter:
         lines = self.emit(k, prog, [b.arg for b in barriers], scope)
         for b in barriers:
             lines.append(self.store_arg(k, b, store))
-        return ["{"] + ["    " + line for line in lines] + ["}"]
+        return block(lines)
 
     def store_arg(self, k: Kernel, b: Barrier, store: str) -> str:
         ident = self.ident(b.name)
@@ -237,6 +242,11 @@ class KernelWriter:
     def record_row(self, k: Kernel) -> str:
         k.use("step")
         return "const long long mc_row = (mc_step + 1) / mc_sampling - 1;"
+
+    def at_record_step(self, k: Kernel, lines: list[str]) -> list[str]:
+        """Lines that run after a step whose values are recorded (every sampling_steps steps)."""
+        k.arg("long long", "mc_sampling")
+        return block([self.record_row(k)] + lines, "if ((mc_step + 1) % mc_sampling == 0) {")
 
     # -- the step program's statements -------------------------------------------------------
 

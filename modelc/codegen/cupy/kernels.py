@@ -89,8 +89,8 @@ class ElementKernels:
         value = self.value(k, s)
         body = w.emit(k, prog, w.rate_reads(rates), self.scope(k, s))
         for r in rates:
-            kind = "REAL " if r.target.role == "new" else "const REAL "
-            body += w.rate(k, r, value(r.target), kind)
+            declare = "REAL " if r.target.role == "new" else "const REAL "   # x_new is summed term by term
+            body += w.rate(k, r, value(r.target), declare)
             if r.target in self.stored_rates:
                 body.append(f"{self.memory(k, r.target, write=True)} = {value(r.target)};")
         for c in combines:
@@ -102,20 +102,12 @@ class ElementKernels:
         if last:
             body += [f"{self.memory(k, Value(c.state, 'state'), write=True)} = {value(c.value)};"
                      for c in steps.commits if self.layout.group_of(c.state) == g]
-            body += self.records(k, value, g)
+            records = w.record_states(k, value, g)
+            body += w.at_record_step(k, records) if records else []
         if next_args:
             body += self.next_arguments(k, s, next_args)
         k.body = body
         return finish(k)
-
-    def records(self, k: Kernel, value, g: int) -> list[str]:
-        lines = self.w.record_states(k, value, g)
-        if not lines:
-            return []
-        k.arg("long long", "mc_sampling")
-        k.use("step")
-        return ["if ((mc_step + 1) % mc_sampling == 0) {", "    " + self.w.record_row(k)] + \
-            ["    " + line for line in lines] + ["}"]
 
     def next_arguments(self, k: Kernel, s: int, barriers) -> list[str]:
         """The level-0 barrier arguments of the next stage (after the last stage: of the next step)."""

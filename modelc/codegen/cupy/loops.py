@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ...equations import symbol
 from ..step import Value
-from .kernel import Kernel, KernelWriter
+from .kernel import Kernel, KernelWriter, block
 from .kernels import unit_index
 from .program import Barrier
 
@@ -41,10 +41,10 @@ class LoopKernels:
             return f"mc_k{v.stage}_{ident}" if v.role == "rate" else f"mc_n_{ident}"
         return text
 
-    def kernel(self, g: int, block: bool) -> Kernel:
+    def kernel(self, g: int, persistent: bool) -> Kernel:
         """One launch per chunk: every stage of every step of group g, in registers."""
-        k = Kernel(f"mc_{'persistent' if block else 'fused'}_g{g}", "block" if block else "flat", g,
-                   ("persistent: a block per batch member runs the steps of a chunk" if block else
+        k = Kernel(f"mc_{'persistent' if persistent else 'fused'}_g{g}", "block" if persistent else "flat", g,
+                   ("persistent: a block per batch member runs the steps of a chunk" if persistent else
                     "fused: each thread runs every stage of every step of a chunk for one element")
                    + f" (group {g})")
         for ctype, key in (("long long", f"mc_E@{g}"), ("long long", f"mc_n@{g}"), ("double", "mc_t0"),
@@ -54,16 +54,15 @@ class LoopKernels:
         value = self.value(k)
         body = [f"REAL mc_s_{self.w.ident(n)} = {k.array(f'mc_y_{self.w.ident(n)}', write=True)}[mc_i];"
                 for n in states]
-        loop = self.step(k, g, block, value)
+        loop = self.step(k, g, persistent, value)
         head = ["const long long mc_step = mc_base + mc_local;"]
         if "step time" in k.uses:
             head.append("const double mc_tstep = mc_t0 + (double)mc_step * mc_dt64;")
-        body += ["for (long long mc_local = 0; mc_local < mc_L; ++mc_local) {"] + \
-            ["    " + line for line in head + loop] + ["}"]
-        guard = "if (mc_active) " if block else ""
+        body += block(head + loop, "for (long long mc_local = 0; mc_local < mc_L; ++mc_local) {")
+        guard = "if (mc_active) " if persistent else ""
         body += [f"{guard}mc_y_{self.w.ident(n)}[mc_i] = mc_s_{self.w.ident(n)};" for n in states]
         k.body = body
-        if block:
+        if persistent:
             k.top = (["MODELC_SMEM;"] if "shared memory" in k.uses else []) + _BLOCK_INDEX + k.top
         else:
             k.top = ["const long long mc_i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
@@ -74,21 +73,20 @@ class LoopKernels:
         k.arg("long long", "mc_L")
         return k
 
-    def step(self, k: Kernel, g: int, block: bool, value) -> list[str]:
+    def step(self, k: Kernel, g: int, persistent: bool, value) -> list[str]:
         """One step: the stages, the update, the commits, and at a record step the records."""
         steps, w, group_of = self.steps, self.w, self.layout.group_of
         rates = [r for section in steps.stages for r in section.rates if group_of(r.state.name) == g]
-        kept = [value(r.target) for r in rates if steps.needed(r)]
-        lines = ["REAL " + ", ".join(kept) + ";"] if kept else []
+        registers = [value(r.target) for r in rates if steps.needed(r)]   # they outlive their stage's scope
+        lines = ["REAL " + ", ".join(registers) + ";"] if registers else []
         for s in range(len(steps.stages)):
-            lines += ["{"] + ["    " + line for line in self.stage(k, s, g, value)] + ["}"]
+            lines += block(self.stage(k, s, g, value))
         lines += [f"const REAL {value(c.target)} = {w.combine(k, c, value)};"
                   for c in steps.update.values() if group_of(c.target.name) == g]
         lines += [f"{value(Value(c.state, 'state'))} = {value(c.value)};" for c in steps.commits
                   if group_of(c.state) == g]
-        guard = "mc_active && " if block else ""
-        record = [w.record_row(k)] + w.record_states(k, value, g, guard) + self.observe(k, g, block)
-        return lines + ["if ((mc_step + 1) % mc_sampling == 0) {"] + ["    " + line for line in record] + ["}"]
+        guard = "mc_active && " if persistent else ""
+        return lines + w.at_record_step(k, w.record_states(k, value, g, guard) + self.observe(k, g, persistent))
 
     def stage(self, k: Kernel, s: int, g: int, value) -> list[str]:
         """Stage s: its states, time and inputs bound once; the barrier levels; the rates."""
@@ -106,7 +104,7 @@ class LoopKernels:
         final = w.emit(k, prog, reads, {})
         for r in rates:
             final += w.rate(k, r, value(r.target), "")
-        return lines + ["{"] + ["    " + line for line in final] + ["}"]
+        return lines + block(final)
 
     def block_results(self, k: Kernel, barriers: list[Barrier]) -> list[str]:
         """Barrier results inside a block: mat-vec over shared memory, tree reductions."""
@@ -132,34 +130,33 @@ class LoopKernels:
                           + (" / (REAL)mc_n;" if b.kind == "mean" else ";")]
         return lines
 
-    def observe(self, k: Kernel, g: int, block: bool) -> list[str]:
+    def observe(self, k: Kernel, g: int, persistent: bool) -> list[str]:
         """At a record step, the recorded algebraic variables (the persistent kernel: with the
         couplings and reductions they need)."""
         prog, w = self.layout.observe, self.w
-        levels = range(prog.depth + 1) if block else range(1)
+        levels = range(prog.depth + 1) if persistent else range(1)
         outputs = [n for level in levels for n in self.layout.outputs_of(g, level)]
         if not outputs:
             return []
         lines = ["/* recorded algebraic variables (only those asked for are written) */"]
-        targets = [symbol(n) for n in outputs] + ([b.arg for b in prog.barriers.values()] if block else [])
+        targets = [symbol(n) for n in outputs] + ([b.arg for b in prog.barriers.values()] if persistent else [])
         value = self.value(k)
         outer = {"time": lambda: w.time(k, 1, 0), "input": "mc_local",
                  "state": lambda name: value(Value(name, "state"))}
         lines += w.bind_outer(k, prog, targets, outer)
-        guard = "mc_active && " if block else ""
+        guard = "mc_active && " if persistent else ""
         for level in levels:
             level_outputs = self.layout.outputs_of(g, level)
-            barriers = [b for b in prog.barriers.values() if b.level == level] if block else []
+            barriers = [b for b in prog.barriers.values() if b.level == level] if persistent else []
             if not level_outputs and not barriers:
                 continue
             body = w.emit(k, prog, [symbol(n) for n in level_outputs] + [b.arg for b in barriers], {})
             for n in level_outputs:
                 body += w.record_lines(k, n, w.ident(n), guard)
             body += [w.store_arg(k, b, "shared") for b in barriers]
-            lines += ["{"] + ["    " + line for line in body] + ["}"]
+            lines += block(body)
             if barriers:
                 lines += ["MODELC_SYNC();"] + self.block_results(k, barriers) + ["MODELC_SYNC();"]
         k.arg("const int* __restrict__", "mc_recflags")
         k.arg("long long", "mc_observe")
-        return ["if (mc_observe) {  /* some algebraic variable is recorded (the same for the whole block) */"] + \
-            ["    " + line for line in lines] + ["}"]
+        return block(lines, "if (mc_observe) {  /* some algebraic variable is recorded (the same for the whole block) */")

@@ -85,9 +85,9 @@ class CuPyModule:
         kernels += [k for s in range(len(self.steps.stages)) for g in groups for k in elements.stage_kernels(s, g)]
         kernels += [k for g in groups for k in elements.observe_kernels(g)]
         if not layout.has_barriers:
-            kernels += [loops.kernel(g, block=False) for g in groups if layout.states_of(g)]
+            kernels += [loops.kernel(g, persistent=False) for g in groups if layout.states_of(g)]
         if len(layout.groups) == 1 and layout.states_of(0) and (layout.has_barriers or layout.observe.barriers):
-            kernels.append(loops.kernel(0, block=True))
+            kernels.append(loops.kernel(0, persistent=True))
         if any(b.kind in ("mean", "sum") for p in (layout.stage, layout.observe) for b in p.barriers.values()):
             kernels.append(reduce_kernel(self.writer))
         return kernels
