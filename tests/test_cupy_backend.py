@@ -6,6 +6,10 @@
   shared library and runs each launch on the CPU, threads of a block as POSIX threads with a
   barrier) and the generated module's run() -- every strategy that applies -- is compared
   with the NumPy backend's run() and with an RK4 step built from the NumPy backend's rhs().
+* Any Butcher tableau (a row of zeros, stage times) through every strategy against a hand-written
+  loop of the same tableau, every scheme on coupled networks against the NumPy backend, and
+  the kernels' record of what they use (arguments, buffers, helpers): the kernels print the
+  step program (codegen/step.py), they do not re-derive it.
 * If nvcc is installed, every generated CUDA source is compiled with it (warnings are errors).
 * The generated module's own logic with the stand-in: argument checks, record shapes,
   strategy selection, the calls it makes (graph capture, matmul into preallocated arrays),
@@ -362,6 +366,21 @@ def test_network_of_groups_with_different_sizes(fake, tmp_path, method):
     bad = dict(params, W_ie=rng.standard_normal((nE, nI)))
     with pytest.raises(ValueError, match="W_ie"):
         mc.run(y0, bad, inputs, 0.05, steps)
+
+
+def test_names_beyond_the_basic_plane_reach_the_module_exactly(fake, tmp_path):
+    """'𝐀' lies beyond U+FFFF: the module's Python code names it as one character (json.dumps
+    would spell two surrogate escapes, another string), so rhs() and algebraics() find it."""
+    system = build_network({"𝐀": load(SEED)}, [])
+    mc = load_source(generate(system, "rk4", "cupy"), "astral", tmp_path)
+    mn = load_source(generate(system, "rk4", "numpy"), "astral_numpy", tmp_path)
+    y = {"𝐀/li_op/v": np.array([0.5, -0.25])}
+    inputs = {"𝐀/li_op/I_ext": 0.3, "𝐀/li_op/r_in": -0.1}
+    assert_matches(mc.rhs(0.0, y, {}, inputs), mn.rhs(0.0, y, {}, inputs), ["𝐀/li_op/v"], what="rhs()")
+    params = mn._check_params({})
+    got, want = mc.algebraics(0.0, y, params, inputs), mn.algebraics(0.0, y, params, inputs)
+    assert set(got) == set(want) and "𝐀/tanh_op/r" in got
+    assert_matches(got, want, list(want), what="algebraics()")
 
 
 def test_float32(fake):
