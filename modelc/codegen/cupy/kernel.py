@@ -78,6 +78,18 @@ class Kernel:
         return f"MODELC_KERNEL void {self.name}(\n    {params})"
 
 
+def element_index(k: Kernel) -> list[str]:
+    """Element mc_i of a thread (one thread per element; those past the end return) and, when
+    the kernel uses them, its batch member mc_b and unit mc_j."""
+    lines = ["const long long mc_i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
+             "if (mc_i >= mc_E) return;"]
+    if k.uses & {"batch member", "unit"}:
+        lines.append("const long long mc_b = mc_i / mc_n;")
+    if "unit" in k.uses:
+        lines.append("const long long mc_j = mc_i - mc_b * mc_n;")
+    return lines
+
+
 def _real_literal(value) -> str:
     """A double literal for host-precision arithmetic in kernels (time)."""
     text = repr(float(value))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ...equations import symbol
 from ..step import Value
-from .kernel import Kernel, KernelWriter
+from .kernel import Kernel, KernelWriter, element_index
 
 
 class ElementKernels:
@@ -155,8 +155,7 @@ class ElementKernels:
 
 def finish(k: Kernel) -> Kernel:
     """The preamble of an element-wise kernel: its element, and what its body uses."""
-    pre = ["const long long mc_i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
-           "if (mc_i >= mc_E) return;"] + unit_index(k)
+    pre = element_index(k)
     if "step" in k.uses:
         k.arg("const long long* __restrict__", "mc_base")
         pre.append("const long long mc_step = mc_base[0] + mc_local;")
@@ -170,16 +169,6 @@ def finish(k: Kernel) -> Kernel:
     k.top = pre + k.top
     k.arg("long long", "mc_local")   # always last: the step inside the chunk, given per launch
     return k
-
-
-def unit_index(k: Kernel) -> list[str]:
-    """Batch member mc_b and unit mc_j of element mc_i, when the kernel uses them."""
-    lines = []
-    if k.uses & {"batch member", "unit"}:
-        lines.append("const long long mc_b = mc_i / mc_n;")
-    if "unit" in k.uses:
-        lines.append("const long long mc_j = mc_i - mc_b * mc_n;")
-    return lines
 
 
 def reduce_kernel(writer: KernelWriter) -> Kernel:

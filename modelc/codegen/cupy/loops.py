@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from ...equations import symbol
 from ..step import Value
-from .kernel import Kernel, KernelWriter, block
-from .kernels import unit_index
+from .kernel import Kernel, KernelWriter, block, element_index
 from .program import Barrier
 
 _BLOCK_INDEX = ["const long long mc_T = blockDim.x;",
@@ -65,8 +64,7 @@ class LoopKernels:
         if persistent:
             k.top = (["MODELC_SMEM;"] if "shared memory" in k.uses else []) + _BLOCK_INDEX + k.top
         else:
-            k.top = ["const long long mc_i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
-                     "if (mc_i >= mc_E) return;"] + unit_index(k) + k.top
+            k.top = element_index(k) + k.top
         if "dt" in k.uses:
             k.arg("REAL", "mc_dt")
         k.arg("long long", "mc_base")
