@@ -4,11 +4,16 @@ or left behind.
 - a truncated or corrupted cache entry is detected (checksum) and rebuilt;
 - processes compiling the same model at once all succeed and leave one valid entry;
 - a cache folder that cannot be written falls back to a private temporary folder, with one warning;
-- `modelc compile -o` writes the whole file or nothing, even when the disk fails mid-write.
+- `modelc compile -o` writes the whole file or nothing, even when the disk fails mid-write;
+- what runs is the verified text: no bytecode file beside an entry is read or written, and a
+  folder (or entry) that another user owns or may write is not used;
+- a compile interrupted while it imports SymPy or lark leaves the process able to compile.
 """
 from __future__ import annotations
 
 import errno
+import importlib.util
+import marshal
 import os
 import re
 import subprocess
@@ -356,3 +361,126 @@ def test_compile_output_is_whole_and_importable(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
+
+
+# --- what runs is what was verified --------------------------------------------------------
+
+def _bytecode_header(source: Path) -> bytes:
+    """The 16-byte header the import system checks a .pyc by: magic, flags, the source's mtime and size."""
+    info = source.stat()
+    return (importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little") +
+            (int(info.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (info.st_size & 0xFFFFFFFF).to_bytes(4, "little"))
+
+
+@pytest.mark.parametrize("bytecode", ["planted", "truncated"])
+def test_a_bytecode_file_next_to_an_entry_is_never_run(fresh_cache, tmp_path, monkeypatch, bytecode):
+    """The checksum covers the .py; a .pyc beside it (planted, or cut short) must play no part."""
+    template = model_file(tmp_path / "src")
+    entry = Path(compile_model(template).__file__)
+    pyc = Path(importlib.util.cache_from_source(str(entry)))
+    pyc.parent.mkdir(exist_ok=True)
+    planted = marshal.dumps(compile("PLANTED = True\n", str(entry), "exec"))
+    pyc.write_bytes(_bytecode_header(entry) + (planted if bytecode == "planted" else b""))
+
+    monkeypatch.setattr(compiler, "_loaded", {})  # as in a new process
+    module = compile_model(template)
+    assert not hasattr(module, "PLANTED") and module.__file__ == str(entry)
+    assert final_x(module) == pytest.approx(expected_x(), abs=1e-12)
+
+
+def test_loading_an_entry_writes_no_bytecode(fresh_cache, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    module = compile_model(model_file(tmp_path / "src", tau=6.0))
+    assert Path(module.__file__).parent == fresh_cache
+    assert [p.name for p in fresh_cache.iterdir()] == [Path(module.__file__).name]
+
+
+# --- a cache folder others could plant code in ------------------------------------------------
+
+def _planted_entry(fresh_cache: Path, tmp_path: Path, monkeypatch) -> tuple[str, Path]:
+    """A model compiled once, then its entry replaced by another module with a valid checksum."""
+    template = model_file(tmp_path / "src", tau=7.0)
+    entry = Path(compile_model(template).__file__)
+    entry.write_text(cache.with_checksum("PLANTED = True\n" + cache.verified_source(entry)), encoding="utf-8")
+    assert cache.verified_source(entry) is not None
+    monkeypatch.setattr(compiler, "_loaded", {})  # as in a new process
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # the fallback goes here
+    (tmp_path / "tmp").mkdir()
+    return template, entry
+
+
+def _compile_with_warnings(template: str):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = compile_model(template)
+    return module, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_cache_folder_others_may_write_is_not_used(fresh_cache, tmp_path, monkeypatch):
+    template, entry = _planted_entry(fresh_cache, tmp_path, monkeypatch)
+    fresh_cache.chmod(0o777)  # a shared, world-writable MODELC_CACHE_DIR
+    module, notes = _compile_with_warnings(template)
+    assert not hasattr(module, "PLANTED") and final_x(module) == pytest.approx(expected_x(7.0), abs=1e-12)
+    assert Path(module.__file__).parent.parent == tmp_path / "tmp"
+    assert notes == [f"modelc cache folder {fresh_cache} is writable by other users (mode 777); code loaded from "
+                     f"it could be theirs (chmod go-w it to use it); using {Path(module.__file__).parent} instead"]
+    fresh_cache.chmod(0o700)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can give files away")
+def test_a_cache_folder_or_entry_of_another_user_is_not_used(fresh_cache, tmp_path, monkeypatch):
+    template, entry = _planted_entry(fresh_cache, tmp_path, monkeypatch)
+    os.chown(fresh_cache, 4321, -1)
+    module, notes = _compile_with_warnings(template)
+    assert not hasattr(module, "PLANTED") and Path(module.__file__).parent.parent == tmp_path / "tmp"
+    assert len(notes) == 1 and "belongs to another user (uid 4321)" in notes[0]
+
+    os.chown(fresh_cache, os.getuid(), -1)  # our folder again, but the planted entry is someone else's
+    os.chown(entry, 4321, -1)
+    monkeypatch.setattr(compiler, "_loaded", {})
+    module, notes = _compile_with_warnings(template)
+    assert not hasattr(module, "PLANTED") and Path(module.__file__) == entry and not notes
+    assert entry.stat().st_uid == os.getuid()  # rebuilt in place
+
+
+# --- an interrupted first compile ------------------------------------------------------------
+
+INTERRUPTED_IMPORT = """
+import sys
+import numpy as np
+from modelc import compile_model
+
+class CtrlC:
+    '''Ctrl-C the moment `name` is first imported: whatever imports it is left half done.'''
+    def __init__(self, name):
+        self.name, self.fired = name, False
+
+    def find_spec(self, name, path=None, target=None):
+        if name == self.name and not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC(sys.argv[2]))
+try:
+    compile_model(sys.argv[1])
+except KeyboardInterrupt:
+    pass
+else:
+    sys.exit(sys.argv[2] + " was never imported")
+module = compile_model(sys.argv[1])
+print(module.run({"m/x": np.ones(2)}, {}, {}, 0.1, 10)["final"]["m/x"][0])
+"""
+
+
+# Interrupted there, a later compile failed with RecursionError and with a false MC101 (SymPy's
+# printing helpers and its logic package imported half-way).
+@pytest.mark.parametrize("module", ["sympy.core._print_helpers", "sympy.logic"])
+def test_a_compile_interrupted_while_importing_leaves_the_process_able_to_compile(fresh_cache, tmp_path, module):
+    template = model_file(tmp_path / "src", tau=8.0)
+    env = {**os.environ, "MODELC_CACHE_DIR": str(fresh_cache),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT, template, module], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout) == pytest.approx(expected_x(8.0), abs=1e-12)

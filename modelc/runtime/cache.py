@@ -5,10 +5,17 @@ line is a checksum of the rest, so a truncated or corrupted entry is detected an
 Entries are written atomically (a temporary file, then a rename), so concurrent compiles of
 the same model both succeed and leave one valid file. Never in the working directory and
 never on sys.path.
+
+What runs is what was verified: a module is compiled from the very text whose checksum held
+(no bytecode cache is read or written), from a folder that belongs to this user and that no
+one else may write, in a file this user owns. The checksum finds damage, not forgery: anyone
+who can write the folder could write a valid checksum, hence the owner and mode checks.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.abc
 import importlib.util
 import os
 import stat
@@ -16,7 +23,8 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
+from typing import BinaryIO, Iterator
 
 from ..errors import (BackendUnavailableError, InvalidValueError, ModelcError, NonFiniteError, ShapeError,
                       UnknownVariableError)
@@ -36,17 +44,33 @@ def default_cache_dir() -> Path:
 
 
 def writable_cache_dir() -> Path:
-    """The cache folder, or a temporary one (with one warning) when it cannot be written."""
+    """The cache folder, or a private temporary one (with one warning) when it cannot be written
+    or is not private: code is loaded from it, so it must be ours and writable by no one else."""
     folder = default_cache_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True)
-        probe.close()
-        return folder
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        problem = not_private(folder.stat())
+        if problem is None:
+            tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True).close()
+            return folder
     except OSError as exc:
-        fallback = private_temp_dir()
-        _warn_fallback(folder, exc, fallback)
-        return fallback
+        problem = f"is not writable ({exc.strerror or exc})"
+    fallback = private_temp_dir()
+    _warn_fallback(folder, problem, fallback)
+    return fallback
+
+
+def not_private(info: os.stat_result) -> str | None:
+    """Why a file or folder with these stats could hold someone else's code, or None when it is
+    ours and no one else may write it (what ssh and pip ask of their folders)."""
+    if not hasattr(os, "getuid"):  # Windows: access is ruled by ACLs, not by these bits
+        return None
+    if info.st_uid != os.getuid():
+        return f"belongs to another user (uid {info.st_uid}); code loaded from it could be theirs"
+    if info.st_mode & 0o022:
+        return (f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o}); code loaded from it "
+                f"could be theirs (chmod go-w it to use it)")
+    return None
 
 
 def store(path: Path, text: str) -> Path:
@@ -57,16 +81,16 @@ def store(path: Path, text: str) -> Path:
         return path
     except OSError as exc:
         fallback = private_temp_dir()
-        _warn_fallback(path.parent, exc, fallback)
+        _warn_fallback(path.parent, f"is not writable ({exc.strerror or exc})", fallback)
         write_atomic(fallback / path.name, text)
         return fallback / path.name
 
 
-def _warn_fallback(folder: Path, exc: OSError, fallback: Path) -> None:
+def _warn_fallback(folder: Path, problem: str, fallback: Path) -> None:
     global _warned_fallback
     if not _warned_fallback:
-        warnings.warn(f"modelc cache folder {folder} is not writable ({exc.strerror or exc}); "
-                      f"using {fallback} instead", RuntimeWarning, stacklevel=4)
+        warnings.warn(f"modelc cache folder {folder} {problem}; using {fallback} instead", RuntimeWarning,
+                      stacklevel=4)
         _warned_fallback = True
 
 
@@ -78,7 +102,7 @@ def private_temp_dir() -> Path:
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         info = folder.lstat()  # lstat: a symbolic link planted there is not followed
-        if stat.S_ISDIR(info.st_mode) and (uid is None or (info.st_uid == uid and not info.st_mode & 0o022)):
+        if stat.S_ISDIR(info.st_mode) and not_private(info) is None:
             tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", delete=True).close()
             return folder
     except OSError:
@@ -101,9 +125,13 @@ def with_checksum(source: str) -> str:
 
 
 def verified_source(path: Path) -> str | None:
-    """The entry's source if its checksum holds, else None."""
+    """The entry's source if its checksum holds and this user owns the file, else None (an entry
+    planted while the folder was open to others is rebuilt, not run)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            if not_private(os.fstat(handle.fileno())) is not None:
+                return None
+            text = handle.read().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     body, sep, last = text.rstrip("\n").rpartition("\n")
@@ -114,14 +142,29 @@ def verified_source(path: Path) -> str | None:
 
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    """Write a file so that readers see either the old content or the whole new one.
+    """Write a text file (UTF-8) so that readers see either the old content or the whole new one.
 
     The file is private (0o600, like every temporary file) unless `mode` says otherwise."""
+    with atomic_file(path, mode) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def ordinary_file_mode() -> int:
+    """The mode open() gives a new file (0o666 less the umask), for files written for the user."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A binary file to write that replaces `path` whole when the block ends, and leaves `path`
+    as it was (no temporary file behind) when the block fails or is interrupted."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:
@@ -135,15 +178,34 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
         raise
 
 
-def load_module(path: Path, key: str) -> ModuleType:
-    """Import a generated file as a module that is not registered in sys.modules.
+class _VerifiedSourceLoader(importlib.abc.InspectLoader):
+    """Loads a module from source text already verified, compiled as it is: the file is not read
+    again and no bytecode cache is read or written (a .pyc next to it would run unchecked)."""
+
+    def __init__(self, path: Path, source: str):
+        self.path, self.source = path, source
+
+    def get_source(self, fullname: str) -> str:
+        return self.source
+
+    def get_code(self, fullname: str) -> CodeType:
+        return self.source_to_code(self.source, str(self.path))  # the path: tracebacks name the file
+
+    def is_package(self, fullname: str) -> bool:
+        return False
+
+
+def load_module(path: Path, source: str, key: str) -> ModuleType:
+    """The module of a generated file's verified source text, not registered in sys.modules;
+    its __file__ is the file.
 
     A generated module imports only its backend's array library, so an ImportError means that
     library (CuPy) is missing here; the module's own message says what to install."""
-    spec = importlib.util.spec_from_file_location(f"modelc_generated_{key[:16]}", path)
-    module = importlib.util.module_from_spec(spec)
+    loader = _VerifiedSourceLoader(path, source)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(f"modelc_generated_{key[:16]}", loader))
+    module.__file__ = str(path)
     try:
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
     except ImportError as exc:
         raise BackendUnavailableError(str(exc), None, "to only write the module's source, use compile_source() "
                                       "or `modelc compile -o FILE`: generating needs no CuPy") from exc

@@ -18,6 +18,7 @@ from ..resources import resource_dir
 from ..spec import Library, Template, load
 from ..version import __version__
 from .cache import load_module, sha256, store, verified_source, with_checksum, writable_cache_dir
+from .imports import imports_undone_on_failure
 
 _loaded: dict[str, ModuleType] = {}
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -70,8 +71,8 @@ def cached_source(key: str, build_source: BuildSource) -> tuple[Path, str]:
 def cached_module(key: str, build_source: BuildSource) -> ModuleType:
     """The module for key: from memory, from the cache folder, or built by build_source(key)."""
     if key not in _loaded:
-        path, _ = cached_source(key, build_source)
-        _loaded[key] = load_module(path, key)
+        path, text = cached_source(key, build_source)
+        _loaded[key] = load_module(path, text, key)
     return _loaded[key]
 
 
@@ -103,8 +104,9 @@ def _model_build(template, method, backend, dtype, coupling, vector_params, libr
 
     def build(key: str) -> str:
         # Late: a cache hit must not import SymPy, lark or Jinja (see the module docstring).
-        from ..codegen.generate import generate
-        from ..ir import Connection, build_system
+        with imports_undone_on_failure():
+            from ..codegen.generate import generate
+            from ..ir import Connection, build_system
         connections = []
         if coupling is not None and (coupling.source_var or coupling.target_var):
             if not (coupling.source_var and coupling.target_var):
@@ -158,8 +160,9 @@ def compile_network(populations: "dict[str, Template]", connections: Iterable[tu
 
     def build(key: str) -> str:
         # Late: a cache hit must not import SymPy, lark or Jinja (see the module docstring).
-        from ..codegen.generate import generate
-        from ..ir import Connection, build_network
+        with imports_undone_on_failure():
+            from ..codegen.generate import generate
+            from ..ir import Connection, build_network
         system = build_network(populations, [Connection(s, t, w) for s, t, w in connections], name=name,
                                description=description, vector_params=vector_params)
         return generate(system, method, backend, dtype, key, __version__)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ...codegen.options import check_dtype
 from ...errors import BackendUnavailableError, InvalidValueError
+from ..imports import imports_undone_on_failure
 
 _GPU_DEVICES = ("cuda", "gpu")  # "cuda", "cuda:1", "gpu"
 
@@ -26,7 +27,8 @@ def backend_for(device: str) -> str:
 
 def _require_gpu() -> None:
     try:
-        import cupy  # late: an optional dependency, needed only for a GPU
+        with imports_undone_on_failure():
+            import cupy  # late: an optional dependency, needed only for a GPU
     except ImportError:
         raise BackendUnavailableError("device='cuda' needs CuPy, which is not installed", None,
                                       "install CuPy for your CUDA version: pip install modelc[cupy]") from None
