@@ -208,6 +208,10 @@ class OutputFileError(ModelcError, OSError):
     code, title = "MC207", "cannot write the output file"
 
 
+class NetworkBusyError(ModelcError, RuntimeError):
+    code, title = "MC208", "network busy"
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint naming the closest candidates, or None."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)

@@ -14,11 +14,15 @@ differ by rounding only; tolerances are 1e-10 (relative, plus 1e-10 absolute).
 """
 from __future__ import annotations
 
+import json
+import threading
+import zipfile
+
 import numpy as np
 import pytest
 
-from modelc import Network, Observer
-from modelc.errors import (BackendUnavailableError, InvalidValueError, NonFiniteError, ShapeError,
+from modelc import Network, Observer, compile_model
+from modelc.errors import (BackendUnavailableError, InvalidValueError, NetworkBusyError, NonFiniteError, ShapeError,
                            UnknownMethodError, UnknownVariableError, UnsupportedFeatureError, WiringError)
 
 TANH = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
@@ -417,3 +421,130 @@ def test_to_dataframe():
     np.testing.assert_allclose(frame.index, obs.times)
     assert obs.to_dataframe(("tanh", "v")).shape == (5, 1)
     assert net.sweep({"tau": [1.0, 2.0]}, np.ones((5, 3))).to_dataframe("out").shape == (5, 6)
+
+
+# --- one call at a time ------------------------------------------------------------------
+
+class _HeldInput:
+    """An input array whose reading waits until `release` is set: a run that is in progress."""
+
+    def __init__(self, rows):
+        self.rows, self.reading, self.release = rows, threading.Event(), threading.Event()
+
+    def __array__(self, dtype=None, copy=None):
+        self.reading.set()
+        assert self.release.wait(30)
+        return self.rows if dtype is None else self.rows.astype(dtype)
+
+
+def test_a_second_thread_cannot_change_a_network_while_it_runs():
+    rng = np.random.default_rng(11)
+    J, u = rng.normal(0, 0.5, (3, 3)), rng.normal(size=(40, 3))
+    net = tanh_network(J)
+    held = _HeldInput(u)
+    first = {}
+    runner = threading.Thread(target=lambda: first.setdefault("obs", net.run(held)))
+    runner.start()
+    try:
+        assert held.reading.wait(30)
+        for call in (lambda: net.run(u), lambda: net.sweep({"tau": [1.0, 2.0]}, u), net.reset,
+                     lambda: net.set_var("tanh", "tau", 3.0), lambda: net.pop_node("tanh")):
+            with pytest.raises(NetworkBusyError) as info:
+                call()
+            assert info.value.code == "MC208" and "run() is in progress on this Network" in info.value.message
+        assert net.time == 0.0 and net.get_var("tanh", "tau") == 10.0  # reading is fine: the state before the run
+    finally:
+        held.release.set()
+        runner.join()
+    close(first["obs"]["out"], euler_tanh(J, u, 1e-3))
+    assert net.time == pytest.approx(40 * 1e-3)  # one run counted, not two
+    close(net.run(u)["out"], euler_tanh(J, np.vstack([u, u]), 1e-3)[40:])  # free again after the run
+
+
+def test_a_failed_run_frees_the_network():
+    net = tanh_network(np.zeros((2, 2)))
+    with pytest.raises(ShapeError):
+        net.run(np.ones((5, 3)))
+    assert net.run(np.ones((5, 2)))["out"].shape == (5, 2)
+
+
+# --- run arguments that cannot make a run ---------------------------------------------------
+
+def test_sampling_steps_larger_than_steps_is_a_clear_error():
+    net = tanh_network(np.zeros((2, 2)), tau=-1e-3, v=1.0)  # NaN within the run: nothing recorded to find it in
+    with pytest.raises(InvalidValueError, match=r"sampling_steps \(4000\) is larger than steps \(3000\)"):
+        net.run(steps=3000, sampling_steps=4000)
+    assert net.time == 0.0
+
+
+@pytest.mark.parametrize("y0, inputs, name", [
+    ({"li_op/v": np.zeros(0)}, {}, "initial value of state 'li_op/v' has shape (0,)"),
+    ({}, {"li_op/I_ext": np.zeros((5, 0))}, "input 'li_op/I_ext' has shape (5, 0)"),
+    ({"li_op/v": np.zeros((0, 3))}, {}, "initial value of state 'li_op/v' has shape (0, 3)"),
+])
+def test_arrays_with_an_axis_of_length_0_are_a_clear_error(y0, inputs, name):
+    module = compile_model(TANH)
+    with pytest.raises(ShapeError) as info:
+        module.run(y0, {}, inputs, dt=1e-3, steps=5)
+    assert info.value.message == f"{name}, with an axis of length 0"
+
+
+def test_records_too_big_for_memory_are_a_clear_error_naming_their_size():
+    module = compile_model(TANH, coupling=dict(source_var="tanh_op/r", target_var="li_op/r_in"))
+    for rows, size in ((10**12, "42.6 PiB"), (10**18, "4.16e+04 EiB")):  # NumPy: MemoryError; too big to address
+        with pytest.raises(InvalidValueError) as info:
+            module._new_records(["li_op/v", "tanh_op/r"], {"": (3, 1000)}, rows)
+        assert info.value.message == (f"the records need {size} ({rows} rows of 'li_op/v', 'tanh_op/r'), more memory "
+                                      "than can be allocated")
+        assert "sampling_steps" in info.value.hint
+    assert module._new_records(["li_op/v"], {"": (2,)}, 3)["li_op/v"].shape == (3, 2)
+
+
+# --- Observer files ---------------------------------------------------------------------------
+
+def test_an_interrupted_observer_save_leaves_the_old_file(tmp_path, monkeypatch):
+    rng = np.random.default_rng(12)
+    old = Observer(0.1, 1, {"out": rng.normal(size=(5, 3))})
+    path = old.save(tmp_path / "run.npz")
+    real_open = zipfile.ZipFile.open
+
+    def interrupted(self, name, mode="r", **kwargs):  # Ctrl-C after the first array of the archive
+        if mode == "w" and name != "meta.npy":
+            raise KeyboardInterrupt
+        return real_open(self, name, mode, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Observer(0.1, 1, {"out": np.zeros((500, 3))}).save(path)
+    monkeypatch.undo()
+    assert Observer.load(path) == old
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
+
+
+def _observer_file(path, meta=None, **arrays):
+    np.savez(path, **({"meta": np.array(json.dumps(meta))} if meta is not None else {}), **arrays)
+
+
+HEADER = {"format": "modelc-observer-1", "dt": 0.1, "sampling_steps": 1, "keys": ["out"], "means": [],
+          "aliases": [], "sweep": None}
+
+
+@pytest.mark.parametrize("write", [
+    lambda p: p.write_text("not an archive"),                                     # ValueError (pickle)
+    lambda p: p.write_bytes(b""),                                                  # EOFError
+    lambda p: np.save(p.with_suffix(".npy"), np.ones(3)) or p.with_suffix(".npy").rename(p),  # an .npy file
+    lambda p: _observer_file(p, times=np.ones(3)),                                # no meta: KeyError
+    lambda p: np.savez(p, meta=np.array("{oops")),                                 # JSONDecodeError
+    lambda p: _observer_file(p, {"format": "modelc-observer-1"}),                 # KeyError
+    lambda p: _observer_file(p, {**HEADER, "means": [3]}, times=np.ones(3), record_0=np.ones(3)),  # IndexError
+    lambda p: _observer_file(p, HEADER, times=np.ones(3)),                        # a record missing
+    lambda p: _observer_file(p, {**HEADER, "aliases": [1]}, times=np.ones(3), record_0=np.ones(3)),  # TypeError
+    lambda p: p.write_bytes(Observer(0.1, 1, {"out": np.ones((3, 2))}).save(p).read_bytes()[:200]),  # BadZipFile
+], ids=["text", "empty", "npy", "no_meta", "bad_json", "no_keys", "bad_index", "no_record", "bad_alias", "cut_short"])
+def test_loading_a_malformed_observer_file_is_a_clear_error_naming_it(tmp_path, write):
+    path = tmp_path / "run.npz"
+    write(path)
+    with pytest.raises(InvalidValueError) as info:
+        Observer.load(path)
+    assert info.value.code == "MC202"
+    assert info.value.message == f"{path} is not an Observer file written by modelc, or it is damaged"

@@ -12,13 +12,19 @@ to_dataframe are called.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import ShapeError, UnknownVariableError, did_you_mean
+from ..errors import InvalidValueError, ShapeError, UnknownVariableError, did_you_mean
+from .cache import atomic_file, ordinary_file_mode
 
+
+# What reading a file that save() did not write (or a damaged one) raises: another archive, an
+# .npy file, a pickle, broken JSON, missing or ill-typed entries.
+_MALFORMED = (ValueError, KeyError, IndexError, TypeError, AttributeError, EOFError, zipfile.BadZipFile)
 
 
 def _key_text(key) -> str:
@@ -195,16 +201,25 @@ class Observer:
             "sweep": _jsonable(self.sweep),
         }
         arrays = {f"record_{i}": value for i, value in enumerate(self._records.values())}
-        np.savez(path, meta=np.array(json.dumps(meta)), times=self.times, **arrays)
+        with atomic_file(path, ordinary_file_mode()) as handle:  # interrupted, it leaves the old file
+            np.savez(handle, meta=np.array(json.dumps(meta)), times=self.times, **arrays)
         return path
 
     @classmethod
     def load(cls, path) -> "Observer":
-        """An Observer written by save()."""
-        with np.load(Path(path), allow_pickle=False) as data:
+        """An Observer written by save(); any other file is an InvalidValueError naming it."""
+        try:
+            return cls._read(Path(path))
+        except _MALFORMED as exc:
+            raise InvalidValueError(f"{path} is not an Observer file written by modelc, or it is damaged", None,
+                                    "Observer.load reads the .npz files that Observer.save writes") from exc
+
+    @classmethod
+    def _read(cls, path: Path) -> "Observer":
+        with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            if meta.get("format") != "modelc-observer-1":
-                raise ValueError(f"{path} is not an Observer file written by modelc")
+            if not isinstance(meta, dict) or meta.get("format") != "modelc-observer-1":
+                raise ValueError("no modelc-observer-1 header")
             keys = [k if isinstance(k, str) else tuple(k) for k in meta["keys"]]
             records = {k: data[f"record_{i}"] for i, k in enumerate(keys)}
             times = data["times"]

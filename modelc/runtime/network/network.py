@@ -17,14 +17,20 @@ parameters are per-unit vectors, method, dtype) — never by weight values or po
 sizes, so compiling does not depend on N and a network with other weights reuses the module.
 A run is one call into the generated ``run``: no per-step Python graph traversal and no
 per-step bookkeeping here. Time convention: see arguments.py.
+
+One call at a time changes a Network: a run, a sweep, set_var, reset or a graph edit made
+while another is in progress (from another thread) is a NetworkBusyError, never two runs
+mixed into one state. Reading (get_var, state, time) during a run sees the state before it.
 """
 from __future__ import annotations
 
+import functools
+import threading
 from types import ModuleType
 
 import numpy as np
 
-from ...errors import InvalidValueError, NonFiniteError
+from ...errors import InvalidValueError, NetworkBusyError, NonFiniteError
 from ...spec import load
 from ..compiler import compile_network
 from ..observer import Observer
@@ -37,6 +43,24 @@ from .states import States
 from .sweep import Sweep
 from .variables import (check_node_values, current_value, node_value, parameter_value, parameter_values,
                         readonly, recurrent_weights, resolve)
+
+
+def exclusive(method):
+    """A Network method that changes the network: it fails with NetworkBusyError, instead of
+    waiting or interleaving, while another such call on the same Network is in progress."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if not self._lock.acquire(blocking=False):
+            raise NetworkBusyError(f"cannot {method.__name__}: {self._busy_with} is in progress on this Network "
+                                   "(in another thread?)", None,
+                                   "one call at a time changes a Network: wait for it to end, or give each "
+                                   "thread its own Network (Networks of the same structure share the module)")
+        self._busy_with = f"{method.__name__}()"
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._lock.release()
+    return guarded
 
 
 class Network:
@@ -62,9 +86,12 @@ class Network:
         self._graph = Graph()
         self._states = States(self._np_dtype)
         self._compiled: tuple[tuple, ModuleType] | None = None  # (signature, module)
+        self._lock = threading.Lock()  # held by the one call that changes the network (see exclusive)
+        self._busy_with = "another call"  # what holds the lock, for the message
 
     # -- building -------------------------------------------------------------------
 
+    @exclusive
     def add_diffeq_node(self, label: str, node, weights=None, source_var: str | None = None,
                         target_var: str | None = None, input_var: str | None = None, output_var: str | None = None,
                         N: int | None = None, node_vars: dict | None = None, train_params=None,
@@ -91,6 +118,7 @@ class Network:
         entry.train_params = trainable(entry, train_params)
         return self._graph.add_node(entry)
 
+    @exclusive
     def add_func_node(self, label: str, n: int, activation: str = "identity") -> Node:
         """Add a stateless node of n units, y = activation(x), with activation one of
         identity, tanh, sigmoid, relu, softmax, softmin, log_softmax (softmax over the n units).
@@ -101,6 +129,7 @@ class Network:
         self._graph.check_new_label(label)
         return self._graph.add_node(func_node(label, n, activation))
 
+    @exclusive
     def add_edge(self, source: str, target: str, weights, source_var: str | None = None,
                  target_var: str | None = None, feedback: bool = False, train: str | None = None) -> Edge:
         """Connect two nodes: target's input_var += weights @ source's output_var.
@@ -114,12 +143,14 @@ class Network:
         src, tgt = self._graph.node(source), self._graph.node(target)
         return self._graph.add_edge(edge(src, tgt, weights, source_var, target_var, feedback, train, self._np_dtype))
 
+    @exclusive
     def pop_node(self, label: str) -> Node:
         """Remove a node, its edges and its state; returns the removed node."""
         node = self._graph.pop_node(label)
         self._states.drop(label)
         return node
 
+    @exclusive
     def pop_edge(self, source: str, target: str) -> Edge:
         """Remove the edge source -> target; returns it (its weights in .weights)."""
         return self._graph.pop_edge(source, target)
@@ -196,6 +227,7 @@ class Network:
         states = self._states.current(self._graph, module)
         return current_value(self._graph, module, states, entry, local, self.time)
 
+    @exclusive
     def set_var(self, node: str, var: str, value) -> None:
         """Set a parameter (one number or one per unit), "weights", a free input's constant value,
         or the current value of a state (the next run continues from it; reset() goes back to
@@ -211,6 +243,7 @@ class Network:
         else:
             self._states.set(self._graph, self.compile(), entry, local, value)
 
+    @exclusive
     def reset(self) -> None:
         """Back to time 0 and the initial states (template defaults, overridden by node_vars)."""
         self._states.reset()
@@ -235,6 +268,7 @@ class Network:
 
     # -- running --------------------------------------------------------------------
 
+    @exclusive
     def run(self, inputs=None, sampling_steps: int = 1, record_output: bool = True, record_vars=None,
             verbose: bool = False, method: str | None = None, on_nan: str = "raise", *, steps: int | None = None,
             output: str | None = None) -> Observer:
@@ -266,6 +300,7 @@ class Network:
         self._states.advance(result["final"], steps)
         return recorded.observer(result, self.dt, sampling_steps, t0)
 
+    @exclusive
     def sweep(self, params: dict, inputs=None, grid: bool = True, sampling_steps: int = 1,
               record_output: bool = True, record_vars=None, verbose: bool = False, method: str | None = None,
               on_nan: str = "raise", *, steps: int | None = None, output: str | None = None) -> Observer:
