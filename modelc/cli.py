@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from pathlib import Path
 
 from .codegen.options import BACKENDS, DTYPES, METHODS
 from .errors import ErrorGroup, ModelcError, OutputFileError
 from .resources import resource_dir
-from .runtime.cache import write_atomic
+from .runtime.cache import ordinary_file_mode, write_atomic
 from .runtime.compiler import compile_source
+from .runtime.imports import imports_undone_on_failure
 from .spec import CircuitTemplate, Library, NodeTemplate, OperatorTemplate, load, summary
 from .version import __version__
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args) or 0
     except ModelcError as exc:
-        print(exc.format(), file=sys.stderr)
+        _print(exc.format(), sys.stderr)
         return EXIT_MODEL_ERROR
     except KeyboardInterrupt:
         return 130
@@ -88,11 +90,13 @@ def _compile(args) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write a whole file or nothing (a temporary file renamed into place); errors are clean."""
-    umask = os.umask(0o022)
-    os.umask(umask)
+    """Write a whole file or nothing (a temporary file renamed into place); errors are clean.
+
+    Only a regular file is ever replaced: a device (/dev/null), a FIFO, a folder or a symbolic
+    link at `path` is refused, never replaced nor written through."""
+    _check_replaceable(path)
     try:
-        write_atomic(path, text, mode=0o666 & ~umask)  # an ordinary file, not a private temporary one
+        write_atomic(path, text, ordinary_file_mode())  # not a private temporary file's mode
     except OSError as exc:
         folder = next((p for p in path.parents if p.exists()), None)
         reason = f"{folder} is not a folder" if folder is not None and not folder.is_dir() else exc.strerror or exc
@@ -100,26 +104,47 @@ def _write(path: Path, text: str) -> None:
                               "nothing was written; check the folder exists, is writable and has space") from None
 
 
+def _check_replaceable(path: Path) -> None:
+    """Nothing, or something that -o may replace: a regular file (not a link to one)."""
+    try:
+        info = path.lstat()
+    except OSError:  # nothing there yet, or a folder on the way is missing: the write itself says
+        return
+    if stat.S_ISREG(info.st_mode):
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputFileError(f"cannot write {path}: it is a symbolic link (to {os.readlink(path)})", None,
+                              "nothing was written; name the file itself, or remove the link")
+    kind = next((name for is_kind, name in _NOT_REGULAR if is_kind(info.st_mode)), "something else")
+    raise OutputFileError(f"cannot write {path}: it is {kind}, not a regular file", None,
+                          "nothing was written; -o writes a regular file: give the path of a new or existing file")
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+                (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
 def _show(args) -> None:
     # Late, here and below: only the commands that parse equations load SymPy and lark.
-    import sympy
-    from .ir import build_system
+    with imports_undone_on_failure():
+        import sympy
+        from .ir import build_system
     system = build_system(load(args.template))
-    print(f"# {system.name}")
+    _print(f"# {system.name}")
     for prefix, eq in system.equations:
         lhs = sympy.Symbol(eq.target)
         if args.latex:
             left = rf"\frac{{d {sympy.latex(lhs)}}}{{dt}}" if eq.kind == "ode" else sympy.latex(lhs)
-            print(f"{prefix}: {left} = {sympy.latex(eq.rhs)}")
+            _print(f"{prefix}: {left} = {sympy.latex(eq.rhs)}")
         else:
             left = f"d/dt {eq.target}" if eq.kind == "ode" else eq.target
-            print(f"{prefix}: {left} = {eq.rhs}")
+            _print(f"{prefix}: {left} = {eq.rhs}")
 
 
 def _list(args) -> None:
     library = Library()
     for dotted, template in _shipped_templates(library):
-        print(f"{dotted:60s} {summary(template)}")
+        _print(f"{dotted:60s} {summary(template)}")
 
 
 def _shipped_templates(library):
@@ -132,7 +157,8 @@ def _shipped_templates(library):
 
 
 def _check(args) -> int:
-    from .ir import build_system
+    with imports_undone_on_failure():
+        from .ir import build_system
     library = Library()
     errors: list[ModelcError] = []
     data = library.load_file(args.file)  # a YAML error stops here: nothing else can be read
@@ -147,7 +173,7 @@ def _check(args) -> int:
             errors.append(exc)
     unique = list({e.format(): e for e in errors}.values())
     for error in unique:
-        print(error.format(), file=sys.stderr)
+        _print(error.format(), sys.stderr)
     if unique:
         print(f"{args.file}: {len(unique)} error{'s' if len(unique) > 1 else ''}", file=sys.stderr)
         return EXIT_MODEL_ERROR
@@ -156,10 +182,22 @@ def _check(args) -> int:
 
 
 def _docs(args) -> None:
-    from .docs import models_page
+    with imports_undone_on_failure():
+        from .docs import models_page
     library = Library([resource_dir("models")])  # the shipped models only, whatever MODELC_PATH says
     _write(args.output, models_page(_shipped_templates(library)))
     print(f"wrote {args.output}")
+
+
+def _print(text: str, stream=None) -> None:
+    """Print text that may come from a model file so that a terminal shows it and does nothing
+    else: unprintable characters (an escape sequence, a bell, a lone surrogate) as escapes like
+    \\x1b, characters the stream cannot encode as '?'. Line breaks are kept."""
+    stream = stream or sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    shown = "\n".join("".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in line)
+                       for line in text.split("\n"))
+    print(shown.encode(encoding, "replace").decode(encoding), file=stream)
 
 
 COMMANDS = {"compile": _compile, "show": _show, "list": _list, "check": _check, "docs": _docs}

@@ -1,6 +1,7 @@
 """The modelc command: each subcommand, and errors printed without a traceback (exit 2)."""
 import ast
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,68 @@ def test_runtime_and_cli_never_import_the_package_front_and_import_late_only_to_
             assert not front, f"{where}:{line} imports the modelc package front (version: modelc/version.py)"
             if late:
                 assert set(names) <= LATE_IMPORTS.get(where, set()), f"{where}:{line}: late import of {names}"
+
+
+# --- -o writes a regular file, nothing else -------------------------------------------------
+
+def _fifo(tmp_path):
+    os.mkfifo(tmp_path / "out.py")
+    return "a FIFO"
+
+
+def _folder(tmp_path):
+    (tmp_path / "out.py").mkdir()
+    return "a folder"
+
+
+def _device(tmp_path):
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("only root can make a device node (and replace /dev/null)")
+    try:
+        os.mknod(tmp_path / "out.py", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own
+    except OSError as exc:
+        pytest.skip(f"no device nodes here: {exc}")
+    return "a device"
+
+
+@pytest.mark.parametrize("make", [_fifo, _folder, _device])
+def test_compile_output_is_never_written_over_a_device_fifo_or_folder(tmp_path, capsys, make):
+    kind = make(tmp_path)
+    target = tmp_path / "out.py"
+    before = target.lstat()
+    assert main(["compile", SEED, "-o", str(target)]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == \
+        f"error: cannot write {target}: it is {kind}, not a regular file [MC207]"
+    after = target.lstat()
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.py"]
+
+
+def test_compile_output_is_never_written_through_a_symbolic_link(tmp_path, capsys):
+    outside = tmp_path / "elsewhere" / "module.py"
+    outside.parent.mkdir()
+    outside.write_text("# someone else's file\n")
+    link = tmp_path / "out.py"
+    link.symlink_to(outside)
+    assert main(["compile", SEED, "-o", str(link)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: cannot write {link}: it is a symbolic link (to {outside}) [MC207]" in err
+    assert link.is_symlink() and outside.read_text() == "# someone else's file\n"
+
+
+# --- text from model files reaches the terminal as text ---------------------------------------
+
+def test_list_shows_control_characters_as_escapes_and_survives_lone_surrogates(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "odd.yaml").write_text(
+        'red:\n  base: OperatorTemplate\n  description: "\\e[31mRED\\e]0;title\\a done"\n'
+        '  equations: "x\' = -x"\n  variables: {x: output(0.0)}\n'
+        'lone:\n  base: OperatorTemplate\n  description: "half \\ud800 a pair"\n'
+        '  equations: "x\' = -x"\n  variables: {x: output(0.0)}\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "modelc.cli", "list"], capture_output=True,
+                          env={**ENV, "MODELC_PATH": str(tmp_path), "PYTHONIOENCODING": "utf-8"})
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line.split(None, 1)[1] for line in done.stdout.decode("utf-8").splitlines()}
+    assert lines["pkg.odd.red"] == r"\x1b[31mRED\x1b]0;title\x07 done"
+    assert lines["pkg.odd.lone"] == r"half \ud800 a pair"
+    assert b"\x1b" not in done.stdout and not done.stderr
