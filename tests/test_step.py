@@ -332,3 +332,9 @@ def test_labels_that_python_would_fold_together_stay_apart():
     np.testing.assert_allclose(obs[("µ", "li_op/v")][-1], v[0], rtol=1e-12)
     np.testing.assert_allclose(obs[("μ", "li_op/v")][-1], v[1], rtol=1e-12)
     np.testing.assert_allclose(obs["out"][-1], v[2], rtol=1e-12)
+
+
+def test_records_too_large_for_memory_are_refused_before_the_run(tmp_path):
+    module = _load(generate(_system()), tmp_path, "huge")
+    with pytest.raises(module.InvalidValueError, match="the records need .*PiB"):
+        module.run({}, {"weights": np.zeros((4, 4))}, {}, 1e-3, 10**15)
