@@ -337,4 +337,4 @@ def test_labels_that_python_would_fold_together_stay_apart():
 def test_records_too_large_for_memory_are_refused_before_the_run(tmp_path):
     module = _load(generate(_system()), tmp_path, "huge")
     with pytest.raises(module.InvalidValueError, match="the records need .*PiB"):
-        module.run({}, {"weights": np.zeros((4, 4))}, {}, 1e-3, 10**15)
+        module.run({"li_op/v": np.zeros(4)}, {"weights": np.zeros((4, 4))}, {}, 1e-3, 10**15)
