@@ -487,6 +487,10 @@ def test_the_kernels_follow_the_step_program():
     assert {"dt", "step"} <= rk4["mc_stage4_g0"].uses and "step" not in rk4["mc_stage1_g0"].uses  # records
     assert "step time" not in rk4["mc_stage1_g0"].uses and "mc_t0" not in rk4["mc_stage1_g0"].keys  # no t
     assert "shared memory" in rk4["mc_persistent_g0"].uses and rk4["mc_persistent_g0"].top[0] == "MODELC_SMEM;"
+    # no stage reads psi (psi' = omega0): its stage values, and midpoint's k_1 only they read, are not computed
+    oa = cupy_module(build_system(load("model_templates.oscillators.kuramoto.kuramoto_oa")), "midpoint")
+    assert {key for k in oa.kernels for key in k.buffers} == {"mc_ys_r"}
+    assert not any("mc_k0_psi" in line for k in oa.kernels for line in k.body)
     euler = cupy_module(system, "euler")   # dt folded in: the rate is the new value, nothing kept
     assert not any(k.buffers for k in euler.kernels)
     hh = cupy_module(build_system(load("neuron_model_templates.conductance.hodgkin_huxley.hh")), "rk4")
@@ -533,14 +537,15 @@ def test_nvcc_compiles_every_generated_source(tmp_path, zoo_path):
     seed_system = build_system(node, [Connection("tanh_op/r", "li_op/r_in", "weights")])
     zoo = build_system(load(zoo_path), [Connection("zoo_op/r", "zoo_op/r_in", "weights")])
     labelled = {}
-    for path in MODEL_TEMPLATES:   # every model in float64, a few in float32 (the spelling differs)
-        labelled[("float64", _short(path), "rk4")] = module_source(build_system(load(path)), "rk4")
+    for path in MODEL_TEMPLATES:   # every model in every scheme in float64, a few in float32 (the spelling differs)
+        for method in METHODS:
+            labelled[("float64", _short(path), method)] = module_source(build_system(load(path)), method)
     labelled[("float32", "hh", "rk4")] = module_source(
         build_system(load("neuron_model_templates.conductance.hodgkin_huxley.hh")), "rk4", "float32")
     for dtype in ("float64", "float32"):
-        for method in ("euler", "rk4"):
-            labelled[(dtype, "seed", method)] = module_source(seed_system, method, dtype)
-            labelled[(dtype, "zoo", method)] = module_source(zoo, method, dtype)
+        for scheme in (get_scheme("euler"), get_scheme("midpoint"), get_scheme("rk4"), ODD):
+            labelled[(dtype, "seed", scheme.name)] = module_source(seed_system, scheme, dtype)
+            labelled[(dtype, "zoo", scheme.name)] = module_source(zoo, scheme, dtype)
     units = {}
     for dtype in ("float64", "float32"):
         keys = [key for key in labelled if key[0] == dtype]

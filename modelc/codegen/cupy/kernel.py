@@ -128,33 +128,10 @@ class KernelWriter:
 
     # -- binding values, computing definitions ----------------------------------------------
 
-    @staticmethod
-    def closure(prog: Program, targets) -> tuple[list[str], set[str]]:
-        """Definitions the targets need (dependencies first) and the other names they read."""
-        order: list[str] = []
-        base: set[str] = set()
-        seen: set[str] = set()
-
-        def visit(name: str) -> None:
-            if name in seen:
-                return
-            seen.add(name)
-            if name in prog.defs:
-                for sym in sorted(prog.defs[name].free_symbols, key=lambda x: x.name):
-                    visit(sym.name)
-                order.append(name)
-            else:
-                base.add(name)
-
-        for e in targets:
-            for sym in sorted(e.free_symbols, key=lambda x: x.name):
-                visit(sym.name)
-        return order, base
-
     def bind_outer(self, k: Kernel, prog: Program, targets, scope: Scope) -> list[str]:
         """Bind only the time, inputs and states the targets read (once, for the nested C scopes
         that compute the definitions)."""
-        _, base = self.closure(prog, targets)
+        _, base = prog.closure(targets)
         outer = [symbol(n) for n in base if self.layout.kind(n, prog) in ("time", "input", "state")]
         return self.emit(k, prog, outer, scope)
 
@@ -162,7 +139,7 @@ class KernelWriter:
         """Bind what the targets read (as `scope` says) and compute the definitions they need.
 
         Scalars become kernel arguments, per-unit constants loads at the kernel's top."""
-        order, base = self.closure(prog, targets)
+        order, base = prog.closure(targets)
         bind_order = {"time": 0, "input": 1, "state": 2, "barrier": 3}
         lines = []
         for name in sorted(base, key=lambda n: (bind_order.get(self.layout.kind(n, prog), 9), n)):
@@ -286,10 +263,6 @@ class KernelWriter:
             return [f"{declare}{target} = {first};"] + [f"{target} += {term};" for term in added]
         linear = [f"{self.code(k, u.linear)} * {x}"] if u.linear != 0 else []
         return [f"{declare}{target} = {' + '.join(linear + added) or self.lit(0)};"]
-
-    def rate_reads(self, rates: list[Rate]) -> list[sympy.Expr]:
-        """Everything the given rates read (the targets of a stage's bindings and definitions)."""
-        return [e for r in rates for e in self.terms(r).exprs()]
 
     def record_states(self, k: Kernel, value: Callable[[Value], str], g: int, guard: str = "") -> list[str]:
         """The step's Records of group g's states."""

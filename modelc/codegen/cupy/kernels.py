@@ -77,7 +77,7 @@ class ElementKernels:
     def final_kernel(self, s: int, g: int) -> Kernel | None:
         """Stage s's rates, what follows them in the step program, the next stage's level-0 arguments."""
         prog, steps, w = self.layout.stage, self.steps, self.w
-        rates = [r for r in steps.stages[s].rates if self.layout.group_of(r.state.name) == g and steps.needed(r)]
+        rates = [r for r in steps.stages[s].rates if self.layout.group_of(r.state.name) == g]
         combines = [c for c in steps.after(s) if self.layout.group_of(c.target.name) == g]
         next_args = self.layout.args_of(prog, g, 0)
         if not rates and not combines and not next_args:
@@ -87,7 +87,7 @@ class ElementKernels:
         k = self.kernel(f"mc_stage{s + 1}_g{g}", g, f"stage {s + 1} of {len(steps.stages)}, group {g}: "
                         f"derivatives, {what}, next coupling arguments")
         value = self.value(k, s)
-        body = w.emit(k, prog, w.rate_reads(rates), self.scope(k, s))
+        body = w.emit(k, prog, prog.rate_reads(rates), self.scope(k, s))
         for r in rates:
             declare = "REAL " if r.target.role == "new" else "const REAL "   # x_new is summed term by term
             body += w.rate(k, r, value(r.target), declare)

@@ -75,7 +75,7 @@ class LoopKernels:
         """One step: the stages, the update, the commits, and at a record step the records."""
         steps, w, group_of = self.steps, self.w, self.layout.group_of
         rates = [r for section in steps.stages for r in section.rates if group_of(r.state.name) == g]
-        registers = [value(r.target) for r in rates if steps.needed(r)]   # they outlive their stage's scope
+        registers = [value(r.target) for r in rates]   # they outlive their stage's scope
         lines = ["REAL " + ", ".join(registers) + ";"] if registers else []
         for s in range(len(steps.stages)):
             lines += block(self.stage(k, s, g, value))
@@ -89,8 +89,8 @@ class LoopKernels:
     def stage(self, k: Kernel, s: int, g: int, value) -> list[str]:
         """Stage s: its states, time and inputs bound once; the barrier levels; the rates."""
         prog, w, section = self.layout.stage, self.w, self.steps.stages[s]
-        rates = [r for r in section.rates if self.layout.group_of(r.state.name) == g and self.steps.needed(r)]
-        reads = w.rate_reads(rates)
+        rates = [r for r in section.rates if self.layout.group_of(r.state.name) == g]
+        reads = prog.rate_reads(rates)
         outer = {"time": lambda: w.time(k, 0, section.stage.time), "input": "mc_local",
                  "state": lambda name: value(Value(name, "state", s))}
         lines = [f"/* stage {s + 1} of {len(self.steps.stages)} */"]

@@ -18,6 +18,7 @@ recordable algebraic variables from the states at a record step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import sympy
 
@@ -73,6 +74,32 @@ class Program:
     def depth(self) -> int:
         """Number of barrier layers: the final kernel of a stage runs after level depth - 1."""
         return max((b.level + 1 for b in self.barriers.values()), default=0)
+
+    def closure(self, targets) -> tuple[list[str], set[str]]:
+        """Definitions the targets need (dependencies first) and the other names they read."""
+        order: list[str] = []
+        base: set[str] = set()
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            if name in self.defs:
+                for sym in sorted(self.defs[name].free_symbols, key=lambda x: x.name):
+                    visit(sym.name)
+                order.append(name)
+            else:
+                base.add(name)
+
+        for e in targets:
+            for sym in sorted(e.free_symbols, key=lambda x: x.name):
+                visit(sym.name)
+        return order, base
+
+    def rate_reads(self, rates: Iterable[Rate]) -> list[sympy.Expr]:
+        """Everything the given rates of the step program read."""
+        return [e for r in rates for e in self.rates[r.state.name].exprs()]
 
 
 class _UnionFind:
@@ -261,6 +288,13 @@ class Layout:
     def outputs_of(self, g: int, level: int) -> list[str]:
         return [n for n in self.observe.outputs
                 if self.def_group[("observe", n)] == g and self.observe.level[n] == level]
+
+    def stage_reads(self, rates: Iterable[Rate]) -> set[str]:
+        """The states a stage reads that computes these rates (and, as every stage does, every
+        barrier's argument)."""
+        prog = self.stage
+        _, base = prog.closure(prog.rate_reads(rates) + [b.arg for b in prog.barriers.values()])
+        return {n for n in base if n in self.system.states}
 
     @property
     def has_barriers(self) -> bool:

@@ -8,6 +8,7 @@ tableau: stage times, starting values, kept rates and the update are the program
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ...errors import UnsupportedFeatureError
 from ..step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, StepProgram, Value
@@ -21,17 +22,17 @@ class StageSection:
 
 
 class StepSections:
-    """The statements of one step by stage; evaluations and products are the stage program's
-    (program.py), computed where the kernels' levels say."""
+    """The statements of one step by stage, less the values nothing reads; evaluations and
+    products are the stage program's (program.py), computed where the kernels' levels say."""
 
-    def __init__(self, program: StepProgram):
+    def __init__(self, program: StepProgram, reads: Callable[[list[Rate]], set[str]]):
         self.stages: list[StageSection] = []
         self.update: dict[str, Combine] = {}      # x_new = x + dt * sum(b_j k_j); none when dt is folded in
         self.commits: list[Commit] = []
         self.records: list[Record] = []
         for s in program.statements:
             self._add(s)
-        self.kept = program.kept_rates()
+        self._prune(reads)
 
     def _add(self, s) -> None:
         if isinstance(s, Stage):
@@ -48,6 +49,17 @@ class StepSections:
             raise UnsupportedFeatureError(f"the CuPy backend cannot translate a step statement "
                                           f"'{type(s).__name__}'")
 
+    def _prune(self, reads: Callable[[list[Rate]], set[str]]) -> None:
+        """Drop what nothing reads, from the last stage back: a stage's starting value of a state
+        the stage does not read (`reads`: the states a stage computing these rates reads), then a
+        rate no remaining Combine reads. A new value is always read: it is committed."""
+        read: set[Value] = {v for c in self.update.values() for _, v in c.terms}
+        for section in reversed(self.stages):
+            section.rates = [r for r in section.rates if r.target.role == "new" or r.target in read]
+            states = reads(section.rates)
+            section.starts = {x: c for x, c in section.starts.items() if x in states}
+            read |= {v for c in section.starts.values() for _, v in c.terms}
+
     @property
     def last(self) -> int:
         return len(self.stages) - 1
@@ -57,10 +69,6 @@ class StepSections:
         if v.role == "state" and v.stage > 0 and not self.stages[v.stage].starts[v.name].terms:
             return self.stages[v.stage].starts[v.name].base
         return v
-
-    def needed(self, rate: Rate) -> bool:
-        """A rate something reads: a later Combine, or the new value itself (dt folded in)."""
-        return rate.target.role == "new" or rate.target in self.kept
 
     def after(self, s: int) -> list[Combine]:
         """The Combines that follow stage s's rates: the next stage's starting values, or the update."""
