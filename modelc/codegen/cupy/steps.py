@@ -3,7 +3,9 @@
 A stage's kernels compute its Rates; the values the next stage starts from (its Combines) and,
 after the last stage, the update, the Commits and the Records follow in the same kernel (the
 element-wise strategies) or in the same loop body (fused, persistent). Nothing here knows a
-tableau: stage times, starting values, kept rates and the update are the program's statements.
+tableau: stage times, starting values, rates and the update are the program's statements; what
+nothing reads (a stage's value of a state the stage does not read, a rate only such values
+read) is left out.
 """
 from __future__ import annotations
 
