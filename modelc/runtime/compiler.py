@@ -142,20 +142,23 @@ def _check_interface(system, coupling: Coupling) -> None:
 
 def compile_network(populations: "dict[str, Template]", connections: Iterable[tuple[str, str, "float | str"]] = (),
                     method: str = "euler", backend: str = "numpy", dtype: str = "float64",
-                    vector_params: Iterable[str] = (), name: str = "network", description: str = "") -> ModuleType:
+                    vector_params: Iterable[str] = (), name: str = "network", description: str = "",
+                    trainable: Iterable[str] = ()) -> ModuleType:
     """The one generated module of a whole network, compiled once and cached.
 
     populations: {label: node or operator template} (labels prefix every name: "label/op/var");
     connections: (source, target, weight) triples, weight a number (elementwise) or the name of
     a matrix parameter W (n_target, n_source): target += W @ source.
     The cache key covers the structure only (templates, labels, connections, which parameters
-    are vectors, method, backend, dtype): never weight values or population sizes, so the
-    compile time does not depend on N and a network with other weights reuses the module.
+    are vectors, which are trainable, method, backend, dtype): never weight values or population
+    sizes, so the compile time does not depend on N and a network with other weights reuses the
+    module. With trainable parameters the module has grad() beside run().
     """
     populations = dict(populations)
     connections = [tuple(c) for c in connections]
     vector_params = tuple(sorted(vector_params))
-    structure = repr((name, description, list(populations.items()), connections, vector_params))
+    trainable = tuple(sorted(trainable))
+    structure = repr((name, description, list(populations.items()), connections, vector_params, trainable))
     key = cache_key("network\0" + structure, backend, method, dtype)
 
     def build(key: str) -> str:
@@ -165,6 +168,6 @@ def compile_network(populations: "dict[str, Template]", connections: Iterable[tu
             from ..ir import Connection, build_network
         system = build_network(populations, [Connection(s, t, w) for s, t, w in connections], name=name,
                                description=description, vector_params=vector_params)
-        return generate(system, method, backend, dtype, key, __version__)
+        return generate(system, method, backend, dtype, key, __version__, trainable)
 
     return cached_module(key, build)

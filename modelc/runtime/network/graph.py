@@ -163,6 +163,29 @@ class Graph:
                 for key, e in self.edges.items()]
         return out
 
+    def trainables(self) -> dict[str, str]:
+        """{name a user reads the gradient by: the module's parameter} of everything trained:
+        "label/op/var" and "label/weights" (train_params), "source->target" (edges with train="gd")."""
+        names = self._matrix_names()
+        out = {}
+        for node in self.nodes.values():
+            for local in node.train_params:
+                out[f"{node.label}/{local}"] = names[(RECURRENT, node.label)] if local == "weights" else \
+                    f"{node.label}/{local}"
+        out.update({f"{s}->{t}": names[(s, t)] for (s, t), e in self.edges.items() if e.train == "gd"})
+        return out
+
+    def set_trained(self, name: str, value) -> None:
+        """Give a trained parameter (by its name in trainables()) a new value."""
+        if "->" in name:
+            self.edges[tuple(name.split("->"))].weights = value
+            return
+        label, local = name.split("/", 1)
+        if local == "weights":
+            self.nodes[label].weights = value
+        else:
+            self.nodes[label].values[local] = value
+
     def _matrix_names(self) -> dict[tuple[str, str], str]:
         """Readable, identifier-safe, unique names of the weight matrices ("tanh_weights", "a_to_b_weights")."""
         wanted = [((RECURRENT, n.label), f"{n.label}_weights") for n in self.nodes.values() if n.weights is not None]

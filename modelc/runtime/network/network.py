@@ -32,8 +32,10 @@ import numpy as np
 
 from ...errors import InvalidValueError, NetworkBusyError, NonFiniteError
 from ...spec import load
+from ...training import get_loss, loss_and_gradients
 from ..compiler import compile_network
 from ..observer import Observer
+from . import fitting
 from .arguments import records, run_inputs
 from .device import backend_for, dtype_name
 from .graph import Edge, Graph, Node
@@ -261,7 +263,8 @@ class Network:
         if self._compiled is None or self._compiled[0] != signature:
             populations = {label: node.template for label, node in self._graph.nodes.items()}
             module = compile_network(populations, self._graph.connections(), method=method, backend=self.backend,
-                                     dtype=self.dtype, vector_params=vector, name="network")
+                                     dtype=self.dtype, vector_params=vector, name="network",
+                                     trainable=self._graph.trainables().values())
             check_node_values(self._graph, module)
             self._compiled = (signature, module)
         return self._compiled[1]
@@ -322,6 +325,71 @@ class Network:
         recorded = records(self._graph, record_output, record_vars, output)
         result = self._call(module, y0, values, inputs, steps, recorded.names, sampling_steps, verbose, on_nan)
         return recorded.observer(result, self.dt, sampling_steps, self.time, sweep.table())
+
+    # -- fitting (fitting.py) --------------------------------------------------------
+
+    @exclusive
+    def grad(self, inputs, targets, loss: str = "mse", sampling_steps: int = 1) -> tuple[float, dict]:
+        """(loss, {name: gradient}) of loss(obs["out"], targets) for a run from the current state,
+        which stays where it is. Names: "label/op/var" and "label/weights" for train_params,
+        "source->target" for edges made with train="gd"; each gradient has its value's shape.
+        For users who bring their own optimiser (set the new values with set_var)."""
+        module = self.compile()
+        names = fitting.trained_names(self._graph)
+        steps, given, targets, _ = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
+        value, gradients, _ = loss_and_gradients(module, self._states.current(self._graph, module),
+                                                 parameter_values(self._graph), given, self.dt, steps,
+                                                 fitting.output_name(self._graph), targets, get_loss(loss),
+                                                 sampling_steps, self.time)
+        return value, {name: gradients[module_name] for name, module_name in names.items()}
+
+    @exclusive
+    def fit_bptt(self, inputs, targets, optimizer: str = "sgd", optimizer_kwargs: dict | None = None,
+                 loss: str = "mse", loss_kwargs: dict | None = None, lr: float = 1e-3, sampling_steps: int = 1,
+                 update_steps: int = 100, epochs: int = 1, verbose: bool = False) -> Observer:
+        """Fit the trainable parameters by backpropagation through time (the generated adjoint).
+
+        inputs (T, n_in) with targets (T // sampling_steps, n_out): online truncated BPTT, one
+        optimiser step every update_steps steps; the network's state goes on from step to step
+        and is left at the end. A list of trials, or an array (B, T, n_in), with targets
+        (B, T // sampling_steps, n_out): all trials run as one batch, one optimiser step per
+        epoch, every epoch from the current state (which stays). Optimisers: sgd, adam, adamw,
+        rmsprop, adagrad, rprop (torch's rules and defaults, optimizer_kwargs passed on); losses:
+        mse, l1, nll, ce, kld. Returns an Observer with obs["out"] (the last pass), obs["loss"]
+        (one per update) or obs["epoch_loss"] (one per epoch).
+        """
+        module = self.compile()
+        trainer = fitting.Trainer(self._graph, optimizer, lr, optimizer_kwargs)
+        steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
+        y0, t0 = self._states.current(self._graph, module), self.time
+        if batch is None:
+            losses, outputs, final = fitting.bptt_updates(module, trainer, y0, given, targets, steps, self.dt, loss,
+                                                          loss_kwargs, sampling_steps, update_steps, t0)
+            self._states.advance(final, steps)
+            return fitting.observer(self.dt, sampling_steps, t0, outputs, loss=losses)
+        bar = ProgressBar(epochs) if verbose else None
+        try:
+            losses, outputs = fitting.bptt_epochs(module, trainer, y0, given, targets, steps, self.dt, loss,
+                                                  loss_kwargs, sampling_steps, epochs, t0,
+                                                  bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        return fitting.observer(self.dt, sampling_steps, t0, outputs, epoch_loss=losses)
+
+    @exclusive
+    def test(self, inputs, targets, loss: str = "mse", sampling_steps: int = 1) -> tuple[Observer, float]:
+        """Run from the current state (which is left at the end, as run() does) and score the
+        output: (Observer, loss(obs["out"], targets))."""
+        module = self.compile()
+        steps, given, targets, _ = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
+        output = fitting.output_name(self._graph)
+        result = self._call(module, self._states.current(self._graph, module), parameter_values(self._graph), given,
+                            steps, [output], sampling_steps, False, "raise")
+        t0 = self.time
+        self._states.advance(result["final"], steps)
+        value, _ = get_loss(loss)(result[output], np.asarray(targets))
+        return fitting.observer(self.dt, sampling_steps, t0, result[output]), value
 
     def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan) -> dict:
         """One call into the generated run(), with the progress bar and a NonFiniteError for overflow."""

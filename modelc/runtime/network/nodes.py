@@ -112,6 +112,9 @@ def _func_template(activation: str) -> OperatorTemplate:
     return _FUNC_TEMPLATES[activation]
 
 
+TRAINING_RULES = (None, "gd", "rls")  # how an edge's weights are trained: not, by gradients, by RLS
+
+
 def edge(source: Node, target: Node, weights, source_var, target_var, feedback: bool, train, dtype: np.dtype) -> Edge:
     """target's input_var (or target_var) += weights @ source's output_var (or source_var);
     a number c as weights means c times the identity (equal sizes)."""
@@ -123,6 +126,10 @@ def edge(source: Node, target: Node, weights, source_var, target_var, feedback: 
     if t_var is None:
         raise WiringError(f"node '{target.label}' has no input_var to receive the edge", None,
                           "pass input_var= to add_diffeq_node or target_var= to add_edge")
+    if train not in TRAINING_RULES:
+        raise InvalidValueError(f"train must be one of {', '.join(map(repr, TRAINING_RULES))}, got {train!r}", None,
+                                did_you_mean(str(train), [r for r in TRAINING_RULES if r]) or
+                                '"gd": by gradient descent (fit_bptt); "rls": by recursive least squares (fit_rls)')
     name, expected = f"{source.label} -> {target.label}", (target.n, source.n)
     if np.ndim(weights) == 0:
         if source.n != target.n:

@@ -1,0 +1,116 @@
+"""Fitting a Network by gradients (RectiPy's fit_bptt, test and grad), on the generated grad().
+
+The loops live here; losses, optimisers and one loss-and-gradient call live in modelc.training,
+which works on the generated module alone. What is trained is what the graph names: node
+train_params ("label/op/var", "label/weights") and edges made with train="gd" ("source->target").
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from ...errors import InvalidValueError, ShapeError, WiringError
+from ...training import get_loss, get_optimizer, loss_and_gradients
+from ..observer import Observer
+from .arguments import run_inputs
+from .graph import Graph
+from .variables import parameter_values
+
+
+def trained_names(graph: Graph) -> dict[str, str]:
+    """{gradient name: module parameter}, or a clear error when nothing is trainable."""
+    names = graph.trainables()
+    if not names:
+        raise WiringError("nothing in the network is trainable", None,
+                          'name parameters with add_diffeq_node(..., train_params=["weights", "li_op/tau"]) or '
+                          'train an edge with add_edge(..., train="gd")')
+    return names
+
+
+def output_name(graph: Graph) -> str:
+    label = graph.output_label()
+    return f"{label}/{graph.node(label).output_var}"
+
+
+def trials(graph: Graph, module: ModuleType, inputs, targets, dtype) -> tuple[int, dict, np.ndarray, int | None]:
+    """(steps, module inputs, targets as records, batch) of fit_bptt/test's inputs: one sequence
+    (T, n_in) with targets (T // sampling_steps, n_out), or trials — a list of sequences or an
+    array (B, T, n_in) with targets (B, T // sampling_steps, n_out) — run as one batch."""
+    batched = isinstance(inputs, (list, tuple)) or (isinstance(inputs, np.ndarray) and inputs.ndim == 3)
+    if not batched:
+        steps, given = run_inputs(graph, module, inputs, None, batch=None, dtype=dtype)
+        return steps, given, np.asarray(targets), None
+    inputs, targets = np.stack([np.asarray(x, dtype=dtype) for x in inputs]), np.asarray(targets)
+    if len(targets) != len(inputs):
+        raise ShapeError(f"{len(inputs)} trials of inputs but {len(targets)} of targets")
+    steps, given = run_inputs(graph, module, np.swapaxes(inputs, 0, 1), None, batch=len(inputs), dtype=dtype)
+    return steps, given, np.swapaxes(targets, 0, 1), len(inputs)
+
+
+class Trainer:
+    """The values being trained (the module's parameters) and the optimiser stepping them."""
+
+    def __init__(self, graph: Graph, optimizer: str, lr: float, optimizer_kwargs: dict | None):
+        self.graph = graph
+        self.names = trained_names(graph)
+        self.params = parameter_values(graph)
+        for module_name in self.names.values():  # copies: the user's arrays are never changed in place
+            value = self.params[module_name]
+            self.params[module_name] = np.array(value) if np.ndim(value) else float(value)
+        self.optimizer = get_optimizer(optimizer, lr, **(optimizer_kwargs or {}))
+
+    def step(self, gradients: dict) -> None:
+        """One optimiser step, written back into the graph (set_var/get_var see the new values)."""
+        self.optimizer.step(self.params, {m: gradients[m] for m in self.names.values()})
+        for name, module_name in self.names.items():
+            self.graph.set_trained(name, self.params[module_name])
+
+
+def bptt_updates(module, trainer: Trainer, y0: dict, inputs: dict, targets, steps: int, dt: float,
+                 loss_name: str, loss_kwargs, sampling_steps: int, update_steps: int, t0: float):
+    """Online truncated BPTT over one sequence: a step of the optimiser every update_steps steps,
+    the state carried on (the gradient stops at each update). Returns (losses, outputs, final)."""
+    loss = _loss(loss_name, loss_kwargs)
+    if update_steps % sampling_steps:
+        raise InvalidValueError(f"update_steps ({update_steps}) must be a multiple of sampling_steps ({sampling_steps})")
+    output, losses, outputs = output_name(trainer.graph), [], []
+    for start in range(0, steps, update_steps):
+        stop = min(start + update_steps, steps)
+        window = {name: value[start:stop] if np.ndim(value) else value for name, value in inputs.items()}
+        rows = targets[start // sampling_steps:stop // sampling_steps]
+        value, gradients, result = loss_and_gradients(module, y0, trainer.params, window, dt, stop - start, output,
+                                                      rows, loss, sampling_steps, t0 + start * dt)
+        trainer.step(gradients)
+        losses.append(value)
+        outputs.append(result[output])
+        y0 = result["final"]
+    return np.array(losses), np.concatenate(outputs), y0
+
+
+def bptt_epochs(module, trainer: Trainer, y0: dict, inputs: dict, targets, steps: int, dt: float,
+                loss_name: str, loss_kwargs, sampling_steps: int, epochs: int, t0: float, progress=None):
+    """Epochs over all trials as one batch: one optimiser step per epoch, every epoch from y0."""
+    loss = _loss(loss_name, loss_kwargs)
+    output, losses = output_name(trainer.graph), []
+    for epoch in range(int(epochs)):
+        value, gradients, result = loss_and_gradients(module, y0, trainer.params, inputs, dt, steps, output,
+                                                      targets, loss, sampling_steps, t0)
+        trainer.step(gradients)
+        losses.append(value)
+        if progress is not None:
+            progress(epoch + 1, value)
+    return np.array(losses), result[output]
+
+
+def observer(dt: float, sampling_steps: int, t0: float, outputs: np.ndarray, **series) -> Observer:
+    """The Observer of a fit: obs["out"] (batch axis second for trials) and per-update series."""
+    records = {"out": outputs, **{key: np.asarray(value) for key, value in series.items()}}
+    times = t0 + np.arange(1, len(outputs) + 1) * sampling_steps * dt
+    return Observer(dt, sampling_steps, records, times)
+
+
+def _loss(name: str, kwargs):
+    if kwargs:
+        raise InvalidValueError(f"loss '{name}' takes no loss_kwargs, got {sorted(kwargs)}")
+    return get_loss(name)

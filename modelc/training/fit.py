@@ -1,0 +1,30 @@
+"""One gradient of a loss through a generated module: run() for the predictions, the loss's
+gradient as the cotangent of the recorded output, grad() for the rest."""
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from ..errors import ShapeError, UnsupportedFeatureError
+from .losses import Loss
+
+
+def loss_and_gradients(module: ModuleType, y0: dict, params: dict, inputs: dict, dt: float, steps: int,
+                       output: str, targets, loss: Loss, sampling_steps: int = 1, t0: float = 0.0):
+    """(loss value, {parameter: gradient}, run()'s result) of loss(record of output, targets).
+
+    targets have the shape of the output's record, (steps // sampling_steps, ..., n)."""
+    if output not in module.STATES:
+        raise UnsupportedFeatureError(f"gradients of '{output}', a computed variable, are not generated yet", None,
+                                      "train on a state as the output (a diff-eq node's output_var)")
+    result = module.run(y0, params, inputs, dt, steps, record=[output], sampling_steps=sampling_steps, t0=t0)
+    predictions = result[output]
+    targets = np.asarray(targets)
+    if np.issubdtype(targets.dtype, np.floating):
+        targets = targets.astype(predictions.dtype, copy=False)
+    if targets.shape != predictions.shape and targets.shape != predictions.shape[:-1]:
+        raise ShapeError(f"targets must have the shape of the output's record {predictions.shape}, got {targets.shape}")
+    value, cotangent = loss(predictions, targets)
+    gradients = module.grad(y0, params, inputs, dt, steps, {output: cotangent}, sampling_steps=sampling_steps, t0=t0)
+    return value, gradients["params"], result
