@@ -14,10 +14,14 @@ run: `pytest -m fuzz` (2000 examples per test, see conftest.py) or
 """
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
+import tempfile
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy
 import yaml
@@ -26,11 +30,14 @@ from hypothesis import strategies as st
 from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom
 
+import modelc
 from modelc.codegen.generate import generate
+from modelc.codegen.options import DTYPES, METHODS
 from modelc.equations import Exprel, PopMean, PopSum, parse_equation, parse_expression, symbol
 from modelc.errors import EquationSyntaxError, ModelcError
-from modelc.ir import build_system
+from modelc.ir import System, build_system
 from modelc.resources import resource_dir
+from modelc.runtime import compiler as _compiler
 from modelc.spec import Library
 
 pytestmark = pytest.mark.fuzz
@@ -265,20 +272,25 @@ def mutated_model_files(draw):
     return name, text
 
 
-def front_end(folder: Path, name: str, text: str, codegen: bool = True) -> None:
-    """Load a model file, build every template and generate code for the last one that builds."""
+def front_end(folder: Path, name: str, text: str, codegen: bool = True) -> list[tuple[str, System]]:
+    """Load a model file, build every template and generate code for the last one that builds.
+
+    Returns (template name, System) for every template the front end accepts, as `modelc check`
+    does (library.get, then build_system)."""
     path = folder / f"{name}.yaml"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
     library = Library()
     built = None
+    accepted = []
     try:
         data = library.load_file(path)
     except ModelcError as error:
         event(f"file rejected: {error.code}")
-        return
+        return accepted
     for template_name in list(data):
         try:
             built = build_system(library.get(f"{path}:{template_name}"))
+            accepted.append((str(template_name), built))
             event("a template built")
         except ModelcError as error:
             event(f"template rejected: {error.code}")
@@ -288,6 +300,7 @@ def front_end(folder: Path, name: str, text: str, codegen: bool = True) -> None:
             event("code generated")
         except ModelcError as error:
             event(f"codegen rejected: {error.code}")
+    return accepted
 
 
 @pytest.fixture(scope="module")
@@ -371,3 +384,197 @@ def test_random_yaml_structures_only_raise_modelc_errors(structure, scratch):
     except yaml.YAMLError:
         assume(False)
     front_end(scratch, "structure", text)
+
+
+# --- (d) whatever the front end accepts compiles and runs ------------------------------------
+# `modelc check` accepting a template promises that compile_model builds it and that the module
+# runs: the only exception allowed anywhere on the way is a ModelcError (the generated module's
+# own error classes are modelc's when it is loaded through modelc) — never a NameError from a
+# bare `inf` in the code, an OverflowError from folding a constant, a RecursionError, ...
+# Each example compiles into its own temporary cache folder (removed after it), so a long run
+# neither fills the disk nor keeps thousands of modules in memory.
+
+RUN_STEPS = 4
+
+
+@contextlib.contextmanager
+def private_cache():
+    """MODELC_CACHE_DIR set to a fresh folder for one example; the folder and the modules loaded
+    from it are gone afterwards."""
+    old = os.environ.get("MODELC_CACHE_DIR")
+    loaded = getattr(_compiler, "_loaded", None)
+    before = set(loaded) if isinstance(loaded, dict) else set()
+    with tempfile.TemporaryDirectory(prefix="modelc-fuzz-cache-") as folder:
+        os.environ["MODELC_CACHE_DIR"] = folder
+        try:
+            yield Path(folder)
+        finally:
+            if old is None:
+                os.environ.pop("MODELC_CACHE_DIR", None)
+            else:
+                os.environ["MODELC_CACHE_DIR"] = old
+            if isinstance(loaded, dict):
+                for key in set(loaded) - before:
+                    loaded.pop(key, None)
+
+
+def _has_population_terms(system: System) -> bool:
+    """Whether a unit's value depends on the other units (mean/sum over the population)."""
+    exprs = list(system.derivatives.values()) + [expr for _, expr in system.algebraics]
+    return any(expr.has(PopMean, PopSum) for expr in exprs)
+
+
+def run_module(module, n: int, seed: int, sampling_steps: int = 1):
+    """Run a generated module RUN_STEPS steps on n units: default parameters (vector ones as one
+    value per unit, weight matrices random), random inputs (RUN_STEPS, n), every output recorded.
+    Returns run's result, or None when the module refuses the run with a ModelcError."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in module.PARAM_SHAPES.items():
+        if shape == "matrix":
+            params[name] = rng.standard_normal((n, n)) / n
+        elif shape == "vector":
+            params[name] = np.full(n, module.PARAMS[name])
+    inputs = {name: rng.standard_normal((RUN_STEPS, n)) for name in module.INPUTS}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            result = module.run(module.initial_state(n), params=params, inputs=inputs, steps=RUN_STEPS,
+                                record=list(module.OUTPUTS), sampling_steps=sampling_steps, on_nan="ignore")
+        except ModelcError as error:  # the module's own errors are modelc's (see modelc.runtime.cache)
+            event(f"run refused: {error.code}")
+            return None
+    event("ran")
+    return result
+
+
+def _same_numbers(a, b, dtype: str) -> bool:
+    """a and b agree: the same NaN and infinities, close finite values (rounding may differ
+    between the single-unit float path and NumPy)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+        return False
+    finite = np.isfinite(a) & np.isfinite(b) & (np.abs(a) < 1e12) & (np.abs(b) < 1e12)
+    rtol = 1e-3 if dtype == "float32" else 1e-6
+    return bool(np.allclose(a[finite], b[finite], rtol=rtol, atol=rtol))
+
+
+def compile_and_run(data, path: Path, accepted: list[tuple[str, System]]) -> None:
+    """Compile every accepted template (random scheme, dtype, vector parameters, maybe a coupling)
+    and run it on 1 and on 3 units."""
+    method = data.draw(st.sampled_from(METHODS), label="method")
+    dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    sampling_steps = data.draw(st.sampled_from([1, 1, 2, RUN_STEPS + 1]), label="sampling_steps")
+    for name, system in accepted:
+        vector = data.draw(st.lists(st.sampled_from(sorted(system.params)), unique=True, max_size=2)
+                           if system.params else st.just([]), label=f"vector_params of {name}")
+        coupling = None
+        if system.inputs and system.outputs and data.draw(st.booleans(), label=f"couple {name}"):
+            coupling = {"source_var": data.draw(st.sampled_from(system.outputs), label="source_var"),
+                        "target_var": data.draw(st.sampled_from(sorted(system.inputs)), label="target_var")}
+        try:
+            module = modelc.compile_model(f"{path}:{name}", method=method, backend="numpy", dtype=dtype,
+                                          coupling=coupling, vector_params=vector)
+        except ModelcError as error:
+            # `check` accepted it: only a coupling or vector parameter that does not fit may fail here
+            event(f"compile refused{' (options)' if coupling or vector else ''}: {error.code}")
+            continue
+        event("compiled")
+        one, three = (run_module(module, n, seed, sampling_steps) for n in (1, 3))
+        if one is None or three is None or coupling or _has_population_terms(system):
+            continue
+        # with no coupling between units, unit 0 of three runs as a single unit (the float path)
+        # would, given the same inputs
+        single = run_module_first_unit_of(module, seed, sampling_steps)
+        if single is None:
+            continue
+        for key in three:
+            if key != "final":
+                assert _same_numbers(three[key][..., :1], single[key], dtype), \
+                    f"{name} ({method}, {dtype}): '{key}' of unit 0 of 3 units {three[key][..., 0]} " \
+                    f"!= the same unit run alone {single[key][..., 0]}"
+
+
+def run_module_first_unit_of(module, seed: int, sampling_steps: int):
+    """run_module on one unit that sees the inputs unit 0 of run_module(module, 3, seed) saw."""
+    rng = np.random.default_rng(seed)
+    for name, shape in module.PARAM_SHAPES.items():
+        if shape == "matrix":
+            rng.standard_normal((3, 3))
+    inputs = {name: rng.standard_normal((RUN_STEPS, 3))[:, :1] for name in module.INPUTS}
+    params = {name: np.full(1, module.PARAMS[name]) for name, shape in module.PARAM_SHAPES.items()
+              if shape == "vector"}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            return module.run(module.initial_state(1), params=params, inputs=inputs, steps=RUN_STEPS,
+                              record=list(module.OUTPUTS), sampling_steps=sampling_steps, on_nan="ignore")
+        except ModelcError:
+            return None
+
+
+def _names_in(tree) -> set[str]:
+    if tree[0] == "name":
+        return {tree[1]}
+    return set().union(*(_names_in(child) for child in tree[1:] if isinstance(child, tuple)),
+                       *(_names_in(child) for child in (tree[2] if tree[0] == "call" else ())))
+
+
+VALUES = st.sampled_from(["0.0", "1.0", "-1.5", "2", "0.001", "100.0", "-0", "3e-300", "1e300", ".5"])
+
+
+@st.composite
+def tree_models(draw):
+    """A model file whose equations are random expression trees: x' = tree, maybe v' = tree and
+    y = tree, every other name a parameter or an input; an operator, maybe in a node and a circuit."""
+    power, space = draw(st.sampled_from(["^", "**"])), draw(st.sampled_from([" ", ""]))
+    targets = [("x", "x' = ", "output")]
+    if draw(st.booleans()):
+        targets.append(("v", "dv/dt = ", "variable"))
+    if draw(st.booleans()):
+        targets.append(("y", "y = ", "variable"))
+    equations, used = [], set()
+    for _, prefix, _ in targets:
+        tree = draw(TREES)
+        equations.append(prefix + show(tree, draw(st.booleans()), power, space))
+        used |= _names_in(tree)
+    variables = {target: f"{kind}({draw(VALUES)})" for target, _, kind in targets}
+    for name in sorted(used - set(variables) - {"t", "pi"}):
+        variables[name] = draw(st.one_of(VALUES.map(float), VALUES.map(lambda v: f"input({v})")))
+    files = {"o": {"base": "OperatorTemplate", "equations": equations, "variables": variables}}
+    inputs = [name for name, value in variables.items() if isinstance(value, str) and value.startswith("input")]
+    if draw(st.booleans()):
+        files["n"] = {"base": "NodeTemplate", "operators": ["o"]}
+        edges = [["a/o/x", f"b/o/{draw(st.sampled_from(inputs))}", None, {"weight": draw(VALUES.map(float))}]] \
+            if inputs else []
+        files["c"] = {"base": "CircuitTemplate", "nodes": {"a": "n", "b": "n"}, "edges": edges}
+    return yaml.safe_dump(files, sort_keys=False)
+
+
+@fuzz(8)
+@given(text=tree_models(), data=st.data())
+def test_models_of_random_expressions_compile_and_run(text, data, scratch):
+    accepted = front_end(scratch, "expressions", text, codegen=False)
+    with private_cache():
+        compile_and_run(data, scratch / "expressions.yaml", accepted)
+
+
+@fuzz(3)
+@given(case=mutated_model_files(), data=st.data())
+def test_mutated_model_files_that_check_accepts_compile_and_run(case, data, scratch):
+    accepted = front_end(scratch, *case, codegen=False)
+    with private_cache():
+        compile_and_run(data, scratch / f"{case[0]}.yaml", accepted)
+
+
+@fuzz(4)
+@given(structure=yaml_structures(), data=st.data())
+def test_random_yaml_structures_that_check_accepts_compile_and_run(structure, data, scratch):
+    try:
+        text = yaml.safe_dump(structure, allow_unicode=True, sort_keys=False)
+    except yaml.YAMLError:
+        assume(False)
+    accepted = front_end(scratch, "structure_run", text, codegen=False)
+    with private_cache():
+        compile_and_run(data, scratch / "structure_run.yaml", accepted)
