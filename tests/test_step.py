@@ -22,7 +22,7 @@ from modelc.codegen.numpy.arrays import TEMPLATES
 from modelc.codegen.options import METHODS
 from modelc.codegen.plan import make_plan
 from modelc.codegen.schemes import ExplicitRungeKutta, get_scheme
-from modelc.codegen.step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, make_step_program
+from modelc.codegen.step import Combine, Evaluate, Product, Rate, Stage, make_step_program
 from modelc.codegen.templating import declared_names, environment
 from modelc.errors import UnsupportedFeatureError
 from modelc.ir import Connection, build_system

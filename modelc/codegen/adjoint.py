@@ -123,14 +123,14 @@ def _readers(program: StepProgram, differentiable: set[str]) -> dict:
 
     def expression(reader: Value, expr: sympy.Expr, k: int) -> None:
         bindings = program.bindings(k)
-        for symbol in sorted(expr.free_symbols, key=lambda x: x.name):
-            factor = sympy.diff(expr, symbol)
+        for x in sorted(expr.free_symbols, key=lambda x: x.name):
+            factor = sympy.diff(expr, x)
             if factor == 0:
                 continue
-            if symbol.name in bindings:
-                add(bindings[symbol.name], Term(reader, factor, k))
-            elif symbol.name in differentiable:
-                add(symbol.name, Term(reader, factor, k))
+            if x.name in bindings:
+                add(bindings[x.name], Term(reader, factor, k))
+            elif x.name in differentiable:
+                add(x.name, Term(reader, factor, k))
 
     for s in program.statements:
         if isinstance(s, Combine):

@@ -148,7 +148,37 @@ class StepProgram:
 def make_step_program(plan: Plan) -> StepProgram:
     program = StepProgram(plan)
     plan.scheme.steps(_Builder(program))
+    _drop_unread(program)
     return program
+
+
+def _drop_unread(program: StepProgram) -> None:
+    """Drop every statement whose value nothing reads, from the end back: a stage's value of a
+    state no evaluation of the stage reads, then the rates only such values read. (A new value
+    is always read: it is committed.)"""
+    live: set[Value] = set()
+    kept = []
+    for s in reversed(program.statements):
+        target = getattr(s, "target", None)
+        if target is not None and target.role != "new" and target not in live:
+            continue
+        live |= _values_read(program, s)
+        kept.append(s)
+    program.statements = kept[::-1]
+
+
+def _values_read(program: StepProgram, s) -> set[Value]:
+    if isinstance(s, Combine):
+        return {s.base} | {v for _, v in s.terms}
+    if isinstance(s, (Commit, Record)):
+        return {s.value}
+    if isinstance(s, Rate):
+        return ({s.state} if s.linear != 0 else set()) | set(s.products) | ({s.rest} if s.rest else set())
+    if isinstance(s, (Evaluate, Product)):
+        bindings = program.bindings(s.stage)
+        expr = s.expr if isinstance(s, Evaluate) else s.coupling.source
+        return {bindings[x.name] for x in expr.free_symbols if x.name in bindings}
+    return set()
 
 
 class _Builder:

@@ -119,7 +119,7 @@ class LoopKernels:
         for b in barriers:
             ident, slot = w.ident(b.name), slots[b.name]
             if b.kind in ("mean", "sum"):
-                lines += [f"for (long long mc_h = mc_T / 2; mc_h > 0; mc_h /= 2) {{",
+                lines += ["for (long long mc_h = mc_T / 2; mc_h > 0; mc_h /= 2) {",
                           f"    if (mc_tid < mc_h) mc_smem[{slot} * mc_T + mc_tid] += "
                           f"mc_smem[{slot} * mc_T + mc_tid + mc_h];",
                           "    MODELC_SYNC();",

@@ -57,7 +57,7 @@ class CuPyModule:
         self.system, self.plan, self.dtype = system, plan, dtype
         program = make_step_program(plan)
         self.layout = layout = Layout(system, plan, program)
-        self.steps = StepSections(program, layout.stage_reads)
+        self.steps = StepSections(program)
         self.groups = layout.groups
         generated = list(layout.hoisted) + [n for n in layout.stage.defs if n not in system.outputs] + \
             list(layout.stage.barriers) + list(layout.observe.barriers)

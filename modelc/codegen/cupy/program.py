@@ -160,13 +160,14 @@ class Layout:
 
         for name, expr in plan.algebraics:
             prog.defs[name] = fix(expr)
-        rests = {s.target.name: s.expr for s in step.statements
-                 if isinstance(s, Evaluate) and s.target.role == "rest" and s.stage == 0}
+        rests = {s.target: s.expr for s in step.statements if isinstance(s, Evaluate) and s.target.role == "rest"}
         drives = {s.name: s.drive for s in plan.states}   # the program only says that a rate adds its drive
-        for rate in (s for s in step.statements if isinstance(s, Rate) and s.stage == 0):
+        for rate in (s for s in step.statements if isinstance(s, Rate)):  # (the same in every stage it is in)
             name = rate.state.name
+            if name in prog.rates:
+                continue
             prog.rates[name] = RateTerms(name, rate.linear, [alias.get(p.name, p.name) for p in rate.products],
-                                         fix(rests[name]) if rate.rest else sympy.Integer(0),
+                                         fix(rests[rate.rest]) if rate.rest else sympy.Integer(0),
                                          fix(drives[name]) if rate.drive else sympy.Integer(0),
                                          rate.linear != 0 or rate.target.role == "new")
         return prog
@@ -288,13 +289,6 @@ class Layout:
     def outputs_of(self, g: int, level: int) -> list[str]:
         return [n for n in self.observe.outputs
                 if self.def_group[("observe", n)] == g and self.observe.level[n] == level]
-
-    def stage_reads(self, rates: Iterable[Rate]) -> set[str]:
-        """The states a stage reads that computes these rates (and, as every stage does, every
-        barrier's argument)."""
-        prog = self.stage
-        _, base = prog.closure(prog.rate_reads(rates) + [b.arg for b in prog.barriers.values()])
-        return {n for n in base if n in self.system.states}
 
     @property
     def has_barriers(self) -> bool:

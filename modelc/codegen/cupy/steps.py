@@ -3,14 +3,12 @@
 A stage's kernels compute its Rates; the values the next stage starts from (its Combines) and,
 after the last stage, the update, the Commits and the Records follow in the same kernel (the
 element-wise strategies) or in the same loop body (fused, persistent). Nothing here knows a
-tableau: stage times, starting values, rates and the update are the program's statements; what
-nothing reads (a stage's value of a state the stage does not read, a rate only such values
-read) is left out.
+tableau: stage times, starting values, rates and the update are the program's statements (which
+already leaves out what nothing reads).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ...errors import UnsupportedFeatureError
 from ..step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, StepProgram, Value
@@ -27,14 +25,13 @@ class StepSections:
     """The statements of one step by stage, less the values nothing reads; evaluations and
     products are the stage program's (program.py), computed where the kernels' levels say."""
 
-    def __init__(self, program: StepProgram, reads: Callable[[list[Rate]], set[str]]):
+    def __init__(self, program: StepProgram):
         self.stages: list[StageSection] = []
         self.update: dict[str, Combine] = {}      # x_new = x + dt * sum(b_j k_j); none when dt is folded in
         self.commits: list[Commit] = []
         self.records: list[Record] = []
         for s in program.statements:
             self._add(s)
-        self._prune(reads)
 
     def _add(self, s) -> None:
         if isinstance(s, Stage):
@@ -50,17 +47,6 @@ class StepSections:
         elif not isinstance(s, (Evaluate, Product)):
             raise UnsupportedFeatureError(f"the CuPy backend cannot translate a step statement "
                                           f"'{type(s).__name__}'")
-
-    def _prune(self, reads: Callable[[list[Rate]], set[str]]) -> None:
-        """Drop what nothing reads, from the last stage back: a stage's starting value of a state
-        the stage does not read (`reads`: the states a stage computing these rates reads), then a
-        rate no remaining Combine reads. A new value is always read: it is committed."""
-        read: set[Value] = {v for c in self.update.values() for _, v in c.terms}
-        for section in reversed(self.stages):
-            section.rates = [r for r in section.rates if r.target.role == "new" or r.target in read]
-            states = reads(section.rates)
-            section.starts = {x: c for x, c in section.starts.items() if x in states}
-            read |= {v for c in section.starts.values() for _, v in c.terms}
 
     @property
     def last(self) -> int:

@@ -238,10 +238,11 @@ class NumPyModule:
             if s.linear == 1:
                 return self.sum_into(target, None, [x] + terms)
             return self.sum_into(target, (x, self.code(s.linear, names)), terms)
-        # Start from the state itself (times 0 when it has no linear term) unless a product does:
-        # either has the full (batch..., n) shape, which the stage values built from the rate need.
-        scaled = (x, self.code(s.linear, names)) if s.linear != 0 or not s.products else None
-        return self.sum_into(target, scaled, terms)
+        # Start from the state (times 0 when it has no linear term: the step's own, the same shape)
+        # unless a product does: either has the full (batch..., n) shape the stage values need.
+        if s.linear == 0 and not s.products:
+            return self.sum_into(target, (self.value(Value(s.state.name, "state", 0)), "0"), terms)
+        return self.sum_into(target, (x, self.code(s.linear, names)) if s.linear != 0 else None, terms)
 
     def commit(self, s: Commit) -> list[str]:
         return [f"{self.ident(s.state)} = {self.value(s.value)}"]
