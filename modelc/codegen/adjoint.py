@@ -123,8 +123,10 @@ def _readers(program: StepProgram, differentiable: set[str]) -> dict:
 
     def expression(reader: Value, expr: sympy.Expr, k: int) -> None:
         bindings = program.bindings(k)
+        # d tanh(v)/dv = 1 - tanh(v)^2 reads the value the forward step computed: 1 - r^2
+        computed = {expr: symbol(reader.name)} if reader.role == "algebraic" and not expr.is_Atom else {}
         for x in sorted(expr.free_symbols, key=lambda x: x.name):
-            factor = sympy.diff(expr, x)
+            factor = sympy.diff(expr, x).xreplace(computed)
             if factor == 0:
                 continue
             if x.name in bindings:

@@ -156,15 +156,17 @@ class NumPyModule:
 
     # -- run: one step -------------------------------------------------------------------
 
+    def step_inputs(self) -> list[str]:
+        """This step's input values and time, as the step's expressions read them."""
+        reads = self.program.reads()
+        lines = [f"{self.ident(n)} = {self.derived('*_w', n)}[i]" for n in self.system.inputs if n in reads]
+        return lines + (["t = t0 + (start + i) * dt"] if TIME.name in reads else [])
+
     def step_lines(self) -> list[str]:
         """One integration step: the step program's statements, each printed as array code."""
-        program = self.program
-        reads = program.reads()
-        lines = [f"{self.ident(n)} = {self.derived('*_w', n)}[i]" for n in self.system.inputs if n in reads]
-        if TIME.name in reads:
-            lines.append("t = t0 + (start + i) * dt")
+        lines = self.step_inputs()
         new_values_started = False
-        for s in program.statements:
+        for s in self.program.statements:
             if getattr(s, "target", Value("", "")).role == "new" and not new_values_started:
                 new_values_started = True
                 lines += self.new_value_buffers()

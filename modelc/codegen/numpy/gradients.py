@@ -11,7 +11,7 @@ import sympy
 from ...equations import TIME, symbol
 from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseStep, Term, WeightAdjoint
 from ..printers import NumPyPrinter
-from ..step import Commit, Record, Value
+from ..step import Commit, Record, Stage, Value
 from .arrays import NumPyModule
 
 
@@ -49,6 +49,27 @@ class GradientModule(NumPyModule):
             self._adjoints[v] = self.namer.fresh("lam_" + (self.value(v) if isinstance(v, Value) else self.ident(v)))
         return self._adjoints[v]
 
+    def kept_values(self) -> list[tuple[str, str]]:
+        """(value, its list over the segment's steps) for every forward value the reverse step
+        reads: kept while the segment is integrated again, so no step is computed a third time.
+        (The step's own states come from the segment's states; inputs and times are re-read.)"""
+        read = []
+        for s in self.reverse.statements:
+            terms = s.terms if isinstance(s, (Adjoint, ParamAdjoint)) else ()
+            for t in terms:
+                bindings = self.program.bindings(t.stage)
+                read += [bindings[x.name] for x in sorted(t.factor.free_symbols, key=lambda x: x.name)
+                         if x.name in bindings]
+            if isinstance(s, WeightAdjoint):
+                read.append(s.source)
+        kept = [v for v in dict.fromkeys(read) if not (v.role == "state" and v.stage == 0) and v.role != "time"]
+        return [(self.value(v), self.derived("kept_*", self.value(v))) for v in kept]
+
+    def time_lines(self) -> list[str]:
+        """The stage times the reverse step's factors may read."""
+        return [line for s in self.program.statements if isinstance(s, Stage) for line in self.stage(s)
+                if not line.startswith("#")]
+
     def reverse_lines(self) -> list[str]:
         lines = []
         for s in self.reverse.statements:
@@ -59,9 +80,9 @@ class GradientModule(NumPyModule):
             elif isinstance(s, DriveAdjoint):  # (in reverse order of the steps)
                 total = " + ".join(self.adjoint(v) for v in s.values)
                 lines.append(f"{self.derived('lam_drive_*', s.state)}.append({total})")
-            elif isinstance(s, WeightAdjoint):  # the source's buffer is reused by the next step: a copy
+            elif isinstance(s, WeightAdjoint):  # (the source is a kept copy, or a row of the segment's states)
                 lines += [f"{self.derived('lam_seq_*', s.coupling.name)}.append({self.adjoint(s.product)})",
-                          f"{self.derived('source_seq_*', s.coupling.name)}.append({self.value(s.source)}.copy())"]
+                          f"{self.derived('source_seq_*', s.coupling.name)}.append({self.value(s.source)})"]
         return lines
 
     def terms(self, terms: tuple[Term, ...]) -> str:
