@@ -209,3 +209,14 @@ def test_the_cupy_backend_says_it_has_no_gradients_yet():
 
 def test_a_module_without_trainables_has_no_grad(tmp_path):
     assert not hasattr(_module(generate(build_system(load(SEED)), "euler"), tmp_path, "plain"), "grad")
+
+
+def test_compile_model_takes_the_trainables_into_its_cache_key():
+    import modelc
+    coupling = dict(source_var="tanh_op/r", target_var="li_op/r_in")
+    plain = modelc.compile_model(SEED, coupling=coupling)
+    trained = modelc.compile_model(SEED, coupling=coupling, trainable=["weights"])
+    assert not hasattr(plain, "grad") and plain.KEY != trained.KEY
+    result = trained.grad({"li_op/v": np.zeros(2)}, {"weights": np.eye(2)}, {"li_op/I_ext": np.ones((4, 2))}, 0.1, 4,
+                          {"li_op/v": np.ones((4, 2))})
+    assert set(result["params"]) == {"weights"} and result["params"]["weights"].shape == (2, 2)

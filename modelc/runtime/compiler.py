@@ -78,29 +78,36 @@ def cached_module(key: str, build_source: BuildSource) -> ModuleType:
 
 def compile_model(template: "str | Template", method: str = "euler", backend: str = "numpy",
                   dtype: str = "float64", coupling: "Coupling | dict | None" = None,
-                  vector_params: Iterable[str] = (), library: Library | None = None) -> ModuleType:
+                  vector_params: Iterable[str] = (), library: Library | None = None,
+                  trainable: Iterable[str] = ()) -> ModuleType:
     """The generated module of a template (a path or a loaded template), compiled once and cached.
 
     With `coupling`, the node becomes a population with recurrent weights: the parameter
-    "weights" (n, n) couples source_var into target_var as target = weights @ source.
+    "weights" (n, n) couples source_var into target_var as target = weights @ source. With
+    `trainable` parameters, the module has grad() beside run() (the generated backward pass).
     """
-    return cached_module(*_model_build(template, method, backend, dtype, coupling, vector_params, library))
+    return cached_module(*_model_build(template, method, backend, dtype, coupling, vector_params, library,
+                                       trainable))
 
 
 def compile_source(template: "str | Template", method: str = "euler", backend: str = "numpy",
                    dtype: str = "float64", coupling: "Coupling | dict | None" = None,
-                   vector_params: Iterable[str] = (), library: Library | None = None) -> str:
+                   vector_params: Iterable[str] = (), library: Library | None = None,
+                   trainable: Iterable[str] = ()) -> str:
     """The source text of compile_model's module, without importing it (so backend="cupy" needs
     no CuPy here). It is the cache entry as stored: its last line is a checksum of the rest."""
-    return cached_source(*_model_build(template, method, backend, dtype, coupling, vector_params, library))[1]
+    return cached_source(*_model_build(template, method, backend, dtype, coupling, vector_params, library,
+                                       trainable))[1]
 
 
-def _model_build(template, method, backend, dtype, coupling, vector_params, library) -> tuple[str, BuildSource]:
+def _model_build(template, method, backend, dtype, coupling, vector_params, library,
+                 trainable) -> tuple[str, BuildSource]:
     """The cache key of one template's module and the function that generates it."""
     template = load(template, library)
     coupling = _as_coupling(coupling)
     vector_params = tuple(sorted(vector_params))
-    key = cache_key(repr((template, coupling, vector_params)), backend, method, dtype)
+    trainable = tuple(sorted(trainable))
+    key = cache_key(repr((template, coupling, vector_params, trainable)), backend, method, dtype)
 
     def build(key: str) -> str:
         # Late: a cache hit must not import SymPy, lark or Jinja (see the module docstring).
@@ -115,7 +122,7 @@ def _model_build(template, method, backend, dtype, coupling, vector_params, libr
         system = build_system(template, connections, vector_params=vector_params)
         if coupling is not None:
             _check_interface(system, coupling)
-        return generate(system, method, backend, dtype, key, __version__)
+        return generate(system, method, backend, dtype, key, __version__, trainable)
 
     return key, build
 
