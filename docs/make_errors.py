@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from error_cases import CASES, SEED, UNCOVERED, Case  # noqa: E402
+from error_cases import CASES, SEED, UNCOVERED, Case, Special  # noqa: E402
 from modelc import errors  # noqa: E402
 
 DIR = "/path/to"
@@ -43,6 +43,20 @@ def _shown(text: str) -> str:
     return "\n".join(lines)
 
 
+def _bytes(content: bytes) -> str:
+    """A short description of a file's bytes: its size and how it starts."""
+    start = repr(content[:24]) + ("…" if len(content) > 24 else "")
+    return f"{len(content)} bytes: `{start}`"
+
+
+def _beside(name: str, content: bytes | Special) -> str:
+    if isinstance(content, bytes):
+        return f"`{DIR}/{name}` holds {_bytes(content)}"
+    if content.what == "link":
+        return f"`{DIR}/{name}` is a symbolic link to `{content.target}`"
+    return f"`{DIR}/{name}` is a {content.what}"
+
+
 def _fill(text: str | None) -> str | None:
     return None if text is None else text.replace("{model}", f"{DIR}/model.yaml").replace("{dir}", DIR)
 
@@ -53,6 +67,8 @@ def _said(case: Case) -> str:
         where, source = f"<string>:{case.line}:{case.column}: ", case.source
     elif case.kind in ("file", "cli") and case.line is not None:
         text = case.source if case.kind == "file" else case.file_source
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")  # as the error shows a line that is not UTF-8
         where = f"{'model.yaml' if case.kind == 'file' else DIR + '/model.yaml'}:{case.line}:{case.column}: "
         source = text.split("\n")[case.line - 1]
     else:
@@ -70,7 +86,9 @@ def _said(case: Case) -> str:
 def _example(case: Case) -> list[str]:
     out = [f"**{case.name.replace('_', ' ')}** ({KIND_TITLES[case.kind]})", ""]
     if case.kind == "cli":
-        if case.file_source is not None:
+        if isinstance(case.file_source, bytes):
+            out += [f"`{DIR}/model.yaml` holds {_bytes(case.file_source)}", ""]
+        elif case.file_source is not None:
             out += [f"`{DIR}/model.yaml`:", "", "```yaml", _shown(case.file_source).rstrip("\n"), "```", ""]
         out += ["```shell", "$ modelc " + _fill(case.source), "```", ""]
     else:
@@ -78,6 +96,7 @@ def _example(case: Case) -> list[str]:
         if case.kind == "api":
             source = source.replace("SEED", repr(SEED))
         out += [f"```{LANGUAGES[case.kind]}", _shown(source), "```", ""]
+        out += [_beside(name, content) + "." for name, content in case.beside] + ([""] if case.beside else [])
     out += ["```text", _said(case), "```", ""]
     return out
 

@@ -75,16 +75,18 @@ class ModelcError(Exception):
         self.hint = hint
 
     def format(self) -> str:
+        """The error as the command line prints it. Text from a model file reaches a terminal
+        only printable: a control character in it could be an escape sequence."""
         where = f"{self.location}: " if self.location else ""
-        lines = [f"{where}error: {self.message} [{self.code}]"]
+        lines = [f"{where}error: {_printable(self.message)} [{self.code}]"]
         loc = self.location
         if loc is not None and loc.source_line is not None:
             source = loc.source_line.rstrip("\n").expandtabs(1)
-            lines.append("    " + source)
+            lines.append("    " + "".join(c if c.isprintable() else "\ufffd" for c in source))  # the caret still fits
             width = max(1, min(loc.length, len(source) - loc.column + 1))
             lines.append("    " + " " * (loc.column - 1) + "^" * width)
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {_printable(self.hint)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -125,6 +127,14 @@ class InvalidNameError(ModelcError):
 
 class InheritanceCycleError(ModelcError):
     code, title = "MC112", "inheritance cycle"
+
+
+class ModelFileError(ModelcError):
+    code, title = "MC114", "unreadable model file"
+
+
+class InheritanceDepthError(ModelcError):
+    code, title = "MC115", "templates nest too deeply"
 
 
 class WiringError(ModelcError):
@@ -210,6 +220,10 @@ class OutputFileError(ModelcError, OSError):
 
 class NetworkBusyError(ModelcError, RuntimeError):
     code, title = "MC208", "network busy"
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

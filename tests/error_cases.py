@@ -8,12 +8,14 @@ documentation shows what the code really says and cannot drift.
 Kinds of case:
   equation  `source` is one equation, parsed alone (locations are <string>:1:column)
   file      `source` is a model file (written to model.yaml); `template` is loaded and built
-            with compile_model("model.yaml:template")
+            with compile_model("model.yaml:template"); `beside` are files next to it (bytes, or
+            a Special file: a named pipe, a folder, a link)
   api       `source` is the body of a function of (mod, np, compile_model) registered with
             @api_case below; `mod` is the seed node compiled with recurrent weights
             (coupling tanh_op/r -> li_op/r_in, input li_op/I_ext), units n = 4
   cli       `source` is the command line after `modelc`; {model} is a model file holding
-            `file_source`, {dir} a scratch folder. Checked: exit status 2, the message on stderr.
+            `file_source` (text, or bytes written as they are), {dir} a scratch folder. Checked:
+            exit status 2, the message on stderr.
 
 In messages and hints, {dir} stands for the folder the case runs in.
 """
@@ -23,6 +25,14 @@ import inspect
 import textwrap
 from dataclasses import dataclass, field
 from typing import Callable
+
+
+@dataclass(frozen=True)
+class Special:
+    """A file beside model.yaml that is not bytes: a "named pipe", a "folder" or a "link" to `target`."""
+
+    what: str
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,9 @@ class Case:
     column: int | None = None
     hint: str | None = None          # the exact hint ("…" stands for any text); None: no hint
     template: str = "m"              # file cases: the template to compile
-    file_source: str | None = None   # cli cases: the model file {model}
+    file_source: str | bytes | None = None   # cli cases: the model file {model}
     call: Callable | None = field(default=None, compare=False, repr=False)  # api cases
+    beside: tuple[tuple[str, bytes | Special], ...] = ()  # file cases: (name, content) of other files
 
 
 SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
@@ -51,14 +62,15 @@ def eq(name, code, source, message, column, hint=None):
     CASES.append(Case(name, code, "equation", source, message, 1, column, hint))
 
 
-def file(name, code, source, message, line=None, column=None, hint=None, template="m"):
+def file(name, code, source, message, line=None, column=None, hint=None, template="m", beside=()):
     CASES.append(Case(name, code, "file", textwrap.dedent(source).lstrip("\n"), message, line, column, hint,
-                      template))
+                      template, beside=tuple(beside)))
 
 
 def cli(name, code, source, message, hint=None, file_source=None, line=None, column=None):
-    CASES.append(Case(name, code, "cli", source, message, line, column, hint,
-                      file_source=None if file_source is None else textwrap.dedent(file_source).lstrip("\n")))
+    if isinstance(file_source, str):
+        file_source = textwrap.dedent(file_source).lstrip("\n")
+    CASES.append(Case(name, code, "cli", source, message, line, column, hint, file_source=file_source))
 
 
 def api_case(code, message, hint=None):
@@ -94,11 +106,20 @@ eq("attribute_access", "MC101", "x' = np.exp(x)", "unexpected '.' in equation", 
 eq("code_injection", "MC101", "x' = __import__('os').system('touch PWNED')", "unexpected \"'\" in equation", 17,
    "expected a number, a name, '(' or ')'")
 eq("lambda", "MC101", "x' = (lambda: 1)()", "unexpected ':' in equation", 13, "expected an operator or ')'")
-eq("number_too_large", "MC101", "x' = 1e999 * x", "number 1e999 is too large", 6)
-eq("division_by_zero", "MC101", "x' = 1/0", "the expression is infinite, undefined or imaginary", 6,
+eq("number_too_large", "MC101", "x' = 1e999 * x", "number 1e999 is too large", 6,
+   "a model's numbers must be finite float64 values (at most about 1.8e308)")
+eq("division_by_zero", "MC101", "x' = 1/0", "this part of the expression is infinite, undefined or imaginary", 6,
    "is there a division by zero, log(0) or sqrt(-1)?")
-eq("huge_power", "MC101", "x' = 2^99999", "power too large to compute exactly", 6,
+eq("constant_overflow", "MC101", "x' = -x + 2.0^2000",
+   "this constant is about 1.1e602, more than a float64 holds (about 1.8e308)", 11,
+   "a model's numbers must be finite float64 values")
+eq("constant_folded_too_large", "MC101", "x' = -x + sqrt(3)^(10^8)",  # judged before SymPy computes 24M digits
+   "this constant is about 5.4e23856062, more than a float64 holds (about 1.8e308)", 11,
+   "a model's numbers must be finite float64 values")
+eq("huge_power", "MC101", "x' = 2^-99999", "power too large to compute exactly", 6,
    "write the base as a decimal number (e.g. 2.0) if you really mean it")
+eq("huge_exponent", "MC101", "x' = -x + (2*x)^(10^8)", "exponent 1e+08 is too large (more than 1024)", 11,
+   "the power of an expression that holds a variable may have an exponent of at most 1024")
 eq("derivative_on_right", "MC101", "x' = -x'", "the derivative x' can only appear on the left-hand side", 7,
    "the right-hand side uses the variable itself, as in x' = -x")
 eq("function_as_variable", "MC101", "x' = exp", "'exp' is a function, not a variable", 6,
@@ -106,8 +127,10 @@ eq("function_as_variable", "MC101", "x' = exp", "'exp' is a function, not a vari
 eq("bad_left_side", "MC101", "x + y = 1", "the left-hand side must be a variable or the derivative of one", 1,
    "write y = ..., x' = ..., dx/dt = ... or d/dt * x = ...")
 eq("empty_equation", "MC101", "   ", "empty equation", 1, "write an equation such as x' = -x/tau")
-eq("deep_nesting", "MC101", "x' = " + "-" * 5000 + "x", "expression is nested too deeply", 6,
-   "split it into several algebraic equations")
+eq("deep_nesting", "MC101", "x' = " + "sin(" * 101 + "x" + ")" * 101,
+   "expression is nested too deeply (more than 100 levels)", 6, "split it into several algebraic equations")
+eq("too_many_terms", "MC101", "x' = " + " + ".join(f"a{i}" for i in range(1, 1002)),
+   "expression is too long (more than 1000 terms in a row)", 6, "split it into several algebraic equations")
 eq("second_derivative", "MC107", "x'' = -x", "derivative of order 2 of 'x'; only first-order equations are allowed", 1,
    "write it as two first-order equations, e.g. x' = y and y' = ...")
 eq("second_derivative_leibniz", "MC107", "d2x/dt2 = -x",
@@ -134,8 +157,8 @@ file("yaml_tab_indent", "MC100", "m:\n\tbase: OperatorTemplate\n",
 file("yaml_control_character", "MC100", "m:\n  base: Operator\x07Template\n",
      "YAML syntax error: character '\\x07' is not allowed in a model file", 2, 17,
      "model files are UTF-8 text without control characters")
-file("yaml_too_deep", "MC100", "m: " + "[" * 2000 + "]" * 2000 + "\n", "YAML structure is nested too deeply", 1, 1,
-     "flatten the nesting of lists and mappings")
+file("yaml_too_deep", "MC100", "m: " + "[" * 2000 + "]" * 2000 + "\n",
+     "YAML structure is nested too deeply (more than 32 levels)", 1, 35, "flatten the nesting of lists and mappings")
 file("yaml_alias_cycle", "MC110", "m: &a [*a]\n", "a YAML alias refers to the node that contains it", 1, 4)
 file("file_not_a_mapping", "MC110", "- m\n- n\n", "a model file must be a mapping of template names to templates", 1, 1)
 file("duplicate_key", "MC110", """
@@ -227,7 +250,42 @@ file("infinite_default", "MC110", """
         x: output(0.0)
         tau: .inf
     """, "variable 'tau' must have a finite value, got inf", 6, 10,
-     "write an ordinary number (inf and nan are not allowed)")
+     "write an ordinary number (inf, nan and numbers beyond about 1.8e308 are not allowed)")
+file("integer_beyond_float64", "MC110", f"""
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x/tau"
+      variables:
+        x: output(0.0)
+        tau: 1{"0" * 400}
+    """, f"variable 'tau' must have a finite value, got 1{'0' * 59}…",
+     6, 10, "write an ordinary number (inf, nan and numbers beyond about 1.8e308 are not allowed)")
+file("integer_too_long_to_read", "MC110", f"""
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x/tau"
+      variables:
+        x: output(0.0)
+        tau: {"9" * 5000}
+    """, "number with 5000 digits is too large", 6, 10,
+     "a model's numbers must be finite float64 values (at most about 1.8e308)")
+# Nine lines of aliases stand for a billion items: messages show the start of a value, never all of it.
+LAUGHS = "".join([f"l0: &l0 [{', '.join(['lol'] * 10)}]\n"] +
+                 [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 9)])
+LAUGH = "[[[[[[[[['lol', 'lol', 'lol', 'lol', 'lol', 'lol', 'lol', 'l…"
+file("billion_laughs_value", "MC110", LAUGHS + textwrap.dedent("""
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x/tau"
+      variables: {x: output(0.0), tau: *l8}
+    """).lstrip("\n"), f"cannot read the value of variable 'tau': {LAUGH}", 13, 36,
+     "write a number (10.0), or output(0.0), input(0.0), variable(0.0)")
+file("billion_laughs_unit", "MC110", LAUGHS + textwrap.dedent("""
+    m:
+      base: OperatorTemplate
+      equations: "x' = -x/tau"
+      variables: {x: output(0.0), tau: {default: 1.0, unit: *l8}}
+    """).lstrip("\n"), "'unit:' must be text", 13, 57)
 file("long_form_without_default", "MC110", """
     m:
       base: OperatorTemplate
@@ -418,6 +476,26 @@ file("missing_file", "MC108", """
     m:
       base: other.yaml:x
     """, "model file '{dir}/other.yaml' does not exist", 2, 9)
+file("base_is_a_named_pipe", "MC114", """
+    m:
+      base: pipe.yaml:x
+    """, "model file '{dir}/pipe.yaml' is a named pipe, not a regular file", 2, 9,
+     "a model file is an ordinary file of YAML text", beside=[("pipe.yaml", Special("named pipe"))])
+file("base_is_a_device", "MC114", """
+    m:
+      base: zero.yaml:x
+    """, "model file '/dev/zero' is a device, not a regular file", 2, 9,
+     "a model file is an ordinary file of YAML text", beside=[("zero.yaml", Special("link", "/dev/zero"))])
+file("base_is_a_folder", "MC114", """
+    m:
+      base: models.yaml:x
+    """, "model file '{dir}/models.yaml' is a folder, not a regular file", 2, 9,
+     "a model file is an ordinary file of YAML text", beside=[("models.yaml", Special("folder"))])
+file("base_is_too_large", "MC114", """
+    m:
+      base: big.yaml:x
+    """, "model file '{dir}/big.yaml' is larger than 4 MiB", 2, 9, "split it into several model files",
+     beside=[("big.yaml", b"# " * (2 * 2**20) + b"\n")])
 file("inheritance_cycle", "MC112", """
     a:
       base: b
@@ -426,6 +504,15 @@ file("inheritance_cycle", "MC112", """
     b:
       base: m
     """, "templates inherit from each other in a cycle: m -> a -> b -> m", 3, 1)
+# 40 templates in a row, each the base of the next: building one recurses into the next.
+file("inheritance_too_deep", "MC115", """
+    a0:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+""" + "".join(f"    a{i}: {{base: a{i - 1}}}\n" for i in range(1, 40)) + "    m: {base: a39}\n",
+     "templates build on each other more than 32 deep: m -> a39 -> a38 -> … -> a9 -> a8", 13, 12,
+     "a template may build on at most 32 others in a row (through base:, a node's operators or a circuit's nodes)")
 file("edge_to_unknown_variable", "MC113", """
     o:
       base: OperatorTemplate
@@ -470,6 +557,20 @@ file("edge_weight_not_a_number", "MC110", """
       edges:
         - [a/o/x, b/o/u, null, {weight: strong}]
     """, "edge weight must be a finite number, got 'strong'", 12, 7)
+file("billion_laughs_edge_weight", "MC110", LAUGHS + textwrap.dedent("""
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + u"
+      variables: {x: output(0.0), u: input(0.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    m:
+      base: CircuitTemplate
+      nodes: {a: n, b: n}
+      edges:
+        - [a/o/x, b/o/u, null, {weight: *l8}]
+    """).lstrip("\n"), f"edge weight must be a finite number, got {LAUGH}", 21, 7)
 file("override_unknown_variable", "MC110", """
     o:
       base: OperatorTemplate
@@ -502,6 +603,15 @@ file("replace_with_null", "MC110", """
       base: o
       equations: {replace: {eta: null}}
     """, "'replace:' needs an expression to put in place of 'eta', got None", 7, 30)
+file("billion_laughs_replace", "MC110", LAUGHS + textwrap.dedent("""
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + eta"
+      variables: {x: output(0.0), eta: 0.0}
+    m:
+      base: o
+      equations: {replace: {eta: *l8}}
+    """).lstrip("\n"), f"'replace:' needs an expression to put in place of 'eta', got {LAUGH}", 16, 30)
 file("replace_with_empty_text", "MC101", """
     o:
       base: OperatorTemplate
@@ -520,6 +630,51 @@ file("replace_syntax_error", "MC101", """
       base: o
       equations: {replace: {eta: "eta -"}}
     """, "expression ends too early", 7, 36, "expected a number, a name or '('")
+file("edit_makes_a_constant_overflow", "MC101", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + k^400"
+      variables: {x: output(0.0), k: 1.0}
+    m:
+      base: o
+      equations: {replace: {k: 10}}
+    """, "editing the equation of 'x': this constant is about 1.0e400, more than a float64 holds (about 1.8e308)",
+     7, 28, "a model's numbers must be finite float64 values")
+file("edit_divides_by_zero", "MC101", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x/tau"
+      variables: {x: output(0.0), tau: 1.0}
+    m:
+      base: o
+      equations: {remove: [tau]}
+    """, "editing the equation of 'x': this part of the expression is infinite, undefined or imaginary", 7, 24,
+     "is there a division by zero, log(0) or sqrt(-1)?")
+file("edit_makes_a_huge_exponent", "MC101", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + (2*x)^n"
+      variables: {x: output(0.0), n: 2.0}
+    m:
+      base: o
+      equations: {replace: {n: 10^8}}
+    """, "editing the equation of 'x': exponent 1e+08 is too large (more than 1024)", 7, 28,
+     "the power of an expression that holds a variable may have an exponent of at most 1024")
+# Each edit doubles the equation: 17 of them would make it 2^17 times as large.
+file("edits_make_an_expression_too_large", "MC101", """
+    e0:
+      base: OperatorTemplate
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+    """ + "".join(f"""
+    e{i}:
+      base: e{i - 1}
+      equations: {{replace: {{x: sin(x) + cos(x)}}}}
+    """ for i in range(1, 18)) + """
+    m:
+      base: e17
+    """, "editing the equation of 'x': expression is too large (more than 100000 operations)", 64, 28,
+     "is an edit (replace:) substituting an expression into itself?")
 file("two_errors_at_once", "MC001", """
     m:
       base: OperatorTemplate
@@ -753,6 +908,12 @@ cli("cli_check_reports_all", "MC102", "check {model}", "unknown function 'tanhh'
       equations: "y' = -y + q"
       variables: {y: output(0.0)}
     """, line=3, column=25)
+cli("utf16_file", "MC114", "check {model}", "model file is not UTF-8 text (byte 0xff)",
+    "it starts like UTF-16 text (a byte order mark); save it as UTF-8",
+    file_source="m: {base: OperatorTemplate}\n".encode("utf-16"), line=1, column=1)
+cli("binary_file", "MC114", "check {model}", "model file is not UTF-8 text (byte 0xc3)",
+    "model files are UTF-8 text; is it a binary file?",
+    file_source=b"m:\n  base: Operator\xc3(Template\n", line=2, column=17)
 cli("cli_unknown_template", "MC108", f"compile {SEED}h -o {{dir}}/out.py",
     "template 'tanhh' is not in leaky_integrator.yaml", "did you mean 'tanh' or 'tanh_op'?")
 cli("cli_unknown_method", "MC302", f"compile {SEED} --method rk5 -o {{dir}}/out.py",
@@ -769,4 +930,6 @@ UNCOVERED = {
     "MC204": "BackendUnavailableError from Network(device='cuda'): its message depends on the machine "
              "(CuPy installed or not, a GPU or not)",
     "MC206": "CacheError: reserved for cache failures that cannot fall back to a temporary folder",
+    "MC208": "NetworkBusyError: raised only while another thread's call on the same Network is in progress "
+             "(tests/test_network.py runs two threads)",
 }

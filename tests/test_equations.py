@@ -287,14 +287,39 @@ def test_invalid_names(text, message, column):
     ("x' = a[1]", "unexpected '[' in equation", 7, "expected an operator"),
     ("x' = a.b", "unexpected '.' in equation", 7, "expected an operator"),
     ("x' = 'a'", "unexpected \"'\" in equation", 6, "a number, a name"),
-    ("x' = 1/0", "the expression is infinite, undefined or imaginary", 6, "division"),
+    ("x' = 1/0", "this part of the expression is infinite, undefined or imaginary", 6, "division"),
+    ("x' = -x + 1/(x - x)", "this part of the expression is infinite, undefined or imaginary", 11, "division"),
     ("x' = 2 + log(0)", "this part of the expression is infinite, undefined or imaginary", 10,
      "log(0)"),
     ("x' = sqrt(-1)", "this part of the expression is infinite, undefined or imaginary", 6,
      "sqrt(-1)"),
     ("x' = 1e400", "number 1e400 is too large", 6, None),
-    ("x' = 9^9^9", "power too large to compute exactly", 6, "decimal"),
-])
+    ("x' = 9^9^9", "this constant is about 4.3e369693099, more than a float64 holds (about 1.8e308)", 6,
+     "float64"),
+    # constants are judged as SymPy folds them, and before it computes a power
+    ("x' = -x + 2.0^2000", "this constant is about 1.1e602, more than a float64 holds (about 1.8e308)", 11, None),
+    ("x' = 10^400", "this constant is about 1.0e400, more than a float64 holds (about 1.8e308)", 6, None),
+    ("x' = -x + pi^(10^9)", "this constant is about 4.9e497149872, more than a float64 holds (about 1.8e308)",
+     11, None),
+    ("x' = sqrt(2)^1000000", "this constant is about 1.0e150515, more than a float64 holds (about 1.8e308)", 6,
+     None),
+    ("x' = sqrt(3)^(10^8)", "this constant is about 5.4e23856062, more than a float64 holds (about 1.8e308)",
+     6, None),
+    ("x' = x*1e308*10", "this constant is about 1.0e309, more than a float64 holds (about 1.8e308)", 6, None),
+    ("x' = exp(1000) - x", "this constant is about 2.0e434, more than a float64 holds (about 1.8e308)", 6, None),
+    ("x' = " + "1" * 400, "number 11111111111111111111 is too large", 6, "float64"),
+    ("x' = 2^-99999", "power too large to compute exactly", 6, "decimal"),
+    ("x' = (1 + 10^-300)^(10^300)", "power too large to compute exactly", 6, "decimal"),
+    ("x' = (2*x)^(10^8)", "exponent 1e+08 is too large (more than 1024)", 6, "at most 1024"),
+    # nesting, as SymPy builds it: the error points at the part that crosses the limit
+    ("x' = " + "sin(" * 101 + "x" + ")" * 101, "expression is nested too deeply (more than 100 levels)", 6,
+     "split"),
+    ("x' = " + "x*(1+" * 51 + "x" + ")" * 51, "expression is nested too deeply (more than 100 levels)", 9,
+     "split"),
+    # a path strings terms together: Python compiles a + b + c as ((a + b) + c)
+    ("x' = sin(" + " + ".join(f"a{i}" for i in range(500)) + ") + " + " + ".join(f"b{i}" for i in range(500)),
+     "expression is too long (more than 1000 terms in a row)", 6, "split"),
+], ids=lambda value: value[:40] if isinstance(value, str) else None)
 def test_syntax_errors(text, message, column, hint):
     with pytest.raises(EquationSyntaxError) as info:
         parse_equation(text)
@@ -498,11 +523,18 @@ def test_code_is_never_run(text, tmp_path, monkeypatch):
 
 def test_deep_nesting_is_a_modelc_error():
     with pytest.raises(EquationSyntaxError, match="nested too deeply"):
-        parse_equation("x' = " + "-(" * 5000 + "x" + ")" * 5000)
+        parse_equation("x' = " + "x*(1+" * 5000 + "x" + ")" * 5000)
     with pytest.raises(EquationSyntaxError, match="nested too deeply"):
         parse_equation("x' = " + "exp(" * 5000 + "x" + ")" * 5000)
     with pytest.raises(EquationSyntaxError, match="ends too early"):
         parse_equation("x' = " + "(" * 5000)
+
+
+def test_what_sympy_folds_flat_is_not_deep():
+    """Nesting is measured on what SymPy builds: 5000 signs are one, and a long sum is one level."""
+    assert parse_equation("x' = " + "-(" * 2000 + "x" + ")" * 2000).rhs == x
+    assert parse_equation("x' = " + "-" * 5000 + "x").rhs == x
+    assert parse_equation("x' = " + " + ".join(["x"] * 5000)).rhs == 5000 * x
 
 
 def test_redundant_parentheses_are_fine():

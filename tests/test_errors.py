@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import re
 import shlex
 from pathlib import Path
@@ -19,7 +20,7 @@ from modelc import ModelcError, compile_model, errors
 from modelc.cli import main
 from modelc.equations import parse_equation
 
-from error_cases import CASES, COUPLING, SEED, UNCOVERED, Case
+from error_cases import CASES, COUPLING, SEED, UNCOVERED, Case, Special
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,7 @@ def _raised(case: Case, folder: Path, seed_module) -> ModelcError:
     elif case.kind == "file":
         path = folder / "model.yaml"
         path.write_text(case.source, encoding="utf-8")
+        _write_beside(folder, case.beside)
         with pytest.raises(ModelcError) as info:
             compile_model(f"{path}:{case.template}")
     elif case.kind == "api":
@@ -54,6 +56,19 @@ def _raised(case: Case, folder: Path, seed_module) -> ModelcError:
     else:
         raise AssertionError(f"unknown kind {case.kind}")
     return info.value
+
+
+def _write_beside(folder: Path, files) -> None:
+    for name, content in files:
+        path = folder / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content == Special("named pipe"):
+            os.mkfifo(path)
+        elif content == Special("folder"):
+            path.mkdir()
+        else:
+            path.symlink_to(content.target)
 
 
 def _hint_matches(expected: str | None, actual: str | None) -> bool:
@@ -100,7 +115,9 @@ def test_error_case(case: Case, tmp_path, seed_module):
 def test_cli_error_case(case: Case, tmp_path, capsys):
     folder = tmp_path.resolve()
     model = folder / "model.yaml"
-    if case.file_source is not None:
+    if isinstance(case.file_source, bytes):
+        model.write_bytes(case.file_source)
+    elif case.file_source is not None:
         model.write_text(case.file_source, encoding="utf-8")
     argv = shlex.split(case.source.format(model=model, dir=folder))
     assert main(argv) == 2
@@ -119,7 +136,8 @@ def test_catalogue_is_big_and_names_are_unique():
     names = [c.name for c in CASES]
     assert len(set(names)) == len(names)
     assert len(CASES) >= 40
-    assert len({(c.kind, c.source, c.template) for c in CASES}) == len(CASES), "two cases share one input"
+    inputs = {(c.kind, c.source, c.template, c.file_source, c.beside) for c in CASES}
+    assert len(inputs) == len(CASES), "two cases share one input"
 
 
 def test_every_error_code_has_a_case_or_a_reason():

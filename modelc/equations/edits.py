@@ -12,9 +12,10 @@ from typing import Iterable
 
 import sympy
 
-from ..errors import ErrorGroup, Location, ModelcError, TextOrigin
+from ..errors import EquationSyntaxError, ErrorGroup, Location, ModelcError, TextOrigin
 from ..spec import OperatorTemplate
 from .functions import free_names
+from .limits import ExpressionLimits
 from .parser import Equation, parse_equation, parse_expression
 from .printer import equation_text
 
@@ -52,25 +53,42 @@ def raise_all(errors: list[ModelcError]) -> None:
 
 
 def _replace(equations: list[Equation], old_text: str, new_text: str) -> list[Equation]:
-    old, _ = _edit_expression(old_text)
-    new, introduced = _edit_expression(new_text)
+    old, _, _ = _edit_expression(old_text)
+    new, introduced, where = _edit_expression(new_text)
     renames = isinstance(old, sympy.Symbol) and isinstance(new, sympy.Symbol)  # replace: {x: y} renames x's equation
-    return [_edited(eq, new.name if renames and eq.target == old.name else eq.target, eq.rhs.subs(old, new),
-                    introduced) for eq in equations]
+    return [_edited(eq, new.name if renames and eq.target == old.name else eq.target,
+                    _substituted(eq, old, new, where), introduced) for eq in equations]
 
 
 def _remove(equations: list[Equation], removed: str) -> list[Equation]:
-    term, _ = _edit_expression(removed)
+    term, _, where = _edit_expression(removed)
     if isinstance(term, sympy.Symbol) and any(eq.target == term.name for eq in equations):
         return [eq for eq in equations if eq.target != term.name]  # drop the equation of that variable
-    return [_edited(eq, eq.target, eq.rhs.subs(term, 0), {}) for eq in equations]
+    return [_edited(eq, eq.target, _substituted(eq, term, sympy.S.Zero, where), {}) for eq in equations]
 
 
-def _edit_expression(text: str) -> tuple[sympy.Expr, dict[str, Location]]:
-    """The expression of an edit and where in the edit each of its names is written."""
+def _edit_expression(text: str) -> tuple[sympy.Expr, dict[str, Location], Location]:
+    """The expression of an edit, where in the edit each of its names is written, and where the edit is."""
     origin = getattr(text, "origin", None) or TextOrigin.for_string(str(text))
     expr, spans = parse_expression(str(text), origin)
-    return expr, {name: origin.at(found[0].offset, found[0].length) for name, found in spans.items()}
+    names = {name: origin.at(found[0].offset, found[0].length) for name, found in spans.items()}
+    return expr, names, origin.at(0, len(text))
+
+
+def _substituted(eq: Equation, old: sympy.Expr, new: sympy.Expr, where: Location) -> sympy.Expr:
+    """eq.rhs with `old` replaced by `new`, within the limits of parsed text (limits.py). The
+    powers are judged first, innermost first: a substitution may turn (2*x)^y into
+    (2*x)^(10^8), which SymPy would compute exactly."""
+    limits = ExpressionLimits()
+    try:
+        for power in dict.fromkeys(p for p in sympy.postorder_traversal(eq.rhs) if p.is_Pow):
+            limits.check_power(power.base.subs(old, new), power.exp.subs(old, new), where)
+        rhs = eq.rhs.subs(old, new)
+        limits.check(rhs, where)
+    except EquationSyntaxError as error:
+        raise EquationSyntaxError(f"editing the equation of '{eq.target}': {error.message}", where,
+                                  error.hint) from None
+    return rhs
 
 
 def _edited(eq: Equation, target: str, rhs: sympy.Expr, introduced: dict[str, Location]) -> Equation:

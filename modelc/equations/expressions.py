@@ -7,13 +7,13 @@ characters through the TextOrigin of the text.
 from __future__ import annotations
 
 import keyword
-import math
 import operator
 from dataclasses import dataclass
 from typing import Callable
 
 import sympy
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Tree, v_args
+from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import VisitError
 from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom
@@ -21,8 +21,7 @@ from sympy.logic.boolalg import BooleanAtom
 from ..errors import (ArityError, EquationSyntaxError, InvalidNameError, Location, ModelcError, TextOrigin,
                       UnknownFunctionError, did_you_mean)
 from .functions import COMPARISONS, CONDITIONALS, CONSTANTS, FUNCTION_NAMES, FUNCTIONS, symbol
-
-_MAX_EXACT_EXPONENT = 1024  # 9^9^9 in exact integers would never finish
+from .limits import FLOAT64_MAX, ExpressionLimits
 
 
 @dataclass(frozen=True)
@@ -60,28 +59,15 @@ def build_expression(node, origin: TextOrigin) -> tuple[sympy.Expr, dict[str, li
     span = node_span(node)
     try:
         expr = builder.transform(Tree("expression", [node]))
-        undefined = expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
     except VisitError as error:  # lark wraps what our callbacks raise
-        if isinstance(error.orig_exc, RecursionError):
-            raise _too_deep(origin, span) from None
         if isinstance(error.orig_exc, ModelcError):
             raise error.orig_exc from None
         where = span if error.obj.meta.empty else node_span(error.obj)
         raise EquationSyntaxError(  # e.g. SymPy refusing to compare atanh(2) < 0
             f"cannot compute this part of the expression: {error.orig_exc}",
             origin.at(where.offset, where.length)) from None
-    except RecursionError:
-        raise _too_deep(origin, span) from None
-    if undefined:
-        raise EquationSyntaxError("the expression is infinite, undefined or imaginary",
-                                  origin.at(span.offset, span.length),
-                                  "is there a division by zero, log(0) or sqrt(-1)?")
+    builder.limits.check(expr, origin.at(span.offset, span.length))  # a comparison used as a number
     return expr, builder.spans
-
-
-def _too_deep(origin: TextOrigin, span: Span) -> EquationSyntaxError:
-    return EquationSyntaxError("expression is nested too deeply", origin.at(span.offset),
-                               "split it into several algebraic equations")
 
 
 def _as_number(value):
@@ -99,22 +85,35 @@ def _as_condition(value):
 
 
 def _arithmetic(op: Callable):
-    def build(self, children):
+    @v_args(meta=True)
+    def build(self, meta, children):
         left, right = map(_as_number, children)
-        return op(left, right)
+        return self._checked(op(left, right), meta)
     return build
 
 
-class _ExpressionBuilder(Transformer):
-    """Builds SymPy from a parse tree and records where each variable is used."""
+class _ExpressionBuilder(Transformer_NonRecursive):
+    """Builds SymPy from a parse tree and records where each variable is used.
+
+    Not recursive: a long sum is a deep parse tree. What the tree builds is checked against
+    the limits (limits.py) node by node, so an error points at the part that crosses one."""
 
     def __init__(self, origin: TextOrigin):
         super().__init__()
         self.origin = origin
         self.spans: dict[str, list[Span]] = {}
+        self.limits = ExpressionLimits()
 
     def _at(self, token: Token, length: int | None = None) -> Location:
         return self.origin.at(token.start_pos, len(token) if length is None else length)
+
+    def _where(self, meta) -> Location:
+        span = meta_span(meta)
+        return self.origin.at(span.offset, span.length)
+
+    def _checked(self, value, meta):
+        self.limits.check(value, self._where(meta))
+        return value
 
     def expression(self, children):
         return _as_number(children[0])
@@ -122,14 +121,13 @@ class _ExpressionBuilder(Transformer):
     def NUMBER(self, token: Token):
         text = str(token)
         try:
-            if text.isdigit():
-                return sympy.Integer(int(text))
-            value = float(text)
+            value = sympy.Integer(int(text)) if text.isdigit() else sympy.Float(float(text))
         except ValueError:  # more digits than Python converts
-            value = math.inf
-        if not math.isfinite(value):
-            raise EquationSyntaxError(f"number {text[:20]} is too large", self._at(token))
-        return sympy.Float(value)
+            value = sympy.oo
+        if not value.is_finite or abs(value) > FLOAT64_MAX:
+            raise EquationSyntaxError(f"number {text[:20]} is too large", self._at(token),
+                                      "a model's numbers must be finite float64 values (at most about 1.8e308)")
+        return value
 
     def var(self, children):
         (name,) = children
@@ -149,8 +147,9 @@ class _ExpressionBuilder(Transformer):
             self._at(name, len(name) + len(primes)),
             "the right-hand side uses the variable itself, as in x' = -x")
 
-    def neg(self, children):
-        return -_as_number(children[0])
+    @v_args(meta=True)
+    def neg(self, meta, children):
+        return self._checked(-_as_number(children[0]), meta)
 
     def pos(self, children):
         return _as_number(children[0])
@@ -160,30 +159,16 @@ class _ExpressionBuilder(Transformer):
     mul = _arithmetic(operator.mul)
     div = _arithmetic(operator.truediv)
 
-    def _real(self, value, meta):
-        """Reject constants like sqrt(-1) at once: SymPy can hang comparing complex constants."""
-        if value.is_number and value.evalf(15).is_real is False:
-            span = meta_span(meta)
-            raise EquationSyntaxError(
-                "this part of the expression is infinite, undefined or imaginary",
-                self.origin.at(span.offset, span.length),
-                "is there a division by zero, log(0) or sqrt(-1)?")
-        return value
-
     @v_args(meta=True)
     def pow(self, meta, children):
         base, exponent = map(_as_number, children)
-        if (base.is_Rational and exponent.is_Integer and abs(base) != 1 and base != 0
-                and abs(exponent) > _MAX_EXACT_EXPONENT):
-            span = meta_span(meta)
-            raise EquationSyntaxError(
-                "power too large to compute exactly", self.origin.at(span.offset, span.length),
-                "write the base as a decimal number (e.g. 2.0) if you really mean it")
-        return self._real(base ** exponent, meta)
+        self.limits.check_power(base, exponent, self._where(meta))  # before SymPy computes it
+        return self._checked(base ** exponent, meta)
 
-    def compare(self, children):
+    @v_args(meta=True)
+    def compare(self, meta, children):
         left, op, right = children
-        return COMPARISONS[op](_as_number(left), _as_number(right))
+        return self._checked(COMPARISONS[op](_as_number(left), _as_number(right)), meta)
 
     @v_args(meta=True)
     def call(self, meta, children):
@@ -203,7 +188,7 @@ class _ExpressionBuilder(Transformer):
             value = build(_as_condition(args[0]), *map(_as_number, args[1:]))
         else:
             value = build(*map(_as_number, args))
-        return self._real(value, meta)
+        return self._checked(value, meta)
 
 
 def _count_words(fewest: int, most: int | None) -> str:

@@ -8,17 +8,23 @@ file a bare name is a template of that file.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import NamedTuple
 
-from ..errors import (InheritanceCycleError, Location, ModelcError, TemplateFormatError, UnknownTemplateError,
-                      did_you_mean)
+from ..errors import (InheritanceCycleError, InheritanceDepthError, Location, ModelcError, ModelFileError,
+                      TemplateFormatError, UnknownTemplateError, did_you_mean)
 from ..resources import resource_dir
 from .inheritance import build_template
-from .marked_yaml import MarkedDict, load_yaml
+from .marked_yaml import MarkedDict, excerpt, load_yaml
 from .templates import CircuitTemplate, NodeTemplate, OperatorTemplate, Template
 from .validation import IDENTIFIER
 
 _YAML_SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 4 * 2**20  # thousands of templates; a larger "model file" is something else
+# Templates built on each other in a row (base:, a node's operators, a circuit's nodes): building
+# one recurses into the next, a few Python frames each, so the chain is bounded well inside Python's 1000.
+MAX_TEMPLATE_DEPTH = 32
 
 
 def default_search_path() -> list[Path]:
@@ -41,6 +47,13 @@ def _parsed(path: Path, text: str) -> MarkedDict:
     return _PARSED[key]
 
 
+class Scan(NamedTuple):
+    """What `Library.scan` found: every template it could build, and why it skipped the rest."""
+
+    templates: list[tuple[str, Template]]  # (dotted path, template) in path order
+    skipped: list[ModelcError]  # one per unreadable file or template that could not be built
+
+
 class Library:
     """Finds and loads templates by path, caching each file and each template once."""
 
@@ -55,19 +68,34 @@ class Library:
     def load_file(self, path: Path) -> MarkedDict:
         path = path.resolve()
         if path not in self._files:
-            try:
-                text = path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                raise UnknownTemplateError(f"model file '{path}' does not exist") from None
-            except (OSError, UnicodeDecodeError) as exc:
-                raise TemplateFormatError(f"cannot read model file '{path}': {exc}") from None
-            self._files[path] = _parsed(path, text)
+            self._files[path] = _parsed(path, read_model_file(path))
         return self._files[path]
 
     def templates_in(self, path: Path) -> list[Template]:
         """Every template of a file, in file order."""
         path = path.resolve()
         return [self._template(path, name) for name in self.load_file(path)]
+
+    def scan(self) -> Scan:
+        """Every template of every model file in the search path (what `modelc list` shows). A file
+        that cannot be read, or a template that cannot be built, is skipped with its error kept."""
+        templates, skipped = [], []
+        for root in self.search_path:
+            for file in sorted(Path(root).rglob("*.y*ml")):
+                if file.suffix not in _YAML_SUFFIXES:
+                    continue
+                prefix = ".".join(file.relative_to(root).with_suffix("").parts)
+                try:
+                    names = list(self.load_file(file))
+                except ModelcError as exc:
+                    skipped.append(exc)
+                    continue
+                for name in names:
+                    try:
+                        templates.append((f"{prefix}.{name}", self._template(file.resolve(), name)))
+                    except ModelcError as exc:
+                        skipped.append(exc)
+        return Scan(templates, skipped)
 
     def dotted_name(self, path: Path) -> str:
         """The dotted name of a file under a search root (pkg.sub.file), else its stem."""
@@ -83,7 +111,8 @@ class Library:
     def get(self, reference: str, here: Path | None = None, location: Location | None = None) -> Template:
         """Resolve `file.yaml:template`, a dotted path, or (with `here`) a bare name of that file."""
         if not isinstance(reference, str) or not reference.strip():
-            raise UnknownTemplateError(f"a template path must be a non-empty string, got {reference!r}", location)
+            raise UnknownTemplateError(f"a template path must be a non-empty string, got {excerpt(reference)}",
+                                       location)
         reference = reference.strip()
         if ":" in reference and reference.split(":")[0].endswith(_YAML_SUFFIXES):
             file_part, _, name = reference.rpartition(":")
@@ -133,6 +162,13 @@ class Library:
         if key in self._resolving:
             chain = " -> ".join(n for _, n in self._resolving[self._resolving.index(key):]) + f" -> {name}"
             raise InheritanceCycleError(f"templates inherit from each other in a cycle: {chain}", data.where(name))
+        if len(self._resolving) >= MAX_TEMPLATE_DEPTH:
+            names = [n for _, n in self._resolving] + [name]
+            raise InheritanceDepthError(
+                f"templates build on each other more than {MAX_TEMPLATE_DEPTH} deep: "
+                f"{' -> '.join(names[:3])} -> … -> {' -> '.join(names[-2:])}", location or data.where(name),
+                f"a template may build on at most {MAX_TEMPLATE_DEPTH} others in a row "
+                "(through base:, a node's operators or a circuit's nodes)")
         self._resolving.append(key)
         try:
             template = build_template(self, path, name, data[name], data.where(name))
@@ -145,17 +181,60 @@ class Library:
         """A file that a reference at `location` names: a missing or unreadable one is reported there."""
         try:
             return self.load_file(path)
-        except (UnknownTemplateError, TemplateFormatError) as exc:
+        except (UnknownTemplateError, ModelFileError) as exc:
             if exc.location is None and location is not None:
                 exc.location = location
             raise
+
+
+def read_model_file(path: Path) -> str:
+    """The text of a model file. Only a regular file is read (a named pipe would block forever,
+    /dev/zero never end), of at most MAX_FILE_BYTES, and it must be UTF-8."""
+    try:
+        _check_regular(path, os.stat(path).st_mode)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # in case it became a pipe since
+        with os.fdopen(descriptor, "rb") as handle:
+            _check_regular(path, os.fstat(handle.fileno()).st_mode)
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise UnknownTemplateError(f"model file '{path}' does not exist") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file '{path}': {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelFileError(f"model file '{path}' is larger than {MAX_FILE_BYTES // 2**20} MiB", None,
+                             "split it into several model files")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, data, exc.start) from None
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"),
+                (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+        raise ModelFileError(f"model file '{path}' is {kind}, not a regular file", None,
+                             "a model file is an ordinary file of YAML text")
+
+
+def _not_utf8(path: Path, data: bytes, start: int) -> ModelFileError:
+    """The error for the first byte of a file that is not UTF-8, located at its line and column."""
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", start)
+    source = data[line_start:len(data) if line_end < 0 else line_end].decode("utf-8", "replace")
+    column = len(data[line_start:start].decode("utf-8")) + 1  # the bytes before the first bad one are UTF-8
+    where = Location(str(path), data.count(b"\n", 0, start) + 1, column, source)
+    hint = "model files are UTF-8 text; is it a binary file?"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        hint = "it starts like UTF-16 text (a byte order mark); save it as UTF-8"
+    return ModelFileError(f"model file is not UTF-8 text (byte 0x{data[start]:02x})", where, hint)
 
 
 def load(reference: "str | Template", library: Library | None = None) -> Template:
     """A template from a path (or a template object, returned as is)."""
     if isinstance(reference, (OperatorTemplate, NodeTemplate, CircuitTemplate)):
         return reference
-    try:
-        return (library or Library()).get(reference)
-    except RecursionError:
-        raise ModelcError("templates nest too deeply") from None
+    return (library or Library()).get(reference)

@@ -7,11 +7,14 @@ their characters back to it).
 from __future__ import annotations
 
 import re
-from typing import Any
+from itertools import islice
+from typing import Any, Iterator
 
 import yaml
 
 from ..errors import Location, TemplateFormatError, TextOrigin, YamlSyntaxError
+
+MAX_DEPTH = 32  # lists and mappings inside each other; a model file needs six
 
 
 class MarkedStr(str):
@@ -54,6 +57,31 @@ def marked_text(text: str, location: Location) -> MarkedStr:
     marked.origin = TextOrigin.for_string(text, location.file, location.line, location.column,
                                           [location.source_line or text] * location.line)
     return marked
+
+
+def excerpt(value: Any, limit: int = 60) -> str:
+    """The repr of a YAML value, cut at `limit` characters. Only what is shown is visited: a few
+    lines of YAML aliases stand for billions of items (each alias shares its anchor's value)."""
+    text = "".join(islice(_repr_pieces(value), limit + 1))
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _repr_pieces(value: Any) -> Iterator[str]:
+    """repr(value), lazily, a character at a time: nesting reaches only as deep as what is read."""
+    if isinstance(value, dict):
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            yield from (", " if i else "") + repr(key) + ": "
+            yield from _repr_pieces(item)
+        yield "}"
+    elif isinstance(value, list):
+        yield "["
+        for i, item in enumerate(value):
+            yield from ", " if i else ""
+            yield from _repr_pieces(item)
+        yield "]"
+    else:
+        yield from repr(value)
 
 
 def node_location(node: yaml.Node, file: str | None, lines: list[str]) -> Location:
@@ -102,8 +130,8 @@ class _Constructor:
 
     _BUILDING = object()
 
-    def __init__(self, file: str | None, lines: list[str]):
-        self.file, self.lines = file, lines
+    def __init__(self, file: str | None, lines: list[str], aliases: dict[tuple[int, Any], yaml.Event]):
+        self.file, self.lines, self.aliases = file, lines, aliases
         self.built: dict[int, Any] = {}
         # Resolves plain scalars (numbers, booleans, null) safely; one per file, as it keeps
         # every node it has built.
@@ -111,6 +139,13 @@ class _Constructor:
 
     def at(self, node: yaml.Node) -> Location:
         return node_location(node, self.file, self.lines)
+
+    def at_use(self, parent: yaml.Node, place: Any, node: yaml.Node) -> Location:
+        """Where a value is written: its alias (`*a`) if it is one, not the anchor it shares."""
+        alias = self.aliases.get((id(parent), place))
+        if alias is None:
+            return self.at(node)
+        return _mark_location(alias.start_mark, self.file, self.lines, alias.end_mark.index - alias.start_mark.index)
 
     def value(self, node: yaml.Node) -> Any:
         if id(node) in self.built:
@@ -139,54 +174,99 @@ class _Constructor:
                                           "each key may appear once in a mapping")
             result[key] = self.value(value_node)
             result.key_locations[key] = self.at(key_node)
-            result.value_locations[key] = self.at(value_node)
+            result.value_locations[key] = self.at_use(node, id(key_node), value_node)
         return result
 
     def sequence(self, node: yaml.SequenceNode) -> MarkedList:
         result = MarkedList(self.value(item) for item in node.value)
         result.location = self.at(node)
-        result.item_locations = [self.at(item) for item in node.value]
+        result.item_locations = [self.at_use(node, i, item) for i, item in enumerate(node.value)]
         return result
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag == "tag:yaml.org,2002:str" or node.style is not None:
             value = self.scalars.construct_scalar(node)
         else:
-            value = self.scalars.construct_object(node, deep=True)
+            value = self._plain(node)
             if not isinstance(value, str):
                 return value
         text = MarkedStr(value)
         text.origin = _scalar_origin(node, self.file, self.lines)
         return text
 
+    def _plain(self, node: yaml.ScalarNode) -> Any:
+        """A plain scalar as YAML reads it: a number, a boolean, null, a date, or text."""
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except ValueError as exc:
+            if node.tag == "tag:yaml.org,2002:int":  # Python reads at most 4300 digits
+                raise TemplateFormatError(f"number with {len(node.value)} digits is too large", self.at(node),
+                                          "a model's numbers must be finite float64 values (at most about 1.8e308)") \
+                    from None
+            raise TemplateFormatError(f"cannot read the YAML value {excerpt(node.value)}: {exc}", self.at(node)) \
+                from None
+
 
 _YAML_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
-_TOO_DEEP_HINT = "flatten the nesting of lists and mappings"
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark):
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing lists and mappings nested more than MAX_DEPTH deep before its
+    composer recurses into them (values nest deeper only through aliases, which are shared),
+    and noting where each alias is written."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0
+        self.aliases: dict[tuple[int, Any], yaml.Event] = {}  # (parent node, key node id or index) -> alias
+
+    def compose_node(self, parent, index):
+        if self.depth >= MAX_DEPTH:
+            raise _TooDeep(self.peek_event().start_mark)
+        if parent is not None and index is not None and self.check_event(yaml.AliasEvent):
+            self.aliases[(id(parent), id(index) if isinstance(index, yaml.Node) else index)] = self.peek_event()
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def load_yaml(text: str, file: str | None = None) -> MarkedDict:
     """Parse YAML text (safe loader only) into marked values; a file must be a mapping."""
     lines = _YAML_LINE_BREAK.split(text)  # YAML's own line breaks, so marks and lines agree
-    node = _compose(text, file, lines)
+    node, aliases = _compose(text, file, lines)
     if node is None:
         return MarkedDict.empty(Location(file, 1, 1))
     where = node_location(node, file, lines)
     try:
-        data = _Constructor(file, lines).value(node)
+        data = _Constructor(file, lines, aliases).value(node)
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"YAML value error: {exc}", where) from None
-    except RecursionError:
-        raise YamlSyntaxError("YAML structure is nested too deeply", where, _TOO_DEEP_HINT) from None
     if not isinstance(data, MarkedDict):
         raise TemplateFormatError("a model file must be a mapping of template names to templates", where)
     return data
 
 
-def _compose(text: str, file: str | None, lines: list[str]) -> yaml.Node | None:
-    """The YAML node tree of a file; PyYAML's complaints become located YamlSyntaxErrors."""
+def _compose(text: str, file: str | None, lines: list[str]) -> tuple[yaml.Node | None, dict]:
+    """The YAML node tree of a file and where its aliases are; PyYAML's complaints become
+    located YamlSyntaxErrors."""
     first_line = Location(file, 1, 1, lines[0] if lines else None)
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text)
+        try:
+            return loader.get_single_node(), loader.aliases
+        finally:
+            loader.dispose()
+    except _TooDeep as exc:
+        raise YamlSyntaxError(f"YAML structure is nested too deeply (more than {MAX_DEPTH} levels)",
+                              _mark_location(exc.mark, file, lines), "flatten the nesting of lists and mappings") \
+            from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, file, lines) from None
     except yaml.reader.ReaderError as exc:
@@ -198,8 +278,6 @@ def _compose(text: str, file: str | None, lines: list[str]) -> yaml.Node | None:
                               "model files are UTF-8 text without control characters") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"YAML syntax error: {exc}", first_line) from None
-    except RecursionError:
-        raise YamlSyntaxError("YAML structure is nested too deeply", first_line, _TOO_DEEP_HINT) from None
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str | None, lines: list[str]) -> YamlSyntaxError:
@@ -207,9 +285,11 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str | None, lines: list[str])
     at_end = mark is not None and mark.line >= len(lines) - (lines[-1] == "")
     if at_end and exc.context_mark is not None:
         mark = exc.context_mark  # "unexpected end of stream": point at what was left open
-    location = None
-    if mark is not None:
-        source = lines[mark.line] if mark.line < len(lines) else None
-        location = Location(file, mark.line + 1, mark.column + 1, source)
+    location = None if mark is None else _mark_location(mark, file, lines)
     hint = exc.context if exc.context else "check the indentation and the quotes"
     return YamlSyntaxError(f"YAML syntax error: {exc.problem or 'invalid YAML'}", location, hint)
+
+
+def _mark_location(mark: yaml.Mark, file: str | None, lines: list[str], length: int = 1) -> Location:
+    source = lines[mark.line] if mark.line < len(lines) else None
+    return Location(file, mark.line + 1, mark.column + 1, source, max(length, 1))

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from ..errors import InvalidNameError, Location, TemplateFormatError, did_you_mean
-from .marked_yaml import MarkedDict, MarkedStr, marked_text
+from .marked_yaml import MarkedDict, MarkedStr, excerpt, marked_text
 from .templates import EdgeSpec, EquationEdits, OperatorTemplate, VariableSpec
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -22,7 +22,7 @@ _EQUATION_EXAMPLE = "write an equation such as x' = -x/tau, or a list of them"
 
 def check_name(name: str, location: Location | None, what: str = "variable") -> str:
     if not isinstance(name, str) or not IDENTIFIER.match(name):
-        raise InvalidNameError(f"'{name}' is not a valid {what} name", location,
+        raise InvalidNameError(f"{excerpt(name)} is not a valid {what} name", location,
                                "names start with a letter or '_' and hold letters, digits and '_'")
     if name.startswith("__"):
         raise InvalidNameError(f"{what} name '{name}' may not start with '__'", location)
@@ -41,6 +41,14 @@ def text_field(body: MarkedDict, key: str, default: str) -> str:
     if not isinstance(value, str):
         raise TemplateFormatError(f"'{key}:' must be text", body.where_value(key))
     return str(value)
+
+
+def _note(body: MarkedDict, key: str) -> str | None:
+    """A variable's unit or description: text, or a number as written (unit: 1)."""
+    value = body.get(key)
+    if isinstance(value, (list, dict)):  # never str() one: YAML aliases can make it billions of items
+        raise TemplateFormatError(f"'{key}:' must be text", body.where_value(key))
+    return None if value is None else str(value)
 
 
 def string_list(raw: Any, location: Location, what: str) -> list[MarkedStr]:
@@ -67,7 +75,7 @@ def parse_value(raw: Any, location: Location | None, name: str) -> tuple[str, fl
                                   f"got {raw!r}", location)
     kind = value = None
     if isinstance(raw, (int, float)):
-        kind, value = "parameter", float(raw)
+        kind, value = "parameter", _as_float(raw)
     elif isinstance(raw, str):
         declared = _DECLARATION.match(raw)
         if declared:
@@ -75,12 +83,21 @@ def parse_value(raw: Any, location: Location | None, name: str) -> tuple[str, fl
         elif _NUMBER_TEXT.match(raw):
             kind, value = "parameter", float(raw)
     if kind is None:
-        raise TemplateFormatError(f"cannot read the value of variable '{name}': {raw!r}", location,
+        raise TemplateFormatError(f"cannot read the value of variable '{name}': {excerpt(raw)}", location,
                                   "write a number (10.0), or output(0.0), input(0.0), variable(0.0)")
     if not math.isfinite(value):
-        raise TemplateFormatError(f"variable '{name}' must have a finite value, got {value!r}", location,
-                                  "write an ordinary number (inf and nan are not allowed)")
+        raise TemplateFormatError(f"variable '{name}' must have a finite value, got {excerpt(raw)}", location,
+                                  "write an ordinary number (inf, nan and numbers beyond about 1.8e308 are not "
+                                  "allowed)")
     return kind, value
+
+
+def _as_float(number: int | float) -> float:
+    """A YAML number as a float64; an integer too large for one is infinite."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf
 
 
 def variable(name: str, raw: Any, variables: MarkedDict) -> VariableSpec:
@@ -93,11 +110,10 @@ def variable(name: str, raw: Any, variables: MarkedDict) -> VariableSpec:
         if set(raw) - {"default", "unit", "description"} or "default" not in raw:
             raise TemplateFormatError(f"variable '{name}' in long form needs 'default:' "
                                       "(and optionally 'unit:' and 'description:')", value_location)
-        unit, description = raw.get("unit"), raw.get("description")
+        unit, description = _note(raw, "unit"), _note(raw, "description")
         value_location, raw = raw.where_value("default"), raw["default"]
     kind, default = parse_value(raw, value_location, name)
-    return VariableSpec(name, kind, default, location,
-                        None if unit is None else str(unit), None if description is None else str(description))
+    return VariableSpec(name, kind, default, location, unit, description)
 
 
 def overrides(values: Any, location: Location, operator: OperatorTemplate) -> dict:
@@ -141,7 +157,7 @@ def _replacements(value: Any, where: Location) -> list[tuple[MarkedStr, MarkedSt
     for old, new in value.items():
         if new is None or isinstance(new, (bool, list, dict)):
             raise TemplateFormatError(f"'replace:' needs an expression to put in place of '{old}', "
-                                      f"got {new!r}", value.where_value(old))
+                                      f"got {excerpt(new)}", value.where_value(old))
         if not isinstance(new, MarkedStr):  # a number: YAML read `eta: 0.5` as a float
             new = marked_text(str(new), value.where_value(old))
         if not isinstance(old, MarkedStr):  # keys are made text by the loader, without marks
@@ -170,8 +186,8 @@ def edge(row: Any, location: Location) -> EdgeSpec:
         raise TemplateFormatError(f"unknown edge attribute '{sorted(unknown)[0]}'", location,
                                   "edges take weight and delay")
     weight = attrs.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-        raise TemplateFormatError(f"edge weight must be a finite number, got {weight!r}", location)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(_as_float(weight)):
+        raise TemplateFormatError(f"edge weight must be a finite number, got {excerpt(weight)}", location)
     if attrs.get("delay") not in (None, 0, 0.0):
         raise TemplateFormatError("edge delays are not supported yet", location)
     return EdgeSpec(str(source), str(target), float(weight), location)
