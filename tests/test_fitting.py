@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from modelc import Network
-from modelc.errors import InvalidValueError, UnsupportedFeatureError, WiringError
+from modelc.errors import InvalidValueError, WiringError
 
 SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
 WIRING = dict(source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I_ext", output_var="li_op/v")
@@ -110,9 +110,34 @@ def test_what_cannot_be_trained_is_said():
     with pytest.raises(InvalidValueError, match="train must be one of"):
         net.add_diffeq_node("b", SEED, weights=np.zeros((3, 3)), **WIRING)
         net.add_edge("rnn", "b", np.eye(3), train="bogus")
-    readout = Network(dt=1e-2)
-    readout.add_diffeq_node("rnn", SEED, weights=rng.standard_normal((3, 3)), train_params=["weights"],
-                            source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I_ext",
-                            output_var="tanh_op/r")
-    with pytest.raises(UnsupportedFeatureError, match="not generated yet"):
-        readout.grad(np.zeros((5, 3)), np.zeros((5, 3)))
+    softmax = Network(dt=1e-2)
+    softmax.add_diffeq_node("rnn", SEED, weights=rng.standard_normal((3, 3)), **WIRING)
+    softmax.add_func_node("p", 3, "softmax")
+    softmax.add_edge("rnn", "p", rng.standard_normal((3, 3)), train="gd")
+    with pytest.raises(InvalidValueError, match="not generated yet"):
+        softmax.grad(np.zeros((5, 3)), np.zeros((5, 3)))
+
+
+def test_a_readout_trained_through_its_edge():
+    """Reservoir -> edge trained by gradients -> identity readout (a computed output), the
+    targets read out from the same reservoir by other weights: the readout can match them."""
+    rng = np.random.default_rng(5)
+
+    def network(w_out, train):
+        net = Network(dt=1e-2)
+        net.add_diffeq_node("rnn", SEED, weights=rng.standard_normal((20, 20)) / 4, **WIRING)
+        net.add_func_node("out", 2, "identity")
+        net.add_edge("rnn", "out", w_out, train=train)
+        return net
+    teacher = network(rng.standard_normal((2, 20)), None)
+    inputs = rng.standard_normal((6, 80, 20))
+    targets = np.stack([_run_reset(teacher, x) for x in inputs])
+    student = network(np.zeros((2, 20)), "gd")
+    student.get_node("rnn").weights = teacher.get_node("rnn").weights
+    obs = student.fit_bptt(inputs, targets, optimizer="adam", lr=5e-2, epochs=150)
+    assert obs["epoch_loss"][-1] < obs["epoch_loss"][0] / 100
+
+
+def _run_reset(net, inputs):
+    net.reset()
+    return net.run(inputs)["out"]

@@ -50,7 +50,7 @@ class Problem:
 
     def loss(self, params=None, y0=None) -> float:
         result = self.module.run(self.y0 if y0 is None else y0, self.params if params is None else params, self.inputs,
-                                 self.dt, self.steps, record=list(self.module.STATES), sampling_steps=self.sampling)
+                                 self.dt, self.steps, record=list(self.cotangents), sampling_steps=self.sampling)
         return sum(float(np.sum(c * result[name])) for name, c in self.cotangents.items())
 
     def grad(self, **kwargs) -> dict:
@@ -192,6 +192,35 @@ f:
     inputs = {"A/li/I": rng.standard_normal((steps, 3))}
     problem = Problem(module, y0, {**module.default_params(), **params}, inputs, 0.05, steps)
     _assert_gradients_match(problem, trainable, checkpoint_steps=4)
+
+
+def test_recorded_computed_variables_through_a_readout_matrix(tmp_path):
+    """Cotangents of a computed variable y = tanh(W_ar @ v) + b*I2, recorded every second step,
+    besides the state's: gradients for both matrices, a parameter of the readout, and tau."""
+    ops = tmp_path / "ops.yaml"
+    ops.write_text("""
+li:
+  base: OperatorTemplate
+  equations: "v' = -v/tau + w_in + I"
+  variables: {v: output(0.0), tau: 5.0, w_in: input(0.0), I: input(0.0)}
+f:
+  base: OperatorTemplate
+  equations: "y = tanh(z) + b*I2"
+  variables: {y: output(0.0), z: input(0.0), b: 0.2, I2: input(0.5)}
+""")
+    system = build_network({"A": load(f"{ops}:li"), "R": load(f"{ops}:f")},
+                           [Connection("A/li/v", "A/li/w_in", "W_aa"), Connection("A/li/v", "R/f/z", "W_ar")])
+    trainable = ["W_aa", "W_ar", "A/li/tau", "R/f/b"]
+    module = _module(generate(system, "rk4", trainable=trainable), tmp_path)
+    rng = np.random.default_rng(6)
+    steps = 20
+    params = {**module.default_params(), "W_aa": rng.standard_normal((3, 3)), "W_ar": rng.standard_normal((2, 3))}
+    problem = Problem(module, {"A/li/v": rng.standard_normal(3)}, params,
+                      {"A/li/I": rng.standard_normal((steps, 3)), "R/f/I2": rng.standard_normal((steps, 2))},
+                      0.05, steps, sampling_steps=2)
+    first = module.run(problem.y0, params, problem.inputs, 0.05, steps, record=["R/f/y"], sampling_steps=2)
+    problem.cotangents["R/f/y"] = rng.standard_normal(first["R/f/y"].shape)
+    _assert_gradients_match(problem, trainable, checkpoint_steps=7)
 
 
 # --- what is refused, and said ------------------------------------------------------------------------

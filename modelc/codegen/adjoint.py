@@ -28,7 +28,7 @@ import sympy
 from ..errors import UnsupportedFeatureError
 from ..equations import PopMean, PopSum, symbol
 from .plan import DT, MatrixProduct
-from .step import Combine, Evaluate, Product, Rate, StepProgram, Value
+from .step import Combine, Evaluate, Observation, Product, Rate, StepProgram, Value
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,6 @@ class ReverseStep:
     invariants: dict[str, sympy.Expr] = field(default_factory=dict)   # hoisted values with a trainable inside
     drives: dict[str, sympy.Expr] = field(default_factory=dict)       # drives with a trainable inside
 
-    def adjoint_values(self) -> list[Value]:
-        return [s.value for s in self.statements if isinstance(s, Adjoint)]
 
 
 def make_reverse_step(program: StepProgram, trainable) -> ReverseStep:
@@ -114,7 +112,49 @@ def make_reverse_step(program: StepProgram, trainable) -> ReverseStep:
     return reverse
 
 
-def _readers(program: StepProgram, differentiable: set[str]) -> dict:
+@dataclass
+class ReverseObservation:
+    """The reverse of a step's observation (step.Observation): the computed variables recorded
+    with a cotangent pass their adjoint back to the step's new states and to the parameters."""
+
+    observation: Observation
+    observed: list[Adjoint]       # lambda(value) = its cotangent, when it has one, + these terms
+    into_states: list[Adjoint]    # added to the adjoint of the state's new value
+    params: list[ParamAdjoint]
+    weights: list[WeightAdjoint]
+    unsupported: list[str]        # computed variables whose gradient is not generated (mean/sum)
+
+
+def make_reverse_observation(observation: Observation, trainable) -> ReverseObservation:
+    trainable = frozenset(trainable)
+    unsupported = _through_reductions(observation)
+    readers = {key: [t for t in terms if t.adjoint not in unsupported]
+               for key, terms in _readers(observation, trainable).items()}
+    new = [Value(n, "new") for n in observation.plan.system.states]
+    bindings = observation.bindings()
+    return ReverseObservation(
+        observation,
+        [Adjoint(v, tuple(readers.get(v, ()))) for v in reversed(observation.values()) if v not in unsupported],
+        [Adjoint(v, tuple(readers[v])) for v in new if readers.get(v)],
+        [ParamAdjoint(n, tuple(readers[n])) for n in sorted(trainable) if readers.get(n)],
+        [WeightAdjoint(s.coupling, s.target, bindings[s.coupling.source.name]) for s in observation.statements
+         if isinstance(s, Product) and s.coupling.matrix in trainable and s.target not in unsupported],
+        sorted(v.name for v in unsupported))
+
+
+def _through_reductions(observation: Observation) -> set[Value]:
+    """The observed values computed through mean() or sum() over a population, directly or not."""
+    bad: set[Value] = set()
+    for s in observation.statements:
+        reads = s.expr if isinstance(s, Evaluate) else s.coupling.source
+        bound = observation.bindings()
+        if (isinstance(s, Evaluate) and s.expr.has(PopMean, PopSum)) or \
+                {bound.get(x.name) for x in reads.free_symbols} & bad:
+            bad.add(s.target)
+    return bad
+
+
+def _readers(program: "StepProgram | Observation", differentiable: set[str]) -> dict:
     """{value or parameter name: the terms through which its readers pass their adjoint back}."""
     found: dict = {}
 
@@ -162,4 +202,4 @@ def _refuse_population_reductions(program: StepProgram) -> None:
                 None, "train a model without population reductions, or fit this one without gradients")
 
 
-__all__ = ["ReverseStep", "Adjoint", "ParamAdjoint", "DriveAdjoint", "WeightAdjoint", "Term", "make_reverse_step"]
+__all__ = ["ReverseStep", "ReverseObservation", "make_reverse_observation", "Adjoint", "ParamAdjoint", "DriveAdjoint", "WeightAdjoint", "Term", "make_reverse_step"]

@@ -27,7 +27,8 @@ from fractions import Fraction
 
 import sympy
 
-from ..equations import TIME
+from ..equations import TIME, symbol
+from ..ir import MatVec
 from .plan import MatrixProduct, Plan
 
 
@@ -145,6 +146,46 @@ class StepProgram:
         return self.stage_times[k] != 0 and TIME.name in self.reads()
 
 
+OBSERVE = -1  # the "stage" of the observation: the computed variables of the step's new states
+
+
+@dataclass
+class Observation:
+    """The computed (algebraic) variables a step records, from its new states: Evaluate and
+    Product statements in dependency order, each W @ x a Product of its own. The forward
+    backends compute them with the module's algebraics(); the reverse sweep of a step whose
+    computed variables have cotangents differentiates these statements."""
+
+    plan: Plan
+    statements: list = field(default_factory=list)
+
+    def bindings(self, k: int = OBSERVE) -> dict[str, Value]:
+        names = {n: Value(n, "new") for n in self.plan.system.states}
+        names.update({s.target.name: s.target for s in self.statements})
+        names[TIME.name] = Value(TIME.name, "time", OBSERVE)
+        return names
+
+    def values(self) -> list[Value]:
+        return [s.target for s in self.statements]
+
+
+def make_observation(plan: Plan) -> Observation:
+    observation = Observation(plan)
+    for name, expr in plan.system.algebraics:
+        products = {}
+        for matvec in sorted(expr.atoms(MatVec), key=str):
+            weights, source = matvec.args
+            if not isinstance(source, sympy.Symbol):  # the product's argument computed first
+                source_name = f"obs_{len(observation.statements)}_source"
+                observation.statements.append(Evaluate(Value(source_name, "observed"), source, OBSERVE))
+                source = symbol(source_name)
+            product = MatrixProduct(f"obs_{len(observation.statements)}", weights.name, sympy.Integer(1), source)
+            observation.statements.append(Product(Value(product.name, "observed"), product, OBSERVE))
+            products[matvec] = symbol(product.name)
+        observation.statements.append(Evaluate(Value(name, "observed"), expr.xreplace(products), OBSERVE))
+    return observation
+
+
 def make_step_program(plan: Plan) -> StepProgram:
     program = StepProgram(plan)
     plan.scheme.steps(_Builder(program))
@@ -257,5 +298,5 @@ def _closure(names: set[str], defined: dict) -> set[str]:
     return seen
 
 
-__all__ = ["StepProgram", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",
+__all__ = ["StepProgram", "Observation", "make_observation", "OBSERVE", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",
            "Statement", "make_step_program"]

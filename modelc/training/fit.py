@@ -6,7 +6,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedFeatureError
+from ..errors import ShapeError
 from .losses import Loss
 
 
@@ -15,9 +15,6 @@ def loss_and_gradients(module: ModuleType, y0: dict, params: dict, inputs: dict,
     """(loss value, {parameter: gradient}, run()'s result) of loss(record of output, targets).
 
     targets have the shape of the output's record, (steps // sampling_steps, ..., n)."""
-    if output not in module.STATES:
-        raise UnsupportedFeatureError(f"gradients of '{output}', a computed variable, are not generated yet", None,
-                                      "train on a state as the output (a diff-eq node's output_var)")
     result = module.run(y0, params, inputs, dt, steps, record=[output], sampling_steps=sampling_steps, t0=t0)
     predictions = result[output]
     targets = np.asarray(targets)

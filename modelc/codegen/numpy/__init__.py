@@ -4,8 +4,8 @@ from __future__ import annotations
 from ...ir import System
 from ..layout import common_context
 from ..plan import Plan
-from ..adjoint import make_reverse_step
-from ..step import make_step_program
+from ..adjoint import make_reverse_observation, make_reverse_step
+from ..step import make_observation, make_step_program
 from .arrays import NumPyModule, applies_to_floats
 from .floats import FloatModule
 from .gradients import GradientModule
@@ -21,5 +21,7 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
             "run_params": m.run_params(), "run_states": m.states_context(), "run_inputs": m.inputs_context(),
             "single_states": single.states_context() if single else [],
             "single_inputs": single.inputs_context() if single else [],
-            "g": GradientModule(make_reverse_step(program, plan.trainable)) if plan.trainable else None,
+            "g": GradientModule(make_reverse_step(program, plan.trainable),
+                                make_reverse_observation(make_observation(plan), plan.trainable))
+            if plan.trainable else None,
             "trainable": sorted(plan.trainable)}

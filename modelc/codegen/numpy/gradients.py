@@ -9,26 +9,37 @@ from __future__ import annotations
 import sympy
 
 from ...equations import TIME, symbol
-from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseStep, Term, WeightAdjoint
+from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseObservation, ReverseStep, Term, WeightAdjoint
+from ..plan import MatrixProduct
 from ..printers import NumPyPrinter
-from ..step import Commit, Record, Stage, Value
+from ..step import OBSERVE, Commit, Evaluate, Product, Record, Stage, Value
+from ..templating import literal
 from .arrays import NumPyModule
 
 
 class GradientModule(NumPyModule):
     """Identifiers and lines of grad() for one reverse step."""
 
-    def __init__(self, reverse: ReverseStep):
+    def __init__(self, reverse: ReverseStep, observed: ReverseObservation):
         super().__init__(reverse.program)
-        self.reverse = reverse
+        self.reverse, self.observed = reverse, observed
         self._adjoints: dict = {}
 
     # -- the forward step, recomputed: one variable per value and stage --------------------
 
     def value(self, v: Value) -> str:
+        if v.role == "observed":
+            return self.derived("obs_*", v.name)
+        if v.role == "time" and v.stage == OBSERVE:
+            return self.derived("t_obs", TIME.name)
         if v.role in ("product", "rest") and v.stage > 0:
             return self.derived(f"*_{v.stage + 1}", v.name if v.role == "product" else self.derived("inc_*", v.name))
         return super().value(v)
+
+    def stage_names(self, k: int) -> dict[str, str]:
+        if k != OBSERVE:
+            return super().stage_names(k)
+        return {**self.names, **{name: self.value(v) for name, v in self.observed.observation.bindings().items()}}
 
     def new_value_buffers(self) -> list[str]:
         return []
@@ -96,6 +107,37 @@ class GradientModule(NumPyModule):
             return lam
         return f"({self.code(t.factor, self.stage_names(t.stage))})*{lam}"
 
+    # -- the observation: computed variables recorded with a cotangent ----------------------------
+
+    def observation_lines(self) -> list[str]:
+        """At a recorded step: the computed variables from the new states, then their reverse."""
+        observation = self.observed.observation
+        reads = {x.name for s in observation.statements
+                 for x in (s.expr if isinstance(s, Evaluate) else s.coupling.source).free_symbols}
+        lines = [f"{self.value(Value(n, 'new'))} = {self.derived('states_*', n)}[i + 1]" for n in self.system.states]
+        lines += [f"{self.ident(n)} = {self.derived('*_w', n)}[i]" for n in self.system.inputs if n in reads]
+        if TIME.name in reads:
+            lines.append(f"{self.value(Value(TIME.name, 'time', OBSERVE))} = t0 + (start + i + 1) * dt")
+        for s in observation.statements:
+            lines += self.evaluate(s) if isinstance(s, Evaluate) else self.product(s)
+        for a in self.observed.observed:
+            value, terms = self.value(a.value), self.terms(a.terms)
+            seed = f"_cotangent(cotangents, {literal(a.value.name)}, row, {value})" \
+                if a.value.name in self.system.outputs else f"np.zeros_like({value})"
+            lines.append(f"{self.adjoint(a.value)} = " + (f"{seed} + {terms}" if terms and seed[0] == "_" else
+                                                          terms or seed))
+        for a in self.observed.into_states:
+            lines.append(f"{self.adjoint(a.value)} = {self.adjoint(a.value)} + {self.terms(a.terms)}")
+        for p in self.observed.params:
+            lines.append(f"{self.adjoint(p.name)} = {self.adjoint(p.name)} + {self.terms(p.terms)}")
+        for w in self.observed.weights:  # (an observed value's buffer is reused: a copy)
+            lines += [f"{self.derived('lam_seq_*', w.coupling.name)}.append({self.adjoint(w.product)})",
+                      f"{self.derived('source_seq_*', w.coupling.name)}.append(np.array({self.value(w.source)}))"]
+        return lines
+
+    def observation_products(self) -> list[MatrixProduct]:
+        return [s.coupling for s in self.observed.observation.statements if isinstance(s, Product)]
+
     # -- around the loop --------------------------------------------------------------------------
 
     def new_states(self) -> list[tuple[str, str, str, str]]:
@@ -121,12 +163,20 @@ class GradientModule(NumPyModule):
         return [self.adjoint(name) for name in self.reverse.invariants]
 
     def transposed_lines(self) -> list[str]:
-        return [f"{self.derived('transposed_*', c.name)} = _transposed(weights={self.ident(c.matrix)}, "
-                f"scale={self.code(c.scale)}, unbatched=unbatched)" for c in self.plan.couplings]
+        """The transposed products the reverse reads, and the observation's own products."""
+        observed = self.observation_products()
+        return [f"{self.derived('product_*', c.name)} = _product(weights={self.ident(c.matrix)}, scale=1, "
+                f"unbatched=unbatched)" for c in observed] + \
+            [f"{self.derived('transposed_*', c.name)} = _transposed(weights={self.ident(c.matrix)}, "
+             f"scale={self.code(c.scale)}, unbatched=unbatched)" for c in self.plan.couplings + observed]
+
+    def uses_products(self) -> bool:
+        return bool(self.plan.couplings or self.observation_products())
 
     def weight_adjoints(self) -> list[tuple[str, str, str, str]]:
         """(matrix adjoint, lam sequence, source sequence, scale) per trained product (all its stages)."""
-        couplings = {s.coupling.name: s.coupling for s in self.reverse.statements if isinstance(s, WeightAdjoint)}
+        couplings = {s.coupling.name: s.coupling for s in self.reverse.statements + self.observed.weights
+                     if isinstance(s, WeightAdjoint)}
         return [(self.adjoint(c.matrix), self.derived("lam_seq_*", c.name), self.derived("source_seq_*", c.name),
                  self.code(c.scale)) for c in couplings.values()]
 
