@@ -8,6 +8,10 @@ from .errors import ModelcError
 from .version import __version__
 
 
+_RESERVOIR = (  # RectiPy's utilities, in modelc.training.reservoir
+    "random_connectivity", "input_connections", "normalize", "wta_score")
+
+
 def __getattr__(name):
     # Late on purpose: `import modelc` (and `modelc --version`) must not load NumPy or YAML.
     if name in ("compile_model", "compile_source"):
@@ -16,7 +20,10 @@ def __getattr__(name):
     if name in ("Network", "Observer"):
         from .runtime import network
         return getattr(network, name)
+    if name in _RESERVOIR:
+        from .training import reservoir
+        return getattr(reservoir, name)
     raise AttributeError(f"module 'modelc' has no attribute {name!r}")
 
 
-__all__ = ["compile_model", "compile_source", "Network", "Observer", "ModelcError", "__version__"]
+__all__ = ["compile_model", "compile_source", "Network", "Observer", "ModelcError", "__version__", *_RESERVOIR]

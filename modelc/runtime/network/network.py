@@ -24,19 +24,19 @@ mixed into one state. Reading (get_var, state, time) during a run sees the state
 """
 from __future__ import annotations
 
-import functools
 import threading
 from types import ModuleType
 
 import numpy as np
 
-from ...errors import InvalidValueError, NetworkBusyError, NonFiniteError
+from ...errors import InvalidValueError, NonFiniteError
 from ...spec import load
 from ...training import get_loss, loss_and_gradients
 from ..compiler import compile_network
 from ..observer import Observer
-from . import fitting
+from . import fitting, readout
 from .arguments import records, run_inputs
+from .busy import exclusive
 from .device import backend_for, dtype_name
 from .graph import Edge, Graph, Node
 from .nodes import diffeq_node, edge, func_node, trainable, wire_diffeq_node
@@ -45,24 +45,6 @@ from .states import States
 from .sweep import Sweep
 from .variables import (check_node_values, current_value, node_value, parameter_value, parameter_values,
                         readonly, recurrent_weights, resolve)
-
-
-def exclusive(method):
-    """A Network method that changes the network: it fails with NetworkBusyError, instead of
-    waiting or interleaving, while another such call on the same Network is in progress."""
-    @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
-        if not self._lock.acquire(blocking=False):
-            raise NetworkBusyError(f"cannot {method.__name__}: {self._busy_with} is in progress on this Network "
-                                   "(in another thread?)", None,
-                                   "one call at a time changes a Network: wait for it to end, or give each "
-                                   "thread its own Network (Networks of the same structure share the module)")
-        self._busy_with = f"{method.__name__}()"
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self._lock.release()
-    return guarded
 
 
 class Network:
@@ -390,6 +372,28 @@ class Network:
         self._states.advance(result["final"], steps)
         value, _ = get_loss(loss)(result[output], np.asarray(targets))
         return fitting.observer(self.dt, sampling_steps, t0, result[output]), value
+
+    @exclusive
+    def fit_ridge(self, inputs, targets, sampling_steps: int = 1, alpha: float = 1e-4,
+                  add_readout_node: bool = True) -> Observer:
+        """Fit a linear readout W (k, n) of the output node in closed form: (XᵀX + alpha I) Wᵀ = XᵀY
+        over every recorded row X (ridge regression, no bias; readout.py). inputs and targets as in
+        fit_bptt, targets (..., k): a sequence goes on from the current state, trials start there and
+        leave it. add_readout_node: W feeds a new identity node "readout", the output from now on.
+        Returns an Observer: obs["out"] (X), obs["y"] (X Wᵀ, the fit) and obs["w_out"] (W)."""
+        return readout.fit_ridge(self._graph, self._states, self.compile(), self.dt, inputs, targets,
+                                 sampling_steps, alpha, add_readout_node)
+
+    @exclusive
+    def fit_rls(self, inputs, targets, update_steps: int = 1, sampling_steps: int = 1, beta: float = 1.0,
+                alpha: float = 1.0) -> Observer:
+        """Fit the one edge made with train="rls", into the output node, online by recursive least
+        squares (FORCE; readout.py): the network runs (T, n_in) from its current state update_steps at a
+        time; after each chunk the weights take one RLS step on its last recorded row (targets
+        (T // sampling_steps, n_out)). P starts as I/alpha; beta in (0, 1] is the forgetting factor.
+        Returns an Observer: obs["out"] and obs["loss"] (the mean squared error at each update)."""
+        return readout.fit_rls(self._graph, self._states, self.compile(), self.dt, inputs, targets, update_steps,
+                               sampling_steps, beta, alpha)
 
     def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan) -> dict:
         """One call into the generated run(), with the progress bar and a NonFiniteError for overflow."""
