@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -39,7 +37,8 @@ from modelc.codegen.options import METHODS, get_scheme
 from modelc.errors import ModelcError
 from modelc.ir import Connection, build_network, build_system
 from modelc.spec import OperatorTemplate, load
-from references import (TEXTBOOK, TEXTBOOK_ORDER, Reference, assert_close, relative_error, step_function,
+from generated import fake_cupy_installed
+from references import (TEXTBOOK_ORDER, Reference, assert_close, relative_error, step_function,
                         tableau_step)
 
 RTOL = 1e-10
@@ -549,24 +548,8 @@ def test_every_scheme_converges_to_solve_ivp_at_its_order():
 @pytest.fixture(scope="module")
 def fake_cupy(tmp_path_factory):
     """tests/fake_cupy.py as `cupy` (and a private cache folder) for the CuPy tests of this file."""
-    import fake_cupy as fake
-    previous_cupy = sys.modules.get("cupy")
-    previous_cache = os.environ.get("MODELC_CACHE_DIR")
-    os.environ["MODELC_CACHE_DIR"] = str(tmp_path_factory.mktemp("conformance-cupy-cache"))
-    module = fake.install()
-    yield module
-    from modelc.runtime import compiler
-    loaded = getattr(compiler, "_loaded", {})
-    for key, mod in list(loaded.items()):   # generated modules bound to the stand-in
-        if getattr(mod, "cp", None) is module:
-            del loaded[key]
-    fake.uninstall()
-    if previous_cupy is not None:
-        sys.modules["cupy"] = previous_cupy
-    if previous_cache is None:
-        os.environ.pop("MODELC_CACHE_DIR", None)
-    else:
-        os.environ["MODELC_CACHE_DIR"] = previous_cache
+    with fake_cupy_installed(tmp_path_factory.mktemp("conformance-cupy-cache")) as module:
+        yield module
 
 
 def cupy_runs(mod, *args, **kwargs):

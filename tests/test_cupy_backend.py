@@ -21,7 +21,6 @@ import ast
 import builtins
 import concurrent.futures
 import glob
-import importlib.util
 import os
 import pathlib
 import re
@@ -36,6 +35,7 @@ import pytest
 import sympy
 
 import fake_cupy
+from generated import fake_cupy_installed, load_source
 from modelc import compile_model
 from modelc.codegen.generate import generate
 from modelc.codegen.options import METHODS
@@ -109,22 +109,8 @@ def _short(path: str) -> str:
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory):
     """The stand-in cupy in sys.modules (and a private cache folder) for this module's tests."""
-    previous_cupy = sys.modules.get("cupy")
-    previous_cache = os.environ.get("MODELC_CACHE_DIR")
-    os.environ["MODELC_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    module = fake_cupy.install()
-    yield module
-    from modelc.runtime import compiler
-    for key, loaded in list(compiler._loaded.items()):   # generated modules bound to the stand-in
-        if getattr(loaded, "cp", None) is module:
-            del compiler._loaded[key]
-    fake_cupy.uninstall()
-    if previous_cupy is not None:
-        sys.modules["cupy"] = previous_cupy
-    if previous_cache is None:
-        os.environ.pop("MODELC_CACHE_DIR", None)
-    else:
-        os.environ["MODELC_CACHE_DIR"] = previous_cache
+    with fake_cupy_installed(tmp_path_factory.mktemp("cache")) as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
@@ -132,15 +118,6 @@ def zoo_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("zoo") / "zoo.yaml"
     path.write_text(ZOO)
     return f"{path}:zoo"
-
-
-def load_source(source: str, name: str, folder: pathlib.Path):
-    path = folder / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def random_arguments(mod, shape, steps, seed=0, scale=0.05):

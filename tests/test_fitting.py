@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from modelc import Network
-from modelc.errors import InvalidValueError, WiringError
+from modelc.errors import InvalidValueError, ShapeError, WiringError
 
 SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
 WIRING = dict(source_var="tanh_op/r", target_var="li_op/r_in", input_var="li_op/I_ext", output_var="li_op/v")
@@ -141,3 +141,13 @@ def test_a_readout_trained_through_its_edge():
 def _run_reset(net, inputs):
     net.reset()
     return net.run(inputs)["out"]
+
+
+def test_testing_on_trials_leaves_the_state():
+    rng = np.random.default_rng(6)
+    net = _rnn(rng.standard_normal((3, 3)) / 2, train_params=())
+    _, loss = net.test(rng.standard_normal((4, 10, 3)), np.zeros((4, 10, 3)))
+    assert loss > 0 and net.time == 0.0
+    assert net.run(rng.standard_normal((5, 3)))["out"].shape == (5, 3)  # no batch axis left behind
+    with pytest.raises(ShapeError, match="targets"):
+        net.test(rng.standard_normal((4, 10, 3)), np.zeros(10))

@@ -7,7 +7,6 @@ effects nearly cancel has a gradient near the differences' own error).
 """
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
@@ -20,17 +19,10 @@ from modelc.errors import ModelcError, UnknownVariableError, UnsupportedFeatureE
 from modelc.ir import Connection, build_network, build_system
 from modelc.spec import load
 
+from generated import load_source
+
 SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
 TOLERANCE = 1e-6
-
-
-def _module(source: str, folder, name="trained"):
-    path = folder / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _shipped_templates() -> list[str]:
@@ -98,7 +90,7 @@ def _assert_gradients_match(problem: Problem, names, **kwargs):
 def test_seed_gradients_in_every_scheme(tmp_path, method, batch):
     system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
     trainable = ["weights", "li_op/tau", "li_op/k", "li_op/eta"]
-    module = _module(generate(system, method, trainable=trainable), tmp_path)
+    module = load_source(generate(system, method, trainable=trainable), "generated", tmp_path)
     rng = np.random.default_rng(1)
     n, steps = 3, 23
     shape = batch + (n,)
@@ -110,7 +102,7 @@ def test_seed_gradients_in_every_scheme(tmp_path, method, batch):
 
 def test_the_segment_length_changes_nothing(tmp_path):
     system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
-    module = _module(generate(system, "rk4", trainable=["weights", "li_op/tau"]), tmp_path)
+    module = load_source(generate(system, "rk4", trainable=["weights", "li_op/tau"]), "generated", tmp_path)
     rng = np.random.default_rng(2)
     problem = Problem(module, {"li_op/v": rng.standard_normal(4)}, {"weights": rng.standard_normal((4, 4))},
                       {"li_op/I_ext": rng.standard_normal((50, 4))}, 0.05, 50)
@@ -122,7 +114,7 @@ def test_the_segment_length_changes_nothing(tmp_path):
 def test_a_batch_of_trials_is_the_sum_of_single_trials(tmp_path):
     """Shared parameters, one trial per batch member: the gradient is the sum over trials."""
     system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
-    module = _module(generate(system, "heun", trainable=["weights", "li_op/tau"]), tmp_path)
+    module = load_source(generate(system, "heun", trainable=["weights", "li_op/tau"]), "generated", tmp_path)
     rng = np.random.default_rng(3)
     trials, n, steps = 3, 4, 20
     params = {"weights": rng.standard_normal((n, n)), "li_op/tau": 3.0}
@@ -150,7 +142,7 @@ def test_every_shipped_model_against_finite_differences(tmp_path, path):
     system = build_system(load(path))
     trainable = [n for n, p in system.params.items() if p.shape == "scalar"]
     try:
-        module = _module(generate(system, "rk4", trainable=trainable), tmp_path)
+        module = load_source(generate(system, "rk4", trainable=trainable), "generated", tmp_path)
     except UnsupportedFeatureError as error:  # mean()/sum() over a population: said clearly, not silently wrong
         assert "not generated yet" in error.message
         pytest.skip(error.message)
@@ -183,7 +175,7 @@ f:
                                          Connection("B/li/v", "A/li/w_in", "W_ba")],
                            vector_params=["A/li/tau"])
     trainable = ["W_ar", "W_rb", "W_ba", "A/li/tau", "B/li/k", "R/f/b"]
-    module = _module(generate(system, "midpoint", trainable=trainable), tmp_path)
+    module = load_source(generate(system, "midpoint", trainable=trainable), "generated", tmp_path)
     rng = np.random.default_rng(5)
     steps = 15
     params = {"W_ar": rng.standard_normal((2, 3)), "W_rb": rng.standard_normal((4, 2)),
@@ -211,7 +203,7 @@ f:
     system = build_network({"A": load(f"{ops}:li"), "R": load(f"{ops}:f")},
                            [Connection("A/li/v", "A/li/w_in", "W_aa"), Connection("A/li/v", "R/f/z", "W_ar")])
     trainable = ["W_aa", "W_ar", "A/li/tau", "R/f/b"]
-    module = _module(generate(system, "rk4", trainable=trainable), tmp_path)
+    module = load_source(generate(system, "rk4", trainable=trainable), "generated", tmp_path)
     rng = np.random.default_rng(6)
     steps = 20
     params = {**module.default_params(), "W_aa": rng.standard_normal((3, 3)), "W_ar": rng.standard_normal((2, 3))}
@@ -237,7 +229,7 @@ def test_the_cupy_backend_says_it_has_no_gradients_yet():
 
 
 def test_a_module_without_trainables_has_no_grad(tmp_path):
-    assert not hasattr(_module(generate(build_system(load(SEED)), "euler"), tmp_path, "plain"), "grad")
+    assert not hasattr(load_source(generate(build_system(load(SEED)), "euler"), "plain", tmp_path), "grad")
 
 
 def test_compile_model_takes_the_trainables_into_its_cache_key():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import importlib.util
 import math
 from fractions import Fraction as F
 
@@ -27,6 +26,8 @@ from modelc.codegen.templating import declared_names, environment
 from modelc.errors import UnsupportedFeatureError
 from modelc.ir import Connection, build_system
 from modelc.spec import load
+
+from generated import load_source
 
 SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
 
@@ -53,15 +54,6 @@ ODD = ExplicitRungeKutta("odd", 1, "A made-up three-stage tableau.", a=((), (), 
 def _system(path=SEED, coupled=True):
     connections = [Connection("tanh_op/r", "li_op/r_in", "weights")] if coupled else []
     return build_system(load(path), connections)
-
-
-def _load(source: str, folder, name="generated"):
-    path = folder / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _kinds(program) -> list[str]:
@@ -163,7 +155,7 @@ def _hand_loop(scheme, state, a, inputs, dt, t0=0.0):
 def test_any_tableau_matches_a_hand_written_loop(tmp_path, scheme):
     (tmp_path / "driven.yaml").write_text(DRIVEN)
     system = build_system(load(f"{tmp_path / 'driven.yaml'}:driven"))
-    module = _load(generate(system, method=scheme), tmp_path)
+    module = load_source(generate(system, method=scheme), "generated", tmp_path)
     steps, dt = 60, 0.05
     u = 0.3 * np.sin(np.arange(steps) * 0.7)
     want = _hand_loop(scheme, [0.3, -0.2], 1.5, u, dt, t0=0.1)
@@ -183,7 +175,7 @@ def test_the_float_path_hands_over_without_repeating_chunks(tmp_path):
     the chunk where the float loop stopped, and on_chunk hears of every chunk once."""
     (tmp_path / "sink.yaml").write_text('sink:\n  base: OperatorTemplate\n  equations: "x\' = -1 + 1e-300*sqrt(x)"\n'
                                         "  variables: {x: output(1.0)}\n")
-    module = _load(generate(build_system(load(f"{tmp_path / 'sink.yaml'}:sink"))), tmp_path, "sink")
+    module = load_source(generate(build_system(load(f"{tmp_path / 'sink.yaml'}:sink"))), "sink", tmp_path)
     reported = []
     with np.errstate(invalid="ignore"):
         result = module.run({"sink/x": np.ones(1)}, {}, {}, 0.125, 24, chunk_steps=8, on_nan="ignore",
@@ -278,7 +270,7 @@ m:
 
 def _nan_module(tmp_path, dtype="float64"):
     (tmp_path / "nan.yaml").write_text(NAN_MODEL)
-    return _load(generate(build_system(load(f"{tmp_path / 'nan.yaml'}:m")), dtype=dtype), tmp_path, f"nan_{dtype}")
+    return load_source(generate(build_system(load(f"{tmp_path / 'nan.yaml'}:m")), dtype=dtype), f"nan_{dtype}", tmp_path)
 
 
 def test_one_unit_and_two_units_agree_when_nan_appears(tmp_path):
@@ -295,7 +287,7 @@ def test_a_recorded_algebraic_that_turns_nan_is_reported(tmp_path):
     """y = sqrt(x - 0.5) with x decaying below 0.5: records are checked, not only states."""
     (tmp_path / "decay.yaml").write_text('m:\n  base: OperatorTemplate\n  equations: ["x\' = -x", "y = sqrt(x - 0.5)"]\n'
                                          "  variables: {x: output(1.0), y: variable(0.0)}\n")
-    module = _load(generate(build_system(load(f"{tmp_path / 'decay.yaml'}:m"))), tmp_path, "decay")
+    module = load_source(generate(build_system(load(f"{tmp_path / 'decay.yaml'}:m"))), "decay", tmp_path)
     for n in (1, 3):
         with np.errstate(invalid="ignore"), pytest.raises(module.NonFiniteError, match=r"variable 'm/y' became nan"):
             module.run({"m/x": np.ones(n)}, {}, {}, 0.1, 20, record=["m/x", "m/y"])
@@ -303,8 +295,8 @@ def test_a_recorded_algebraic_that_turns_nan_is_reported(tmp_path):
 
 def test_float32_computes_one_unit_in_float32(tmp_path):
     (tmp_path / "driven.yaml").write_text(DRIVEN)
-    module = _load(generate(build_system(load(f"{tmp_path / 'driven.yaml'}:driven")), "rk4", dtype="float32"),
-                   tmp_path, "driven32")
+    module = load_source(generate(build_system(load(f"{tmp_path / 'driven.yaml'}:driven")), "rk4", dtype="float32"),
+                         "driven32", tmp_path)
     runs = [module.run({n: np.full(units, v) for n, v in module.STATES.items()}, {}, {}, 0.01, 50)
             for units in (1, 2)]
     for name in module.STATES:
@@ -335,6 +327,6 @@ def test_labels_that_python_would_fold_together_stay_apart():
 
 
 def test_records_too_large_for_memory_are_refused_before_the_run(tmp_path):
-    module = _load(generate(_system()), tmp_path, "huge")
+    module = load_source(generate(_system()), "huge", tmp_path)
     with pytest.raises(module.InvalidValueError, match="the records need .*PiB"):
         module.run({"li_op/v": np.zeros(4)}, {"weights": np.zeros((4, 4))}, {}, 1e-3, 10**15)

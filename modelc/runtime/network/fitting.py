@@ -42,8 +42,9 @@ def trials(graph: Graph, module: ModuleType, inputs, targets, dtype) -> tuple[in
         steps, given = run_inputs(graph, module, inputs, None, batch=None, dtype=dtype)
         return steps, given, np.asarray(targets), None
     inputs, targets = np.stack([np.asarray(x, dtype=dtype) for x in inputs]), np.asarray(targets)
-    if len(targets) != len(inputs):
-        raise ShapeError(f"{len(inputs)} trials of inputs but {len(targets)} of targets")
+    if targets.ndim < 2 or len(targets) != len(inputs):
+        raise ShapeError(f"{len(inputs)} trials of inputs need targets (B = {len(inputs)}, T // sampling_steps, "
+                         f"n_out), got shape {targets.shape}")
     steps, given = run_inputs(graph, module, np.swapaxes(inputs, 0, 1), None, batch=len(inputs), dtype=dtype)
     return steps, given, np.swapaxes(targets, 0, 1), len(inputs)
 

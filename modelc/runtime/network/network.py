@@ -361,15 +361,16 @@ class Network:
 
     @exclusive
     def test(self, inputs, targets, loss: str = "mse", sampling_steps: int = 1) -> tuple[Observer, float]:
-        """Run from the current state (which is left at the end, as run() does) and score the
-        output: (Observer, loss(obs["out"], targets))."""
+        """Run from the current state and score the output: (Observer, loss(obs["out"], targets)).
+        One sequence leaves the state at its end, as run() does; trials (a batch) leave it as it was."""
         module = self.compile()
-        steps, given, targets, _ = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
+        steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         output = fitting.output_name(self._graph)
         result = self._call(module, self._states.current(self._graph, module), parameter_values(self._graph), given,
                             steps, [output], sampling_steps, False, "raise")
         t0 = self.time
-        self._states.advance(result["final"], steps)
+        if batch is None:
+            self._states.advance(result["final"], steps)
         value, _ = get_loss(loss)(result[output], np.asarray(targets))
         return fitting.observer(self.dt, sampling_steps, t0, result[output]), value
 
