@@ -15,6 +15,7 @@ from ...training import get_loss, get_optimizer, loss_and_gradients
 from ..observer import Observer
 from .arguments import run_inputs
 from .graph import Graph
+from .progress import ProgressBar
 from .variables import parameter_values
 
 
@@ -71,7 +72,7 @@ class Trainer:
 def bptt_updates(module, trainer: Trainer, y0: dict, inputs: dict, targets, steps: int, dt: float,
                  loss_name: str, loss_kwargs, sampling_steps: int, update_steps: int, t0: float):
     """Online truncated BPTT over one sequence: a step of the optimiser every update_steps steps,
-    the state carried on (the gradient stops at each update). Returns (losses, outputs, final)."""
+    the state carried on (the gradient stops at each update). Returns (Observer, final states)."""
     loss = _loss(loss_name, loss_kwargs)
     if update_steps % sampling_steps:
         raise InvalidValueError(f"update_steps ({update_steps}) must be a multiple of sampling_steps ({sampling_steps})")
@@ -86,22 +87,27 @@ def bptt_updates(module, trainer: Trainer, y0: dict, inputs: dict, targets, step
         losses.append(value)
         outputs.append(result[output])
         y0 = result["final"]
-    return np.array(losses), np.concatenate(outputs), y0
+    return observer(dt, sampling_steps, t0, np.concatenate(outputs), loss=losses), y0
 
 
 def bptt_epochs(module, trainer: Trainer, y0: dict, inputs: dict, targets, steps: int, dt: float,
-                loss_name: str, loss_kwargs, sampling_steps: int, epochs: int, t0: float, progress=None):
+                loss_name: str, loss_kwargs, sampling_steps: int, epochs: int, t0: float, verbose: bool) -> Observer:
     """Epochs over all trials as one batch: one optimiser step per epoch, every epoch from y0."""
     loss = _loss(loss_name, loss_kwargs)
     output, losses = output_name(trainer.graph), []
-    for epoch in range(int(epochs)):
-        value, gradients, result = loss_and_gradients(module, y0, trainer.params, inputs, dt, steps, output,
-                                                      targets, loss, sampling_steps, t0)
-        trainer.step(gradients)
-        losses.append(value)
-        if progress is not None:
-            progress(epoch + 1, value)
-    return np.array(losses), result[output]
+    bar = ProgressBar(int(epochs)) if verbose else None
+    try:
+        for epoch in range(int(epochs)):
+            value, gradients, result = loss_and_gradients(module, y0, trainer.params, inputs, dt, steps, output,
+                                                          targets, loss, sampling_steps, t0)
+            trainer.step(gradients)
+            losses.append(value)
+            if bar is not None:
+                bar.update(epoch + 1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return observer(dt, sampling_steps, t0, result[output], epoch_loss=losses)
 
 
 def observer(dt: float, sampling_steps: int, t0: float, outputs: np.ndarray, **series) -> Observer:

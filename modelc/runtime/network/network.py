@@ -344,20 +344,13 @@ class Network:
         trainer = fitting.Trainer(self._graph, optimizer, lr, optimizer_kwargs)
         steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         y0, t0 = self._states.current(self._graph, module), self.time
-        if batch is None:
-            losses, outputs, final = fitting.bptt_updates(module, trainer, y0, given, targets, steps, self.dt, loss,
-                                                          loss_kwargs, sampling_steps, update_steps, t0)
-            self._states.advance(final, steps)
-            return fitting.observer(self.dt, sampling_steps, t0, outputs, loss=losses)
-        bar = ProgressBar(epochs) if verbose else None
-        try:
-            losses, outputs = fitting.bptt_epochs(module, trainer, y0, given, targets, steps, self.dt, loss,
-                                                  loss_kwargs, sampling_steps, epochs, t0,
-                                                  bar.update if bar is not None else None)
-        finally:
-            if bar is not None:
-                bar.close()
-        return fitting.observer(self.dt, sampling_steps, t0, outputs, epoch_loss=losses)
+        if batch is not None:
+            return fitting.bptt_epochs(module, trainer, y0, given, targets, steps, self.dt, loss, loss_kwargs,
+                                       sampling_steps, epochs, t0, verbose)
+        obs, final = fitting.bptt_updates(module, trainer, y0, given, targets, steps, self.dt, loss, loss_kwargs,
+                                          sampling_steps, update_steps, t0)
+        self._states.advance(final, steps)
+        return obs
 
     @exclusive
     def test(self, inputs, targets, loss: str = "mse", sampling_steps: int = 1) -> tuple[Observer, float]:
