@@ -241,3 +241,37 @@ def test_compile_model_takes_the_trainables_into_its_cache_key():
     result = trained.grad({"li_op/v": np.zeros(2)}, {"weights": np.eye(2)}, {"li_op/I_ext": np.ones((4, 2))}, 0.1, 4,
                           {"li_op/v": np.ones((4, 2))})
     assert set(result["params"]) == {"weights"} and result["params"]["weights"].shape == (2, 2)
+
+
+def test_the_seed_gradient_equals_torch_autograd_through_an_independent_loop(tmp_path):
+    """Where torch is installed (the benchmark environment: benchmarks/setup_peers.sh), autograd
+    through a hand-written torch RK4 loop of the seed network gives the same gradient."""
+    torch = pytest.importorskip("torch")
+    system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
+    module = load_source(generate(system, "rk4", trainable=["weights", "li_op/tau"]), "seed_rk4", tmp_path)
+    rng = np.random.default_rng(7)
+    n, steps, dt, tau, k, eta = 5, 40, 0.05, 2.0, 1.0, 0.0
+    W, v0, drive = rng.standard_normal((n, n)), rng.standard_normal(n), rng.standard_normal((steps, n))
+    cotangent = rng.standard_normal((steps, n))
+    ours = module.grad({"li_op/v": v0}, {"weights": W, "li_op/tau": tau}, {"li_op/I_ext": drive}, dt, steps,
+                       {"li_op/v": cotangent})
+
+    Wt = torch.tensor(W, requires_grad=True)
+    taut = torch.tensor(tau, dtype=torch.float64, requires_grad=True)
+    v = torch.tensor(v0, requires_grad=True)
+    start, loss = v, 0.0
+
+    def f(x, u):
+        return -x / taut + k * (Wt @ torch.tanh(x)) + u + eta
+    for step in range(steps):
+        u = torch.tensor(drive[step])
+        k1 = f(v, u)
+        k2 = f(v + dt / 2 * k1, u)
+        k3 = f(v + dt / 2 * k2, u)
+        k4 = f(v + dt * k3, u)
+        v = v + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        loss = loss + (torch.tensor(cotangent[step]) * v).sum()
+    loss.backward()
+    np.testing.assert_allclose(ours["params"]["weights"], Wt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert ours["params"]["li_op/tau"] == pytest.approx(taut.grad.item(), rel=1e-10)
+    np.testing.assert_allclose(ours["y0"]["li_op/v"], start.grad.numpy(), rtol=1e-10, atol=1e-12)
