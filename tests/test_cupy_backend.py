@@ -754,3 +754,16 @@ def test_structure_of_the_seed_module():
     assert "mc_fused_g0" not in names    # a coupling: no fused loop
     euler = cupy_module(system, "euler")
     assert euler.launches.step_ops() == [("matvec", "acc_0"), ("kernel", "mc_stage1_g0")]
+
+
+def test_recorded_computed_variables_are_checked_and_huge_records_refused(fake, tmp_path):
+    """y = sqrt(x - 0.5) turns NaN once x decays below 0.5: the chunk check reads the records of
+    computed variables too; records larger than the device can hold are a clear error."""
+    (tmp_path / "decay.yaml").write_text('m:\n  base: OperatorTemplate\n  equations: ["x\' = -x", "y = sqrt(x - 0.5)"]\n'
+                                         "  variables: {x: output(1.0), y: variable(0.0)}\n")
+    mc = load_source(generate(build_system(load(f"{tmp_path / 'decay.yaml'}:m")), "euler", "cupy"), "decay_cupy",
+                     tmp_path)
+    with np.errstate(invalid="ignore"), pytest.raises(mc.NonFiniteError, match=r"variable 'm/y' became nan"):
+        mc.run({"m/x": np.ones(3)}, {}, {}, 0.1, 20, record=["m/x", "m/y"])
+    with pytest.raises(mc.InvalidValueError, match="the records need .* of device memory"):
+        mc.run({"m/x": np.ones(3)}, {}, {}, 0.1, 10**15)
