@@ -251,10 +251,10 @@ NASTY = ["1e999999", "9" * 400, "-0", ".nan", ".inf", "null", "~", "[" * 300, "{
 
 
 @st.composite
-def mutated_model_files(draw):
+def mutated_model_files(draw, max_edits: int = 4):
     """A shipped model file after a few random edits."""
     name, text = draw(st.sampled_from(SHIPPED))
-    for _ in range(draw(st.integers(1, 4))):
+    for _ in range(draw(st.integers(1, max_edits))):
         lines = text.split("\n")
         how = draw(st.sampled_from(["delete", "insert", "swap_tokens", "indent", "duplicate_line", "replace_number",
                                     "drop_line"]))
@@ -564,7 +564,7 @@ def tree_models(draw):
     return yaml.safe_dump(files, sort_keys=False)
 
 
-@fuzz(8)
+@fuzz(20)
 @given(text=tree_models(), data=st.data())
 def test_models_of_random_expressions_compile_and_run(text, data, scratch):
     accepted = front_end(scratch, "expressions", text, codegen=False)
@@ -572,15 +572,15 @@ def test_models_of_random_expressions_compile_and_run(text, data, scratch):
         compile_and_run(data, scratch / "expressions.yaml", accepted)
 
 
-@fuzz(3)
-@given(case=mutated_model_files(), data=st.data())
+@fuzz(10)
+@given(case=mutated_model_files(max_edits=2), data=st.data())
 def test_mutated_model_files_that_check_accepts_compile_and_run(case, data, scratch):
     accepted = front_end(scratch, *case, codegen=False)
     with private_cache():
         compile_and_run(data, scratch / f"{case[0]}.yaml", accepted)
 
 
-@fuzz(4)
+@fuzz(8)
 @given(structure=yaml_structures(), data=st.data())
 def test_random_yaml_structures_that_check_accepts_compile_and_run(structure, data, scratch):
     try:
@@ -621,10 +621,12 @@ FOUND = {
     "stage term of t: cos(t) with out=": (_operator("x' = cos(t)", x="output(0.0)"), "o", {"method": "rk4"}),
     "stage term of t: exp(-k*t) with out=": (_operator("x' = exp(-k*t)", x="output(0.0)", k=1.0), "o",
                                              {"method": "heun"}),
+    "stage term of t: 1/t at t = 0": (_operator("x' = 1/t", x="output(0.0)"), "o", {"method": "rk4"}),
     # terms of parameters alone, computed with Python floats
     "parameter term: 1/e with e = 0": (_operator("x' = 1/e", x="output(0.0)", e=0.0), "o", {}),
     "parameter term: (1/e < 0) with e = 0": (_operator("x' = (1/e < 0)", x="output(0.0)", e=0.0), "o", {}),
     "parameter term: 10^tau overflows": (_operator("x' = 10^tau", x="output(0.0)", tau=1e300), "o", {}),
+    "parameter term: (-k)^1.5 is complex": (_operator("x' = (-k)^1.5", x="output(0.0)", k=1.0), "o", {}),
     "mean of a parameter": (_operator("x' = mean(k)", x="output(0.0)", k=1.0), "o", {}),
     "vector parameter in a logical and": (_operator("x' = (1 <= e) < (u != 3)", x="output(0.5)", e=0.0,
                                                     u="input(0.0)"), "o", {"vector_params": ["o/e"]}),
@@ -632,6 +634,9 @@ FOUND = {
     "coupling from a constant algebraic": (_operator("x' = -x + u", "y = 2", x="output(0.0)", y="variable(0.0)",
                                                      u="input(0.0)"), "o",
                                            {"coupling": {"source_var": "o/y", "target_var": "o/u"}}),
+    "coupling from a constant algebraic into a stage term": (
+        _operator("x' = u^t", "y = 0", x="output(2.0)", y="variable(1.0)", u="input(1.0)"), "o",
+        {"method": "midpoint", "coupling": {"source_var": "o/y", "target_var": "o/u"}}),
     "coupling into a power of a comparison": (_operator("x' = (1 > u)^k", x="output(0.0)", u="input(0.0)", k=2.0),
                                               "o", {"coupling": {"source_var": "o/x", "target_var": "o/u"}}),
     "coupling into a comparison of a comparison": (_operator("x' = (1 <= e) < u", x="output(0.5)", e=0.0,
