@@ -12,8 +12,10 @@ from typing import Iterable
 import sympy
 
 from .equations import FUNCTION_NAMES, TIME, Equation, free_names, operator_equations, raise_all, symbol
-from .errors import (AlgebraicCycleError, DuplicateDefinitionError, InvalidNameError, Location, ModelcError,
-                     NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError, did_you_mean)
+from .equations.limits import ExpressionLimits
+from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, InvalidNameError, Location,
+                     ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError,
+                     did_you_mean)
 from .spec import CircuitTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template, VariableSpec
 
 
@@ -217,7 +219,7 @@ class _Builder:
         for name, sources in self.input_sources.items():
             spec = self.input_specs[name]
             if sources:
-                self.algebraic_defs[name] = (sympy.Add(*sources), spec.location)
+                self.algebraic_defs[name] = (_input_sum(name, sources, spec.location), spec.location)
             else:
                 self.inputs[name] = Input(name, spec.default, spec.location, spec.unit, spec.description)
         unread = self._drop_unread()
@@ -249,6 +251,17 @@ class _Builder:
                                           did_you_mean(name, self.params))
             if self.params[name].shape == "scalar":
                 self.params[name].shape = "vector"
+
+
+def _input_sum(name: str, sources: list[sympy.Expr], where: Location | None) -> sympy.Expr:
+    """What the edges into an input add up to, within the limits of an equation's expression
+    (two edges of weight 1e308 from one source make a constant no float64 holds)."""
+    total = sympy.Add(*sources)
+    try:
+        ExpressionLimits().check(total, where)
+    except EquationSyntaxError as error:
+        raise WiringError(f"the edges into '{name}': {error.message}", where, error.hint) from None
+    return total
 
 
 def _check_variable_names(op: OperatorTemplate) -> None:

@@ -557,6 +557,22 @@ file("edge_weight_not_a_number", "MC110", """
       edges:
         - [a/o/x, b/o/u, null, {weight: strong}]
     """, "edge weight must be a finite number, got 'strong'", 12, 7)
+file("edges_sum_beyond_float64", "MC113", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + u"
+      variables: {x: output(0.0), u: input(0.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    m:
+      base: CircuitTemplate
+      nodes: {a: n, b: n}
+      edges:
+        - [a/o/x, b/o/u, null, {weight: 1.0e+308}]
+        - [a/o/x, b/o/u, null, {weight: 1.0e+308}]
+    """, "the edges into 'b/o/u': this constant is about 2.0e308, more than a float64 holds (about 1.8e308)", 4, 31,
+     "a model's numbers must be finite float64 values")
 file("billion_laughs_edge_weight", "MC110", LAUGHS + textwrap.dedent("""
     o:
       base: OperatorTemplate

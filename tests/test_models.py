@@ -600,11 +600,11 @@ def test_lorenz_bounded_with_positive_lyapunov_exponent():
 
 
 def _shipped_nodes():
-    from modelc.cli import _shipped_templates
     from modelc.resources import resource_dir
     from modelc.spec import Library, NodeTemplate
-    return [(dotted, t) for dotted, t in _shipped_templates(Library([resource_dir("models")]))
-            if isinstance(t, NodeTemplate)]
+    found = Library([resource_dir("models")]).scan()
+    assert not found.skipped, [error.format() for error in found.skipped]
+    return [(dotted, t) for dotted, t in found.templates if isinstance(t, NodeTemplate)]
 
 
 @pytest.mark.parametrize("dotted", [d for d, _ in _shipped_nodes()])
@@ -642,3 +642,48 @@ def test_every_declared_parameter_and_input_of_a_shipped_node_is_read(dotted):
                 assert name in system.params, name
             elif var.kind == "input":
                 assert name in system.inputs or name in system.outputs, name
+
+
+# --- models at the front end's limits (modelc/equations/limits.py) ---------------------------
+# The limits leave room for everything after parsing (SymPy, the printers, Python compiling the
+# module): an equation just within them compiles and runs on every path, one step further is refused.
+
+AT_THE_LIMITS = {  # shape -> (equation of n levels or terms, the largest n accepted)
+    "calls": (lambda n: "sin(" * n + "x" + ")" * n, 100),
+    "products": (lambda n: "x*(1 + " * n + "x" + ")" * n, 50),
+    "powers": (lambda n: "x^" * n + "x", 100),
+    "sigmoids": (lambda n: "sigmoid(" * n + "x" + ")" * n, 25),
+    "choices": (lambda n: "where(x > 0, 1, " * n + "x" + ")" * n, 49),
+    "minimum": (lambda n: "min(" + ", ".join(f"{i + 1}*x" for i in range(n)) + ")", 100),
+    "exprel": (lambda n: "exprel(" * n + "x" + ")" * n, 100),
+    "terms": (lambda n: " + ".join(f"sin({i + 1}*x)" for i in range(n)), 997),
+}
+
+
+def _limit_model(folder: Path, shape: str, n: int) -> Path:
+    path = folder / f"{shape}.yaml"
+    equation = "x' = " + AT_THE_LIMITS[shape][0](n)
+    path.write_text(yaml.safe_dump({"o": {"base": "OperatorTemplate", "equations": equation,
+                                          "variables": {"x": "output(0.5)"}}}), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("shape", list(AT_THE_LIMITS))
+def test_a_model_at_the_limits_compiles_and_runs_and_one_level_more_is_refused(shape, tmp_path):
+    import sympy
+    from modelc import compile_source
+    from modelc.equations import expression_text
+    from modelc.errors import EquationSyntaxError
+    from modelc.ir import build_system
+    from modelc.spec import load
+    at_limit = _limit_model(tmp_path, shape, AT_THE_LIMITS[shape][1])
+    for method in ("euler", "rk4"):
+        mod = compile_model(f"{at_limit}:o", method=method)
+        with np.errstate(all="ignore"):
+            for n in (1, 3):  # one unit runs on Python floats, several on arrays
+                mod.run(mod.initial_state(n), {}, {}, 1e-3, 3, on_nan="ignore")
+    compile(compile_source(f"{at_limit}:o", method="rk4", backend="cupy"), "cupy_module", "exec")
+    rhs = build_system(load(f"{at_limit}:o")).derivatives["o/x"]
+    assert expression_text(rhs) and sympy.latex(rhs)  # what modelc show and the docs print
+    with pytest.raises(EquationSyntaxError, match="nested too deeply|too long"):
+        compile_model(f"{_limit_model(tmp_path, shape, AT_THE_LIMITS[shape][1] + 1)}:o")

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from modelc.errors import InheritanceDepthError, ModelFileError, YamlSyntaxError
 from modelc.resources import resource_dir
 from modelc.spec import (CircuitTemplate, EdgeSpec, Library, MarkedDict, MarkedStr, NodeTemplate, OperatorTemplate,
                          default_search_path, load, load_yaml, parse_value, summary)
+from modelc.spec.library import MAX_TEMPLATE_DEPTH
+from modelc.spec.marked_yaml import MAX_DEPTH as MAX_YAML_DEPTH
+from modelc.spec.marked_yaml import excerpt
 
 SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
 
@@ -66,6 +70,35 @@ def test_plain_scalars_are_numbers_booleans_and_null_strings_stay_marked():
 def test_an_alias_is_built_once_and_shared():
     data = load_yaml("a: &shared [1, 2]\nb: *shared\nc: *shared\n")
     assert data["b"] is data["a"] and data["c"] is data["a"]
+
+
+def test_an_alias_is_located_where_it_is_written_not_at_its_anchor():
+    data = load_yaml("a: &big [1, 2]\nm:\n  tau: *big\n  list: [0, *big]\n")
+    assert (data["m"].where_value("tau").line, data["m"].where_value("tau").column) == (3, 8)
+    assert [(w.line, w.column) for w in data["m"]["list"].item_locations] == [(4, 10), (4, 13)]
+
+
+def test_values_in_messages_are_excerpts_that_never_walk_a_whole_value():
+    laughs = ["lol"] * 10
+    for _ in range(30):  # 10^31 strings, shared
+        laughs = [laughs] * 10
+    assert excerpt(laughs, 20) == "[[[[[[[[[[[[[[[[[[[[…"
+    assert excerpt({"a": [1.5, None]}) == "{'a': [1.5, None]}"
+    assert excerpt("x" * 10**6) == "'" + "x" * 59 + "…"
+
+
+def test_nesting_up_to_the_limit_loads_and_one_level_more_is_an_error():
+    deep = "m: " + "[" * (MAX_YAML_DEPTH - 1) + "]" * (MAX_YAML_DEPTH - 1) + "\n"  # the file mapping is one level
+    assert load_yaml(deep)["m"] == _nested_empty(MAX_YAML_DEPTH - 2)
+    with pytest.raises(YamlSyntaxError, match=f"more than {MAX_YAML_DEPTH} levels"):
+        load_yaml("m: " + "[" * MAX_YAML_DEPTH + "]" * MAX_YAML_DEPTH + "\n")
+
+
+def _nested_empty(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
 
 
 def test_an_empty_file_is_an_empty_mapping():
@@ -135,6 +168,47 @@ def test_explicit_files_and_names_inside_a_file(tmp_path):
         """)
     node = Library([]).get(f"{path}:n")
     assert [use.operator.path for use in node.operators] == ["ops.li", "n.local"]  # outside the roots: the stem
+
+
+def test_scan_lists_every_template_and_skips_what_cannot_be_read(tmp_path):
+    _write(tmp_path, "pkg/good.yaml", """
+        o:
+          base: OperatorTemplate
+          equations: "x' = -x"
+          variables: {x: output(0.0)}
+        broken:
+          base: nowhere
+        """)
+    (tmp_path / "pkg" / "latin1.yaml").write_bytes(b"o: {base: OperatorTemplate, description: caf\xe9}\n")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.yaml")  # read, it would block forever
+    found = Library([tmp_path]).scan()
+    assert [dotted for dotted, _ in found.templates] == ["pkg.good.o"]
+    skipped = {(type(e).__name__, Path(e.location.file).name if e.location else e.message) for e in found.skipped}
+    assert ("UnknownTemplateError", "good.yaml") in skipped and ("ModelFileError", "latin1.yaml") in skipped
+    if hasattr(os, "mkfifo"):
+        assert ("ModelFileError", f"model file '{tmp_path / 'pipe.yaml'}' is a named pipe, not a regular file") \
+            in skipped
+
+
+def test_templates_build_on_each_other_up_to_the_limit(tmp_path):
+    chain = "".join(f"a{i}: {{base: a{i - 1}}}\n" for i in range(1, MAX_TEMPLATE_DEPTH))
+    path = tmp_path / "chain.yaml"
+    path.write_text("a0: {base: OperatorTemplate, equations: \"x' = -x\", variables: {x: output(0.0)}}\n" + chain +
+                    f"too_deep: {{base: a{MAX_TEMPLATE_DEPTH - 1}}}\n", encoding="utf-8")
+    assert Library([]).get(f"{path}:a{MAX_TEMPLATE_DEPTH - 1}").equations == ["x' = -x"]  # 32 in a row
+    with pytest.raises(InheritanceDepthError):
+        Library([]).get(f"{path}:too_deep")
+
+
+def test_a_model_file_of_the_size_limit_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr("modelc.spec.library.MAX_FILE_BYTES", 64)
+    path = tmp_path / "m.yaml"
+    path.write_text("m: {base: OperatorTemplate, equations: \"x' = -x\"}".ljust(63) + "\n")  # 64 bytes
+    assert list(Library([]).load_file(path)) == ["m"]
+    path.write_text(path.read_text() + "\n")
+    with pytest.raises(ModelFileError, match="larger than"):
+        Library([]).load_file(path)
 
 
 def test_each_file_is_read_once_and_each_template_built_once(tmp_path):
