@@ -11,7 +11,8 @@
     files of random expression trees, mutated shipped files and random YAML structures are
     compiled (NumPy, a random scheme and dtype, maybe vector parameters and a coupling) and run
     a few steps on 1 and 3 units, raising nothing but a ModelcError; an uncoupled unit gives the
-    same numbers alone (the float path) as among three (NumPy).
+    same numbers alone (the float path) as among three (NumPy). What this fuzzing found is kept
+    as fixed cases (FOUND), run in every session.
 
 Every session runs these with small example counts (this file takes a few seconds). A long
 run: `pytest -m fuzz` (2000 examples per test, see conftest.py) or
