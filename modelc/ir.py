@@ -97,6 +97,7 @@ class _Builder:
         self.inputs: dict[str, Input] = {}
         self.algebraic_defs: dict[str, tuple[sympy.Expr, Location | None]] = {}
         self.derivatives: dict[str, sympy.Expr] = {}
+        self.derivative_locations: dict[str, Location | None] = {}  # where each state's equation is
         self.input_sources: dict[str, list[sympy.Expr]] = {}  # input name -> summed contributions
         self.input_specs: dict[str, VariableSpec] = {}
         self.variables: dict[str, str] = {}  # qualified name -> kind
@@ -154,6 +155,7 @@ class _Builder:
             elif eq.kind == "ode":
                 self.states[name] = State(name, default, var.location, var.unit, var.description)
                 self.derivatives[name] = eq.rhs.xreplace(qualify)
+                self.derivative_locations[name] = eq.location()
             else:
                 self.algebraic_defs[name] = (eq.rhs.xreplace(qualify), eq.location())
             self.variables[name] = var.kind
@@ -225,8 +227,22 @@ class _Builder:
         unread = self._drop_unread()
         self._make_vectors(vector_params, unread)
         algebraics = _dependency_order(self.algebraic_defs)
+        self._check_with_constants_put_in(algebraics)
         return System(self.name, self.description, self.states, self.params, self.inputs, algebraics,
                       self.derivatives, self.populations, self.equations)
+
+    def _check_with_constants_put_in(self, algebraics: list[tuple[str, sympy.Expr]]) -> None:
+        """Code generation puts the computed variables that are numbers into the expressions that
+        read them (an input whose edges have weight 0 is 0; `y = 0`): each expression must still be
+        within the limits then (1/u with u = 0 would be 1/0)."""
+        constants: dict[sympy.Symbol, sympy.Expr] = {}
+        definitions = [(name, expr, self.algebraic_defs[name][1]) for name, expr in algebraics]
+        definitions += [(name, expr, self.derivative_locations[name]) for name, expr in self.derivatives.items()]
+        for name, expr, where in definitions:
+            if expr.free_symbols & constants.keys():
+                expr = _with_constants(name, expr, constants, where)
+            if expr.is_Number:
+                constants[symbol(name)] = expr
 
     def _drop_unread(self) -> set[str]:
         """Drop the parameters and free inputs no equation reads: an inheritance edit can take out
@@ -251,6 +267,21 @@ class _Builder:
                                           did_you_mean(name, self.params))
             if self.params[name].shape == "scalar":
                 self.params[name].shape = "vector"
+
+
+def _with_constants(name: str, expr: sympy.Expr, constants: dict, where: Location | None) -> sympy.Expr:
+    read = sorted((s for s in expr.free_symbols if s in constants), key=str)
+    values = ", ".join(f"{s} = {constants[s]}" for s in read)
+    try:
+        expr = expr.xreplace(constants)
+        ExpressionLimits().check(expr, where)
+    except EquationSyntaxError as error:
+        raise EquationSyntaxError(f"the equation of '{name}' with {values}: {error.message}", where,
+                                  error.hint) from None
+    except (TypeError, ValueError, ArithmeticError) as error:  # SymPy refusing to compare zoo, say
+        raise EquationSyntaxError(f"the equation of '{name}' with {values}: cannot compute it: {error}", where) \
+            from None
+    return expr
 
 
 def _input_sum(name: str, sources: list[sympy.Expr], where: Location | None) -> sympy.Expr:

@@ -573,6 +573,21 @@ file("edges_sum_beyond_float64", "MC113", """
         - [a/o/x, b/o/u, null, {weight: 1.0e+308}]
     """, "the edges into 'b/o/u': this constant is about 2.0e308, more than a float64 holds (about 1.8e308)", 4, 31,
      "a model's numbers must be finite float64 values")
+file("wiring_makes_a_division_by_zero", "MC101", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + 1/u"
+      variables: {x: output(0.0), u: input(1.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    m:
+      base: CircuitTemplate
+      nodes: {a: n, b: n}
+      edges:
+        - [a/o/x, b/o/u, null, {weight: 0.0}]
+    """, "the equation of 'b/o/x' with b/o/u = 0: this part of the expression is infinite, undefined or imaginary",
+     3, 15, "is there a division by zero, log(0) or sqrt(-1)?")
 file("billion_laughs_edge_weight", "MC110", LAUGHS + textwrap.dedent("""
     o:
       base: OperatorTemplate

@@ -12,7 +12,7 @@ import pytest
 import sympy
 
 from modelc.equations import symbol
-from modelc.errors import AlgebraicCycleError, TemplateFormatError
+from modelc.errors import AlgebraicCycleError, EquationSyntaxError, TemplateFormatError
 from modelc.ir import Connection, MatVec, build_network, build_system
 from modelc.spec import Library, load
 
@@ -197,3 +197,25 @@ def test_wired_inputs_and_outputs_nothing_reads_stay(tmp_path):
     assert "a/pro_v/m_out" in system.outputs and "b/pro_v/m_out" in system.outputs
     assert list(system.inputs) == ["a/syn/m_in"]  # b/pro_v/r and both r_thr are read by nothing
     assert "a/pro_v/r_thr" not in system.params and "b/pro_v/r_thr" not in system.params
+
+
+# --- constants put in (what code generation does with a computed variable that is a number) ----
+
+def test_a_computed_constant_put_into_the_equations_that_read_it_must_stay_defined(tmp_path):
+    library = _library(tmp_path, """
+        fine:
+          base: OperatorTemplate
+          equations: ["y = 2", "z = y + 1", "x' = -x/z + where(y > 1, 1, 1/(y - 2))"]
+          variables: {x: output(0.0), y: variable(0.0), z: variable(0.0)}
+        bad:
+          base: OperatorTemplate
+          equations: ["y = 2", "z = y - 2", "x' = -x + 1/z"]
+          variables: {x: output(0.0), y: variable(0.0), z: variable(0.0)}
+        """)
+    fine = build_system(library.get("m.fine"))  # 1/(y - 2) with y = 2 is in a branch never taken
+    assert fine.derivatives["fine/x"].has(s("fine/y"))  # checked, not changed: code generation puts it in
+    with pytest.raises(EquationSyntaxError) as info:
+        build_system(library.get("m.bad"))
+    assert info.value.message == ("the equation of 'bad/x' with bad/z = 0: "
+                                  "this part of the expression is infinite, undefined or imaginary")
+    assert (info.value.location.line, info.value.location.column) == (7, 38)  # the x of x'
