@@ -143,7 +143,7 @@ LATE_IMPORTS = {  # module -> what it may import inside a function, and why
     "runtime/network/device.py": {"cupy"},                  # optional dependencies
     "runtime/network/progress.py": {"tqdm.auto"},
     "runtime/observer.py": {"matplotlib.pyplot", "pandas"},
-    "__init__.py": {"runtime"},                             # `import modelc` loads no NumPy
+    "__init__.py": {"runtime", "training"},                 # `import modelc` loads no NumPy
 }
 
 
