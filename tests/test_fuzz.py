@@ -44,10 +44,11 @@ from modelc.codegen.generate import generate
 from modelc.codegen.options import DTYPES, METHODS
 from modelc.equations import Exprel, PopMean, PopSum, parse_equation, parse_expression, symbol
 from modelc.errors import EquationSyntaxError, ModelcError
-from modelc.ir import System, build_system
+from modelc.ir import Connection, System, build_system
 from modelc.resources import resource_dir
 from modelc.runtime import compiler as _compiler
 from modelc.spec import Library
+from references import Reference
 
 pytestmark = pytest.mark.fuzz
 
@@ -444,12 +445,10 @@ def _has_population_terms(system: System) -> bool:
     return any(expr.has(PopMean, PopSum) for expr in exprs)
 
 
-def run_module(module, n: int, seed: int, sampling_steps: int = 1):
-    """Run a generated module RUN_STEPS steps on n <= 3 units: default parameters (vector ones as
-    one value per unit, weight matrices random), random inputs (RUN_STEPS, n), every output
-    recorded, NaN let through. Unit k sees the same inputs whatever n is. Returns run's result,
-    or None when the module refuses the run with a ModelcError (of modelc: see
-    modelc.runtime.cache.use_modelc_errors)."""
+def run_arguments(module, n: int, seed: int) -> tuple[dict, dict]:
+    """(params, inputs) for a run on n <= 3 units: default parameters (vector ones as one value
+    per unit, weight matrices random), random inputs (RUN_STEPS, n). Unit k sees the same inputs
+    whatever n is."""
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in module.PARAM_SHAPES.items():
@@ -458,6 +457,14 @@ def run_module(module, n: int, seed: int, sampling_steps: int = 1):
         elif shape == "vector":
             params[name] = np.full(n, module.PARAMS[name])
     inputs = {name: rng.standard_normal((RUN_STEPS, 3))[:, :n] for name in module.INPUTS}
+    return params, inputs
+
+
+def run_module(module, n: int, seed: int, sampling_steps: int = 1):
+    """Run a generated module RUN_STEPS steps on n units (run_arguments), every output recorded,
+    NaN let through. Returns run's result, or None when the module refuses the run with a
+    ModelcError (of modelc: see modelc.runtime.cache.use_modelc_errors)."""
+    params, inputs = run_arguments(module, n, seed)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
@@ -468,6 +475,22 @@ def run_module(module, n: int, seed: int, sampling_steps: int = 1):
             return None
     event("ran")
     return result
+
+
+def reference_run(module, system: System, method: str, n: int, seed: int, sampling_steps: int):
+    """The same run (run_module's arguments) by tests/references.py: the System's SymPy
+    expressions through sympy.lambdify and the textbook scheme, no generated code. None when
+    the reference cannot evaluate the System."""
+    params, inputs = run_arguments(module, n, seed)
+    shapes = {label: (n,) for label in system.populations}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            return Reference(system).integrate(method, {}, params, inputs, 1e-3, RUN_STEPS, shapes,
+                                               record=list(module.OUTPUTS), sampling_steps=sampling_steps)
+        except Exception:  # noqa: BLE001 - a limit of the reference, not of modelc
+            event("no reference")
+            return None
 
 
 def _same_numbers(a, b, dtype: str) -> bool:
@@ -506,8 +529,9 @@ def compile_and_run(data, path: Path, accepted: list[tuple[str, System]]) -> Non
 def compile_run_compare(path: Path, name: str, system: System, method: str = "euler", dtype: str = "float64",
                         vector_params=(), coupling=None, seed: int = 0, sampling_steps: int = 1) -> None:
     """compile_model of a template check accepted, run on 1 and on 3 units: nothing but a
-    ModelcError may escape. Units that nothing couples must not depend on how many there are:
-    unit 0 of three (NumPy) runs as the single unit does (the float path)."""
+    ModelcError may escape. The numbers are right: on three units (float64) they are those of
+    the reference (tests/references.py), and a unit that nothing couples to the others gives
+    alone (the single-unit float path) what it gives among three (NumPy)."""
     try:
         module = modelc.compile_model(f"{path}:{name}", method=method, backend="numpy", dtype=dtype,
                                       coupling=coupling, vector_params=vector_params)
@@ -518,13 +542,36 @@ def compile_run_compare(path: Path, name: str, system: System, method: str = "eu
         return
     event("compiled")
     one, three = run_module(module, 1, seed, sampling_steps), run_module(module, 3, seed, sampling_steps)
-    if one is None or three is None or coupling or _has_population_terms(system):
-        return
-    for key, value in one.items():
-        if key != "final":
-            assert _same_numbers(three[key][..., :1], value, dtype), \
-                f"{name} ({method}, {dtype}): '{key}' of unit 0 of three units {three[key][..., 0]} " \
-                f"!= the same unit alone {value[..., 0]}"
+    if three is not None and dtype == "float64":
+        if coupling or vector_params:
+            connections = [Connection(coupling["source_var"], coupling["target_var"], "weights")] if coupling else []
+            system = build_system(Library().get(f"{path}:{name}"), connections, vector_params=vector_params)
+        want = reference_run(module, system, method, 3, seed, sampling_steps)
+        if want is not None:
+            assert_same_run(three, want, list(module.OUTPUTS), dtype,
+                            f"{name} ({method}, {dtype}) on three units", "the reference")
+    if one is not None and three is not None and not coupling and not _has_population_terms(system):
+        assert_same_run(one, {key: value[..., :1] for key, value in three.items() if key != "final"},
+                        list(module.OUTPUTS), dtype, f"{name} ({method}, {dtype}) on one unit", "unit 0 of three")
+
+
+def assert_same_run(got: dict, want: dict, keys: list[str], dtype: str, what: str, other: str) -> None:
+    """Every recorded variable agrees (_same_numbers) up to the first row where some value of
+    either run is NaN, infinite or huge, that row included: later, once something overflowed,
+    the order of operations decides."""
+    rows = min((len(got[key]) for key in keys), default=0)
+    for row in range(rows):
+        if not all(np.all(np.abs(np.asarray(run[key][row], dtype=float)) < 1e6) for run in (got, want) for key in keys):
+            rows = row + 1
+            break
+    for key in keys:
+        a, b = np.asarray(got[key], dtype=float), np.asarray(want[key], dtype=float)
+        try:
+            b = np.broadcast_to(b, a.shape)
+        except ValueError:
+            raise AssertionError(f"{what}: '{key}' has shape {a.shape}, {other} {b.shape}") from None
+        assert _same_numbers(a[:rows], b[:rows], dtype), \
+            f"{what}: '{key}' is {a[:rows, ..., 0].tolist()}, {other} gives {b[:rows, ..., 0].tolist()}"
 
 
 def _names_in(tree) -> set[str]:
@@ -610,6 +657,7 @@ def _with_circuit(text: str, weight: float, target: str) -> str:
 
 
 # name -> (model file, template, compile options); each raised something other than a ModelcError
+# or gave numbers other than the reference's
 FOUND = {
     # the single-unit float path: a negative base to a fractional power is complex in Python
     "float path: (x - 2)^t is complex": (_operator("x' = (x - 2)^t", x="output(0.0)"), "o", {}),
@@ -629,6 +677,10 @@ FOUND = {
     "parameter term: 10^tau overflows": (_operator("x' = 10^tau", x="output(0.0)", tau=1e300), "o", {}),
     "parameter term: (-k)^1.5 is complex": (_operator("x' = (-k)^1.5", x="output(0.0)", k=1.0), "o", {}),
     "mean of a parameter": (_operator("x' = mean(k)", x="output(0.0)", k=1.0), "o", {}),
+    # wrong numbers (the reference, tests/references.py, disagrees)
+    "algebraic of t alone, in the stages of heun": (_operator("x' = y", "y = sin(1000*t)", x="output(0.0)",
+                                                              y="variable(0.0)"), "o", {"method": "heun"}),
+    "sum of a parameter over three units": (_operator("x' = log(sum(k))", x="output(0.0)", k=2.0), "o", {}),
     "vector parameter in a logical and": (_operator("x' = (1 <= e) < (u != 3)", x="output(0.5)", e=0.0,
                                                     u="input(0.0)"), "o", {"vector_params": ["o/e"]}),
     # couplings (target = weights @ source)
