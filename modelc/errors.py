@@ -133,10 +133,6 @@ class ModelFileError(ModelcError):
     code, title = "MC114", "unreadable model file"
 
 
-class InheritanceDepthError(ModelcError):
-    code, title = "MC115", "templates nest too deeply"
-
-
 class WiringError(ModelcError):
     code, title = "MC113", "bad wiring"
 

@@ -4,17 +4,18 @@ root in tests/test_safety.py.
 """
 from __future__ import annotations
 
+import inspect
 import os
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from modelc.errors import InheritanceDepthError, ModelFileError, YamlSyntaxError
+from modelc.errors import ModelFileError, YamlSyntaxError
 from modelc.resources import resource_dir
 from modelc.spec import (CircuitTemplate, EdgeSpec, Library, MarkedDict, MarkedStr, NodeTemplate, OperatorTemplate,
                          default_search_path, load, load_yaml, parse_value, summary)
-from modelc.spec.library import MAX_TEMPLATE_DEPTH
 from modelc.spec.marked_yaml import MAX_DEPTH as MAX_YAML_DEPTH
 from modelc.spec.marked_yaml import excerpt
 
@@ -191,14 +192,21 @@ def test_scan_lists_every_template_and_skips_what_cannot_be_read(tmp_path):
             in skipped
 
 
-def test_templates_build_on_each_other_up_to_the_limit(tmp_path):
-    chain = "".join(f"a{i}: {{base: a{i - 1}}}\n" for i in range(1, MAX_TEMPLATE_DEPTH))
+@pytest.mark.parametrize("base_first", [True, False])
+def test_a_long_chain_of_bases_builds_without_deep_recursion(tmp_path, base_first):
+    """Each template's bases are built first, the root first: however long the chain and in
+    whatever order the file lists it, building one template recurses into its base only."""
+    bodies = ["a0: {base: OperatorTemplate, equations: \"x' = -x\", variables: {x: output(0.0)}}\n"]
+    bodies += [f"a{i}: {{base: a{i - 1}, variables: {{k{i}: {i}.0}}}}\n" for i in range(1, 2000)]
     path = tmp_path / "chain.yaml"
-    path.write_text("a0: {base: OperatorTemplate, equations: \"x' = -x\", variables: {x: output(0.0)}}\n" + chain +
-                    f"too_deep: {{base: a{MAX_TEMPLATE_DEPTH - 1}}}\n", encoding="utf-8")
-    assert Library([]).get(f"{path}:a{MAX_TEMPLATE_DEPTH - 1}").equations == ["x' = -x"]  # 32 in a row
-    with pytest.raises(InheritanceDepthError):
-        Library([]).get(f"{path}:too_deep")
+    path.write_text("".join(bodies if base_first else reversed(bodies)), encoding="utf-8")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200 + len(inspect.stack()))  # far below 2000 templates of recursion
+    try:
+        top = Library([]).get(f"{path}:a1999")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert top.equations == ["x' = -x"] and len(top.variables) == 2000
 
 
 def test_a_model_file_of_the_size_limit_is_read(tmp_path, monkeypatch):

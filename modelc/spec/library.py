@@ -4,6 +4,9 @@ A template is named by a dotted path `pkg.sub.file.template` (the last part the 
 the one before it the YAML file), searched in the folders of MODELC_PATH and then in the
 shipped models/ folder; `path/to/file.yaml:template` names a file directly, and inside a
 file a bare name is a template of that file.
+
+Only regular files of at most MAX_FILE_BYTES of UTF-8 are read. A template's chain of bases is
+built from its root up, so a chain of any length needs no deep recursion.
 """
 from __future__ import annotations
 
@@ -12,19 +15,16 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import (InheritanceCycleError, InheritanceDepthError, Location, ModelcError, ModelFileError,
-                      TemplateFormatError, UnknownTemplateError, did_you_mean)
+from ..errors import (InheritanceCycleError, Location, ModelcError, ModelFileError, UnknownTemplateError,
+                      did_you_mean)
 from ..resources import resource_dir
 from .inheritance import build_template
 from .marked_yaml import MarkedDict, excerpt, load_yaml
-from .templates import CircuitTemplate, NodeTemplate, OperatorTemplate, Template
+from .templates import KINDS, CircuitTemplate, NodeTemplate, OperatorTemplate, Template
 from .validation import IDENTIFIER
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 4 * 2**20  # thousands of templates; a larger "model file" is something else
-# Templates built on each other in a row (base:, a node's operators, a circuit's nodes): building
-# one recurses into the next, a few Python frames each, so the chain is bounded well inside Python's 1000.
-MAX_TEMPLATE_DEPTH = 32
 
 
 def default_search_path() -> list[Path]:
@@ -66,6 +66,8 @@ class Library:
     # -- files ---------------------------------------------------------------------
 
     def load_file(self, path: Path) -> MarkedDict:
+        if path in self._files:  # resolved already: each template of a long chain asks again
+            return self._files[path]
         path = path.resolve()
         if path not in self._files:
             self._files[path] = _parsed(path, read_model_file(path))
@@ -110,6 +112,10 @@ class Library:
 
     def get(self, reference: str, here: Path | None = None, location: Location | None = None) -> Template:
         """Resolve `file.yaml:template`, a dotted path, or (with `here`) a bare name of that file."""
+        return self._template(*self._locate(reference, here, location), location)
+
+    def _locate(self, reference: str, here: Path | None, location: Location | None) -> tuple[Path, str]:
+        """The file and the name of the template a reference names."""
         if not isinstance(reference, str) or not reference.strip():
             raise UnknownTemplateError(f"a template path must be a non-empty string, got {excerpt(reference)}",
                                        location)
@@ -119,12 +125,12 @@ class Library:
             file = Path(file_part)
             if not file.is_absolute() and here is not None:
                 file = here.parent / file
-            return self._template(file.resolve(), name, location)
+            return file.resolve(), name
         if here is not None and "." not in reference:
-            return self._template(here, reference, location)
+            return here, reference
         return self._dotted(reference, location)
 
-    def _dotted(self, reference: str, location: Location | None) -> Template:
+    def _dotted(self, reference: str, location: Location | None) -> tuple[Path, str]:
         parts = reference.split(".")
         if len(parts) < 2 or not all(IDENTIFIER.match(p) for p in parts):  # no '..', '/', '~': stay in the roots
             raise UnknownTemplateError(
@@ -135,7 +141,7 @@ class Library:
             for suffix in _YAML_SUFFIXES:
                 candidate = root.joinpath(*folders, file_name + suffix)
                 if candidate.is_file():
-                    return self._template(candidate.resolve(), name, location)
+                    return candidate.resolve(), name
         raise UnknownTemplateError(f"no model file for template path '{reference}'", location,
                                    self._path_hint(folders, file_name))
 
@@ -152,6 +158,42 @@ class Library:
     # -- templates -----------------------------------------------------------------
 
     def _template(self, path: Path, name: str, location: Location | None = None) -> Template:
+        for base_path, base_name, where in self._unbuilt_bases(path, name):
+            self._build(base_path, base_name, where)  # the root first: each finds its own base built
+        return self._build(path, name, location)
+
+    def _unbuilt_bases(self, path: Path, name: str) -> list[tuple[Path, str, Location]]:
+        """The templates below this one in its chain of `base:` not built yet, the root first.
+        Built in that order, a chain of any length recurses no deeper than one template: building
+        one builds its base first."""
+        chain: list[tuple[Path, str, Location | None]] = [(path, name, None)]
+        seen = {(path, name)}
+        while (base := self._base_of(path, name)) is not None:
+            path, name, _ = base
+            if (path, name) in seen:
+                names = [n for p, n, _ in chain[[key[:2] for key in chain].index((path, name)):]] + [name]
+                raise InheritanceCycleError(f"templates inherit from each other in a cycle: {_chain(names)}",
+                                            self.load_file(path).where(name))
+            if (path, name) in self._templates:
+                break
+            chain.append(base)
+            seen.add((path, name))
+        return chain[:0:-1]
+
+    def _base_of(self, path: Path, name: str) -> tuple[Path, str, Location] | None:
+        """The template that a template's `base:` names, where it exists (a kind is no template)."""
+        try:
+            body = self.load_file(path).get(name)
+            base = body.get("base") if isinstance(body, MarkedDict) else None
+            if not isinstance(base, str) or base in KINDS:
+                return None
+            where = body.where_value("base")
+            base_path, base_name = self._locate(base, path, where)
+            return (base_path, base_name, where) if base_name in self.load_file(base_path) else None
+        except ModelcError:
+            return None  # building the template reports it, located
+
+    def _build(self, path: Path, name: str, location: Location | None) -> Template:
         key = (path, name)
         if key in self._templates:
             return self._templates[key]
@@ -160,15 +202,9 @@ class Library:
             raise UnknownTemplateError(f"template '{name}' is not in {path.name}", location,
                                        did_you_mean(name, data.keys()) or f"it holds: {', '.join(data)}")
         if key in self._resolving:
-            chain = " -> ".join(n for _, n in self._resolving[self._resolving.index(key):]) + f" -> {name}"
-            raise InheritanceCycleError(f"templates inherit from each other in a cycle: {chain}", data.where(name))
-        if len(self._resolving) >= MAX_TEMPLATE_DEPTH:
-            names = [n for _, n in self._resolving] + [name]
-            raise InheritanceDepthError(
-                f"templates build on each other more than {MAX_TEMPLATE_DEPTH} deep: "
-                f"{' -> '.join(names[:3])} -> … -> {' -> '.join(names[-2:])}", location or data.where(name),
-                f"a template may build on at most {MAX_TEMPLATE_DEPTH} others in a row "
-                "(through base:, a node's operators or a circuit's nodes)")
+            names = [n for _, n in self._resolving[self._resolving.index(key):]] + [name]
+            raise InheritanceCycleError(f"templates inherit from each other in a cycle: {_chain(names)}",
+                                        data.where(name))
         self._resolving.append(key)
         try:
             template = build_template(self, path, name, data[name], data.where(name))
@@ -185,6 +221,12 @@ class Library:
             if exc.location is None and location is not None:
                 exc.location = location
             raise
+
+
+def _chain(names: list[str]) -> str:
+    """a -> b -> c, with the middle of a long chain left out."""
+    shown = names if len(names) <= 8 else names[:3] + ["…"] + names[-3:]
+    return " -> ".join(shown)
 
 
 def read_model_file(path: Path) -> str:
