@@ -445,10 +445,10 @@ def _has_population_terms(system: System) -> bool:
     return any(expr.has(PopMean, PopSum) for expr in exprs)
 
 
-def run_arguments(module, n: int, seed: int) -> tuple[dict, dict]:
+def run_arguments(module, n: int, seed: int, constant_inputs: bool = False) -> tuple[dict, dict]:
     """(params, inputs) for a run on n <= 3 units: default parameters (vector ones as one value
-    per unit, weight matrices random), random inputs (RUN_STEPS, n). Unit k sees the same inputs
-    whatever n is."""
+    per unit, weight matrices random), random inputs (RUN_STEPS, n), or one random number each
+    (the same for every step and unit). Unit k sees the same inputs whatever n is."""
     rng = np.random.default_rng(seed)
     params = {}
     for name, shape in module.PARAM_SHAPES.items():
@@ -456,15 +456,18 @@ def run_arguments(module, n: int, seed: int) -> tuple[dict, dict]:
             params[name] = rng.standard_normal((3, 3))[:n, :n] / n
         elif shape == "vector":
             params[name] = np.full(n, module.PARAMS[name])
-    inputs = {name: rng.standard_normal((RUN_STEPS, 3))[:, :n] for name in module.INPUTS}
+    if constant_inputs:
+        inputs = {name: float(rng.standard_normal()) for name in module.INPUTS}
+    else:
+        inputs = {name: rng.standard_normal((RUN_STEPS, 3))[:, :n] for name in module.INPUTS}
     return params, inputs
 
 
-def run_module(module, n: int, seed: int, sampling_steps: int = 1):
+def run_module(module, n: int, seed: int, sampling_steps: int = 1, constant_inputs: bool = False):
     """Run a generated module RUN_STEPS steps on n units (run_arguments), every output recorded,
     NaN let through. Returns run's result, or None when the module refuses the run with a
     ModelcError (of modelc: see modelc.runtime.cache.use_modelc_errors)."""
-    params, inputs = run_arguments(module, n, seed)
+    params, inputs = run_arguments(module, n, seed, constant_inputs)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
@@ -477,11 +480,12 @@ def run_module(module, n: int, seed: int, sampling_steps: int = 1):
     return result
 
 
-def reference_run(module, system: System, method: str, n: int, seed: int, sampling_steps: int):
+def reference_run(module, system: System, method: str, n: int, seed: int, sampling_steps: int,
+                  constant_inputs: bool = False):
     """The same run (run_module's arguments) by tests/references.py: the System's SymPy
     expressions through sympy.lambdify and the textbook scheme, no generated code. None when
     the reference cannot evaluate the System."""
-    params, inputs = run_arguments(module, n, seed)
+    params, inputs = run_arguments(module, n, seed, constant_inputs)
     shapes = {label: (n,) for label in system.populations}
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -515,6 +519,7 @@ def compile_and_run(data, path: Path, accepted: list[tuple[str, System]]) -> Non
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     seed = data.draw(st.integers(0, 2**16), label="seed")
     sampling_steps = data.draw(st.sampled_from([1, 1, 1, 2, RUN_STEPS + 1]), label="sampling_steps")
+    constant_inputs = data.draw(st.booleans(), label="constant_inputs")
     for name, system in accepted:
         vector = data.draw(st.lists(st.sampled_from(sorted(system.params)), unique=True, max_size=2)
                            if system.params else st.just([]), label=f"vector_params of {name}")
@@ -523,30 +528,35 @@ def compile_and_run(data, path: Path, accepted: list[tuple[str, System]]) -> Non
             coupling = {"source_var": data.draw(st.sampled_from(system.outputs), label="source_var"),
                         "target_var": data.draw(st.sampled_from(sorted(system.inputs)), label="target_var")}
         compile_run_compare(path, name, system, method=method, dtype=dtype, vector_params=vector,
-                            coupling=coupling, seed=seed, sampling_steps=sampling_steps)
+                            coupling=coupling, seed=seed, sampling_steps=sampling_steps,
+                            constant_inputs=constant_inputs)
 
 
 def compile_run_compare(path: Path, name: str, system: System, method: str = "euler", dtype: str = "float64",
-                        vector_params=(), coupling=None, seed: int = 0, sampling_steps: int = 1) -> None:
+                        vector_params=(), coupling=None, seed: int = 0, sampling_steps: int = 1,
+                        constant_inputs: bool = False) -> None:
     """compile_model of a template check accepted, run on 1 and on 3 units: nothing but a
-    ModelcError may escape. The numbers are right: on three units (float64) they are those of
-    the reference (tests/references.py), and a unit that nothing couples to the others gives
-    alone (the single-unit float path) what it gives among three (NumPy)."""
+    ModelcError may escape, and a float64 module without options compiles (check finds
+    everything compile refuses). The numbers are right: on three units (float64) they are
+    those of the reference (tests/references.py), and a unit that nothing couples to the others
+    gives alone (the single-unit float path) what it gives among three (NumPy)."""
     try:
         module = modelc.compile_model(f"{path}:{name}", method=method, backend="numpy", dtype=dtype,
                                       coupling=coupling, vector_params=vector_params)
     except ModelcError as error:
-        # check accepted the template: only a coupling or vector parameter that does not fit
-        # should be refused here (see the statistics: `pytest --hypothesis-show-statistics`)
+        # only a coupling or vector parameter that does not fit, or a value float32 cannot hold,
+        # is check's to miss (see the statistics: `pytest --hypothesis-show-statistics`)
         event(f"compile refused{' (with options)' if coupling or vector_params else ''}: {error.code}")
+        assert coupling or vector_params or dtype != "float64", \
+            f"check accepted {name} but compile refused it:\n{error.format()}"
         return
     event("compiled")
-    one, three = run_module(module, 1, seed, sampling_steps), run_module(module, 3, seed, sampling_steps)
+    one, three = (run_module(module, n, seed, sampling_steps, constant_inputs) for n in (1, 3))
     if three is not None and dtype == "float64":
         if coupling or vector_params:
             connections = [Connection(coupling["source_var"], coupling["target_var"], "weights")] if coupling else []
             system = build_system(Library().get(f"{path}:{name}"), connections, vector_params=vector_params)
-        want = reference_run(module, system, method, 3, seed, sampling_steps)
+        want = reference_run(module, system, method, 3, seed, sampling_steps, constant_inputs)
         if want is not None:
             assert_same_run(three, want, list(module.OUTPUTS), dtype,
                             f"{name} ({method}, {dtype}) on three units", "the reference")
@@ -557,12 +567,13 @@ def compile_run_compare(path: Path, name: str, system: System, method: str = "eu
 
 def assert_same_run(got: dict, want: dict, keys: list[str], dtype: str, what: str, other: str) -> None:
     """Every recorded variable agrees (_same_numbers) up to the first row where some value of
-    either run is NaN, infinite or huge, that row included: later, once something overflowed,
-    the order of operations decides."""
+    either run is NaN, infinite or huge; that row too unless something in it is infinite: once
+    something overflowed, the order of operations decides (inf - inf is NaN one way, not the other)."""
     rows = min((len(got[key]) for key in keys), default=0)
     for row in range(rows):
-        if not all(np.all(np.abs(np.asarray(run[key][row], dtype=float)) < 1e6) for run in (got, want) for key in keys):
-            rows = row + 1
+        values = [np.asarray(run[key][row], dtype=float) for run in (got, want) for key in keys]
+        if not all(np.all(np.abs(v) < 1e6) for v in values):
+            rows = row if any(np.any(np.isinf(v)) for v in values) else row + 1
             break
     for key in keys:
         a, b = np.asarray(got[key], dtype=float), np.asarray(want[key], dtype=float)
@@ -681,6 +692,8 @@ FOUND = {
     "algebraic of t alone, in the stages of heun": (_operator("x' = y", "y = sin(1000*t)", x="output(0.0)",
                                                               y="variable(0.0)"), "o", {"method": "heun"}),
     "sum of a parameter over three units": (_operator("x' = log(sum(k))", x="output(0.0)", k=2.0), "o", {}),
+    "sum of an input given as one number": (_operator("x' = sum(u)", x="output(0.0)", u="input(0.0)"), "o",
+                                            {"constant_inputs": True}),
     "vector parameter in a logical and": (_operator("x' = (1 <= e) < (u != 3)", x="output(0.5)", e=0.0,
                                                     u="input(0.0)"), "o", {"vector_params": ["o/e"]}),
     # couplings (target = weights @ source)
