@@ -164,7 +164,7 @@ class Reference:
     def evaluate(self, t, y, env):
         """({state: dy/dt}, {algebraic: value}) at time t, from the states y and env: every
         parameter and this step's input values, already at their populations' full shapes."""
-        env = {**env, **y, "t": t}
+        env = {**env, **y, "t": np.float64(t)}  # NumPy's arithmetic for time too: (-2)**t is NaN, not complex
         computed = {}
         for name, fn, args in self.algebraics:
             env[name] = computed[name] = fn(*[env[a] for a in args])

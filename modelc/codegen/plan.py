@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from ..equations import TIME, symbol
+from ..errors import UnsupportedFeatureError
 from ..ir import MatVec, System
 from .schemes import ExplicitRungeKutta
 
@@ -91,6 +92,7 @@ class _Planner:
         inline, kept = self._split_algebraics(system.algebraics)
         stage_dependent = self._state_dependent(kept)
         derivatives = {n: _inline(e, inline) for n, e in system.derivatives.items()}
+        _refuse_constant_couplings(list(derivatives.values()) + [_inline(e, inline) for _, e in kept])
         drive_defs = {n: e for n, e in kept if symbol(n) not in stage_dependent}
         matvec_uses = _count_matvecs(list(derivatives.values()) + [_inline(e, inline) for _, e in kept])
         for name, expr in kept:
@@ -127,13 +129,15 @@ class _Planner:
     def _state(self, name, f, stage_dependent, drive_defs, matvec_uses) -> StatePlan:
         own = symbol(name)
         scale = DT * rational(self.plan.scheme.b[0]) if self.plan.fold_dt else sympy.Integer(1)
+        drive_symbols = {symbol(n): e for n, e in drive_defs.items()}
         linear, drive, rest, couplings = sympy.Integer(0), sympy.Integer(0), sympy.Integer(0), []
         for term in sympy.Add.make_args(sympy.expand(f, deep=False, power_exp=False, power_base=False,
                                                      log=False, multinomial=False)):
             coeff, rest_factor = term.as_independent(own, as_Add=False)
             if rest_factor == own and not (coeff.free_symbols - self.static):
                 linear += coeff
-            elif not (term.free_symbols & stage_dependent) and (self.plan.fold_dt or TIME not in term.free_symbols):
+            elif not (term.free_symbols & stage_dependent) and \
+                    (self.plan.fold_dt or TIME not in _inline(term, drive_symbols).free_symbols):
                 drive += term  # (with several stages, a term in t differs per stage: it stays per step)
             elif (coupled := self._folded_coupling(term, matvec_uses, scale)) is not None:
                 couplings.append(coupled)
@@ -141,7 +145,7 @@ class _Planner:
                 rest += term
         if self.plan.fold_dt:
             linear = 1 + scale * linear
-        drive = _inline(scale * drive, {symbol(n): e for n, e in drive_defs.items()}) if drive != 0 else drive
+        drive = _inline(scale * drive, drive_symbols) if drive != 0 else drive
         rest = self._hoist(self._extract_matvecs(scale * rest)) if rest != 0 else rest
         linear = self._hoist(linear) if linear.free_symbols else linear
         return StatePlan(name, linear, couplings, drive, rest)
@@ -181,8 +185,8 @@ class _Planner:
         """Replace every maximal sub-expression that is constant in time by a precomputed name."""
         if not expr.free_symbols or expr.is_Atom:
             return expr
-        if expr.free_symbols <= self.static:
-            return self._hoisted_name(expr)
+        if expr.free_symbols <= self.static and isinstance(expr, sympy.Expr):  # (a condition or a branch
+            return self._hoisted_name(expr)                                     # of a choice is no number)
         if isinstance(expr, (sympy.Add, sympy.Mul)):
             static = [a for a in expr.args if a.free_symbols <= self.static]  # numbers too
             dynamic = [self._hoist(a) for a in expr.args if not a.free_symbols <= self.static]
@@ -214,6 +218,17 @@ def _inline(expr: sympy.Expr, definitions: dict) -> sympy.Expr:
             return expr
         expr = expr.xreplace(definitions)
     return expr
+
+
+def _refuse_constant_couplings(exprs) -> None:
+    """W @ 2: a coupled variable that is one number (an equation y = 2) has no units to couple."""
+    for expr in exprs:
+        for matvec in expr.atoms(MatVec):
+            weights, source = matvec.args
+            if not source.free_symbols:
+                raise UnsupportedFeatureError(f"'{weights.name}' couples a constant ({source}) into a population",
+                                              None, "couple a variable of the source population, not one that "
+                                              "is a number")
 
 
 def _count_matvecs(exprs) -> dict:

@@ -40,14 +40,17 @@ class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
     """Prints expressions as NumPy code that works on (..., n) arrays; `names` maps symbols.
 
     `module` is the name the generated module imports NumPy as: "np", or "cp" for CuPy, whose
-    array functions have NumPy's names and meanings."""
+    array functions have NumPy's names and meanings. `scalars` names the symbols that are one
+    number for every unit (scalar parameters, time): a reduction over the units of those alone
+    is no array operation."""
 
     printmethod = "_modelc_numpy"
 
-    def __init__(self, names: dict[str, str], module: str = "np"):
+    def __init__(self, names: dict[str, str], module: str = "np", scalars=frozenset()):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
         self.names = names
         self.np = module
+        self.scalars = scalars
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         # SymPy spells NumPy "numpy."; generated modules import it under self.np.
@@ -99,6 +102,12 @@ class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
         at_zero = expr.args[1] if len(expr.args) > 1 else sympy.Float(1.0)
         return f"{self.np}.heaviside({self._print(expr.args[0])}, {float(at_zero)!r})"
 
+    def _print_And(self, expr) -> str:  # (SymPy's logical_and.reduce cannot broadcast arrays of other shapes)
+        return self._nested(f"{self.np}.logical_and", expr.args)
+
+    def _print_Or(self, expr) -> str:
+        return self._nested(f"{self.np}.logical_or", expr.args)
+
     def _print_Min(self, expr) -> str:
         return self._nested(f"{self.np}.minimum", expr.args)
 
@@ -106,10 +115,18 @@ class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
         return self._nested(f"{self.np}.maximum", expr.args)
 
     def _print_PopMean(self, expr) -> str:
+        if self._same_for_every_unit(expr.args[0]):  # the mean of one number is that number
+            return self._print(expr.args[0])
         return f"{self.np}.mean({self._print(expr.args[0])}, axis=-1, keepdims=True)"
 
     def _print_PopSum(self, expr) -> str:
+        if self._same_for_every_unit(expr.args[0]):
+            raise UnsupportedFeatureError("sum() over a population of a value that is the same for every unit",
+                                          None, "write the number of units times the value as a parameter")
         return f"{self.np}.sum({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+
+    def _same_for_every_unit(self, expr) -> bool:
+        return {x.name for x in expr.free_symbols} <= self.scalars
 
     def _print_Exprel(self, expr) -> str:
         return f"_exprel({self._print(expr.args[0])})"
@@ -143,11 +160,19 @@ class ScalarPrinter(NumPyPrinter):
     per-call overhead; on Python floats the same step costs a fraction of it.
     """
 
-    def __init__(self, names: dict[str, str]):
-        super().__init__(names, module="math")
+    def __init__(self, names: dict[str, str], scalars=frozenset()):
+        super().__init__(names, module="math", scalars=scalars)
 
     def ufunc(self, expr: sympy.Expr) -> None:  # floats: nothing to write into
         return None
+
+    def _print_Pow(self, expr, rational=False) -> str:
+        """A power that is not a whole number goes through math.pow, which fails (and hands the
+        run over to NumPy, whose answer is NaN) where Python's ** would turn complex."""
+        base, exponent = expr.as_base_exp()
+        if exponent.is_Integer or exponent in (sympy.Rational(1, 2), -sympy.Rational(1, 2)):
+            return super()._print_Pow(expr, rational=rational)
+        return f"math.pow({self._print(base)}, {self._print(exponent)})"
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if not fqn.startswith("numpy."):

@@ -27,6 +27,7 @@ class NumPyModule:
     printer_class = NumPyPrinter
     helper_texts = NUMPY_HELPERS
     full_invariants = True  # array invariants expanded to their population's shape (arrays, not floats)
+    step_time = "DTYPE(t0 + (start + i) * dt)"  # a NumPy number: 1/t at t = 0 is inf, as for arrays
 
     def __init__(self, program: StepProgram):
         self.program = program
@@ -41,7 +42,10 @@ class NumPyModule:
         self.names = dict(self.namer.names)
         self.names[TIME.name] = "t"
         self.names[DT.name] = "dt"
-        self.printer = self.printer_class(self.names)
+        scalars = {n for n, p in system.params.items() if p.shape == "scalar"} | {TIME.name, DT.name}
+        scalars |= {n for n, e in plan.hoisted if {x.name for x in e.free_symbols} <= scalars}
+        self.scalars = frozenset(scalars)  # one number for every unit (no array to write into)
+        self.printer = self.printer_class(self.names, scalars=self.scalars)
         self.population_of = population_of(system)
         self._derived: dict[tuple, str] = {}
         self.out_buffers: list[str] = []  # filled while the step is printed; None before the loop
@@ -76,7 +80,7 @@ class NumPyModule:
     def code(self, expr: sympy.Expr, names: dict[str, str] | None = None) -> str:
         if names is None:
             return self.printer.doprint(expr)
-        return self.printer_class(names).doprint(expr)
+        return self.printer_class(names, scalars=self.scalars).doprint(expr)
 
     def helpers(self) -> list[str]:
         exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values())
@@ -144,7 +148,8 @@ class NumPyModule:
     def _drives(self) -> list[tuple[str, str]]:
         """(state, NumPy expression over the chunk's input windows) for each drive term."""
         window_names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs}, TIME.name: "t_w"}
-        return [(s.name, NumPyPrinter(window_names).doprint(s.drive)) for s in self.plan.states if s.drive != 0]
+        printer = NumPyPrinter(window_names, scalars=self.scalars - {TIME.name})  # (t_w: one time per step)
+        return [(s.name, printer.doprint(s.drive)) for s in self.plan.states if s.drive != 0]
 
     def states_context(self) -> list[tuple[str, str, str, str]]:
         """(state, identifier, its buffer, its record array) for the run templates."""
@@ -160,7 +165,7 @@ class NumPyModule:
         """This step's input values and time, as the step's expressions read them."""
         reads = self.program.reads()
         lines = [f"{self.ident(n)} = {self.derived('*_w', n)}[i]" for n in self.system.inputs if n in reads]
-        return lines + (["t = t0 + (start + i) * dt"] if TIME.name in reads else [])
+        return lines + ([f"t = {self.step_time}"] if TIME.name in reads else [])
 
     def step_lines(self) -> list[str]:
         """One integration step: the step program's statements, each printed as array code."""
@@ -219,7 +224,7 @@ class NumPyModule:
         """`target = expr`; a single ufunc call reuses target's memory from the step before (out=)."""
         target = self.value(s.target)
         code = self.code(s.expr, self.stage_names(s.stage))
-        if self.printer.ufunc(s.expr):
+        if self.printer.ufunc(s.expr) and not {x.name for x in s.expr.free_symbols} <= self.scalars:
             self.keep(target)
             return [f"{target} = {code[:-1]}, out={target})"]
         return [f"{target} = {code}"]

@@ -14,6 +14,7 @@ class FloatModule(NumPyModule):
     printer_class = ScalarPrinter
     helper_texts = SCALAR_HELPERS
     full_invariants = False
+    step_time = "t0 + (start + i) * dt"  # a Python float (math's errors hand the run over to NumPy)
 
     def __init__(self, program):
         super().__init__(program)
@@ -29,8 +30,7 @@ class FloatModule(NumPyModule):
 
     def drive_lines(self) -> list[str]:
         """The drive terms of a chunk computed with NumPy once, then read step by step as floats."""
-        lines = [f"{self.derived('drive_*', name)} = np.broadcast_to({code}, (stop - start, 1)).ravel().tolist()"
-                 for name, code in self._drives()]
+        lines = [f"{self.derived('drive_*', name)} = _float_drive({code}, stop - start)" for name, code in self._drives()]
         reads = self.program.reads()
         return lines + [f"{self.derived('*_w', n)} = {self.derived('*_w', n)}.ravel().tolist()"
                         for n in self.system.inputs if n in reads]

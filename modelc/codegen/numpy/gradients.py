@@ -117,7 +117,7 @@ class GradientModule(NumPyModule):
         lines = [f"{self.value(Value(n, 'new'))} = {self.derived('states_*', n)}[i + 1]" for n in self.system.states]
         lines += [f"{self.ident(n)} = {self.derived('*_w', n)}[i]" for n in self.system.inputs if n in reads]
         if TIME.name in reads:
-            lines.append(f"{self.value(Value(TIME.name, 'time', OBSERVE))} = t0 + (start + i + 1) * dt")
+            lines.append(f"{self.value(Value(TIME.name, 'time', OBSERVE))} = DTYPE(t0 + (start + i + 1) * dt)")
         for s in observation.statements:
             lines += self.evaluate(s) if isinstance(s, Evaluate) else self.product(s)
         for a in self.observed.observed:
@@ -197,7 +197,8 @@ class GradientModule(NumPyModule):
         lines = []
         for name, drive in self.reverse.drives.items():
             for p in self._trainables_in(drive):
-                factor = NumPyPrinter(window_names).doprint(sympy.diff(drive, symbol(p)))
+                factor = NumPyPrinter(window_names, scalars=self.scalars - {TIME.name}).doprint(
+                    sympy.diff(drive, symbol(p)))
                 lines.append(self._add_to_param(p, f"({factor})*{self.derived('lam_drive_*', name)}"))
         return lines
 
