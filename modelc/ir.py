@@ -279,8 +279,8 @@ def _with_constants(name: str, expr: sympy.Expr, constants: dict, where: Locatio
         raise EquationSyntaxError(f"the equation of '{name}' with {values}: {error.message}", where,
                                   error.hint) from None
     except (TypeError, ValueError, ArithmeticError) as error:  # SymPy refusing to compare zoo, say
-        raise EquationSyntaxError(f"the equation of '{name}' with {values}: cannot compute it: {error}", where) \
-            from None
+        raise EquationSyntaxError(f"the equation of '{name}' with {values}: cannot compute it: {error}", where,
+                                  "is there a division by zero, log(0) or sqrt(-1)?") from None
     return expr
 
 

@@ -699,7 +699,7 @@ file("edits_make_an_expression_too_large", "MC101", """
     m:
       base: e17
     """, "editing the equation of 'x': expression is too large (more than 100000 operations)", 64, 28,
-     "is an edit (replace:) substituting an expression into itself?")
+     "split it into several algebraic equations; an edit that puts an expression into itself doubles it")
 file("two_errors_at_once", "MC001", """
     m:
       base: OperatorTemplate

@@ -503,6 +503,22 @@ m:
     assert (where.line, where.column) == (9, 36)
 
 
+def test_an_edit_that_makes_a_comparison_with_an_infinity_is_a_located_error(tmp_path):
+    operator = _operator(tmp_path, """
+o:
+  base: OperatorTemplate
+  equations: "x' = -x + (v < 1/u)"
+  variables: {x: output(0.0), u: 1.0, v: 0.5}
+m:
+  base: o
+  equations: {remove: [u]}
+""")
+    with pytest.raises(EquationSyntaxError) as info:
+        operator_equations(operator)  # v < 1/0: SymPy refuses to compare with an infinity
+    assert info.value.message.startswith("editing the equation of 'x': cannot compute it: ")
+    assert (info.value.location.line, info.value.location.column) == (8, 24)  # the text starts with a newline
+
+
 # --- security and robustness --------------------------------------------------------------
 
 @pytest.mark.parametrize("text", [

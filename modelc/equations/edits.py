@@ -88,6 +88,9 @@ def _substituted(eq: Equation, old: sympy.Expr, new: sympy.Expr, where: Location
     except EquationSyntaxError as error:
         raise EquationSyntaxError(f"editing the equation of '{eq.target}': {error.message}", where,
                                   error.hint) from None
+    except (TypeError, ValueError, ArithmeticError) as error:  # SymPy refusing to compare zoo, say
+        raise EquationSyntaxError(f"editing the equation of '{eq.target}': cannot compute it: {error}", where,
+                                  "is there a division by zero, log(0) or sqrt(-1)?") from None
     return rhs
 
 

@@ -35,7 +35,7 @@ MAX_SIZE = 100_000
 MAX_EXPONENT = 1024
 
 FLOAT64_MAX = sympy.Float(1.7976931348623157e308)
-_LOG2FLOAT64_MAX = 1024  # log2 of the largest float64, rounded up
+_LOG2_FLOAT64_MAX = 1024  # log2 of the largest float64, rounded up
 _SPLIT_HINT = "split it into several algebraic equations"
 _UNDEFINED_HINT = "is there a division by zero, log(0) or sqrt(-1)?"
 # Printed as one call inside another per argument after the first: min(a, b, c) -> minimum(minimum(a, b), c).
@@ -80,7 +80,7 @@ class ExpressionLimits:
             return  # a variable exponent: SymPy keeps the power as it is
         if base_value is not None and base_value != 0:
             log2 = float(exponent_value) * float(mpmath.log(abs(mpmath.mpf(base_value)), 2))
-            if log2 > _LOG2FLOAT64_MAX:
+            if log2 > _LOG2_FLOAT64_MAX:
                 raise _too_large(log2 * math.log10(2), where)
         if abs(exponent_value) > MAX_EXPONENT and not base.is_Float:
             raise _huge_exponent(exponent_value, constant_base=base_value is not None, where=where)
@@ -99,8 +99,8 @@ class ExpressionLimits:
             raise EquationSyntaxError(f"expression is too long (more than {MAX_CHAIN} terms in a row)",
                                       where, _SPLIT_HINT)
         if measure.size > MAX_SIZE:
-            raise EquationSyntaxError(f"expression is too large (more than {MAX_SIZE} operations)",
-                                      where, "is an edit (replace:) substituting an expression into itself?")
+            raise EquationSyntaxError(f"expression is too large (more than {MAX_SIZE} operations)", where,
+                                      _SPLIT_HINT + "; an edit that puts an expression into itself doubles it")
         if node.is_Pow and measure.value is None and args[1].value is not None and abs(args[1].value) > MAX_EXPONENT:
             raise _huge_exponent(args[1].value, constant_base=False, where=where)
         return measure
