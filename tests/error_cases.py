@@ -269,6 +269,13 @@ file("integer_too_long_to_read", "MC110", f"""
         tau: {"9" * 5000}
     """, "number with 5000 digits is too large", 6, 10,
      "a model's numbers must be finite float64 values (at most about 1.8e308)")
+file("impossible_date", "MC110", """
+    m:
+      base: OperatorTemplate
+      description: 2001-02-30
+      equations: "x' = -x"
+      variables: {x: output(0.0)}
+    """, "cannot read the YAML value '2001-02-30': day is out of range for month", 3, 16)
 # Nine lines of aliases stand for a billion items: messages show the start of a value, never all of it.
 LAUGHS = "".join([f"l0: &l0 [{', '.join(['lol'] * 10)}]\n"] +
                  [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 9)])
