@@ -275,3 +275,22 @@ def test_the_seed_gradient_equals_torch_autograd_through_an_independent_loop(tmp
     np.testing.assert_allclose(ours["params"]["weights"], Wt.grad.numpy(), rtol=1e-10, atol=1e-12)
     assert ours["params"]["li_op/tau"] == pytest.approx(taut.grad.item(), rel=1e-10)
     np.testing.assert_allclose(ours["y0"]["li_op/v"], start.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_checkpoints_from_the_callers_run_give_the_same_gradient(tmp_path):
+    """A caller that ran the forward already (for its records) hands run()'s chunk states over."""
+    system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
+    module = load_source(generate(system, "heun", trainable=["weights"]), "handed_over", tmp_path)
+    rng = np.random.default_rng(8)
+    args = ({"li_op/v": rng.standard_normal(4)}, {"weights": rng.standard_normal((4, 4))},
+            {"li_op/I_ext": rng.standard_normal((30, 4))}, 0.05, 30)
+    cotangents = {"li_op/v": rng.standard_normal((30, 4))}
+    kept = []
+    module.run(*args, chunk_steps=8, on_chunk=lambda stop, states: kept.append(
+        (stop, {name: value.copy() for name, value in states.items()})))
+    assert [stop for stop, _ in kept] == [8, 16, 24, 30]
+    alone = module.grad(*args, cotangents, checkpoint_steps=8)
+    handed = module.grad(*args, cotangents, checkpoint_steps=8, checkpoints=kept)
+    np.testing.assert_array_equal(handed["params"]["weights"], alone["params"]["weights"])
+    with pytest.raises(module.InvalidValueError, match="checkpoints must end at step 30"):
+        module.grad(*args, cotangents, checkpoints=kept[:2])
