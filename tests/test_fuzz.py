@@ -700,6 +700,9 @@ FOUND = {
     "coupling from a constant algebraic": (_operator("x' = -x + u", "y = 2", x="output(0.0)", y="variable(0.0)",
                                                      u="input(0.0)"), "o",
                                            {"coupling": {"source_var": "o/y", "target_var": "o/u"}}),
+    "coupling from an algebraic of a parameter": (_operator("x' = -x + u", "y = 2*k", x="output(0.0)",
+                                                            y="variable(0.0)", u="input(0.0)", k=1.5), "o",
+                                                  {"coupling": {"source_var": "o/y", "target_var": "o/u"}}),
     "coupling from a constant algebraic into a stage term": (
         _operator("x' = u^t", "y = 0", x="output(2.0)", y="variable(1.0)", u="input(1.0)"), "o",
         {"method": "midpoint", "coupling": {"source_var": "o/y", "target_var": "o/u"}}),
