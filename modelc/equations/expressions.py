@@ -13,8 +13,8 @@ from typing import Callable
 
 import sympy
 from lark import Token, Tree, v_args
-from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import VisitError
+from lark.visitors import Transformer_NonRecursive
 from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom
 
