@@ -92,7 +92,8 @@ class _Planner:
         inline, kept = self._split_algebraics(system.algebraics)
         stage_dependent = self._state_dependent(kept)
         derivatives = {n: _inline(e, inline) for n, e in system.derivatives.items()}
-        _refuse_constant_couplings(list(derivatives.values()) + [_inline(e, inline) for _, e in kept])
+        _refuse_constant_couplings(list(derivatives.values()) + [_inline(e, inline) for _, e in kept], kept,
+                                   {symbol(n) for n, p in system.params.items() if p.shape == "scalar"} | {DT, TIME})
         drive_defs = {n: e for n, e in kept if symbol(n) not in stage_dependent}
         matvec_uses = _count_matvecs(list(derivatives.values()) + [_inline(e, inline) for _, e in kept])
         for name, expr in kept:
@@ -220,15 +221,19 @@ def _inline(expr: sympy.Expr, definitions: dict) -> sympy.Expr:
     return expr
 
 
-def _refuse_constant_couplings(exprs) -> None:
-    """W @ 2: a coupled variable that is one number (an equation y = 2) has no units to couple."""
+def _refuse_constant_couplings(exprs, algebraics, constants) -> None:
+    """W @ c with c one number for every unit (an equation y = 2, or y = 2*k of a scalar k) has
+    no units to couple: say so, rather than multiply a matrix by a number."""
+    constants = set(constants)
+    for name, expr in algebraics:  # (in dependency order)
+        if expr.free_symbols <= constants:
+            constants.add(symbol(name))
     for expr in exprs:
         for matvec in expr.atoms(MatVec):
             weights, source = matvec.args
-            if not source.free_symbols:
-                raise UnsupportedFeatureError(f"'{weights.name}' couples a constant ({source}) into a population",
-                                              None, "couple a variable of the source population, not one that "
-                                              "is a number")
+            if source.free_symbols <= constants:
+                raise UnsupportedFeatureError(f"'{weights.name}' couples {source}, one number for every unit, into "
+                                              "a population", None, "couple a variable with a value per unit")
 
 
 def _count_matvecs(exprs) -> dict:

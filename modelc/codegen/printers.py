@@ -46,11 +46,12 @@ class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
 
     printmethod = "_modelc_numpy"
 
-    def __init__(self, names: dict[str, str], module: str = "np", scalars=frozenset()):
+    def __init__(self, names: dict[str, str], module: str = "np", scalars=frozenset(), population_of=None):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
         self.names = names
         self.np = module
         self.scalars = scalars
+        self.population_of = population_of or {}  # given where `shapes` (population -> shape) is bound
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         # SymPy spells NumPy "numpy."; generated modules import it under self.np.
@@ -120,10 +121,16 @@ class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
         return f"{self.np}.mean({self._print(expr.args[0])}, axis=-1, keepdims=True)"
 
     def _print_PopSum(self, expr) -> str:
-        if self._same_for_every_unit(expr.args[0]):
-            raise UnsupportedFeatureError("sum() over a population of a value that is the same for every unit",
-                                          None, "write the number of units times the value as a parameter")
-        return f"{self.np}.sum({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+        x, units = self._print(expr.args[0]), self._units(expr.args[0])
+        if units is not None:  # a value given once for every unit (a number, an input's one value) counts n times
+            x = f"{self.np}.broadcast_to({x}, {self.np}.shape({x})[:-1] + ({units},))"
+        return f"{self.np}.sum({x}, axis=-1, keepdims=True)"
+
+    def _units(self, expr) -> str | None:
+        """The number of units of the population expr's variables belong to, as code (None
+        where this printer is not told: there the argument of sum() has its unit axis)."""
+        labels = [self.population_of[x.name] for x in sorted(expr.free_symbols, key=str) if x.name in self.population_of]
+        return f"shapes[{labels[0]!r}][-1]" if labels and self.population_of else None
 
     def _same_for_every_unit(self, expr) -> bool:
         return {x.name for x in expr.free_symbols} <= self.scalars
@@ -133,7 +140,10 @@ class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
 
     def _print_MatVec(self, expr) -> str:
         weights, source = expr.args
-        return f"{self.np}.matmul({self._print(source)}, {self._print(weights)}.T)"
+        w, x = self._print(weights), self._print(source)
+        if self._same_for_every_unit(source):  # W @ c: c for every source unit (a row of c's)
+            x = f"{self.np}.broadcast_to({x}, {self.np}.shape({x}) + {w}.shape[1:])"
+        return f"{self.np}.matmul({x}, {w}.T)"
 
     def _print_sign(self, expr) -> str:
         return f"{self.np}.sign({self._print(expr.args[0])})"
@@ -160,7 +170,7 @@ class ScalarPrinter(NumPyPrinter):
     per-call overhead; on Python floats the same step costs a fraction of it.
     """
 
-    def __init__(self, names: dict[str, str], scalars=frozenset()):
+    def __init__(self, names: dict[str, str], scalars=frozenset(), population_of=None):
         super().__init__(names, module="math", scalars=scalars)
 
     def ufunc(self, expr: sympy.Expr) -> None:  # floats: nothing to write into

@@ -28,6 +28,7 @@ class NumPyModule:
     helper_texts = NUMPY_HELPERS
     full_invariants = True  # array invariants expanded to their population's shape (arrays, not floats)
     step_time = "DTYPE(t0 + (start + i) * dt)"  # a NumPy number: 1/t at t = 0 is inf, as for arrays
+    counts_units = True  # sum() of a value given once (a number) counts the population's units
 
     def __init__(self, program: StepProgram):
         self.program = program
@@ -45,8 +46,10 @@ class NumPyModule:
         scalars = {n for n, p in system.params.items() if p.shape == "scalar"} | {TIME.name, DT.name}
         scalars |= {n for n, e in plan.hoisted if {x.name for x in e.free_symbols} <= scalars}
         self.scalars = frozenset(scalars)  # one number for every unit (no array to write into)
-        self.printer = self.printer_class(self.names, scalars=self.scalars)
         self.population_of = population_of(system)
+        # run() and grad() bind `shapes`: their sum() counts the units of a value given once
+        self.units = self.population_of if self.counts_units else {}
+        self.printer = self.printer_class(self.names, scalars=self.scalars, population_of=self.units)
         self._derived: dict[tuple, str] = {}
         self.out_buffers: list[str] = []  # filled while the step is printed; None before the loop
 
@@ -80,7 +83,7 @@ class NumPyModule:
     def code(self, expr: sympy.Expr, names: dict[str, str] | None = None) -> str:
         if names is None:
             return self.printer.doprint(expr)
-        return self.printer_class(names, scalars=self.scalars).doprint(expr)
+        return self.printer_class(names, scalars=self.scalars, population_of=self.units).doprint(expr)
 
     def helpers(self) -> list[str]:
         exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values())
@@ -115,10 +118,14 @@ class NumPyModule:
     # -- rhs and algebraics (plain, unoptimised: for solvers and records) --------------
 
     def algebraic_lines(self) -> list[str]:
-        return [f"{self.ident(n)} = {self.code(e)}" for n, e in self.system.algebraics]
+        return [f"{self.ident(n)} = {self.plain(e)}" for n, e in self.system.algebraics]
 
     def derivative_lines(self) -> list[tuple[str, str]]:
-        return [(n, self.code(e)) for n, e in self.system.derivatives.items()]
+        return [(n, self.plain(e)) for n, e in self.system.derivatives.items()]
+
+    def plain(self, expr: sympy.Expr) -> str:
+        """For algebraics() and rhs(), which bind no `shapes`."""
+        return self.printer_class(self.names, scalars=self.scalars).doprint(expr)
 
     # -- run: once, per chunk ----------------------------------------------------------------
 
@@ -148,7 +155,8 @@ class NumPyModule:
     def _drives(self) -> list[tuple[str, str]]:
         """(state, NumPy expression over the chunk's input windows) for each drive term."""
         window_names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs}, TIME.name: "t_w"}
-        printer = NumPyPrinter(window_names, scalars=self.scalars - {TIME.name})  # (t_w: one time per step)
+        printer = NumPyPrinter(window_names, scalars=self.scalars - {TIME.name},  # (t_w: one time per step)
+                               population_of=self.units)
         return [(s.name, printer.doprint(s.drive)) for s in self.plan.states if s.drive != 0]
 
     def states_context(self) -> list[tuple[str, str, str, str]]:

@@ -15,6 +15,7 @@ class FloatModule(NumPyModule):
     helper_texts = SCALAR_HELPERS
     full_invariants = False
     step_time = "t0 + (start + i) * dt"  # a Python float (math's errors hand the run over to NumPy)
+    counts_units = False  # one unit
 
     def __init__(self, program):
         super().__init__(program)

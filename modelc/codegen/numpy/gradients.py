@@ -197,7 +197,8 @@ class GradientModule(NumPyModule):
         lines = []
         for name, drive in self.reverse.drives.items():
             for p in self._trainables_in(drive):
-                factor = NumPyPrinter(window_names, scalars=self.scalars - {TIME.name}).doprint(
+                factor = NumPyPrinter(window_names, scalars=self.scalars - {TIME.name},
+                                      population_of=self.units).doprint(
                     sympy.diff(drive, symbol(p)))
                 lines.append(self._add_to_param(p, f"({factor})*{self.derived('lam_drive_*', name)}"))
         return lines
