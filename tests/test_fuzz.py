@@ -200,7 +200,7 @@ LEFT_SIDES = [("y = ", "algebraic", "y"), ("x' = ", "ode", "x"), ("dv/dt = ", "o
          power="^", space=" ", lhs=LEFT_SIDES[0])
 def test_printed_expression_trees_parse_back(tree, minimal, power, space, lhs):
     """The text means the tree: it parses to the same SymPy expression, or, only when some part
-    of it is undefined (1/0, log(0), sqrt(-1)), it is rejected as an EquationSyntaxError."""
+    of it is undefined (1/0, log(0), sqrt(-1)) or beyond float64, it is rejected as an EquationSyntaxError."""
     text = show(tree, minimal, power, space)
     prefix, kind, target = lhs
     try:
