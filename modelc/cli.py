@@ -142,18 +142,13 @@ def _show(args) -> None:
 
 
 def _list(args) -> None:
-    library = Library()
-    for dotted, template in _shipped_templates(library):
+    """Every template in MODELC_PATH and the shipped models; a file or template that cannot be
+    read is noted on stderr (the rest is still listed)."""
+    found = Library().scan()
+    for dotted, template in found.templates:
         _print(f"{dotted:60s} {summary(template)}")
-
-
-def _shipped_templates(library):
-    """(dotted path, template) for every template in the shipped models and MODELC_PATH."""
-    for root in library.search_path:
-        for file in sorted(Path(root).rglob("*.y*ml")):
-            parts = file.relative_to(root).with_suffix("").parts
-            for template in library.templates_in(file):
-                yield ".".join(parts + (template.name,)), template
+    for error in found.skipped:
+        _print(f"note: skipped: {error.format()}", sys.stderr)
 
 
 def _check(args) -> int:
@@ -184,8 +179,10 @@ def _check(args) -> int:
 def _docs(args) -> None:
     with imports_undone_on_failure():
         from .docs import models_page
-    library = Library([resource_dir("models")])  # the shipped models only, whatever MODELC_PATH says
-    _write(args.output, models_page(_shipped_templates(library)))
+    found = Library([resource_dir("models")]).scan()  # the shipped models only, whatever MODELC_PATH says
+    if found.skipped:
+        raise found.skipped[0]
+    _write(args.output, models_page(found.templates))
     print(f"wrote {args.output}")
 
 

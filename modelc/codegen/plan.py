@@ -9,6 +9,7 @@ For a one-stage scheme (Euler) the time step is folded in as well: x_new = a*x +
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import sympy
@@ -132,8 +133,7 @@ class _Planner:
         scale = DT * rational(self.plan.scheme.b[0]) if self.plan.fold_dt else sympy.Integer(1)
         drive_symbols = {symbol(n): e for n, e in drive_defs.items()}
         linear, drive, rest, couplings = sympy.Integer(0), sympy.Integer(0), sympy.Integer(0), []
-        for term in sympy.Add.make_args(sympy.expand(f, deep=False, power_exp=False, power_base=False,
-                                                     log=False, multinomial=False)):
+        for term in _terms(f):
             coeff, rest_factor = term.as_independent(own, as_Add=False)
             if rest_factor == own and not (coeff.free_symbols - self.static):
                 linear += coeff
@@ -205,6 +205,23 @@ class _Planner:
             self.hoist_names[expr] = symbol(name)
             self.plan.hoisted.append((name, expr))
         return self.hoist_names[expr]
+
+
+_MOST_TERMS = 64  # a product of sums is multiplied out only up to this many terms
+
+
+def _terms(f: sympy.Expr) -> list[sympy.Expr]:
+    """The terms of f, each product of sums multiplied out while that stays small ((x + a)*(x + b)
+    gives x^2 + ...; thirteen such factors would give 8192 terms: that product stays one term)."""
+    terms = []
+    for term in sympy.Add.make_args(f):
+        sums = [len(a.args) for a in sympy.Mul.make_args(term) if isinstance(a, sympy.Add)]
+        if math.prod(sums) > _MOST_TERMS:
+            terms.append(term)
+        else:
+            terms += sympy.Add.make_args(sympy.expand(term, deep=False, power_exp=False, power_base=False,
+                                                      log=False, multinomial=False))
+    return terms
 
 
 def rational(value) -> sympy.Rational:

@@ -205,11 +205,11 @@ class ScalarPrinter(NumPyPrinter):
     def _print_Not(self, expr) -> str:
         return f"(not {self._print(expr.args[0])})"
 
-    # NaN goes through as NumPy lets it (so on_nan sees it): no comparison holds for NaN.
+    # One helper call each: the argument is printed once (nested, a repeated argument would grow
+    # exponentially), and NaN goes through as NumPy lets it (so on_nan sees it).
     def _print_Heaviside(self, expr) -> str:
-        x = self._print(expr.args[0])
         at_zero = float(expr.args[1]) if len(expr.args) > 1 else 1.0
-        return f"(1.0 if {x} > 0 else (0.0 if {x} < 0 else ({at_zero!r} if {x} == 0 else {x})))"
+        return f"_heaviside_float({self._print(expr.args[0])}, {at_zero!r})"
 
     def _print_Min(self, expr) -> str:
         return self._nested("_minimum", expr.args)
@@ -226,8 +226,7 @@ class ScalarPrinter(NumPyPrinter):
         return f"_exprel_float({self._print(expr.args[0])})"
 
     def _print_sign(self, expr) -> str:
-        x = self._print(expr.args[0])
-        return f"(1.0 if {x} > 0 else (-1.0 if {x} < 0 else (0.0 if {x} == 0 else {x})))"
+        return f"_sign_float({self._print(expr.args[0])})"
 
     def _print_Abs(self, expr) -> str:
         return f"abs({self._print(expr.args[0])})"
@@ -243,6 +242,12 @@ SCALAR_HELPERS = {
     Exprel: '''def _exprel_float(x):
     """(exp(x) - 1)/x for one float, continuous at x = 0."""
     return 1.0 + x/2 + x*x/6 if abs(x) < 1e-6 else math.expm1(x)/x''',
+    sympy.Heaviside: '''def _heaviside_float(x, at_zero):
+    """heaviside(x) for one float; NaN stays NaN, as np.heaviside gives it."""
+    return 1.0 if x > 0 else (0.0 if x < 0 else (at_zero if x == 0 else x))''',
+    sympy.sign: '''def _sign_float(x):
+    """sign(x) for one float; NaN stays NaN, as np.sign gives it."""
+    return 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))''',
     sympy.Min: '''def _minimum(a, b):
     """min(a, b) that returns NaN when either is NaN, as np.minimum does."""
     return a if a <= b else (b if b < a else a + b)''',
