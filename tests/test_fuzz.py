@@ -144,6 +144,11 @@ def _condition(value):
     return value if isinstance(value, (Relational, BooleanAtom)) else sympy.Ne(value, 0)
 
 
+def _too_large(expr) -> bool:
+    """A constant (part of an expression) beyond what a float64 holds."""
+    return isinstance(expr, sympy.Expr) and expr.is_number and abs(expr.evalf(15)) > sys.float_info.max
+
+
 class Meaning:
     """The SymPy expression a tree stands for, and whether any part of it is undefined (or a
     constant beyond what a float64 holds: a model may not compute it)."""
@@ -157,8 +162,8 @@ class Meaning:
         if isinstance(value, sympy.Basic) and (value.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I) or
                                                value.is_number and value.evalf(15).is_real is False):
             self.undefined = True  # 1/0, log(0), sqrt(-1), ... somewhere inside
-        elif isinstance(value, sympy.Expr) and value.is_number and abs(value.evalf(15)) > sys.float_info.max:
-            self.undefined = True  # exp(710), (1e30^3)^3^3, ...: no float64 holds it
+        elif isinstance(value, sympy.Expr) and any(_too_large(part) for part in sympy.preorder_traversal(value)):
+            self.undefined = True  # exp(710), (1e30^3)^3^3, sigmoid(-710) = 1/(1 + exp(710)): no float64 holds it
         return value
 
     def _of(self, node):
@@ -198,6 +203,7 @@ LEFT_SIDES = [("y = ", "algebraic", "y"), ("x' = ", "ode", "x"), ("dv/dt = ", "o
 @example(tree=("neg", ("pow", ("name", "x"), ("num", "2"))), minimal=True, power="^", space="", lhs=LEFT_SIDES[0])
 @example(tree=("cmp", "<", ("num", "0"), ("cmp", "<", ("num", "0"), ("call", "sum", [("num", "0")]))), minimal=False,
          power="^", space=" ", lhs=LEFT_SIDES[0])
+@example(tree=("call", "sigmoid", [("neg", ("num", "710"))]), minimal=False, power="^", space="", lhs=LEFT_SIDES[0])
 def test_printed_expression_trees_parse_back(tree, minimal, power, space, lhs):
     """The text means the tree: it parses to the same SymPy expression, or, only when some part
     of it is undefined (1/0, log(0), sqrt(-1)) or beyond float64, it is rejected as an EquationSyntaxError."""
