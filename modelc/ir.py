@@ -12,7 +12,7 @@ from typing import Iterable
 import sympy
 
 from .equations import FUNCTION_NAMES, TIME, Equation, free_names, operator_equations, raise_all, symbol
-from .equations.limits import ExpressionLimits
+from .equations.limits import ExpressionLimits, computing
 from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, InvalidNameError, Location,
                      ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError,
                      did_you_mean)
@@ -272,15 +272,9 @@ class _Builder:
 def _with_constants(name: str, expr: sympy.Expr, constants: dict, where: Location | None) -> sympy.Expr:
     read = sorted((s for s in expr.free_symbols if s in constants), key=str)
     values = ", ".join(f"{s} = {constants[s]}" for s in read)
-    try:
+    with computing(f"the equation of '{name}' with {values}", where):
         expr = expr.xreplace(constants)
         ExpressionLimits().check(expr, where)
-    except EquationSyntaxError as error:
-        raise EquationSyntaxError(f"the equation of '{name}' with {values}: {error.message}", where,
-                                  error.hint) from None
-    except (TypeError, ValueError, ArithmeticError) as error:  # SymPy refusing to compare zoo, say
-        raise EquationSyntaxError(f"the equation of '{name}' with {values}: cannot compute it: {error}", where,
-                                  "is there a division by zero, log(0) or sqrt(-1)?") from None
     return expr
 
 

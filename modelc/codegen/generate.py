@@ -3,14 +3,19 @@ from __future__ import annotations
 
 from ..errors import UnknownVariableError, UnsupportedFeatureError, did_you_mean
 from ..ir import System
-from .cupy import module_context as cupy_context
-from .numpy import module_context as numpy_context
-from .options import BACKENDS, check_backend, check_dtype, get_scheme
+from .options import check_backend, check_dtype, get_scheme
 from .plan import make_plan
 from .templating import environment
 
-_CONTEXTS = {"numpy": numpy_context, "cupy": cupy_context}
-assert tuple(_CONTEXTS) == BACKENDS
+
+def module_context(backend: str):
+    """The backend's module_context. Late on purpose: a NumPy compile does not import the CuPy
+    backend (its C printer alone is a tenth of a second of a cold compile)."""
+    if backend == "cupy":
+        from .cupy import module_context as context
+    else:
+        from .numpy import module_context as context
+    return context
 
 
 def generate(system: System, method: str = "euler", backend: str = "numpy", dtype: str = "float64",
@@ -24,7 +29,7 @@ def generate(system: System, method: str = "euler", backend: str = "numpy", dtyp
                                       "train with backend='numpy' (device='cpu')")
     scheme = get_scheme(method)
     plan = make_plan(system, scheme, trainable)
-    context = _CONTEXTS[backend](system, plan, key, version, dtype)
+    context = module_context(backend)(system, plan, key, version, dtype)
     source = environment().get_template(f"{backend}/module.py.j2").render(**context)
     compile(source, f"<modelc {backend} module>", "exec")  # a generator bug fails here, not at import
     return source

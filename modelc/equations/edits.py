@@ -12,10 +12,10 @@ from typing import Iterable
 
 import sympy
 
-from ..errors import EquationSyntaxError, ErrorGroup, Location, ModelcError, TextOrigin
+from ..errors import ErrorGroup, Location, ModelcError, TextOrigin
 from ..spec import OperatorTemplate
 from .functions import free_names
-from .limits import ExpressionLimits
+from .limits import ExpressionLimits, computing
 from .parser import Equation, parse_equation, parse_expression
 from .printer import equation_text
 
@@ -80,17 +80,11 @@ def _substituted(eq: Equation, old: sympy.Expr, new: sympy.Expr, where: Location
     powers are judged first, innermost first: a substitution may turn (2*x)^y into
     (2*x)^(10^8), which SymPy would compute exactly."""
     limits = ExpressionLimits()
-    try:
+    with computing(f"editing the equation of '{eq.target}'", where):
         for power in dict.fromkeys(p for p in sympy.postorder_traversal(eq.rhs) if p.is_Pow):
             limits.check_power(power.base.subs(old, new), power.exp.subs(old, new), where)
         rhs = eq.rhs.subs(old, new)
         limits.check(rhs, where)
-    except EquationSyntaxError as error:
-        raise EquationSyntaxError(f"editing the equation of '{eq.target}': {error.message}", where,
-                                  error.hint) from None
-    except (TypeError, ValueError, ArithmeticError) as error:  # SymPy refusing to compare zoo, say
-        raise EquationSyntaxError(f"editing the equation of '{eq.target}': cannot compute it: {error}", where,
-                                  "is there a division by zero, log(0) or sqrt(-1)?") from None
     return rhs
 
 

@@ -20,6 +20,7 @@ finished expression (`check`). Each SymPy node is measured once: nodes are share
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import NamedTuple
 
@@ -150,3 +151,16 @@ def _huge_exponent(power: sympy.Expr, constant_base: bool, where: Location | Non
     return EquationSyntaxError(f"exponent {float(power):g} is too large (more than {MAX_EXPONENT})", where,
                                f"the power of an expression that holds a variable may have an exponent "
                                f"of at most {MAX_EXPONENT}")
+
+
+@contextlib.contextmanager
+def computing(what: str, where: Location | None):
+    """An equation computed anew (an edit, or a wired constant put in) within the limits: a limit
+    crossed, or SymPy refusing (comparing zoo, say), is a located error that starts with `what`."""
+    try:
+        yield
+    except EquationSyntaxError as error:
+        raise EquationSyntaxError(f"{what}: {error.message}", where, error.hint) from None
+    except (TypeError, ValueError, ArithmeticError) as error:
+        raise EquationSyntaxError(f"{what}: cannot compute it: {error}", where,
+                                  "is there a division by zero, log(0) or sqrt(-1)?") from None

@@ -190,19 +190,9 @@ class NumPyModule:
         return [line for s in self.program.statements if isinstance(s, Record) for line in self.record(s)]
 
     def statement(self, s) -> list[str]:
-        if isinstance(s, Stage):
-            return self.stage(s)
-        if isinstance(s, Combine):
-            return self.combine(s)
-        if isinstance(s, Evaluate):
-            return self.evaluate(s)
-        if isinstance(s, Product):
-            return self.product(s)
-        if isinstance(s, Rate):
-            return self.rate(s)
-        if isinstance(s, Commit):
-            return self.commit(s)
-        return []  # Record: printed at the record step (record_lines)
+        printers = {Stage: self.stage, Combine: self.combine, Evaluate: self.evaluate, Product: self.product,
+                    Rate: self.rate, Commit: self.commit}
+        return printers[type(s)](s) if type(s) in printers else []  # Record: at the record step (record_lines)
 
     def stage(self, s: Stage) -> list[str]:
         lines = [f"# stage {s.k + 1}"] if s.k > 0 else []
