@@ -100,10 +100,6 @@ class StepProgram:
     statements: list = field(default_factory=list)
     stage_times: list[Fraction] = field(default_factory=list)
 
-    @property
-    def folds_dt(self) -> bool:
-        return self.plan.fold_dt
-
     def bindings(self, k: int) -> dict[str, Value]:
         """What each IR name the stage's expressions use means in stage k."""
         names = {n: Value(n, "state", k) for n in self.plan.system.states}
@@ -121,10 +117,6 @@ class StepProgram:
                 seen.setdefault(target)
         return list(seen)
 
-    def kept_rates(self) -> set[Value]:
-        """Rates a later Combine reads (the others are used only where they are computed)."""
-        return {value for s in self.statements if isinstance(s, Combine) for _, value in s.terms}
-
     def reads(self) -> set[str]:
         """IR names the step's expressions read (inputs among them need a per-step value)."""
         used = set()
@@ -136,10 +128,6 @@ class StepProgram:
             elif isinstance(s, Product):
                 used |= {x.name for x in s.coupling.source.free_symbols}
         return used
-
-    @property
-    def uses_time(self) -> bool:
-        return TIME.name in self.reads() or self.plan.drive_uses_time
 
     def stage_uses_time(self, k: int) -> bool:
         """Whether stage k reads t at the stage's own time (not only the step's start)."""

@@ -154,10 +154,13 @@ class NumPyModule:
 
     def _drives(self) -> list[tuple[str, str]]:
         """(state, NumPy expression over the chunk's input windows) for each drive term."""
-        window_names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs}, TIME.name: "t_w"}
-        printer = NumPyPrinter(window_names, scalars=self.scalars - {TIME.name},  # (t_w: one time per step)
-                               population_of=self.units)
+        printer = self.window_printer()
         return [(s.name, printer.doprint(s.drive)) for s in self.plan.states if s.drive != 0]
+
+    def window_printer(self) -> NumPyPrinter:
+        """Prints expressions over the chunk's input windows (x_w) and times (t_w, one per step)."""
+        names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs}, TIME.name: "t_w"}
+        return NumPyPrinter(names, scalars=self.scalars - {TIME.name}, population_of=self.units)
 
     def states_context(self) -> list[tuple[str, str, str, str]]:
         """(state, identifier, its buffer, its record array) for the run templates."""

@@ -26,7 +26,7 @@ class FloatModule(NumPyModule):
         """With several stages the update reads only the state itself and the rates: x_new is
         computed into x. A folded (Euler) update reads every state (the rests are inline)."""
         if v.role == "new":
-            return self.derived("*_next", v.name) if self.program.folds_dt else self.ident(v.name)
+            return self.derived("*_next", v.name) if self.plan.fold_dt else self.ident(v.name)
         return super().value(v)
 
     def drive_lines(self) -> list[str]:

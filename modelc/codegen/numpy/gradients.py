@@ -11,8 +11,7 @@ import sympy
 from ...equations import TIME, symbol
 from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseObservation, ReverseStep, Term, WeightAdjoint
 from ..plan import MatrixProduct
-from ..printers import NumPyPrinter
-from ..step import OBSERVE, Commit, Evaluate, Product, Record, Stage, Value
+from ..step import OBSERVE, Commit, Evaluate, Product, Stage, Value
 from ..templating import literal
 from .arrays import NumPyModule
 
@@ -102,7 +101,7 @@ class GradientModule(NumPyModule):
     def term(self, t: Term) -> str:
         lam = self.adjoint(t.adjoint)
         if t.transpose is not None:
-            return f"{self.derived('transposed_*', t.transpose.name)}({lam})"
+            return f"{self.derived('transposed_*', t.transpose.name)}({lam}, out=None)"
         if t.factor == 1:
             return lam
         return f"({self.code(t.factor, self.stage_names(t.stage))})*{lam}"
@@ -167,8 +166,9 @@ class GradientModule(NumPyModule):
         observed = self.observation_products()
         return [f"{self.derived('product_*', c.name)} = _product(weights={self.ident(c.matrix)}, scale=1, "
                 f"unbatched=unbatched)" for c in observed] + \
-            [f"{self.derived('transposed_*', c.name)} = _transposed(weights={self.ident(c.matrix)}, "
-             f"scale={self.code(c.scale)}, unbatched=unbatched)" for c in self.plan.couplings + observed]
+            [f"{self.derived('transposed_*', c.name)} = _product(weights={self.ident(c.matrix)}.T, "
+             f"scale={self.code(c.scale)}, unbatched=unbatched)  # lam -> (scale * W)^T lam"
+             for c in self.plan.couplings + observed]
 
     def uses_products(self) -> bool:
         return bool(self.plan.couplings or self.observation_products())
@@ -184,7 +184,7 @@ class GradientModule(NumPyModule):
         return [(self.derived("lam_drive_*", name), self.ident(name)) for name in self.reverse.drives]
 
     def chain_lines(self) -> list[str]:
-        """At the end: the invariants' and the drives' adjoints passed on to the parameters."""
+        """At the end: the invariants' adjoints passed on to the parameters they are made of."""
         lines = []
         for name, expr in self.reverse.invariants.items():
             for p in self._trainables_in(expr):
@@ -193,13 +193,10 @@ class GradientModule(NumPyModule):
 
     def drive_chain_lines(self) -> list[str]:
         """Per segment: sum over its steps of d(drive)/d(parameter) times the drive's adjoint."""
-        window_names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs}, TIME.name: "t_w"}
-        lines = []
+        printer, lines = self.window_printer(), []
         for name, drive in self.reverse.drives.items():
             for p in self._trainables_in(drive):
-                factor = NumPyPrinter(window_names, scalars=self.scalars - {TIME.name},
-                                      population_of=self.units).doprint(
-                    sympy.diff(drive, symbol(p)))
+                factor = printer.doprint(sympy.diff(drive, symbol(p)))
                 lines.append(self._add_to_param(p, f"({factor})*{self.derived('lam_drive_*', name)}"))
         return lines
 
@@ -211,6 +208,3 @@ class GradientModule(NumPyModule):
 
     def _trainables_in(self, expr: sympy.Expr) -> list[str]:
         return sorted(x.name for x in expr.free_symbols if x.name in self.reverse.trainable)
-
-    def record(self, s: Record) -> list[str]:
-        return []
