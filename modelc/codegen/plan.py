@@ -93,10 +93,11 @@ class _Planner:
         inline, kept = self._split_algebraics(system.algebraics)
         stage_dependent = self._state_dependent(kept)
         derivatives = {n: _inline(e, inline) for n, e in system.derivatives.items()}
-        _refuse_constant_couplings(list(derivatives.values()) + [_inline(e, inline) for _, e in kept], kept,
+        expressions = list(derivatives.values()) + [_inline(e, inline) for _, e in kept]
+        _refuse_constant_couplings(expressions, kept,
                                    {symbol(n) for n, p in system.params.items() if p.shape == "scalar"} | {DT, TIME})
         drive_defs = {n: e for n, e in kept if symbol(n) not in stage_dependent}
-        matvec_uses = _count_matvecs(list(derivatives.values()) + [_inline(e, inline) for _, e in kept])
+        matvec_uses = _count_matvecs(expressions)
         for name, expr in kept:
             if symbol(name) in stage_dependent:
                 plan.algebraics.append((name, self._hoist(self._extract_matvecs(_inline(expr, inline)))))
