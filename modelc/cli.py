@@ -13,11 +13,7 @@ from pathlib import Path
 
 from .codegen.options import BACKENDS, DTYPES, METHODS
 from .errors import ErrorGroup, ModelcError, OutputFileError
-from .resources import resource_dir
-from .runtime.cache import ordinary_file_mode, write_atomic
-from .runtime.compiler import compile_source
 from .runtime.imports import imports_undone_on_failure
-from .spec import CircuitTemplate, Library, NodeTemplate, OperatorTemplate, load, summary
 from .version import __version__
 
 EXIT_MODEL_ERROR = 2
@@ -81,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compile(args) -> None:
+    # Late, as the other commands' imports: `modelc --version` loads no YAML, NumPy or SymPy.
+    from .runtime.compiler import compile_source
     coupling = {k: getattr(args, k) for k in ("source_var", "target_var", "input_var", "output_var")}
     source = compile_source(args.template, method=args.method, backend=args.backend, dtype=args.dtype,
                             coupling=coupling if any(coupling.values()) else None,
@@ -94,6 +92,7 @@ def _write(path: Path, text: str) -> None:
 
     Only a regular file is ever replaced: a device (/dev/null), a FIFO, a folder or a symbolic
     link at `path` is refused, never replaced nor written through."""
+    from .runtime.cache import ordinary_file_mode, write_atomic  # (late: see _compile)
     _check_replaceable(path)
     try:
         write_atomic(path, text, ordinary_file_mode())  # not a private temporary file's mode
@@ -125,6 +124,7 @@ _NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a device"), (stat.S_
 
 
 def _show(args) -> None:
+    from .spec import load  # (late: see _compile)
     # Late, here and below: only the commands that parse equations load SymPy and lark.
     with imports_undone_on_failure():
         import sympy
@@ -144,6 +144,7 @@ def _show(args) -> None:
 def _list(args) -> None:
     """Every template in MODELC_PATH and the shipped models; a file or template that cannot be
     read is noted on stderr (the rest is still listed)."""
+    from .spec import Library, summary  # (late: see _compile)
     found = Library().scan()
     for dotted, template in found.templates:
         _print(f"{dotted:60s} {summary(template)}")
@@ -152,6 +153,7 @@ def _list(args) -> None:
 
 
 def _check(args) -> int:
+    from .spec import CircuitTemplate, Library, NodeTemplate, OperatorTemplate  # (late: see _compile)
     with imports_undone_on_failure():
         from .ir import build_system
     library = Library()
@@ -177,6 +179,8 @@ def _check(args) -> int:
 
 
 def _docs(args) -> None:
+    from .resources import resource_dir  # (late: see _compile)
+    from .spec import Library
     with imports_undone_on_failure():
         from .docs import models_page
     found = Library([resource_dir("models")]).scan()  # the shipped models only, whatever MODELC_PATH says

@@ -138,7 +138,8 @@ def test_help_lists_the_compilers_choices(capsys):
 
 
 LATE_IMPORTS = {  # module -> what it may import inside a function, and why
-    "cli.py": {"sympy", "ir", "docs"},                       # only `show`, `check` and `docs` parse equations
+    "cli.py": {"sympy", "ir", "docs",                       # only `show`, `check` and `docs` parse equations
+               "runtime.compiler", "runtime.cache", "spec", "resources"},  # `modelc --version` loads no YAML
     "runtime/compiler.py": {"codegen.generate", "ir"},      # a cache hit imports no SymPy, lark or Jinja
     "runtime/network/device.py": {"cupy"},                  # optional dependencies
     "runtime/network/progress.py": {"tqdm.auto"},
@@ -233,3 +234,9 @@ def test_list_shows_control_characters_as_escapes_and_survives_lone_surrogates(t
     assert lines["pkg.odd.red"] == r"\x1b[31mRED\x1b]0;title\x07 done"
     assert lines["pkg.odd.lone"] == r"half \ud800 a pair"
     assert b"\x1b" not in done.stdout and not done.stderr
+
+
+def test_modelc_version_loads_neither_yaml_nor_numpy():
+    code = "import sys, modelc.cli; print(sorted({'yaml', 'numpy', 'sympy'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
