@@ -129,7 +129,7 @@ def records(graph: Graph, record_output: bool, record_vars, output: str | None) 
     keys: dict[Any, tuple[str, bool]] = {}
     aliases: dict[Any, Any] = {}
     if record_output:
-        keys["out"] = (_output_name(graph, output), False)
+        keys["out"] = (output_name(graph, output), False)
     for item in record_vars or ():
         if isinstance(item, str) or len(item) not in (2, 3):
             raise InvalidValueError(f"record_vars entries are (node, var) or (node, var, mean), got {item!r}")
@@ -148,7 +148,8 @@ def records(graph: Graph, record_output: bool, record_vars, output: str | None) 
     return Records(keys, aliases)
 
 
-def _output_name(graph: Graph, output: str | None) -> str:
+def output_name(graph: Graph, output: str | None = None) -> str:
+    """The output node's output_var, as "label/op/var" (the node given, else the graph's output node)."""
     label = output or graph.output_label()
     node = graph.node(label)
     if node.output_var is None:

@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import InvalidValueError, ShapeError, WiringError
 from ...training import get_loss, get_optimizer, loss_and_gradients
 from ..observer import Observer
-from .arguments import run_inputs
+from .arguments import output_name, run_inputs
 from .graph import Graph
 from .progress import ProgressBar
 from .variables import parameter_values
@@ -27,11 +27,6 @@ def trained_names(graph: Graph) -> dict[str, str]:
                           'name parameters with add_diffeq_node(..., train_params=["weights", "li_op/tau"]) or '
                           'train an edge with add_edge(..., train="gd")')
     return names
-
-
-def output_name(graph: Graph) -> str:
-    label = graph.output_label()
-    return f"{label}/{graph.node(label).output_var}"
 
 
 def trials(graph: Graph, module: ModuleType, inputs, targets, dtype) -> tuple[int, dict, np.ndarray, int | None]:

@@ -35,7 +35,7 @@ from ...training import get_loss, loss_and_gradients
 from ..compiler import compile_network
 from ..observer import Observer
 from . import fitting, readout
-from .arguments import records, run_inputs
+from .arguments import output_name, records, run_inputs
 from .busy import exclusive
 from .device import backend_for, dtype_name
 from .graph import Edge, Graph, Node
@@ -321,7 +321,7 @@ class Network:
         steps, given, targets, _ = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         value, gradients, _ = loss_and_gradients(module, self._states.current(self._graph, module),
                                                  parameter_values(self._graph), given, self.dt, steps,
-                                                 fitting.output_name(self._graph), targets, get_loss(loss),
+                                                 output_name(self._graph), targets, get_loss(loss),
                                                  sampling_steps, self.time)
         return value, {name: gradients[module_name] for name, module_name in names.items()}
 
@@ -358,7 +358,7 @@ class Network:
         One sequence leaves the state at its end, as run() does; trials (a batch) leave it as it was."""
         module = self.compile()
         steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
-        output = fitting.output_name(self._graph)
+        output = output_name(self._graph)
         result = self._call(module, self._states.current(self._graph, module), parameter_values(self._graph), given,
                             steps, [output], sampling_steps, False, "raise")
         t0 = self.time

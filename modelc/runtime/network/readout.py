@@ -20,9 +20,9 @@ import numpy as np
 
 from ...errors import InvalidValueError, ShapeError, WiringError
 from ..observer import Observer
-from .arguments import run_inputs
+from .arguments import output_name, run_inputs
 from .device import to_host
-from .fitting import observer, output_name, trials
+from .fitting import observer, trials
 from .graph import Edge, Graph
 from .nodes import edge, func_node
 from .states import States
@@ -126,17 +126,19 @@ def fit_rls(graph: Graph, states: States, module: ModuleType, dt: float, inputs,
     _check_rows(targets, steps // sampling_steps, None, columns=graph.node(trained.target).n)
     source, output = f"{trained.source}/{trained.source_var}", output_name(graph)
     y0, t0, outputs, losses = states.current(graph, module), states.steps_done * dt, [], []
+    params = parameter_values(graph)  # built once: only the trained edge's matrix changes
+    matrix = next(name for name, weights in graph.matrices().items() if weights is trained.weights)
     for start in range(0, steps, update_steps):
         stop = min(start + update_steps, steps)
         window = {name: value[start:stop] if np.ndim(value) else value for name, value in given.items()}
-        result = module.run(y0, parameter_values(graph), window, dt, stop - start, record=[source, output],
+        result = module.run(y0, params, window, dt, stop - start, record=[source, output],
                             sampling_steps=sampling_steps, t0=t0 + start * dt)
         y0, recorded = result["final"], to_host(result[output])
         outputs.append(recorded)
         if len(recorded):  # a last chunk shorter than sampling_steps records nothing
             error = targets[start // sampling_steps + len(recorded) - 1] - recorded[-1]
             rule.update(to_host(result[source])[-1], error)
-            trained.weights = rule.weights.astype(states.dtype)
+            trained.weights = params[matrix] = rule.weights.astype(states.dtype)
             losses.append(float(np.mean(error ** 2)))
     states.advance(y0, steps)
     return observer(dt, sampling_steps, t0, np.concatenate(outputs), loss=np.array(losses))
