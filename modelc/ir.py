@@ -11,15 +11,14 @@ from typing import Iterable
 
 import sympy
 
-from .equations import FUNCTION_NAMES, TIME, Equation, free_names, operator_equations, raise_all, symbol
+from .equations import TIME, Equation, free_names, operator_equations, raise_all, symbol
+from .equations.functions import CONSTANTS, RESERVED
 from .equations.limits import ExpressionLimits, computing
 from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, InvalidNameError, Location,
                      ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError,
                      did_you_mean)
 from .spec import CircuitTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template, VariableSpec
 
-
-_BUILT_IN = FUNCTION_NAMES | {TIME.name, "pi"}  # names equations give their own meaning
 
 
 class MatVec(sympy.Function):
@@ -291,8 +290,9 @@ def _input_sum(name: str, sources: list[sympy.Expr], where: Location | None) -> 
 
 def _check_variable_names(op: OperatorTemplate) -> None:
     for var in op.variables.values():
-        if var.name in _BUILT_IN:
-            what = "time" if var.name == TIME.name else "the constant pi" if var.name == "pi" else "a function"
+        if var.name in RESERVED:  # names equations give their own meaning
+            what = "time" if var.name == TIME.name else f"the constant {var.name}" if var.name in CONSTANTS \
+                else "a function"
             raise InvalidNameError(f"'{var.name}' is built in ({what}); a variable cannot be named '{var.name}'",
                                    var.location, "choose another name")
 

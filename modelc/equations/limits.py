@@ -163,4 +163,4 @@ def computing(what: str, where: Location | None):
         raise EquationSyntaxError(f"{what}: {error.message}", where, error.hint) from None
     except (TypeError, ValueError, ArithmeticError) as error:
         raise EquationSyntaxError(f"{what}: cannot compute it: {error}", where,
-                                  "is there a division by zero, log(0) or sqrt(-1)?") from None
+                                  _UNDEFINED_HINT) from None
