@@ -25,6 +25,7 @@ import sympy
 from ...equations import TIME, PopMean, PopSum, symbol
 from ...errors import UnsupportedFeatureError
 from ...ir import MatVec, System
+from ..layout import population_of
 from ..plan import DT, Plan
 from ..step import Evaluate, Rate, StepProgram
 
@@ -127,7 +128,7 @@ class Layout:
 
     def __init__(self, system: System, plan: Plan, step: StepProgram):
         self.system = system
-        self.population_of = {name: label for label, names in system.populations.items() for name in names}
+        self.population_of = population_of(system)
         self.algebraic_names = [n for n, _ in system.algebraics]
         self.hoisted = dict(plan.hoisted)
         self.vector_params = {n for n, p in system.params.items() if p.shape == "vector"}
