@@ -56,7 +56,7 @@ class CuPyModule:
             raise UnsupportedFeatureError(f"unsupported dtype '{dtype}'", None, f"choose one of {', '.join(DTYPES)}")
         self.system, self.plan, self.dtype = system, plan, dtype
         program = make_step_program(plan)
-        self.layout = layout = Layout(system, plan, program)
+        self.layout = layout = Layout(system, plan)
         self.steps = StepSections(program)
         self.groups = layout.groups
         generated = list(layout.hoisted) + [n for n in layout.stage.defs if n not in system.outputs] + \

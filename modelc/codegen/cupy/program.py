@@ -10,9 +10,9 @@ weights) form a *group*: they must have the same size at run time and share kern
 Populations connected only through matrices (or not at all) are separate groups and may have
 different sizes.
 
-One stage's program comes from the plan (algebraics, couplings) and the step program's first
-stage (each state's Rate and its rest); every stage computes the same definitions, only the
-values bound to the states and the time differ. The observation program computes the
+One stage's program comes from the plan (algebraics, couplings, and each state's terms, which
+the step program's Rates add up); every stage computes the same definitions, only the values
+bound to the states and the time differ. The observation program computes the
 recordable algebraic variables from the states at a record step.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ...errors import UnsupportedFeatureError
 from ...ir import MatVec, System
 from ..layout import population_of
 from ..plan import DT, Plan
-from ..step import Evaluate, Rate, StepProgram
+from ..step import Rate
 
 
 @dataclass
@@ -126,7 +126,7 @@ class _UnionFind:
 class Layout:
     """The stage and observation programs of a model, their levels and its population groups."""
 
-    def __init__(self, system: System, plan: Plan, step: StepProgram):
+    def __init__(self, system: System, plan: Plan):
         self.system = system
         self.population_of = population_of(system)
         self.algebraic_names = [n for n, _ in system.algebraics]
@@ -135,7 +135,7 @@ class Layout:
         self.matrix_params = {n for n, p in system.params.items() if p.shape == "matrix"}
         self.vectors = set(self.vector_params) | {
             h for h, e in self.hoisted.items() if {s.name for s in e.free_symbols} & self.vector_params}
-        self.stage = self._stage_program(plan, step)
+        self.stage = self._stage_program(plan)
         self.observe = self._observe_program()
         for program in (self.stage, self.observe):
             _levels(program)
@@ -143,7 +143,7 @@ class Layout:
 
     # -- building the programs --------------------------------------------------------------
 
-    def _stage_program(self, plan: Plan, step: StepProgram) -> Program:
+    def _stage_program(self, plan: Plan) -> Program:
         prog = Program("stage")
         # The plan may compute the same W @ x twice (once per expression using it): one matmul here.
         alias: dict[str, str] = {}
@@ -161,16 +161,9 @@ class Layout:
 
         for name, expr in plan.algebraics:
             prog.defs[name] = fix(expr)
-        rests = {s.target: s.expr for s in step.statements if isinstance(s, Evaluate) and s.target.role == "rest"}
-        drives = {s.name: s.drive for s in plan.states}   # the program only says that a rate adds its drive
-        for rate in (s for s in step.statements if isinstance(s, Rate)):  # (the same in every stage it is in)
-            name = rate.state.name
-            if name in prog.rates:
-                continue
-            prog.rates[name] = RateTerms(name, rate.linear, [alias.get(p.name, p.name) for p in rate.products],
-                                         fix(rests[rate.rest]) if rate.rest else sympy.Integer(0),
-                                         fix(drives[name]) if rate.drive else sympy.Integer(0),
-                                         rate.linear != 0 or rate.target.role == "new")
+        for s in plan.states:  # what each Rate of the step program adds up (the same in every stage)
+            prog.rates[s.name] = RateTerms(s.name, s.linear, [alias.get(c, c) for c in s.couplings], fix(s.rest),
+                                           fix(s.drive), s.linear != 0 or plan.fold_dt)
         return prog
 
     def _observe_program(self) -> Program:
