@@ -92,9 +92,10 @@ class Library:
                 except ModelcError as exc:
                     skipped.append(exc)
                     continue
+                resolved = file.resolve()
                 for name in names:
                     try:
-                        templates.append((f"{prefix}.{name}", self._template(file.resolve(), name)))
+                        templates.append((f"{prefix}.{name}", self._template(resolved, name)))
                     except ModelcError as exc:
                         skipped.append(exc)
         return Scan(templates, skipped)

@@ -17,6 +17,7 @@ recordable algebraic variables from the states at a record step.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -288,9 +289,9 @@ class Layout:
     def has_barriers(self) -> bool:
         return bool(self.stage.barriers)
 
-    @property
+    @functools.cached_property
     def slots(self) -> dict[str, int]:
-        """Each barrier's slot in the persistent kernel's shared memory."""
+        """Each barrier's slot in the persistent kernel's shared memory (the barriers are fixed)."""
         names = list(self.stage.barriers) + list(self.observe.barriers)
         return {name: k for k, name in enumerate(names)}
 
