@@ -6,6 +6,7 @@ A population of n identical units is one vector symbol; n itself is not part of 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -17,7 +18,8 @@ from .equations.limits import ExpressionLimits, computing
 from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, InvalidNameError, Location,
                      ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError,
                      did_you_mean)
-from .spec import CircuitTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template, VariableSpec
+from .spec import (CircuitTemplate, EdgeSpec, EdgeTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template,
+                   VariableSpec)
 
 
 
@@ -106,8 +108,8 @@ class _Builder:
 
     # -- one population ---------------------------------------------------------------
 
-    def add_population(self, label: str | None, node: NodeTemplate | OperatorTemplate) -> None:
-        uses = node.operators if isinstance(node, NodeTemplate) else [OperatorUse(node)]
+    def add_population(self, label: str | None, node: NodeTemplate | EdgeTemplate | OperatorTemplate) -> None:
+        uses = [OperatorUse(node)] if isinstance(node, OperatorTemplate) else node.operators
         prefix = f"{label}/" if label else ""
         names: list[str] = []
         outputs_by_var: dict[str, list[str]] = {}
@@ -133,10 +135,11 @@ class _Builder:
         """Check an operator's equations and add its variables; returns their qualified names."""
         op = use.operator
         _check_variable_names(op)
-        defined = self._equations_by_target(prefix, op, equations)
-        qualify = {symbol(name): symbol(f"{prefix}{op.name}/{name}") for name in op.variables}
+        variables = _declared(op, equations)
+        defined = self._equations_by_target(prefix, op, equations, variables)
+        qualify = {symbol(name): symbol(f"{prefix}{op.name}/{name}") for name in variables}
         names = []
-        for var in op.variables.values():
+        for var in variables.values():
             name = f"{prefix}{op.name}/{var.name}"
             default = use.overrides.get(var.name, (var.default, None))[0]
             eq = defined.get(var.name)
@@ -150,7 +153,8 @@ class _Builder:
             elif eq is None:
                 raise UndefinedSymbolError(
                     f"'{var.name}' is declared {var.kind}(...) in '{op.name}' but no equation defines it",
-                    var.location, "declare it as a plain number if it is a constant parameter")
+                    var.location, did_you_mean(var.name, defined) or
+                    "declare it as a plain number if it is a constant parameter")
             elif eq.kind == "ode":
                 self.states[name] = State(name, default, var.location, var.unit, var.description)
                 self.derivatives[name] = eq.rhs.xreplace(qualify)
@@ -161,17 +165,15 @@ class _Builder:
             names.append(name)
         return names
 
-    def _equations_by_target(self, prefix: str, op: OperatorTemplate, equations: list[Equation]) -> dict[str, Equation]:
-        """Each equation defines one declared state or computed variable, once."""
+    def _equations_by_target(self, prefix: str, op: OperatorTemplate, equations: list[Equation],
+                             variables: dict[str, VariableSpec]) -> dict[str, Equation]:
+        """Each equation defines one state or computed variable, once; every name it reads is known
+        (all the unknown names of the operator are reported together)."""
         defined: dict[str, Equation] = {}
+        undefined: dict[str, ModelcError] = {}
         for eq in equations:
             self.equations.append((prefix + op.name, eq))
-            spec = op.variables.get(eq.target)
-            if spec is None:
-                raise UndefinedSymbolError(
-                    f"'{eq.target}' is defined by an equation but not declared in the variables of '{op.name}'",
-                    eq.location(), did_you_mean(eq.target, op.variables) or
-                    f"add it under variables:, e.g. {eq.target}: output(0.0)")
+            spec = variables[eq.target]
             if eq.target in defined:
                 raise DuplicateDefinitionError(f"'{eq.target}' is defined twice in operator '{op.name}'",
                                                eq.location(), "each variable has one equation")
@@ -182,15 +184,13 @@ class _Builder:
                           f"declare it as variable({spec.default}) or output({spec.default}) to make it a "
                           + ("state" if eq.kind == "ode" else "computed variable"))
             defined[eq.target] = eq
-            self._check_symbols(eq, op)
+            for name in eq.names():
+                if name not in variables and name != TIME.name and name not in undefined:
+                    undefined[name] = UndefinedSymbolError(
+                        f"undefined symbol '{name}' in operator '{op.name}'", eq.location(name),
+                        did_you_mean(name, variables) or f"declare it under variables: of '{op.name}'")
+        raise_all(list(undefined.values()))
         return defined
-
-    def _check_symbols(self, eq: Equation, op: OperatorTemplate) -> None:
-        for name in eq.names():
-            if name not in op.variables and name != TIME.name:
-                raise UndefinedSymbolError(f"undefined symbol '{name}' in operator '{op.name}'",
-                                           eq.location(name), did_you_mean(name, op.variables) or
-                                           f"declare it under variables: of '{op.name}'")
 
     # -- connections --------------------------------------------------------------------
 
@@ -288,6 +288,16 @@ def _input_sum(name: str, sources: list[sympy.Expr], where: Location | None) -> 
     return total
 
 
+def _declared(op: OperatorTemplate, equations: list[Equation]) -> dict[str, VariableSpec]:
+    """The operator's variables, and those its equations define without a declaration: an
+    equation defines its variable, as variable(0.0) (a state starting at 0, or an intermediate)."""
+    variables = dict(op.variables)
+    for eq in equations:
+        if eq.target not in variables:
+            variables[eq.target] = VariableSpec(eq.target, "variable", 0.0, eq.location())
+    return variables
+
+
 def _check_variable_names(op: OperatorTemplate) -> None:
     for var in op.variables.values():
         if var.name in RESERVED:  # names equations give their own meaning
@@ -329,9 +339,11 @@ def build_system(template: Template, connections: Iterable[Connection] = (), nam
     """The System of a node, an operator or a circuit, plus extra connections (e.g. W @ r)."""
     builder = _Builder(name or template.path, template.description)
     if isinstance(template, CircuitTemplate):
-        for label, node in template.nodes.items():
+        nodes, edges = _circuit_parts(template, "")
+        for label, node in nodes.items():
             builder.add_population(label, node)
-        connections = [Connection(e.source, e.target, e.weight, e.location) for e in template.edges] + list(connections)
+        labels = set(nodes)
+        connections = [c for edge in edges for c in _edge_connections(builder, edge, labels)] + list(connections)
     else:
         builder.add_population(None, template)
     raise_all(builder.errors)
@@ -340,13 +352,92 @@ def build_system(template: Template, connections: Iterable[Connection] = (), nam
     return builder.finish(vector_params)
 
 
-def build_network(populations: dict[str, NodeTemplate | OperatorTemplate], connections: Iterable[Connection],
-                  name: str = "network", description: str = "", vector_params: Iterable[str] = ()) -> System:
-    """The one System of a whole network: labelled populations and the connections between them."""
+def _circuit_parts(circuit: CircuitTemplate, prefix: str) -> tuple[dict[str, NodeTemplate], list[EdgeSpec]]:
+    """A circuit's nodes and edges with those of the circuits inside it, labels and paths
+    prefixed by where each circuit sits (c1/p1/op/var)."""
+    nodes = {prefix + label: node for label, node in circuit.nodes.items()}
+    edges = []
+    for label, inner in circuit.circuits.items():
+        inner_nodes, inner_edges = _circuit_parts(inner, f"{prefix}{label}/")
+        nodes.update(inner_nodes)
+        edges += inner_edges
+    for edge in circuit.edges:
+        bindings = {var: path if path == "source" else prefix + path for var, path in edge.bindings.items()}
+        edges.append(dataclasses.replace(edge, source=prefix + edge.source, target=prefix + edge.target,
+                                         bindings=bindings))
+    return nodes, edges
+
+
+def _edge_connections(builder: _Builder, edge: EdgeSpec, labels: set[str]) -> list[Connection]:
+    """An edge as connections; an edge with operators first adds them as a population of its own
+    (one unit per connection) that reads the source and feeds the target."""
+    if edge.template is None:
+        return [Connection(edge.source, edge.target, edge.weight, edge.location)]
+    label = _unique_label(edge.template.name, labels)
+    uses = [OperatorUse(use.operator, {**use.overrides, **{var.partition("/")[2]: value for var, value in
+                                                            edge.overrides.items() if var.startswith(f"{name}/")}})
+            for use in edge.template.operators for name in [use.operator.name]]
+    builder.add_population(label, dataclasses.replace(edge.template, operators=uses))
+    free_inputs, output = _edge_ends(edge)
+    bindings = edge.bindings or {free_inputs[0]: "source"}
+    reads = [Connection(edge.source if path == "source" else path, f"{label}/{var}", 1.0, edge.location)
+             for var, path in bindings.items()]
+    return reads + [Connection(f"{label}/{output}", edge.target, edge.weight, edge.location)]
+
+
+def _unique_label(name: str, labels: set[str]) -> str:
+    label, count = name, 1
+    while label in labels:
+        count += 1
+        label = f"{name}_{count}"
+    labels.add(label)
+    return label
+
+
+def _edge_ends(edge: EdgeSpec) -> tuple[list[str], str]:
+    """The inputs of an edge's operators that no other of its operators feeds ("op/var"), and its
+    one output that no other of them reads: what the edge reads and what it passes on."""
+    operators = [use.operator for use in edge.template.operators]
+    outputs = {op.name: {v.name for v in op.variables.values() if v.kind == "output"} for op in operators}
+    inputs = {op.name: {v.name for v in op.variables.values() if v.kind == "input"} for op in operators}
+    free = [f"{op}/{var}" for op, names in inputs.items() for var in sorted(names)
+            if not any(var in out for other, out in outputs.items() if other != op)]
+    ends = [f"{op}/{var}" for op, names in outputs.items() for var in sorted(names)
+            if not any(var in read for other, read in inputs.items() if other != op)]
+    name = edge.template.name
+    if len(ends) != 1:
+        raise WiringError(f"edge template '{name}' must have one output that none of its operators reads, "
+                          f"found {len(ends)}" + (f": {', '.join(ends)}" if ends else ""), edge.location,
+                          "the edge passes that output, times the weight, to the target")
+    if not edge.bindings and len(free) != 1:
+        raise WiringError(f"edge template '{name}' has {len(free)} inputs that could read the source"
+                          + (f" ({', '.join(free)})" if free else ""), edge.location,
+                          f"say which reads it: {{{name}/op/var: source}}" if free else
+                          "declare the variable that reads the source input(0.0)")
+    return free, ends[0]
+
+
+def build_network(populations: dict[str, Template], connections: Iterable[Connection], name: str = "network",
+                  description: str = "", vector_params: Iterable[str] = ()) -> System:
+    """The one System of a whole network: labelled populations (a circuit: one population per
+    node, labelled "label/node") and the connections between them."""
     builder = _Builder(name, description)
-    for label, node in populations.items():
-        builder.add_population(label, node)
+    internal: list[Connection] = []
+    for label, template in populations.items():
+        internal += _add_template(builder, label, template)
     raise_all(builder.errors)
-    for connection in connections:
+    for connection in internal + list(connections):
         builder.connect(connection)
     return builder.finish(vector_params)
+
+
+def _add_template(builder: _Builder, label: str, template: Template) -> list[Connection]:
+    """Add a node or operator as one population, a circuit as one per node; returns the circuit's
+    own edges (paths prefixed with the label) to connect once every population is in."""
+    if not isinstance(template, CircuitTemplate):
+        builder.add_population(label or None, template)
+        return []
+    prefix = f"{label}/" if label else ""
+    for node_label, node in template.nodes.items():
+        builder.add_population(prefix + node_label, node)
+    return [Connection(prefix + e.source, prefix + e.target, e.weight, e.location) for e in template.edges]
