@@ -171,6 +171,20 @@ class ArityError(ModelcError):
     code, title = "MC109", "wrong number of arguments"
 
 
+# --- white noise: xi in differential equations (MC14x) --------------------------------
+
+class NoiseTermError(ModelcError):
+    code, title = "MC140", "noise not linear in xi"
+
+
+class NoisePlacementError(ModelcError):
+    code, title = "MC141", "noise outside a differential equation"
+
+
+class NoiseMethodError(ModelcError):
+    code, title = "MC142", "method cannot integrate noise"
+
+
 # --- code generation (MC3xx) -----------------------------------------------------------
 
 class UnsupportedFeatureError(ModelcError):

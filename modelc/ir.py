@@ -13,11 +13,11 @@ from typing import Iterable
 import sympy
 
 from .equations import TIME, Equation, free_names, operator_equations, raise_all, symbol
-from .equations.functions import CONSTANTS, RESERVED
+from .equations.functions import CONSTANTS, NOISE, RESERVED
 from .equations.limits import ExpressionLimits, computing
 from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, InvalidNameError, Location,
                      ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError,
-                     did_you_mean)
+                     NoisePlacementError, NoiseTermError, did_you_mean)
 from .spec import (CircuitTemplate, EdgeSpec, EdgeTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template,
                    VariableSpec)
 
@@ -68,6 +68,16 @@ class Connection:
     location: Location | None = None
 
 
+@dataclass(frozen=True)
+class Diffusion:
+    """The white noise of one state: x' = f + g*xi is the SDE dx = f dt + g dW, with one standard
+    Wiener process W per state and unit. f stays in System.derivatives; `coefficient` is g (it may
+    read states: multiplicative noise); `location` is where xi stands in the equation."""
+
+    coefficient: sympy.Expr
+    location: Location | None = None
+
+
 @dataclass
 class System:
     name: str
@@ -80,6 +90,7 @@ class System:
     populations: dict[str, list[str]]  # population label -> the names of its variables
     # (operator prefix, equation) for display: the text after inheritance edits, names unqualified
     equations: list[tuple[str, Equation]] = field(default_factory=list)
+    noise: dict[str, Diffusion] = field(default_factory=dict)  # state -> its white noise, in state order
 
     @property
     def outputs(self) -> list[str]:
@@ -104,6 +115,7 @@ class _Builder:
         self.variables: dict[str, str] = {}  # qualified name -> kind
         self.populations: dict[str, list[str]] = {}
         self.equations: list[tuple[str, Equation]] = []
+        self.noise: dict[str, Diffusion] = {}
         self.errors: list[ModelcError] = []
 
     # -- one population ---------------------------------------------------------------
@@ -157,13 +169,26 @@ class _Builder:
                     "declare it as a plain number if it is a constant parameter")
             elif eq.kind == "ode":
                 self.states[name] = State(name, default, var.location, var.unit, var.description)
-                self.derivatives[name] = eq.rhs.xreplace(qualify)
+                self.derivatives[name] = self._drift(name, eq, eq.rhs.xreplace(qualify))
                 self.derivative_locations[name] = eq.location()
             else:
-                self.algebraic_defs[name] = (eq.rhs.xreplace(qualify), eq.location())
+                self.algebraic_defs[name] = (_without_noise(eq, eq.rhs.xreplace(qualify)), eq.location())
             self.variables[name] = var.kind
             names.append(name)
         return names
+
+    def _drift(self, name: str, eq: Equation, rhs: sympy.Expr) -> sympy.Expr:
+        """The drift f of x' = f + g*xi; g goes to self.noise. xi must enter linearly: then
+        d(rhs)/d(xi) is g and holds no xi (xi inside a function or a power leaves xi in it)."""
+        if NOISE not in rhs.free_symbols:
+            return rhs
+        coefficient = sympy.diff(rhs, NOISE)
+        if coefficient == 0 or coefficient.has(NOISE):
+            raise NoiseTermError(f"white noise 'xi' must enter the equation of '{eq.target}' linearly",
+                                 eq.location(NOISE.name), "write x' = f + g*xi: xi times an expression "
+                                 "without xi, added to the rest (not inside a function or a power)")
+        self.noise[name] = Diffusion(coefficient, eq.location(NOISE.name))
+        return rhs.xreplace({NOISE: sympy.Integer(0)})
 
     def _equations_by_target(self, prefix: str, op: OperatorTemplate, equations: list[Equation],
                              variables: dict[str, VariableSpec]) -> dict[str, Equation]:
@@ -185,7 +210,7 @@ class _Builder:
                           + ("state" if eq.kind == "ode" else "computed variable"))
             defined[eq.target] = eq
             for name in eq.names():
-                if name not in variables and name != TIME.name and name not in undefined:
+                if name not in variables and name not in (TIME.name, NOISE.name) and name not in undefined:
                     undefined[name] = UndefinedSymbolError(
                         f"undefined symbol '{name}' in operator '{op.name}'", eq.location(name),
                         did_you_mean(name, variables) or f"declare it under variables: of '{op.name}'")
@@ -228,7 +253,7 @@ class _Builder:
         algebraics = _dependency_order(self.algebraic_defs)
         self._check_with_constants_put_in(algebraics)
         return System(self.name, self.description, self.states, self.params, self.inputs, algebraics,
-                      self.derivatives, self.populations, self.equations)
+                      self.derivatives, self.populations, self.equations, noise=self.noise)
 
     def _check_with_constants_put_in(self, algebraics: list[tuple[str, sympy.Expr]]) -> None:
         """Code generation puts the computed variables that are numbers into the expressions that
@@ -247,6 +272,7 @@ class _Builder:
         """Drop the parameters and free inputs no equation reads: an inheritance edit can take out
         a variable's last use, and a value nothing reads would be layout that changes nothing."""
         read = set().union(*(free_names(expr) for expr in self.derivatives.values()),
+                           *(free_names(d.coefficient) for d in self.noise.values()),
                            *(free_names(expr) for expr, _ in self.algebraic_defs.values()))
         unread = {name for name in [*self.params, *self.inputs] if name not in read}
         for name in unread:
@@ -298,11 +324,20 @@ def _declared(op: OperatorTemplate, equations: list[Equation]) -> dict[str, Vari
     return variables
 
 
+def _without_noise(eq: Equation, rhs: sympy.Expr) -> sympy.Expr:
+    """The right-hand side of an algebraic equation, where white noise has no meaning."""
+    if NOISE in rhs.free_symbols:
+        raise NoisePlacementError(f"white noise 'xi' can only stand in a differential equation, not in the "
+                                  f"equation of '{eq.target}'", eq.location(NOISE.name),
+                                  "put it into the equation of the state it drives, e.g. x' = -x/tau + sigma*xi")
+    return rhs
+
+
 def _check_variable_names(op: OperatorTemplate) -> None:
     for var in op.variables.values():
         if var.name in RESERVED:  # names equations give their own meaning
-            what = "time" if var.name == TIME.name else f"the constant {var.name}" if var.name in CONSTANTS \
-                else "a function"
+            what = {TIME.name: "time", NOISE.name: "white noise"}.get(var.name) or \
+                (f"the constant {var.name}" if var.name in CONSTANTS else "a function")
             raise InvalidNameError(f"'{var.name}' is built in ({what}); a variable cannot be named '{var.name}'",
                                    var.location, "choose another name")
 

@@ -15,6 +15,10 @@ def symbol(name: str) -> sympy.Symbol:
 
 
 TIME = symbol("t")
+# White noise: `xi` in a differential equation is a standard Gaussian white-noise process, one
+# independent process per state and unit (x' = f + g*xi is the SDE dx = f dt + g dW). The IR
+# splits it off (System.noise); it never reaches an expression a backend prints.
+NOISE = symbol("xi")
 
 
 # --- functions SymPy lacks ---------------------------------------------------------------
@@ -110,7 +114,7 @@ CONDITIONALS = {"where", "ifelse"}  # their first argument is a condition, not a
 
 FUNCTION_NAMES = frozenset(FUNCTIONS)
 CONSTANTS = {"pi": sympy.pi}
-RESERVED = FUNCTION_NAMES | set(CONSTANTS) | {TIME.name}  # names no equation may define
+RESERVED = FUNCTION_NAMES | set(CONSTANTS) | {TIME.name, NOISE.name}  # names no equation may define
 
 COMPARISONS = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge,
                "==": sympy.Eq, "!=": sympy.Ne}
