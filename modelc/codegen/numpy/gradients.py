@@ -23,6 +23,9 @@ class GradientModule(NumPyModule):
         super().__init__(reverse.program)
         self.reverse, self.observed = reverse, observed
         self._adjoints: dict = {}
+        self._factors: dict[str, str] = {}      # a factor's code over the segment's arrays -> its name
+        self._step_reads: set[str] = set()      # names the factors printed in the reverse step read
+        self._step_values: dict[Value, None] = {}  # the forward values those factors read
 
     # -- the forward step, recomputed: one variable per value and stage --------------------
 
@@ -60,20 +63,77 @@ class GradientModule(NumPyModule):
         return self._adjoints[v]
 
     def kept_values(self) -> list[tuple[str, str]]:
-        """(value, its list over the segment's steps) for every forward value the reverse step
-        reads: kept while the segment is integrated again, so no step is computed a third time.
-        (The step's own states come from the segment's states; inputs and times are re-read.)"""
+        """(value, its (steps, ...) array over the segment) for every forward value the reverse
+        step reads: kept while the segment is integrated again, so no step is computed a third
+        time. (The step's own and new states are rows of the segment's states; times are re-read.)"""
+        kept = [v for v in self._forward_reads() if self._array(v) is None and v.role != "time"]
+        return [(self.value(v), self.derived("kept_*", self.value(v))) for v in kept]
+
+    def _forward_reads(self) -> list[Value]:
         read = []
         for s in self.reverse.statements:
-            terms = s.terms if isinstance(s, (Adjoint, ParamAdjoint)) else ()
-            for t in terms:
-                bindings = self.program.bindings(t.stage)
-                read += [bindings[x.name] for x in sorted(t.factor.free_symbols, key=lambda x: x.name)
-                         if x.name in bindings]
+            for t in s.terms if isinstance(s, (Adjoint, ParamAdjoint)) else ():
+                read += self._bound(t)
             if isinstance(s, WeightAdjoint):
                 read.append(s.source)
-        kept = [v for v in dict.fromkeys(read) if not (v.role == "state" and v.stage == 0) and v.role != "time"]
-        return [(self.value(v), self.derived("kept_*", self.value(v))) for v in kept]
+        return list(dict.fromkeys(read))
+
+    def _bound(self, t: Term) -> list[Value]:
+        """The forward values a term's factor reads."""
+        bindings = self.program.bindings(t.stage)
+        return [bindings[x.name] for x in sorted(t.factor.free_symbols, key=lambda x: x.name) if x.name in bindings]
+
+    def _array(self, v: Value) -> str | None:
+        """The segment's array of a value by step, where the segment's states hold it."""
+        if v.role == "state" and v.stage == 0:
+            return f"{self.derived('states_*', v.name)}[:-1]"
+        if v.role == "new":
+            return f"{self.derived('states_*', v.name)}[1:]"
+        return None
+
+    def segment_array(self, v: Value) -> str:
+        return self._array(v) or self.derived("kept_*", self.value(v))
+
+    def recompute_lines(self) -> list[str]:
+        """Before each recomputed step: its new states are written straight into the segment's
+        states (the update's sums write in place, out=)."""
+        return [f"{new} = {self.derived('states_*', n)}[i + 1]" for n, new in self._in_place()]
+
+    def _in_place(self) -> list[tuple[str, str]]:
+        return [(n, new) for n, new, _, _ in self.new_states() if new in self.out_buffers]
+
+    def keep_lines(self) -> list[str]:
+        """After each recomputed step: the values the reverse reads, into the segment's arrays
+        (made at the segment's first step, when their shapes are known)."""
+        in_place = {new for _, new in self._in_place()}
+        lines = [f"{self.derived('states_*', n)}[i + 1] = {new}" for n, new, _, _ in self.new_states()
+                 if new not in in_place]
+        kept = self.kept_values()
+        if kept:
+            lines.append("if i == 0:")
+            lines += [f"    {array} = _rows(stop - start, {value}, shapes)" for value, array in kept]
+        return lines + [f"{array}[i] = {value}" for value, array in kept]
+
+    def reused_buffers(self) -> list[str]:
+        """Buffers reused by out= from one step to the next (None before the first)."""
+        in_place = {new for _, new in self._in_place()}
+        return [b for b in self.out_buffers if b not in in_place]
+
+    def factor_lines(self) -> list[str]:
+        """Per segment, after it is integrated again: each factor of the reverse step that reads
+        forward values, for all its steps as one array expression (the reverse step reads a row)."""
+        return [f"{name} = {code}" for code, name in self._factors.items()]
+
+    def reverse_reads(self) -> list[str]:
+        """At each reverse step: the forward values its factors read one by one (a factor that
+        reads the time is printed in the step; the others read a row of factor_lines())."""
+        lines = []
+        if self._step_reads & ({TIME.name} | set(self.system.inputs)):
+            lines += self.step_inputs() + self.time_lines()
+        for v in self._step_values:
+            row = {"state": f"{self.derived('states_*', v.name)}[i]", "new": f"{self.derived('states_*', v.name)}[i + 1]"}
+            lines.append(f"{self.value(v)} = {row[v.role] if self._array(v) else self.segment_array(v) + '[i]'}")
+        return lines
 
     def time_lines(self) -> list[str]:
         """The stage times the reverse step's factors may read."""
@@ -87,13 +147,18 @@ class GradientModule(NumPyModule):
                 lines.append(f"{self.adjoint(s.value)} = {self.terms(s.terms) if s.terms else '0.0'}")
             elif isinstance(s, ParamAdjoint):
                 lines.append(f"{self.adjoint(s.name)} = {self.adjoint(s.name)} + {self.terms(s.terms)}")
-            elif isinstance(s, DriveAdjoint):  # (in reverse order of the steps)
+            elif isinstance(s, DriveAdjoint):
                 total = " + ".join(self.adjoint(v) for v in s.values)
-                lines.append(f"{self.derived('lam_drive_*', s.state)}.append({total})")
-            elif isinstance(s, WeightAdjoint):  # (the source is a kept copy, or a row of the segment's states)
-                lines += [f"{self.derived('lam_seq_*', s.coupling.name)}.append({self.adjoint(s.product)})",
-                          f"{self.derived('source_seq_*', s.coupling.name)}.append({self.value(s.source)})"]
+                lines.append(f"{self.derived('lam_drive_*', s.state)}[i] = {total}")
+            elif isinstance(s, WeightAdjoint):  # its rows, for one matrix product per segment
+                rows = self._lam_rows(s)
+                lines += [f"if i == stop - start - 1:",
+                          f"    {rows} = _rows(stop - start, {self.adjoint(s.product)}, shapes)",
+                          f"{rows}[i] = {self.adjoint(s.product)}"]
         return lines
+
+    def _lam_rows(self, s: WeightAdjoint) -> str:
+        return self.derived("lam_rows_*", self.value(s.product))
 
     def terms(self, terms: tuple[Term, ...]) -> str:
         return " + ".join(self.term(t) for t in terms)
@@ -104,7 +169,25 @@ class GradientModule(NumPyModule):
             return f"{self.derived('transposed_*', t.transpose.name)}({lam}, out=None)"
         if t.factor == 1:
             return lam
+        if t.stage != OBSERVE and not t.factor.is_Atom and self._by_segment(t):
+            return f"{self._factor(t)}[i]*{lam}"
+        if t.stage != OBSERVE:
+            self._step_reads |= {x.name for x in t.factor.free_symbols}
+            self._step_values.update(dict.fromkeys(v for v in self._bound(t) if v.role != "time"))
         return f"({self.code(t.factor, self.stage_names(t.stage))})*{lam}"
+
+    def _by_segment(self, t: Term) -> bool:
+        """A factor of forward values (no time) is computed for the whole segment at once."""
+        return TIME.name not in {x.name for x in t.factor.free_symbols} and bool(self._bound(t))
+
+    def _factor(self, t: Term) -> str:
+        names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs},
+                 **{name: self.segment_array(v) for name, v in self.program.bindings(t.stage).items()
+                    if v.role != "time"}}
+        code = self.code(t.factor, names)
+        if code not in self._factors:
+            self._factors[code] = self.namer.fresh(f"factor_{len(self._factors)}")
+        return self._factors[code]
 
     # -- the observation: computed variables recorded with a cotangent ----------------------------
 
@@ -173,15 +256,36 @@ class GradientModule(NumPyModule):
     def uses_products(self) -> bool:
         return bool(self.plan.couplings or self.observation_products())
 
-    def weight_adjoints(self) -> list[tuple[str, str, str, str]]:
-        """(matrix adjoint, lam sequence, source sequence, scale) per trained product (all its stages)."""
+    def grams(self) -> list[tuple[str, str, str]]:
+        """(matrix adjoint, sum of lam source^T over all steps, scale) per trained product; the
+        scale is applied once at the end."""
         couplings = {s.coupling.name: s.coupling for s in self.reverse.statements + self.observed.weights
                      if isinstance(s, WeightAdjoint)}
-        return [(self.adjoint(c.matrix), self.derived("lam_seq_*", c.name), self.derived("source_seq_*", c.name),
-                 self.code(c.scale)) for c in couplings.values()]
+        return [(self.adjoint(c.matrix), self.derived("gram_*", c.name), self.code(c.scale))
+                for c in couplings.values()]
+
+    def gram_lines(self) -> list[str]:
+        """Per segment: each trained product's lam source^T summed over the segment's steps, one
+        matrix product each (the step's products from their rows, the observation's from lists)."""
+        lines = []
+        for s in self.reverse.statements:
+            if isinstance(s, WeightAdjoint):
+                gram = self.derived("gram_*", s.coupling.name)
+                lines.append(f"{gram} = {gram} + _outer_sum({self._lam_rows(s)}, {self.segment_array(s.source)})")
+        for w in self.observed.weights:
+            gram = self.derived("gram_*", w.coupling.name)
+            lines.append(f"{gram} = {gram} + _outer_sum({self.derived('lam_seq_*', w.coupling.name)}, "
+                         f"{self.derived('source_seq_*', w.coupling.name)})")
+        return lines
+
+    def observed_sequences(self) -> list[tuple[str, str]]:
+        """(lam list, source list) of each product of the observation, filled at recorded steps."""
+        return [(self.derived("lam_seq_*", w.coupling.name), self.derived("source_seq_*", w.coupling.name))
+                for w in self.observed.weights]
 
     def drive_adjoints(self) -> list[tuple[str, str]]:
-        return [(self.derived("lam_drive_*", name), self.ident(name)) for name in self.reverse.drives]
+        """(rows of the drive's adjoint over the segment's steps, the state's population)."""
+        return [(self.derived("lam_drive_*", name), self.population_of[name]) for name in self.reverse.drives]
 
     def chain_lines(self) -> list[str]:
         """At the end: the invariants' adjoints passed on to the parameters they are made of."""
