@@ -171,6 +171,16 @@ class ArityError(ModelcError):
     code, title = "MC109", "wrong number of arguments"
 
 
+# --- events: threshold, reset, emitted spikes (MC13x) ----------------------------------
+
+class EventFormatError(ModelcError):
+    code, title = "MC130", "malformed event"
+
+
+class EventError(ModelcError):
+    code, title = "MC131", "bad event"
+
+
 # --- white noise: xi in differential equations (MC14x) --------------------------------
 
 class NoiseTermError(ModelcError):
@@ -230,6 +240,10 @@ class OutputFileError(ModelcError, OSError):
 
 class NetworkBusyError(ModelcError, RuntimeError):
     code, title = "MC208", "network busy"
+
+
+class SpikeOptionError(ModelcError, ValueError):
+    code, title = "MC220", "bad spiking option"
 
 
 def _printable(text: str) -> str:

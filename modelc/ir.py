@@ -15,9 +15,11 @@ import sympy
 from .equations import TIME, Equation, free_names, operator_equations, raise_all, symbol
 from .equations.functions import CONSTANTS, NOISE, RESERVED
 from .equations.limits import ExpressionLimits, computing
-from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, InvalidNameError, Location,
+from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, EventError, InvalidNameError,
+                     Location,
                      ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError,
                      NoisePlacementError, NoiseTermError, did_you_mean)
+from .events import Event, operator_events
 from .spec import (CircuitTemplate, EdgeSpec, EdgeTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template,
                    VariableSpec)
 
@@ -91,10 +93,17 @@ class System:
     # (operator prefix, equation) for display: the text after inheritance edits, names unqualified
     equations: list[tuple[str, Equation]] = field(default_factory=list)
     noise: dict[str, Diffusion] = field(default_factory=dict)  # state -> its white noise, in state order
+    events: list[Event] = field(default_factory=list)  # threshold-reset rules (modelc/events.py)
 
     @property
     def outputs(self) -> list[str]:
-        return list(self.states) + [name for name, _ in self.algebraics]
+        """What run() can record: states, computed variables, and events (their spike counts)."""
+        return list(self.states) + [name for name, _ in self.algebraics] + [e.name for e in self.events]
+
+    @property
+    def emitted(self) -> dict[str, Event]:
+        """{input: the event whose spike train it receives}."""
+        return {e.emit: e for e in self.events if e.emit}
 
 
 # --- building a System -----------------------------------------------------------------
@@ -115,6 +124,7 @@ class _Builder:
         self.variables: dict[str, str] = {}  # qualified name -> kind
         self.populations: dict[str, list[str]] = {}
         self.equations: list[tuple[str, Equation]] = []
+        self.events: list[Event] = []
         self.noise: dict[str, Diffusion] = {}
         self.errors: list[ModelcError] = []
 
@@ -175,6 +185,23 @@ class _Builder:
                 self.algebraic_defs[name] = (_without_noise(eq, eq.rhs.xreplace(qualify)), eq.location())
             self.variables[name] = var.kind
             names.append(name)
+        return names + self._add_events(operator_events(prefix, op, {v for v, eq in defined.items()
+                                                                     if eq.kind == "ode"}))
+
+    def _add_events(self, events: list[Event]) -> list[str]:
+        """An operator's events, each with its refractory clock (a state: clock' = -1, set to the
+        refractory time at a spike); returns the names they add to the population."""
+        names = []
+        for event in events:
+            if event.refractory:
+                self.states[event.refractory] = State(event.refractory, 0.0, event.location, None,
+                                                      f"refractory time left of event {event.name}")
+                self.derivatives[event.refractory] = sympy.Integer(-1)
+                self.derivative_locations[event.refractory] = event.location
+                self.variables[event.refractory] = "variable"
+                names.append(event.refractory)
+            names.append(event.name)
+        self.events += events
         return names
 
     def _drift(self, name: str, eq: Equation, rhs: sympy.Expr) -> sympy.Expr:
@@ -242,8 +269,15 @@ class _Builder:
 
     def finish(self, vector_params: Iterable[str] = ()) -> System:
         raise_all(self.errors)
+        emitted = {e.emit: e for e in self.events if e.emit}
         for name, sources in self.input_sources.items():
             spec = self.input_specs[name]
+            if name in emitted:  # the event's spike train, nothing else
+                if sources:
+                    raise EventError(f"'{name}' receives the spike train of event '{emitted[name].name}'; it cannot "
+                                     "also be fed by edges or other operators", spec.location,
+                                     "give the edges another input")
+                continue
             if sources:
                 self.algebraic_defs[name] = (_input_sum(name, sources, spec.location), spec.location)
             else:
@@ -253,7 +287,7 @@ class _Builder:
         algebraics = _dependency_order(self.algebraic_defs)
         self._check_with_constants_put_in(algebraics)
         return System(self.name, self.description, self.states, self.params, self.inputs, algebraics,
-                      self.derivatives, self.populations, self.equations, noise=self.noise)
+                      self.derivatives, self.populations, self.equations, noise=self.noise, events=self.events)
 
     def _check_with_constants_put_in(self, algebraics: list[tuple[str, sympy.Expr]]) -> None:
         """Code generation puts the computed variables that are numbers into the expressions that
@@ -271,7 +305,8 @@ class _Builder:
     def _drop_unread(self) -> set[str]:
         """Drop the parameters and free inputs no equation reads: an inheritance edit can take out
         a variable's last use, and a value nothing reads would be layout that changes nothing."""
-        read = set().union(*(free_names(expr) for expr in self.derivatives.values()),
+        read = set().union(*(free_names(expr) for e in self.events for expr in e.expressions()),
+                           *(free_names(expr) for expr in self.derivatives.values()),
                            *(free_names(d.coefficient) for d in self.noise.values()),
                            *(free_names(expr) for expr, _ in self.algebraic_defs.values()))
         unread = {name for name in [*self.params, *self.inputs] if name not in read}
@@ -372,6 +407,10 @@ def _dependency_order(defs: dict[str, tuple[sympy.Expr, Location | None]]) -> li
 def build_system(template: Template, connections: Iterable[Connection] = (), name: str | None = None,
                  vector_params: Iterable[str] = ()) -> System:
     """The System of a node, an operator or a circuit, plus extra connections (e.g. W @ r)."""
+    if isinstance(template, EdgeTemplate):
+        raise TemplateFormatError(f"'{template.name}' is an edge template; it runs as part of a circuit's edges",
+                                  template.location, f"use it in a circuit: edges: [[a/op/x, b/op/y, {template.name}, "
+                                  "{weight: 1.0}]]")
     builder = _Builder(name or template.path, template.description)
     if isinstance(template, CircuitTemplate):
         nodes, edges = _circuit_parts(template, "")

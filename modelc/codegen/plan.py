@@ -71,6 +71,9 @@ class Plan:
 def make_plan(system: System, scheme: ExplicitRungeKutta, trainable=()) -> Plan:
     """The plan of a system; a trainable parameter is never folded into a weight matrix (its
     gradient needs the product without it)."""
+    if trainable and system.events:
+        raise UnsupportedFeatureError("gradients of a model with events (spikes) are not generated yet", None,
+                                      "train a model without events, or leave train_params empty")
     plan = Plan(system, scheme, fold_dt=scheme.folds_dt, trainable=frozenset(trainable))
     _Planner(plan, plan.trainable).run()
     return plan
@@ -123,7 +126,8 @@ class _Planner:
         return inline, kept
 
     def _state_dependent(self, kept) -> set[sympy.Symbol]:
-        dependent = set(self.states)
+        # an event's spike train is computed each step from the states (never a precomputed drive)
+        dependent = set(self.states) | {symbol(name) for name in self.plan.system.emitted}
         for name, expr in kept:
             if expr.free_symbols & dependent:
                 dependent.add(symbol(name))

@@ -15,6 +15,25 @@ update, Euler's folded dt or the record write: it prints these statements, each 
                                    derivative k_j, or, with dt folded in (one stage), x_new
     Commit(state, value)           the state takes its new value (after every new value exists)
     Record(state)                  the state's new value goes into this step's record row
+    Check(event, condition)        at the step's start: fired = condition on the states the step
+                                   starts from (the ones the previous step left); with a refractory
+                                   clock, held = clock > dt/2 and fired = condition and not held
+    Emit(event, input)             input = fired / dt, the spike train every stage of the step reads
+    Reset(event, assignments)      after the update, before the commit: where fired (or held), the
+                                   states take their reset values, all computed from the new states
+                                   before any is assigned; the clock takes the refractory time where fired
+
+Events, precisely (RectiPy's convention, for every scheme): the spike of step n -> n+1 is
+detected on x_n, the state the previous step left. Its spike train H/dt is one constant input
+for the whole step, read alike by every stage of a multi-stage scheme (heun, rk4), so one Euler
+step of s' = -s/tau_s + spike adds exactly 1 to s per spike (a multi-stage scheme integrates the
+same constant input its own way). The resets apply to x_{n+1}, after the scheme's update, and
+the record of step n holds the reset values. So a unit that crosses the threshold during step
+n-1 shows above it in the record of step n-1, spikes in step n, and is reset after step n. An
+event's record ("op/event") counts its spikes in each record row's window of steps. With a
+refractory time T, the event's clock (a state, clock' = -1) is set to T where it fires; while
+it is above dt/2 (for round(T/dt) steps after the spike's step) the event does not fire and its
+resets are applied again after each step (held).
 
 Expressions use the IR's names; `bindings(k)` maps each name to the Value it means in stage k
 (the state x means x itself in stage 0 and the stage's starting value later). Each backend
@@ -28,6 +47,7 @@ from fractions import Fraction
 import sympy
 
 from ..equations import TIME, symbol
+from ..errors import UnsupportedFeatureError
 from ..ir import MatVec
 from .plan import MatrixProduct, Plan
 
@@ -80,6 +100,28 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class Check:
+    event: str
+    condition: sympy.Basic      # a boolean of the step's own states (stage 0)
+    refractory: str | None      # the event's clock state, if it has a refractory time
+
+
+@dataclass(frozen=True)
+class Emit:
+    event: str
+    input: str                  # the input every stage reads as the spike train
+
+
+@dataclass(frozen=True)
+class Reset:
+    event: str
+    assignments: tuple[tuple[str, sympy.Expr], ...]   # (state, value of the new states), all at once
+    held: bool                  # also where the event is refractory (the resets are held)
+    clock: str | None           # set to `duration` where the event fired
+    duration: sympy.Expr | None
+
+
+@dataclass(frozen=True)
 class Commit:
     state: str
     value: Value
@@ -91,7 +133,7 @@ class Record:
     value: Value
 
 
-Statement = Stage | Combine | Evaluate | Product | Rate | Commit | Record
+Statement = Stage | Combine | Evaluate | Product | Rate | Commit | Record | Check | Emit | Reset
 
 
 @dataclass
@@ -105,7 +147,16 @@ class StepProgram:
         names = {n: Value(n, "state", k) for n in self.plan.system.states}
         names.update({n: Value(n, "algebraic", k) for n, _ in self.plan.algebraics})
         names.update({c.name: Value(c.name, "product", k) for c in self.plan.couplings})
+        names.update({n: Value(n, "emitted") for n in self.plan.system.emitted})
         names[TIME.name] = Value(TIME.name, "time", k)
+        return names
+
+    def reset_bindings(self) -> dict[str, Value]:
+        """What the names of a reset's value mean: the new states, this step's spike trains, the
+        step's start time."""
+        names = {n: Value(n, "new") for n in self.plan.system.states}
+        names.update({n: Value(n, "emitted") for n in self.plan.system.emitted})
+        names[TIME.name] = Value(TIME.name, "time", 0)
         return names
 
     def values(self) -> list[Value]:
@@ -127,6 +178,11 @@ class StepProgram:
                 used |= {x.name for x in s.linear.free_symbols}
             elif isinstance(s, Product):
                 used |= {x.name for x in s.coupling.source.free_symbols}
+            elif isinstance(s, Check):
+                used |= {x.name for x in s.condition.free_symbols}
+            elif isinstance(s, Reset):
+                exprs = [v for _, v in s.assignments] + ([s.duration] if s.duration is not None else [])
+                used |= {x.name for e in exprs for x in e.free_symbols}
         return used
 
     def stage_uses_time(self, k: int) -> bool:
@@ -222,6 +278,8 @@ class _Builder:
         out = self.program.statements
         self.program.stage_times.append(time)
         out.append(Stage(k, time))
+        if k == 0:  # events are checked on the states the step starts from
+            out += _checks(self.plan)
         if k > 0:  # stage 0 starts from the step's own states
             for s in self.plan.states:
                 terms = tuple((a, Value(s.name, "rate", j)) for j, a in start)
@@ -247,10 +305,28 @@ class _Builder:
             for s in self.plan.states:
                 terms = tuple((b, Value(s.name, "rate", j)) for j, b in weights)
                 out.append(Combine(Value(s.name, "new"), Value(s.name, "state", 0), terms))
+        out += [Reset(e.name, tuple(e.resets), e.refractory is not None, e.refractory, e.duration)
+                for e in self.plan.system.events if e.resets or e.refractory]
         for s in self.plan.states:
             out.append(Commit(s.name, Value(s.name, "new")))
         for s in self.plan.states:
             out.append(Record(s.name, Value(s.name, "new")))
+
+
+def _checks(plan: Plan) -> list:
+    """The Check (and Emit) of every event; an event reads states, parameters, inputs and time,
+    never a computed variable (its value at the step's start is not computed for it)."""
+    computed = {n for n, _ in plan.system.algebraics}
+    out = []
+    for e in plan.system.events:
+        read = sorted(computed & {x.name for expr in e.expressions() for x in expr.free_symbols})
+        if read:
+            raise UnsupportedFeatureError(f"event '{e.name}' reads '{read[0]}', a computed variable", e.location,
+                                          "an event reads states, parameters, free inputs and t")
+        out.append(Check(e.name, e.condition, e.refractory))
+        if e.emit:
+            out.append(Emit(e.name, e.emit))
+    return out
 
 
 def _stage_body(plan: Plan) -> list[tuple[str, str, object]]:
@@ -287,4 +363,4 @@ def _closure(names: set[str], defined: dict) -> set[str]:
 
 
 __all__ = ["StepProgram", "Observation", "make_observation", "OBSERVE", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",
-           "Statement", "make_step_program"]
+           "Check", "Emit", "Reset", "Statement", "make_step_program"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..errors import DuplicateDefinitionError, Location, TemplateFormatError, UnknownTemplateError, did_you_mean
 from .marked_yaml import MarkedDict, MarkedList
 from .templates import KINDS, CircuitTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template
+from .events import event_specs
 from .validation import (check_keys, check_name, edge, equation_edits, equation_texts, overrides, text_field,
                          variable)
 
@@ -64,7 +65,7 @@ def _parent(library: "Library", file: Path, base: str, location: Location) -> Te
 
 
 def _operator(header: _Header, body: MarkedDict, parent: OperatorTemplate | None) -> OperatorTemplate:
-    check_keys(body, {"base", "equations", "variables", "description", "label"}, "an operator")
+    check_keys(body, {"base", "equations", "variables", "description", "label", "events"}, "an operator")
     equations = list(parent.equations) if parent else []
     edits = list(parent.edits) if parent else []
     if isinstance(body.get("equations"), MarkedDict):
@@ -84,7 +85,7 @@ def _operator(header: _Header, body: MarkedDict, parent: OperatorTemplate | None
                                       body.where_value("variables"))
         variables.update((name, variable(name, value, raw)) for name, value in raw.items())
     return OperatorTemplate(header.dotted, header.name, equations, edits, variables, header.description,
-                            header.location)
+                            header.location, event_specs(body, parent.events if parent else {}))
 
 
 def _node(library: "Library", header: _Header, body: MarkedDict, parent: NodeTemplate | None) -> NodeTemplate:

@@ -45,6 +45,7 @@ class OperatorTemplate:
     variables: dict[str, VariableSpec]
     description: str = ""
     location: Location | None = None
+    events: dict = field(default_factory=dict)  # name -> spec.events.EventSpec (threshold-reset rules)
 
 
 @dataclass

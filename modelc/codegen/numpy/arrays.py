@@ -15,7 +15,7 @@ from ..layout import population_of
 from ..naming import Namer
 from ..plan import DT
 from ..printers import NUMPY_HELPERS, NumPyPrinter
-from ..step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, StepProgram, Value
+from ..step import Check, Combine, Commit, Emit, Evaluate, Product, Rate, Record, Reset, Stage, StepProgram, Value
 from ..templating import declared_names, literal
 
 TEMPLATES = ("numpy/module.py.j2", "numpy/run.py.j2", "numpy/run_single.py.j2")
@@ -37,8 +37,9 @@ class NumPyModule:
         # Generated names first: they are short and readable only if nothing took them before.
         generated = [n for n, _ in plan.hoisted] + [c.name for c in plan.couplings] + \
             [n for n, _ in plan.algebraics if n not in system.outputs]
+        events = list(dict.fromkeys([e.name for e in system.events] + list(system.emitted)))
         self.namer = Namer(generated + list(system.states) + list(system.params) + list(system.inputs) +
-                           [n for n, _ in system.algebraics],
+                           [n for n, _ in system.algebraics] + events,
                            taken=frozenset().union(*(declared_names(t) for t in TEMPLATES)))
         self.names = dict(self.namer.names)
         self.names[TIME.name] = "t"
@@ -71,10 +72,10 @@ class NumPyModule:
         x, k = v.name, v.stage
         if v.role == "time":
             return "t" if self.program.stage_times[k] == 0 else self.derived(f"t_{k + 1}", TIME.name)
-        if v.role in ("state", "algebraic") and k == 0 or v.role == "product":
+        if v.role in ("state", "algebraic") and k == 0 or v.role in ("product", "emitted"):
             return self.ident(x)
         pattern = {"state": f"*_{k + 1}", "algebraic": f"*_{k + 1}", "rate": f"d*_{k + 1}", "rest": "inc_*",
-                   "new": "*_out"}[v.role]
+                   "new": "*_out", "fired": "*_fired", "held": "*_held"}[v.role]
         return self.derived(pattern, x)
 
     def stage_names(self, k: int) -> dict[str, str]:
@@ -97,6 +98,10 @@ class NumPyModule:
         s = self.system
         sources = [("y", s.states), ("params", s.params), ("inputs", s.inputs)]
         return [(self.ident(n), source, n) for source, table in sources for n in table if n in names]
+
+    def quiet_spike_trains(self, names) -> list[str]:
+        """The emitted inputs among names: 0 in rhs() and algebraics() (no events there)."""
+        return [self.ident(n) for n in self.system.emitted if n in names]
 
     def algebraics_reads(self) -> set[str]:
         return {x.name for _, e in self.system.algebraics for x in e.free_symbols}
@@ -194,7 +199,7 @@ class NumPyModule:
 
     def statement(self, s) -> list[str]:
         printers = {Stage: self.stage, Combine: self.combine, Evaluate: self.evaluate, Product: self.product,
-                    Rate: self.rate, Commit: self.commit}
+                    Rate: self.rate, Commit: self.commit, Check: self.check, Emit: self.emit, Reset: self.reset}
         return printers[type(s)](s) if type(s) in printers else []  # Record: at the record step (record_lines)
 
     def stage(self, s: Stage) -> list[str]:
@@ -254,6 +259,49 @@ class NumPyModule:
 
     def commit(self, s: Commit) -> list[str]:
         return [f"{self.ident(s.state)} = {self.value(s.value)}"]
+
+    # -- events (step.py says what they mean) --------------------------------------------
+
+    def events_layout(self) -> dict[str, str | None]:
+        """EVENTS of the module: {event: the input it emits into, or None}."""
+        return {e.name: e.emit for e in self.system.events}
+
+    def event_records(self) -> list[tuple[str, str]]:
+        """(event, its record array) for the run templates: the spike counts of each row."""
+        return [(e.name, self.derived("rec_*", e.name)) for e in self.system.events]
+
+    def check(self, s: Check) -> list[str]:
+        fired, held = self.value(Value(s.event, "fired")), self.value(Value(s.event, "held"))
+        lines = [f"{fired} = {self.code(s.condition, self.stage_names(0))}"]
+        if s.refractory:
+            lines = [f"{held} = {self.ident(s.refractory)} > 0.5 * dt"] + lines + [f"{fired} &= ~{held}"]
+        rec = self.derived("rec_*", s.event)
+        return lines + [f"if {rec} is not None and row < len({rec}):", f"    {rec}[row] += {fired}"]
+
+    def emit(self, s: Emit) -> list[str]:
+        return [f"{self.ident(s.input)} = {self.value(Value(s.event, 'fired'))} / DTYPE(dt)"]
+
+    def reset(self, s: Reset) -> list[str]:
+        """The reset values, all computed before any is assigned, copied in where the event fired
+        (or is held); the refractory clock set where it fired."""
+        fired = self.value(Value(s.event, "fired"))
+        where = f"{fired} | {self.value(Value(s.event, 'held'))}" if s.held else fired
+        names = self.reset_names()
+        values = [self.code(value, names) for _, value in s.assignments]
+        lines = []
+        if len(values) > 1:
+            temporaries = [self.derived(f"*_reset_{i}", s.event) for i in range(len(values))]
+            lines += [f"{t} = {v}" for t, v in zip(temporaries, values)]
+            values = temporaries
+        lines += [f"np.copyto({self.value(Value(state, 'new'))}, {value}, where={where})"
+                  for (state, _), value in zip(s.assignments, values)]
+        if s.clock:
+            lines.append(f"np.copyto({self.value(Value(s.clock, 'new'))}, {self.code(s.duration, names)}, "
+                         f"where={fired})")
+        return lines
+
+    def reset_names(self) -> dict[str, str]:
+        return {**self.names, **{name: self.value(v) for name, v in self.program.reset_bindings().items()}}
 
     def record(self, s: Record) -> list[str]:
         return []  # the new value was written into the record row already (new_value_buffers)

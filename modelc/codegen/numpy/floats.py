@@ -6,7 +6,7 @@ there NumPy's per-call overhead is the whole cost of a step. No buffers: each va
 from __future__ import annotations
 
 from ..printers import SCALAR_HELPERS, ScalarPrinter
-from ..step import Combine, Commit, Evaluate, Rate, Record, Value
+from ..step import Check, Combine, Commit, Emit, Evaluate, Rate, Record, Reset, Value
 from .arrays import NumPyModule
 
 
@@ -57,6 +57,32 @@ class FloatModule(NumPyModule):
     def commit(self, s: Commit) -> list[str]:
         new = self.value(s.value)
         return [] if new == self.ident(s.state) else [f"{self.ident(s.state)} = {new}"]
+
+    def check(self, s: Check) -> list[str]:
+        fired, held = self.value(Value(s.event, "fired")), self.value(Value(s.event, "held"))
+        condition = self.code(s.condition, self.stage_names(0))
+        lines = [f"{fired} = {condition}"]
+        if s.refractory:
+            lines = [f"{held} = {self.ident(s.refractory)} > 0.5 * dt", f"{fired} = {condition} and not {held}"]
+        rec = self.derived("rec_*", s.event)
+        return lines + [f"if {fired} and {rec} is not None and row < len({rec}):", f"    {rec}[row] += 1"]
+
+    def emit(self, s: Emit) -> list[str]:
+        return [f"{self.ident(s.input)} = {self.value(Value(s.event, 'fired'))} / dt"]
+
+    def reset(self, s: Reset) -> list[str]:
+        """Python's tuple assignment computes every reset value before it assigns any."""
+        fired = self.value(Value(s.event, "fired"))
+        names = self.reset_names()
+        lines = []
+        if s.assignments:
+            targets = ", ".join(self.value(Value(state, "new")) for state, _ in s.assignments)
+            values = ", ".join(self.code(value, names) for _, value in s.assignments)
+            held = f" or {self.value(Value(s.event, 'held'))}" if s.held else ""
+            lines += [f"if {fired}{held}:", f"    {targets} = {values}"]
+        if s.clock:
+            lines += [f"if {fired}:", f"    {self.value(Value(s.clock, 'new'))} = {self.code(s.duration, names)}"]
+        return lines
 
     def record(self, s: Record) -> list[str]:
         rec = self.derived("rec_*", s.state)
