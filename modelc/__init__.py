@@ -1,6 +1,6 @@
 """modelc: a declarative model compiler for dynamical systems.
 
-    from modelc import compile_model, Network
+    from modelc import compile_model, Network, simulate
 
 Importing modelc is cheap: NumPy, YAML, SymPy and lark load only when they are needed.
 """
@@ -17,13 +17,17 @@ def __getattr__(name):
     if name in ("compile_model", "compile_source"):
         from .runtime import compiler
         return getattr(compiler, name)
-    if name in ("Network", "Observer"):
+    if name in ("Network", "FeedbackNetwork", "Observer"):
         from .runtime import network
         return getattr(network, name)
+    if name == "simulate":
+        from .runtime.simulate import simulate
+        return simulate
     if name in _RESERVOIR:
         from .training import reservoir
         return getattr(reservoir, name)
     raise AttributeError(f"module 'modelc' has no attribute {name!r}")
 
 
-__all__ = ["compile_model", "compile_source", "Network", "Observer", "ModelcError", "__version__", *_RESERVOIR]
+__all__ = ["compile_model", "compile_source", "simulate", "Network", "FeedbackNetwork", "Observer", "ModelcError",
+           "__version__", *_RESERVOIR]

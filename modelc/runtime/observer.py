@@ -40,6 +40,8 @@ class Observer:
                                   population mean when it was recorded reduced;
     ``obs.times``                 the time of every row: row k is the value after step
                                   (k + 1) * sampling_steps, at t0 + (k + 1) * sampling_steps * dt;
+    ``obs["steps"]``, obs.steps   the step count of every row (RectiPy's key), unless a record
+                                  has that name;
     ``obs.sweep``                 for a sweep: the B parameter sets, a list of dicts, in the
                                   order of the batch axis (axis 1 of every record).
     """
@@ -71,9 +73,13 @@ class Observer:
                                    "; record more with run(..., record_vars=[(node, var), ...])")
 
     def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, str) and key == "steps" and key not in self._records and key not in self._aliases:
+            return self.steps
         return self._records[self._resolve(key)]
 
     def __contains__(self, key) -> bool:
+        if isinstance(key, str) and key == "steps":
+            return True
         try:
             self._resolve(key)
             return True
@@ -162,11 +168,19 @@ class Observer:
     # -- tables and files -----------------------------------------------------------
 
     def to_dataframe(self, y="out"):
-        """A pandas DataFrame indexed by time: one column per unit ((batch, unit) for a sweep)."""
+        """A pandas DataFrame indexed by time: one column per unit ((batch, unit) for a sweep).
+
+        y=None: every record of a run (not a sweep) side by side, as PyRates' run() returns
+        them: a column per record when each has one unit (or is a population mean), else
+        columns (record, unit). pandas is optional (pip install "modelc[pandas]"); without it
+        obs[key] and obs.times hold the same numbers."""
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("Observer.to_dataframe needs pandas: pip install pandas") from None
+            raise ImportError('Observer.to_dataframe needs pandas: pip install pandas (or "modelc[pandas]"); '
+                              "obs[key] and obs.times hold the same numbers as arrays") from None
+        if y is None:
+            return self._all_records_frame(pd)
         values, label = self._array(y)
         index = pd.Index(self.times, name="time")
         if values.ndim == 1:
@@ -178,6 +192,20 @@ class Observer:
                                              names=["batch", "unit"])
         return pd.DataFrame(values.reshape(values.shape[0], -1), index=index, columns=columns)
 
+    def _all_records_frame(self, pd):
+        if any(value.ndim > 2 or (value.ndim == 2 and key in self._means) for key, value in self._records.items()):
+            raise ShapeError("to_dataframe() of a sweep needs one record at a time", None, "pass y=key")
+        index = pd.Index(self.times, name="time")
+        columns = {(_key_text(key), unit): value[:, unit] if value.ndim == 2 else value
+                   for key, value in self._records.items()
+                   for unit in range(value.shape[1] if value.ndim == 2 else 1)}
+        frame = pd.DataFrame(columns, index=index)
+        if all(unit == 0 for _, unit in columns):
+            frame.columns = [name for name, _ in columns]
+        else:
+            frame.columns = pd.MultiIndex.from_tuples(list(columns), names=["record", "unit"])
+        return frame
+
     def _is_mean(self, y) -> bool:
         try:
             return self._resolve(y) in self._means
@@ -185,10 +213,9 @@ class Observer:
             return False
 
     def save(self, path) -> Path:
-        """Write every record, the times and the sweep table to one .npz file; returns its path."""
+        """Write every record, the times and the sweep table to one file (NumPy's .npz format)
+        at path, whatever its suffix; returns the path (Observer.load reads it back)."""
         path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
         keys = list(self._records)
         meta = {
             "format": "modelc-observer-1",

@@ -14,7 +14,7 @@
     progress.py   the progress bar of run(verbose=True)
 """
 from ..observer import Observer
-from .network import Network
+from .network import FeedbackNetwork, Network
 from .nodes import ACTIVATIONS
 
-__all__ = ["Network", "Observer", "ACTIVATIONS"]
+__all__ = ["Network", "FeedbackNetwork", "Observer", "ACTIVATIONS"]

@@ -2,10 +2,13 @@
 to keep, and the Observer made of what comes back.
 
 Time convention: step k advances the state from t_k to t_{k+1} = t_k + dt using row k of the
-inputs; row k of a record is the value after step (k + 1) * sampling_steps.
+inputs; row k of a record is the value after step (k + 1) * sampling_steps (sampling="snapshot"),
+or the mean of the values after the steps k * sampling_steps + 1 .. (k + 1) * sampling_steps
+(sampling="mean"). Steps past the last whole window run but are not recorded (a warning).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -16,8 +19,8 @@ from ...errors import InvalidValueError, ShapeError, WiringError
 from ..observer import Observer
 from .device import to_host
 from .graph import Graph, Node
-from .nodes import INPUT_KINDS
-from .variables import constant_inputs, resolve
+from .nodes import INPUT_KINDS, drive_input
+from .variables import constant_inputs, float_array, resolve
 
 # -- inputs --------------------------------------------------------------------------
 
@@ -36,6 +39,16 @@ def run_inputs(graph: Graph, module: ModuleType, inputs, steps, batch: int | Non
     return steps, given
 
 
+def drives(graph: Graph, inputs) -> tuple[str, ...]:
+    """The "label/op/var" that run(inputs=...) drives and edges feed too: each needs a drive
+    (nodes.py) in the compiled module, so that the input and the edges add up."""
+    if inputs is None:
+        return ()
+    keys = inputs if isinstance(inputs, dict) else [graph.input_label()]
+    targets = (_input_target(graph, key) for key in keys)
+    return tuple(sorted(f"{node.label}/{local}" for node, local in targets if graph.edge_fed(node.label, local)))
+
+
 def _driven_inputs(graph: Graph, module: ModuleType, inputs, batch, dtype) -> dict[str, np.ndarray]:
     if inputs is None:
         return {}
@@ -45,7 +58,9 @@ def _driven_inputs(graph: Graph, module: ModuleType, inputs, batch, dtype) -> di
     for key, value in inputs.items():
         node, local = _input_target(graph, key)
         name = f"{node.label}/{local}"
-        if name not in module.INPUTS:
+        if name not in module.INPUTS and drive_input(name) in module.INPUTS:
+            name = drive_input(name)
+        elif name not in module.INPUTS:
             raise WiringError(f"input '{local}' of node '{node.label}' is fed by edges or operators, "
                               "so run(inputs=...) cannot drive it", None,
                               f"free inputs: {', '.join(module.INPUTS) or 'none'}")
@@ -66,17 +81,16 @@ def _input_target(graph: Graph, key) -> tuple[Node, str]:
 
 
 def _input_array(node: Node, value, batch, dtype: np.dtype) -> np.ndarray:
-    array = np.asarray(value)
-    if array.dtype != dtype:
-        array = array.astype(dtype)
+    """(T, n) or (T, B, n); (T,) and (T, 1) (or (T, B, 1)) are one value for all n units."""
+    array = float_array(value, f"inputs of node '{node.label}'", dtype)  # NaN: the generated run() checks
     n, shape = node.n, array.shape
     if array.ndim == 1:
         return np.broadcast_to(array[:, None], (shape[0], n))
-    if array.ndim == 2 and shape[1] == n:
-        return array
-    if array.ndim == 3 and batch and shape[1:] == (batch, n):
-        return array
-    expected = f"(T, {n})" + (f" or (T, {batch}, {n})" if batch else "") + " or (T,)"
+    if array.ndim == 2 and shape[1] in (n, 1):
+        return np.broadcast_to(array, (shape[0], n))
+    if array.ndim == 3 and batch and shape[1:] in ((batch, n), (batch, 1)):
+        return np.broadcast_to(array, (shape[0], batch, n))
+    expected = f"(T, {n})" + (f" or (T, {batch}, {n})" if batch else "") + " or (T,) or (T, 1)"
     raise ShapeError(f"inputs of node '{node.label}' must have shape {expected}, got {shape}", None,
                      f"node '{node.label}' has {n} units; rows are time steps")
 
@@ -95,6 +109,42 @@ def _steps(given: dict[str, np.ndarray], steps) -> int:
             raise ShapeError(f"input of '{name}' has {length} rows but the run has {steps} steps",
                              None, "give every input the same number of rows T")
     return int(steps)
+
+
+# -- sampling ------------------------------------------------------------------------
+
+SAMPLINGS = ("snapshot", "mean")
+
+
+def module_sampling_steps(steps: int, sampling_steps, sampling: str) -> int:
+    """The generated run()'s sampling_steps for run(sampling_steps=k, sampling=...): k for
+    snapshots, 1 for window means (taken after the run by window_means). Checks k; warns when
+    k does not divide the steps (the last steps run but are not recorded)."""
+    if sampling not in SAMPLINGS:
+        raise InvalidValueError(f"sampling must be one of {', '.join(map(repr, SAMPLINGS))}, got {sampling!r}", None,
+                                '"snapshot": the value after every k-th step; "mean": the mean over each window of k '
+                                "steps")
+    if isinstance(sampling_steps, (bool, str, bytes)) or np.ndim(sampling_steps) != 0 or \
+            not sampling_steps >= 1 or int(sampling_steps) != sampling_steps:
+        raise InvalidValueError(f"sampling_steps must be a whole number >= 1, got {sampling_steps!r}")
+    k = int(sampling_steps)
+    if k > steps:
+        raise InvalidValueError(f"sampling_steps ({k}) is larger than steps ({steps}): the run would record nothing",
+                                None, "choose sampling_steps <= steps; the final state comes back either way")
+    if steps % k:
+        warnings.warn(f"sampling_steps={k} does not divide the {steps} steps: the last {steps % k} steps run (the "
+                      "final state includes them) but are not recorded", UserWarning, stacklevel=4)
+    return k if sampling == "snapshot" else 1
+
+
+def window_means(result: dict, names, sampling_steps: int) -> dict:
+    """The result with each record in names averaged over windows of sampling_steps rows."""
+    out = dict(result)
+    for name in names:
+        value = to_host(result[name])
+        rows = len(value) // sampling_steps
+        out[name] = value[:rows * sampling_steps].reshape((rows, sampling_steps) + value.shape[1:]).mean(axis=1)
+    return out
 
 
 # -- records -------------------------------------------------------------------------

@@ -115,9 +115,11 @@ class Graph:
     # -- where the run's input goes in and its output comes out ---------------------------
 
     def input_label(self) -> str:
-        """The one node that takes external input: a free input_var, preferring the one root."""
+        """The one node that takes external input: an input_var fed by no edge but feedback
+        edges, preferring the one root."""
         free = [n.label for n in self.nodes.values() if n.input_var is not None and
-                not any(e.target == n.label and e.target_var == n.input_var for e in self.edges.values())]
+                not any(e.target == n.label and e.target_var == n.input_var and not e.feedback
+                        for e in self.edges.values())]
         if len(free) > 1:
             roots = [label for label in free if not any(e.target == label and not e.feedback
                                                         for e in self.edges.values())]
@@ -138,8 +140,8 @@ class Graph:
         sinks = [n.label for n in self.nodes.values() if n.output_var is not None and
                  not any(e.source == n.label and not e.feedback for e in self.edges.values())]
         if len(sinks) != 1:
-            raise WiringError(("no node is free of outgoing edges" if not sinks else
-                               f"several nodes have no outgoing edges ({', '.join(sinks)})") +
+            raise WiringError(("no node is free of outgoing edges (a loop, or a circuit rebuilt from nodes)"
+                               if not sinks else f"several nodes have no outgoing edges ({', '.join(sinks)})") +
                               ", so the output node is not clear", None,
                               "pass output='label' to run(), mark loop-closing edges with add_edge(..., feedback=True),"
                               " or use record_output=False with record_vars")
@@ -153,6 +155,12 @@ class Graph:
         out = {names[(RECURRENT, n.label)]: n.weights for n in self.nodes.values() if n.weights is not None}
         out.update({names[key]: edge.weights for key, edge in self.edges.items()})
         return out
+
+    def edge_fed(self, label: str, local: str) -> bool:
+        """Whether edges (or the node's recurrent weights) feed the variable."""
+        node = self.nodes[label]
+        return (node.weights is not None and node.target_var == local) or \
+            any(e.target == label and e.target_var == local for e in self.edges.values())
 
     def connections(self) -> list[tuple[str, str, str]]:
         """(source, target, matrix name) of every coupling: target += matrix @ source."""

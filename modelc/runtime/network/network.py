@@ -35,16 +35,16 @@ from ...training import get_loss, loss_and_gradients
 from ..compiler import compile_network
 from ..observer import Observer
 from . import fitting, readout
-from .arguments import output_name, records, run_inputs
+from .arguments import drives, module_sampling_steps, output_name, records, run_inputs, window_means
 from .busy import exclusive
 from .device import backend_for, dtype_name
 from .graph import Edge, Graph, Node
-from .nodes import diffeq_node, edge, func_node, trainable, wire_diffeq_node
+from .nodes import diffeq_node, drive_connections, drive_populations, edge, func_node, trainable, wire_diffeq_node
 from .progress import ProgressBar
 from .states import States
-from .sweep import Sweep
-from .variables import (check_node_values, current_value, node_value, parameter_value, parameter_values,
-                        readonly, recurrent_weights, resolve)
+from .sweep import Sweep, run_in_chunks
+from .variables import (check_node_values, current_value, node_value, node_var_names, parameter_value,
+                        parameter_values, readonly, recurrent_weights, resolve)
 
 
 class Network:
@@ -76,11 +76,13 @@ class Network:
     # -- building -------------------------------------------------------------------
 
     @exclusive
-    def add_diffeq_node(self, label: str, node, weights=None, source_var: str | None = None,
-                        target_var: str | None = None, input_var: str | None = None, output_var: str | None = None,
+    def add_diffeq_node(self, label: str, node, input_var: str | None = None, output_var: str | None = None,
+                        weights=None, source_var: str | None = None, target_var: str | None = None, *,
                         N: int | None = None, node_vars: dict | None = None, train_params=None,
                         op: str | None = None, method: str = "euler") -> Node:
-        """Add a population of N units of a node template (a dotted path, "file.yaml:template" or a template).
+        """Add a population of N units of a node template (a dotted path, "file.yaml:template" or a
+        template), or N copies of a circuit template (N=1: the circuit itself). The positional
+        order is RectiPy's: label, node, input_var, output_var, weights.
 
         weights:   (N, N) recurrent matrix, ``weights[i, j]`` from unit j to unit i:
                    target_var = weights @ source_var. Sets N (or pass N= without weights).
@@ -89,7 +91,9 @@ class Network:
         node_vars: {"op/var": value} parameters, initial values of states, or constant values of
                    free inputs; a value is one number or an array of N (one per unit). With
                    ``op="li_op"`` the short names ("tau") work too; so does any name that only
-                   one operator of the node has.
+                   one operator of the node has. "all/op/var" is RectiPy's key for the same.
+                   A circuit's variables are "node/op/var" (in every name argument);
+                   "all/op/var" sets op/var on every node of the circuit that has it.
         train_params: parameter names recorded for fitting ("weights" = the recurrent matrix).
         method:    integration scheme (euler, heun, midpoint, rk4); all nodes must agree.
         """
@@ -97,32 +101,36 @@ class Network:
         entry = diffeq_node(label, load(node), weights, N, op, method, self._np_dtype)
         wire_diffeq_node(entry, source_var, target_var, input_var, output_var)
         for name, value in (node_vars or {}).items():
-            local = resolve(entry, name, what="node_vars key")
-            entry.values[local] = node_value(entry, local, value, self._np_dtype)
+            for local in node_var_names(entry, name):
+                entry.values[local] = node_value(entry, local, value, self._np_dtype)
         entry.train_params = trainable(entry, train_params)
         return self._graph.add_node(entry)
 
     @exclusive
-    def add_func_node(self, label: str, n: int, activation: str = "identity") -> Node:
-        """Add a stateless node of n units, y = activation(x), with activation one of
-        identity, tanh, sigmoid, relu, softmax, softmin, log_softmax (softmax over the n units).
+    def add_func_node(self, label: str, n: int, activation_function: str = "identity") -> Node:
+        """Add a stateless node of n units, y = activation_function(x), one of identity, tanh,
+        sigmoid, relu, softmax, softmin, log_softmax (softmax over the n units).
 
         Without incoming edges, its x is driven by ``run(inputs=...)`` (an input layer);
         incoming edges are summed into x (a readout).
         """
         self._graph.check_new_label(label)
-        return self._graph.add_node(func_node(label, n, activation))
+        return self._graph.add_node(func_node(label, n, activation_function))
 
     @exclusive
-    def add_edge(self, source: str, target: str, weights, source_var: str | None = None,
+    def add_edge(self, source: str, target: str, weights=None, source_var: str | None = None,
                  target_var: str | None = None, feedback: bool = False, train: str | None = None) -> Edge:
         """Connect two nodes: target's input_var += weights @ source's output_var.
 
         weights has shape (n_target, n_source): ``weights[i, j]`` is the weight from source unit j
         to target unit i (never transposed); a number c means c times the identity (equal sizes).
-        Several edges into one node are summed. source_var/target_var override the node's
+        Weights are never drawn at random for you (random_connectivity does that, on request).
+        Several edges into one node are summed, and with run(inputs=...) driving the same
+        variable, the input adds up with them. source_var/target_var override the node's
         output_var/input_var. feedback=True marks an edge that closes a loop, so the input and
-        output nodes of the graph are still found (it changes nothing in the dynamics).
+        output nodes of the graph are still found; it changes nothing in the dynamics: every
+        coupling reads the source as the step starts, which under euler is its output after the
+        previous step (RectiPy's FeedbackNetwork); other methods read it at each stage.
         """
         src, tgt = self._graph.node(source), self._graph.node(target)
         return self._graph.add_edge(edge(src, tgt, weights, source_var, target_var, feedback, train, self._np_dtype))
@@ -234,17 +242,21 @@ class Network:
 
     # -- compiling ------------------------------------------------------------------
 
-    def compile(self, method: str | None = None, extra_vector_params=()) -> ModuleType:
+    def compile(self, method: str | None = None, extra_vector_params=(), drives=()) -> ModuleType:
         """The generated module of the whole network (compiled once per structure, then cached).
 
         The structure includes which parameters are per-unit vectors: setting one number where
-        there was an array (or the other way round) compiles another module."""
+        there was an array (or the other way round) compiles another module; and the drives:
+        the variables fed by edges that a run drives from outside too ("label/op/var")."""
         method = method or self._graph.method()
         vector = tuple(sorted(set(self._graph.vector_params()) | set(extra_vector_params)))
-        signature = (self._graph.version, method, vector)
+        drives = tuple(sorted(drives))
+        signature = (self._graph.version, method, vector, drives)
         if self._compiled is None or self._compiled[0] != signature:
             populations = {label: node.template for label, node in self._graph.nodes.items()}
-            module = compile_network(populations, self._graph.connections(), method=method, backend=self.backend,
+            populations.update(drive_populations(drives))
+            connections = self._graph.connections() + drive_connections(drives)
+            module = compile_network(populations, connections, method=method, backend=self.backend,
                                      dtype=self.dtype, vector_params=vector, name="network",
                                      trainable=self._graph.trainables().values())
             check_node_values(self._graph, module)
@@ -256,15 +268,20 @@ class Network:
     @exclusive
     def run(self, inputs=None, sampling_steps: int = 1, record_output: bool = True, record_vars=None,
             verbose: bool = False, method: str | None = None, on_nan: str = "raise", *, steps: int | None = None,
-            output: str | None = None) -> Observer:
+            output: str | None = None, sampling: str = "snapshot") -> Observer:
         """Integrate the network for T steps (one call into the generated code); returns an Observer.
 
-        inputs: (T, n_in) for the input node, (T,) broadcast to its n_in units, or a dict
-                {node_label: array} (or {(node, "op/var"): array}) for several inputs; None with
-                steps=T runs without external input.
+        inputs: (T, n_in) for the input node, (T,) or (T, 1) broadcast to its n_in units, or a
+                dict {node_label: array} (or {(node, "op/var"): array}) for several inputs; None
+                with steps=T runs without external input. Edges into the driven variable add up
+                with the input.
         sampling_steps: record every k-th step. Row k of every record is the value after step
                 (k + 1) * sampling_steps, i.e. at time t0 + (k + 1) * sampling_steps * dt;
-                obs["out"] has shape (T // sampling_steps, n_out).
+                obs["out"] has shape (T // sampling_steps, n_out). A k that does not divide T
+                warns: the last T % k steps run but are not recorded.
+        sampling: "snapshot" (the value after the window's last step, as above) or "mean" (the
+                mean of the values after each step of the window; RectiPy 0.12 averages the
+                output so, of the values before each step). "mean" records every step first.
         record_output: record the output node's output_var as obs["out"] (`output=` chooses the
                 output node when the graph does not tell).
         record_vars: [(node, var), ...], optionally (node, var, True) for the population mean
@@ -275,20 +292,24 @@ class Network:
         The run starts from the network's current state and time (the end of the last run,
         until reset()) and leaves the network in its final state.
         """
-        module = self.compile(method)
+        module = self.compile(method, drives=drives(self._graph, inputs))
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=None, dtype=self._np_dtype)
+        every = module_sampling_steps(steps, sampling_steps, sampling)
         y0 = self._states.current(self._graph, module)
         recorded = records(self._graph, record_output, record_vars, output)
         result = self._call(module, y0, parameter_values(self._graph), inputs, steps, recorded.names,
-                            sampling_steps, verbose, on_nan)
+                            every, verbose, on_nan)
         t0 = self.time
         self._states.advance(result["final"], steps)
+        if every != sampling_steps:
+            result = window_means(result, recorded.names, sampling_steps)
         return recorded.observer(result, self.dt, sampling_steps, t0)
 
     @exclusive
     def sweep(self, params: dict, inputs=None, grid: bool = True, sampling_steps: int = 1,
               record_output: bool = True, record_vars=None, verbose: bool = False, method: str | None = None,
-              on_nan: str = "raise", *, steps: int | None = None, output: str | None = None) -> Observer:
+              on_nan: str = "raise", *, steps: int | None = None, output: str | None = None, scheduler=None,
+              store=None, reduce=None, chunk_size: int | None = None):
         """Run B parameter sets at once, as ONE batched run along a leading batch axis.
 
         params: {var: [values]}, var as "op/var" (or a short name) when one node has it, else
@@ -298,10 +319,21 @@ class Network:
         inputs: as in run(), shared by all sets, or (T, B, n_in) for one input per set.
         The sweep starts from the network's current state and leaves it unchanged. Records have
         shape (T // sampling_steps, B, n); obs.sweep lists the B parameter sets in batch order.
+
+        scheduler ("processes", a dask.distributed Client or an address), store (a Zarr path,
+        resumable) or reduce ("mean", "max", "final", "peak_frequency" or a function): the sets
+        run in chunks of chunk_size, and the result is an xarray.Dataset with dimensions (each
+        swept variable, or `set` for grid=False), time, unit (distributed/; needs
+        modelc[distributed]).
         """
         sweep = Sweep(self._graph, params, grid)
-        module = self.compile(method, extra_vector_params=sweep.parameters())
+        module = self.compile(method, extra_vector_params=sweep.parameters(), drives=drives(self._graph, inputs))
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=sweep.size, dtype=self._np_dtype)
+        if scheduler is not None or store is not None or reduce is not None:
+            return run_in_chunks(sweep, module, self._states.current(self._graph, module), parameter_values(self._graph),
+                                 inputs, records(self._graph, record_output, record_vars, output), self._np_dtype,
+                                 verbose, dt=self.dt, steps=steps, sampling_steps=sampling_steps, t0=self.time,
+                                 on_nan=on_nan, scheduler=scheduler, store=store, reduce=reduce, chunk_size=chunk_size)
         y0, values = sweep.batched(module, self._states.current(self._graph, module),
                                    parameter_values(self._graph), self._np_dtype)
         recorded = records(self._graph, record_output, record_vars, output)
@@ -403,3 +435,6 @@ class Network:
         finally:
             if bar is not None:
                 bar.close()
+
+
+FeedbackNetwork = Network  # RectiPy's name for a network with feedback edges: every Network takes them

@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...codegen.options import get_scheme
-from ...errors import InvalidValueError, ShapeError, UnknownVariableError, UnsupportedFeatureError, WiringError, \
-    did_you_mean
-from ...spec import CircuitTemplate, OperatorTemplate, VariableSpec
+from ...errors import InvalidValueError, ShapeError, UnknownVariableError, WiringError, did_you_mean
+from ...spec import OperatorTemplate, VariableSpec
 from .graph import Edge, Node
-from .variables import float_array, node_variables, resolve
+from .variables import finite_array, node_variables, resolve
 
 # Stateless nodes: y = f(x), one operator named after the activation ("label/<activation>/y").
 # Softmax-type functions subtract the population mean first (softmax is shift invariant), which
@@ -34,11 +33,8 @@ INPUT_KINDS = ("input",)               # what a coupling may drive
 
 
 def diffeq_node(label: str, template, weights, N, op: str | None, method: str, dtype: np.dtype) -> Node:
-    """A population of a node or operator template, sized by its (N, N) recurrent weights or by N."""
-    if isinstance(template, CircuitTemplate):
-        raise UnsupportedFeatureError(f"'{template.path}' is a circuit; add_diffeq_node takes a node or an "
-                                      "operator template", None, "add each node of the circuit with "
-                                      "add_diffeq_node and its edges with add_edge")
+    """A population of N units of a node or operator template, or N copies of a circuit (its
+    variables "node/op/var"), sized by its (N, N) recurrent weights or by N."""
     variables = node_variables(template)
     if op is not None and not any(name.startswith(op + "/") for name in variables):
         ops = sorted({name.split("/")[0] for name in variables})
@@ -47,7 +43,7 @@ def diffeq_node(label: str, template, weights, N, op: str | None, method: str, d
     method = get_scheme(str(method)).name
     if weights is None:
         return Node(label, "diffeq", template, _size(label, N), variables, op=op, method=method)
-    weights = float_array(weights, "weights", dtype)
+    weights = finite_array(weights, f"recurrent weights of node '{label}'", dtype)
     if weights.ndim != 2 or weights.shape[0] != weights.shape[1] or (N is not None and weights.shape[0] != N):
         n = N if N is not None else (weights.shape[0] if weights.ndim >= 1 else "N")
         raise ShapeError(f"recurrent weights of node '{label}' must have shape (N, N) = ({n}, {n}), "
@@ -112,6 +108,29 @@ def _func_template(activation: str) -> OperatorTemplate:
     return _FUNC_TEMPLATES[activation]
 
 
+# A variable fed by edges that a run also drives from outside (run(inputs=...)) gets a drive: a
+# population of its own, the identity function node, whose free input x takes the run's array and
+# whose output y adds into the variable beside the edges, so that both add up.
+
+def drive_label(name: str) -> str:
+    """The drive's population label for "label/op/var": never a node's label (a name has no dots)."""
+    return name.replace("/", ".")
+
+
+def drive_input(name: str) -> str:
+    """The generated module's input that drives "label/op/var" through its drive."""
+    return f"{drive_label(name)}/identity/x"
+
+
+def drive_populations(drives) -> dict[str, OperatorTemplate]:
+    return {drive_label(name): _func_template("identity") for name in drives}
+
+
+def drive_connections(drives) -> list[tuple[str, str, float]]:
+    """name += 1.0 * the drive's output, elementwise."""
+    return [(f"{drive_label(name)}/identity/y", name, 1.0) for name in drives]
+
+
 TRAINING_RULES = (None, "gd", "rls")  # how an edge's weights are trained: not, by gradients, by RLS
 
 
@@ -131,12 +150,16 @@ def edge(source: Node, target: Node, weights, source_var, target_var, feedback: 
                                 did_you_mean(str(train), [r for r in TRAINING_RULES if r]) or
                                 '"gd": by gradient descent (fit_bptt); "rls": by recursive least squares (fit_rls)')
     name, expected = f"{source.label} -> {target.label}", (target.n, source.n)
+    if weights is None:  # RectiPy draws random weights here; modelc never invents values silently
+        raise InvalidValueError(f"edge {name} needs weights of shape (n_target, n_source) = {expected}", None,
+                                f"pass weights=..., e.g. random_connectivity({target.n}, {source.n}, p) from modelc "
+                                "for a random sparse matrix, or a number c for c times the identity")
     if np.ndim(weights) == 0:
         if source.n != target.n:
             raise ShapeError(f"edge {name} needs weights of shape (n_target, n_source) = {expected}; "
                              "a number means c times the identity and needs equal sizes")
         weights = float(weights) * np.eye(source.n, dtype=dtype)
-    weights = float_array(weights, "weights", dtype)
+    weights = finite_array(weights, f"weights of edge {name}", dtype)
     if weights.shape != expected:
         hint = "weights[i, j] is the weight from source unit j to target unit i"
         if weights.shape == expected[::-1]:

@@ -1,7 +1,8 @@
 """Variable names and values of a Network's nodes.
 
-Names: a node's variables are "op/var". A user may also write a short name ("tau") when one
-operator of the node has it (or the node was added with op=), or "label/op/var". Values: a
+Names: a node's variables are "op/var" ("node/op/var" for a circuit). A user may also write a
+short name ("tau") when one operator of the node has it (or the node was added with op=), or
+"label/op/var"; node_vars takes "all/op/var" too (RectiPy's and PyRates' wildcard). Values: a
 parameter, or a free input's constant, is one number or one per unit (shape (n,)), stored on
 its node (node_vars, set_var) and handed to the generated module as "label/op/var".
 """
@@ -12,13 +13,17 @@ from types import ModuleType
 import numpy as np
 
 from ...errors import InvalidValueError, ShapeError, UnknownVariableError, WiringError, did_you_mean
-from ...spec import NodeTemplate, VariableSpec
+from ...spec import CircuitTemplate, NodeTemplate, VariableSpec
 from .device import to_host
 from .graph import Graph, Node
 
 
 def node_variables(template) -> dict[str, VariableSpec]:
-    """ "op/var" -> VariableSpec of a node or operator template, with the node's value overrides."""
+    """ "op/var" -> VariableSpec of a node or operator template, with the node's value overrides;
+    "node/op/var" -> VariableSpec of a circuit."""
+    if isinstance(template, CircuitTemplate):
+        return {f"{label}/{name}": var for label, node in template.nodes.items()
+                for name, var in node_variables(node).items()}
     if not isinstance(template, NodeTemplate):
         return {f"{template.name}/{var.name}": var for var in template.variables.values()}
     out: dict[str, VariableSpec] = {}
@@ -49,6 +54,21 @@ def resolve(node: Node, name, kinds=None, what: str = "variable") -> str:
         raise WiringError(f"{what} '{local}' of node '{node.label}' is {'an' if kind == 'input' else 'a'} "
                           f"{kind}; it must be declared {want}")
     return local
+
+
+def node_var_names(node: Node, key) -> list[str]:
+    """The variables a node_vars key sets: the one it names, or for "all/op/var" op/var of the
+    population (RectiPy: all its units) or of every node of a circuit that has it (PyRates)."""
+    if not (isinstance(key, str) and key.startswith("all/")):
+        return [resolve(node, key, what="node_vars key")]
+    rest = key[len("all/"):]
+    if not isinstance(node.template, CircuitTemplate):
+        return [resolve(node, rest, what="node_vars key")]
+    found = [name for name in node.variables if name.split("/", 1)[1] == rest]
+    if not found:
+        raise UnknownVariableError(f"node_vars key '{key}': no node of circuit '{node.label}' has '{rest}'", None,
+                                   did_you_mean(rest, {name.split("/", 1)[1] for name in node.variables}))
+    return found
 
 
 def _local_name(node: Node, name: str, what: str) -> str | None:
@@ -112,18 +132,32 @@ def float_array(value, what: str, dtype: np.dtype) -> np.ndarray:
     if array.dtype.kind not in "biuf":  # bool, integers, floats; not complex, text or objects
         raise InvalidValueError(f"{what} must be an array of real numbers, got {type(value).__name__}"
                                 + (f" of {array.dtype}" if isinstance(value, np.ndarray) else ""))
-    return array.astype(dtype, copy=False)  # NaN/inf: the generated run() checks every value
+    return array.astype(dtype, copy=False)
+
+
+def finite_array(value, what: str, dtype: np.dtype) -> np.ndarray:
+    """float_array of finite values only: a NaN or infinity is an error at the call that gives it,
+    naming `what` (the node or edge), not one at run() under the generated module's name for it."""
+    array = float_array(value, what, dtype)
+    # min and max carry any NaN or infinity and read the array without a temporary copy
+    if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
+        where = tuple(int(k) for k in np.argwhere(~np.isfinite(array))[0])
+        raise InvalidValueError(f"{what} must be finite, got {array[where]} at index {where if len(where) != 1 else where[0]}")
+    return array
 
 
 def node_value(node: Node, local: str, value, dtype: np.dtype):
-    """A node value: a Python float, or a per-unit float array of shape (n,)."""
+    """A node value: a finite Python float, or a per-unit finite float array of shape (n,)."""
     if np.ndim(value) == 0:
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise InvalidValueError(f"value of '{local}' of node '{node.label}' must be a number, "
                                     f"got {value!r}") from None
-    array = float_array(value, local, dtype)
+        if not np.isfinite(number):
+            raise InvalidValueError(f"value of '{local}' of node '{node.label}' must be finite, got {number}")
+        return number
+    array = finite_array(value, f"value of '{local}' of node '{node.label}'", dtype)
     if array.shape != (node.n,):
         raise ShapeError(f"value of '{local}' of node '{node.label}' must be one number or an array of shape "
                          f"({node.n},), got {array.shape}", None, "one value per unit of the population")
@@ -132,7 +166,7 @@ def node_value(node: Node, local: str, value, dtype: np.dtype):
 
 def recurrent_weights(node: Node, value, dtype: np.dtype) -> np.ndarray:
     """New recurrent weights for a node: the shape of the ones it has."""
-    weights = float_array(value, "weights", dtype)
+    weights = finite_array(value, f"recurrent weights of node '{node.label}'", dtype)
     if weights.shape != node.weights.shape:
         raise ShapeError(f"weights of node '{node.label}' must have shape {node.weights.shape}, got {weights.shape}",
                          None, "weights[i, j] is the weight from unit j to unit i")
