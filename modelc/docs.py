@@ -29,9 +29,25 @@ def _section(dotted: str, template) -> list[str]:
         left = rf"\dot{{{lhs}}}" if eq.kind == "ode" else lhs
         where = prefix.replace("_", r"\_")
         lines.append(rf"{left} = {sympy.latex(eq.rhs)} \quad \text{{({where})}} \\")
-    lines += ["$$", "", "| variable | kind | default | unit | meaning |", "|---|---|---|---|---|"]
+    lines += ["$$", ""] + _events(template)
+    lines += ["| variable | kind | default | unit | meaning |", "|---|---|---|---|---|"]
     for kind, table in (("state", system.states), ("parameter", system.params), ("input", system.inputs)):
         for name, item in table.items():
             default = getattr(item, "init", getattr(item, "default", None))
             lines.append(f"| `{name}` | {kind} | {default:g} | {item.unit or ''} | {item.description or ''} |")
     return lines + [""]
+
+
+def _events(template) -> list[str]:
+    """The threshold-reset rules of the node's operators, as the model file writes them."""
+    uses = [use.operator for use in getattr(template, "operators", [])]
+    lines = []
+    for op in uses:
+        for event in op.events.values():
+            parts = [f"when `{event.when}`"] + ([f"reset `{'; '.join(event.reset)}`"] if event.reset else [])
+            parts += ([f"emit into `{event.emit}`"] if event.emit else [])
+            parts += ([f"refractory `{event.refractory}`"] if event.refractory else [])
+            lines.append(f"- event `{op.name}/{event.name}`: " + ", ".join(parts) +
+                         (f" — {event.description}" if event.description else ""))
+    return lines + [""] if lines else []
+
