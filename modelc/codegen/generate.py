@@ -1,7 +1,7 @@
 """generate(): a checked System -> the source text of one Python module."""
 from __future__ import annotations
 
-from ..errors import UnknownVariableError, UnsupportedFeatureError, did_you_mean
+from ..errors import UnknownVariableError, did_you_mean
 from ..ir import System
 from .options import check_backend, check_dtype, get_scheme
 from .plan import make_plan
@@ -24,9 +24,6 @@ def generate(system: System, method: str = "euler", backend: str = "numpy", dtyp
     check_backend(backend)
     check_dtype(dtype)
     trainable = check_trainable(system, trainable)
-    if trainable and backend != "numpy":
-        raise UnsupportedFeatureError(f"gradients are not generated for the {backend} backend yet", None,
-                                      "train with backend='numpy' (device='cpu')")
     scheme = get_scheme(method)
     plan = make_plan(system, scheme, trainable)
     context = module_context(backend)(system, plan, key, version, dtype)

@@ -148,7 +148,7 @@ class KernelWriter:
                 self._kernel_value(k, name, kind)
                 continue
             if kind == "input":
-                text = None if scope.get("input") is None else self._input(k, name, scope["input"])
+                text = None if scope.get("input") is None else self.input_load(k, name, scope["input"])
             elif kind == "time":
                 text = None if scope.get("time") is None else scope["time"]()
             else:   # state, barrier
@@ -170,7 +170,8 @@ class KernelWriter:
             k.array(f"mc_p_{ident}")
             k.load(f"const REAL {ident} = mc_p_{ident}[mc_i];")
 
-    def _input(self, k: Kernel, name: str, row: str) -> str:
+    def input_load(self, k: Kernel, name: str, row: str) -> str:
+        """An input's value in a row of the chunk's inputs (its strides are kernel arguments)."""
         ident = self.ident(name)
         k.array(f"mc_in_{ident}")
         for stride in ("rs", "bs", "js"):

@@ -20,9 +20,11 @@ from ..options import DTYPES
 from ..plan import DT, Plan, make_plan
 from ..printers import NumPyPrinter
 from ..schemes import get_scheme
-from ..step import make_step_program
+from ..adjoint import make_reverse_observation, make_reverse_step
+from ..step import make_observation, make_step_program
 from ..templating import declared_names, environment
 from .kernel import Kernel, KernelWriter
+from .gradients import GradientKernels
 from .kernels import ElementKernels, reduce_kernel
 from .launches import Launches
 from .loops import LoopKernels
@@ -31,7 +33,7 @@ from .steps import StepSections
 
 # The templates whose code sits next to model identifiers (Python functions, kernel bodies): no
 # identifier may take a name they declare.
-TEMPLATES = ("cupy/module.py.j2", "cupy/kernels.cu.j2")
+TEMPLATES = ("cupy/module.py.j2", "cupy/kernels.cu.j2", "cupy/grad.py.j2")
 
 
 class CNamer(Namer):
@@ -55,7 +57,7 @@ class CuPyModule:
         if dtype not in DTYPES:
             raise UnsupportedFeatureError(f"unsupported dtype '{dtype}'", None, f"choose one of {', '.join(DTYPES)}")
         self.system, self.plan, self.dtype = system, plan, dtype
-        program = make_step_program(plan)
+        self.program = program = make_step_program(plan)
         self.layout = layout = Layout(system, plan)
         self.steps = StepSections(program)
         self.groups = layout.groups
@@ -70,6 +72,9 @@ class CuPyModule:
         self.writer = KernelWriter(layout, self.steps, self.names, dtype)
         self.kernels = self._kernels()
         self.launches = Launches(layout, self.kernels, len(self.steps.stages), self.ident)
+        self.grad = GradientKernels(self, make_reverse_step(program, plan.trainable),
+                                    make_reverse_observation(make_observation(plan), plan.trainable)) \
+            if plan.trainable else None
 
     def ident(self, name: str) -> str:
         return self.names[name]
@@ -105,6 +110,7 @@ class CuPyModule:
         lines.append("hoisted = {" + ", ".join(f"{self.ident(h)!r}: {self.ident(h)}" for h in layout.hoisted) + "}")
         scales = {b.name: printer.doprint(b.scale) for b in layout.stage.barriers.values() if b.kind == "matvec"}
         scales.update({b.name: "1.0" for b in layout.observe.barriers.values() if b.kind == "matvec"})
+        scales.update({c.name: printer.doprint(c.scale) for c in self.plan.couplings})  # grad(): every product
         lines.append("scales = {" + ", ".join(f"{n!r}: {text}" for n, text in scales.items()) + "}")
         return lines
 
@@ -138,13 +144,16 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
     m = CuPyModule(system, plan, dtype)
     names = {k.name for k in m.kernels}
     launches = m.launches
+    grad_kernels = m.grad.kernels if m.grad else []
     return {
         **common_context(system, plan.scheme, m.ident, key, version, dtype),
         "m": m,
-        "cuda_source": m.source(),
+        "g": m.grad,
+        "trainable": sorted(plan.trainable),
+        "cuda_source": m.source(m.kernels + grad_kernels),
         "idents": {n: m.ident(n) for n in system.outputs + list(system.inputs)},
         "groups": m.groups,
-        "kernel_table": launches.kernel_table(),
+        "kernel_table": {**launches.kernel_table(), **Launches(m.layout, grad_kernels, 0, m.ident).kernel_table()},
         "barrier_table": launches.barrier_table(),
         "buffers": launches.buffers(),
         "values": launches.values(),

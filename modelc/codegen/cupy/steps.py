@@ -13,6 +13,20 @@ from dataclasses import dataclass, field
 from ...errors import UnsupportedFeatureError
 from ..step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, StepProgram, Value
 
+NO_WORK = (Stage, Commit, Record)   # in grad()'s recomputed step: times are computed, states kept per step
+
+
+def refuse_statement(s) -> None:
+    """A statement kind this backend does not translate (an event, a noise draw, ...): a clear
+    error, never a step that silently leaves it out."""
+    kind = type(s).__name__
+    feature = _FEATURES.get(kind, "a feature of this model")
+    raise UnsupportedFeatureError(f"the CuPy backend cannot translate the step program's '{kind}' statements "
+                                  f"({feature}) yet", None, "run this model with backend='numpy' (device='cpu')")
+
+
+_FEATURES = {"Check": "events (spikes)", "Emit": "events (spikes)", "Reset": "events (resets)"}
+
 
 @dataclass
 class StageSection:
@@ -45,8 +59,7 @@ class StepSections:
         elif isinstance(s, Record):
             self.records.append(s)
         elif not isinstance(s, (Evaluate, Product)):
-            raise UnsupportedFeatureError(f"the CuPy backend cannot translate a step statement "
-                                          f"'{type(s).__name__}'")
+            refuse_statement(s)
 
     @property
     def last(self) -> int:

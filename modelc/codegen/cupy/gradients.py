@@ -1,0 +1,529 @@
+"""The CuPy backend's reverse sweep: grad() from the statements of codegen/adjoint.py, in kernels.
+
+grad() has the NumPy backend's contract and checkpointing (the states every K steps; each
+segment integrated again, then swept backwards). Nothing is differentiated here: this module
+only lays out, as *ops* of one step, what the step program (forward, recomputed) and the
+reverse step (adjoint.py) say, and prints them:
+
+    Elem(group, key, expr)      one element per thread: key = expr (or key += expr); consecutive
+                                Elems of a group between two matmuls are ONE fused kernel, the
+                                values it computes live in registers unless another kernel (or
+                                a matmul, or a later step) reads them
+    MatMul(out, source, W, T)   cuBLAS: out = source @ (scale*W)^T (a coupling's product), or
+                                source @ (scale*W) ((scale*W)^T lambda: the adjoint of its source)
+
+A key names what an op computes: ("v", Value) a forward value, ("lam", Value) its adjoint,
+("T", product) the transposed product of the product's adjoint, ("acc", parameter, group) a
+parameter's (or a loop invariant's) adjoint summed over the steps, ("drive", state) this
+step's row of a drive's adjoint, ("carry", state) the adjoint the step after passes back,
+("cot", output) this record row's cotangent, ("into", state) what a step's recorded computed
+variables add to a new state's adjoint. Per chunk, on the host side: the drives' and the weights'
+adjoints (one matmul per product), like the NumPy backend; at the end, the invariants' chain.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from ...equations import TIME
+from ...errors import UnsupportedFeatureError
+from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseObservation, ReverseStep, Term, WeightAdjoint
+from ..c_printer import CPrinter, helpers_of
+from ..layout import matrix_populations
+from ..plan import DT, rational
+from ..printers import NumPyPrinter
+from ..step import OBSERVE, Combine, Evaluate, Product, Rate, Value
+from .kernel import Kernel, element_index
+from .steps import NO_WORK, refuse_statement
+
+STEP_ARGS = ("mc_step", "mc_local", "mc_row")  # every grad kernel's last arguments, given per launch
+
+
+@dataclass(frozen=True)
+class Elem:
+    group: int
+    key: tuple
+    expr: sympy.Expr
+    accumulate: bool = False
+
+
+@dataclass(frozen=True)
+class MatMul:
+    out: tuple
+    source: tuple
+    coupling: str
+    transpose: bool
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a key lives between kernels: its device array and how a step indexes it."""
+
+    array: str          # the env key of the array
+    rows: str           # "segment" (K rows (+1 for states) of (B, n)), "one" ((B, n), reused every step)
+    offset: int = 0     # segment rows: the row is the step inside the segment + offset
+    group: int = 0
+
+
+class GradientKernels:
+    """The ops, kernels and tables of grad() for one CuPy module."""
+
+    def __init__(self, m, reverse: ReverseStep, observed: ReverseObservation):
+        self.m, self.reverse, self.observed = m, reverse, observed
+        self.program, self.observation = reverse.program, observed.observation
+        self.system, self.layout = m.system, m.layout
+        self.matrix_target = {w: target for w, (target, _) in matrix_populations(self.system).items()}
+        self.states = {s.name: s for s in self.program.plan.states}
+        self.symbols: dict[tuple, sympy.Symbol] = {}
+        self.keys: dict[str, tuple] = {}
+        self.idents: dict[tuple, str] = {}
+        self.groups: dict[tuple, int] = {}
+        self.weights: list[WeightAdjoint] = []
+        self.couplings = {c.name: c for c in self.program.plan.couplings}
+        self.couplings.update({s.coupling.name: s.coupling for s in self.observation.statements
+                               if isinstance(s, Product)})
+        self.forward = self._forward(self.program.statements, self.program.bindings)
+        main = self._reverse(reverse.statements)
+        self.reverse_plain = self._seeds(observed=False) + main
+        self.reverse_observed = (self._forward(self.observation.statements, lambda k: self.observation.bindings())
+                                 + self._observation() + self._seeds(observed=True) + main)
+        self.storage = self._storage()
+        self.kernels: list[Kernel] = []
+        self.ops = {name: self._kernels(name, ops) for name, ops in
+                    (("forward", self.forward), ("reverse", self.reverse_plain), ("observed", self.reverse_observed))}
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def symbol(self, key: tuple) -> sympy.Symbol:
+        if key not in self.symbols:
+            name = f"mc\0{len(self.symbols)}"   # no IR name contains a NUL
+            self.symbols[key] = sympy.Symbol(name)
+            self.keys[name] = key
+            self.idents[key] = self.m.namer.fresh(self._readable(key))
+        return self.symbols[key]
+
+    def _readable(self, key: tuple) -> str:
+        kind, what = key[0], key[1]
+        if isinstance(what, Value):
+            base = self.m.ident(what.name) if what.name in self.m.names else what.name.replace("/", "_")
+            base = f"{base}_{what.role[:3]}{what.stage if what.stage >= 0 else 'o'}"
+        else:
+            base = self.m.ident(what) if what in self.m.names else str(what).replace("/", "_")
+        return f"mc_{kind}_{base}"
+
+    def _group(self, key: tuple, expr: sympy.Expr | None = None) -> int:
+        """A key's population group: its variable's, a product's target's, or what its expression reads."""
+        if key in self.groups:
+            return self.groups[key]
+        what = key[1]
+        name = what.name if isinstance(what, Value) else what
+        owner = self.layout.population_of.get(name)
+        if owner is None and isinstance(what, Value) and name in self.couplings:
+            owner = self.matrix_target.get(self.couplings[name].matrix)
+        if owner is not None:
+            group = self.layout.label_group[owner]
+        else:
+            found = [self.groups[self.keys[x.name]] for x in (expr.free_symbols if expr is not None else ())
+                     if x.name in self.keys and self.keys[x.name] in self.groups]
+            found += [self.layout.label_group[self.layout.population_of[x.name]]
+                      for x in (expr.free_symbols if expr is not None else ()) if x.name in self.layout.population_of]
+            if not found:
+                raise UnsupportedFeatureError(f"the CuPy backend cannot tell which population '{name}' belongs to "
+                                              "in the backward pass", None, "compute gradients with backend='numpy'")
+            group = found[0]
+        self.groups[key] = group
+        return group
+
+    def _elem(self, key: tuple, expr: sympy.Expr, accumulate: bool = False, group: int | None = None) -> Elem:
+        self.symbol(key)
+        if group is not None:
+            self.groups.setdefault(key, group)
+        return Elem(self._group(key, expr), key, sympy.sympify(expr), accumulate)
+
+    def _bound(self, expr: sympy.Expr, bindings: dict) -> sympy.Expr:
+        """expr with every name the stage binds replaced by its value's key."""
+        found = {x: self.symbol(("v", bindings[x.name])) for x in expr.free_symbols if x.name in bindings}
+        return expr.xreplace(found) if found else expr
+
+    # -- the forward step, recomputed --------------------------------------------------------
+
+    def _forward(self, statements, bindings) -> list:
+        ops = []
+        for s in statements:
+            if isinstance(s, NO_WORK):
+                continue
+            if isinstance(s, Evaluate):
+                ops.append(self._elem(("v", s.target), self._bound(s.expr, bindings(s.stage))))
+            elif isinstance(s, Combine):
+                expr = self.symbol(("v", s.base)) + sum((rational(a) * DT * self.symbol(("v", v)) for a, v in s.terms),
+                                                        sympy.Integer(0))
+                ops.append(self._elem(("v", s.target), expr))
+            elif isinstance(s, Product):
+                source = bindings(s.stage).get(s.coupling.source.name)
+                if source is None:
+                    raise UnsupportedFeatureError(f"the CuPy backend's backward pass couples only computed values "
+                                                  f"('{s.coupling.matrix}' multiplies '{s.coupling.source}')", None,
+                                                  "compute gradients with backend='numpy'")
+                self.symbol(("v", s.target))
+                self._group(("v", s.target))
+                ops.append(MatMul(("v", s.target), ("v", source), s.coupling.name, False))
+            elif isinstance(s, Rate):
+                ops.append(self._elem(("v", s.target), self._rate(s, bindings)))
+            else:
+                refuse_statement(s)
+        return ops
+
+    def _rate(self, s: Rate, bindings) -> sympy.Expr:
+        """linear*x + products + rest + this step's drive (the plan's, at the step's start time)."""
+        expr = self._bound(s.linear, bindings(s.stage)) * self.symbol(("v", s.state))
+        expr += sum((self.symbol(("v", p)) for p in s.products), sympy.Integer(0))
+        if s.rest is not None:
+            expr += self.symbol(("v", s.rest))
+        if s.drive:
+            expr += self._bound(self.states[s.state.name].drive, {TIME.name: Value(TIME.name, "time", 0)})
+        return expr
+
+    # -- the reverse step ---------------------------------------------------------------------
+
+    def _term(self, t: Term) -> sympy.Expr:
+        if t.transpose is not None:
+            return self.symbol(("T", t.adjoint))
+        bindings = self.observation.bindings() if t.stage == OBSERVE else self.program.bindings(t.stage)
+        return self._bound(t.factor, bindings) * self.symbol(("lam", t.adjoint))
+
+    def _sum(self, terms) -> sympy.Expr:
+        return sum((self._term(t) for t in terms), sympy.Integer(0))
+
+    def _transposes(self, terms, group: int) -> list:
+        """(scale*W)^T lam(product) for the terms that read a product's adjoint: a source's units."""
+        ops = []
+        for t in terms:
+            if t.transpose is not None:
+                self.symbol(("T", t.adjoint))
+                self.groups.setdefault(("T", t.adjoint), group)
+                ops.append(MatMul(("T", t.adjoint), ("lam", t.adjoint), t.transpose.name, True))
+        return ops
+
+    def _reverse(self, statements) -> list:
+        ops = []
+        for s in statements:
+            if isinstance(s, Adjoint):
+                group = self._group(("v", s.value))
+                ops += self._transposes(s.terms, group)
+                ops.append(self._elem(("lam", s.value), self._sum(s.terms), group=group))
+            elif isinstance(s, ParamAdjoint):
+                ops += self._param(s)
+            elif isinstance(s, DriveAdjoint):
+                total = sum((self.symbol(("lam", v)) for v in s.values), sympy.Integer(0))
+                ops.append(self._elem(("drive", s.state), total, group=self._group(("v", Value(s.state, "new")))))
+            elif isinstance(s, WeightAdjoint):
+                self.weights.append(s)
+        return ops
+
+    def _param(self, s: ParamAdjoint) -> list:
+        """lam(parameter) += terms, summed per element of each group its readers belong to."""
+        ops = []
+        for group in dict.fromkeys(self._group(("v", t.adjoint)) for t in s.terms):
+            terms = [t for t in s.terms if self._group(("v", t.adjoint)) == group]
+            ops += self._transposes(terms, group)
+            ops.append(self._elem(("acc", s.name, group), self._sum(terms), accumulate=True, group=group))
+        return ops
+
+    def _seeds(self, observed: bool) -> list:
+        """The adjoint of each new state: what the step after passes back, plus this row's cotangent
+        (and, at a record step with computed variables differentiated, what they add)."""
+        ops = []
+        into = {a.value.name for a in self.observed.into_states} if observed else set()
+        for name in self.system.states:
+            group = self._group(("v", Value(name, "new")))
+            expr = self.symbol(("carry", name)) + self.symbol(("cot", name))
+            self.groups.setdefault(("carry", name), group)
+            self.groups.setdefault(("cot", name), group)
+            if name in into:
+                expr += self.symbol(("into", name))
+            ops.append(self._elem(("lam", Value(name, "new")), expr, group=group))
+        return ops
+
+    def _observation(self) -> list:
+        """At a record step: the reverse of the recorded computed variables (step.Observation)."""
+        ops = []
+        outputs = set(self.system.outputs)
+        for a in self.observed.observed:
+            group = self._group(("v", a.value))
+            ops += self._transposes(a.terms, group)
+            expr = self._sum(a.terms)
+            if a.value.name in outputs:
+                self.groups.setdefault(("cot", a.value.name), group)
+                expr += self.symbol(("cot", a.value.name))
+            ops.append(self._elem(("lam", a.value), expr, group=group))
+        for a in self.observed.into_states:
+            group = self._group(("v", a.value))
+            ops += self._transposes(a.terms, group)
+            ops.append(self._elem(("into", a.value.name), self._sum(a.terms), group=group))
+        for p in self.observed.params:
+            ops += self._param(p)
+        for w in self.observed.weights:
+            self.weights.append(w)
+        return ops
+
+    # -- where keys live ----------------------------------------------------------------------
+
+    def _storage(self) -> dict[tuple, Storage]:
+        """Every key some other kernel, a matmul, a later step or the host reads: its array."""
+        forced = {("lam", Value(n, "state", 0)) for n in self.system.states}
+        forced |= {("v", Value(n, "new")) for n in self.system.states}
+        forced |= {("lam", w.product) for w in self.weights} | {("v", w.source) for w in self.weights}
+        forced |= {op.key for ops in (self.forward, self.reverse_observed) for op in ops
+                   if isinstance(op, Elem) and (op.accumulate or op.key[0] == "drive")}
+        for ops in (self.forward, self.reverse_plain, self.reverse_observed):
+            forced |= self._read_elsewhere(ops)
+        storage = {}
+        for key in forced:
+            what = key[1]
+            if key[0] == "v" and isinstance(what, Value) and (what.role == "new" or
+                                                              (what.role == "state" and what.stage == 0)):
+                storage[key] = Storage(self._states_array(what.name), "segment", 1 if what.role == "new" else 0,
+                                       self._group(key))
+            elif key[0] == "v" or key[0] == "drive" or (key[0] == "lam" and key in
+                                                         {("lam", w.product) for w in self.weights}):
+                storage[key] = Storage(f"mc_a_{self.idents[key]}", "segment", 0, self._group(key))
+            else:
+                storage[key] = Storage(f"mc_a_{self.idents[key]}", "one", 0, self._group(key))
+        for name in self.system.states:  # the adjoint a step passes back, read by the step before
+            self.symbol(("carry", name))
+            storage[("carry", name)] = storage[("lam", Value(name, "state", 0))]
+        return storage
+
+    def _states_array(self, name: str) -> str:
+        return f"mc_S_{self.m.ident(name)}"
+
+    def _read_elsewhere(self, ops) -> set:
+        """Keys read outside the kernel that computes them (a fused kernel's run ends at a matmul)."""
+        written: dict[tuple, tuple] = {}
+        found = set()
+        for run, part in enumerate(_runs(ops)):
+            if isinstance(part, MatMul):
+                found |= {part.source, part.out}
+                continue
+            for op in part:
+                for x in op.expr.free_symbols:
+                    key = self.keys.get(x.name)
+                    if key is not None and key[0] not in ("cot",) and written.get(key) != (run, op.group) \
+                            and not _is_time(key):
+                        found.add(key)
+                written[op.key] = (run, op.group)
+        return found
+
+    # -- kernels ------------------------------------------------------------------------------
+
+    def _kernels(self, what: str, ops) -> list[tuple]:
+        """The launches of one op list: ("kernel", name) and ("matmul", out, source, coupling, transposed)."""
+        launches = []
+        for part in _runs(ops):
+            if isinstance(part, MatMul):
+                out, source = self.storage[part.out], self.storage[part.source]
+                launches.append(("matmul", (out.array, out.rows, out.offset), (source.array, source.rows, source.offset),
+                                 part.coupling, part.transpose))
+                continue
+            for group in dict.fromkeys(op.group for op in part):
+                k = self._kernel(f"mc_grad_{what}{len(launches)}_g{group}", group,
+                                 [op for op in part if op.group == group], what)
+                self.kernels.append(k)
+                launches.append(("kernel", k.name))
+        return launches
+
+    def _kernel(self, name: str, group: int, ops: list[Elem], what: str) -> Kernel:
+        k = Kernel(name, "elem", group, f"grad(), {what} step: {len(ops)} element-wise statements (group {group})")
+        k.arg("long long", f"mc_E@{group}")
+        k.arg("long long", f"mc_n@{group}")
+        local: dict[tuple, str] = {}
+        body: list[str] = []
+        for op in ops:
+            names = {x.name: self._read(k, x.name, local, body) for x in sorted(op.expr.free_symbols, key=str)}
+            k.helpers |= helpers_of(op.expr)
+            text = CPrinter(names, self.m.dtype).doprint(op.expr)
+            if op.accumulate:
+                body.append(f"{self._memory(k, op.key, write=True)} += {text};")
+                continue
+            ident = self.idents[op.key]
+            body.append(f"const REAL {ident} = {text};")
+            local[op.key] = ident
+            if op.key in self.storage:
+                body.append(f"{self._memory(k, op.key, write=True)} = {ident};")
+        k.body = body
+        return _finish(k)
+
+    def _read(self, k: Kernel, name: str, local: dict, body: list[str]) -> str:
+        """The C text of a name an op reads: a register, a load, a kernel argument."""
+        key = self.keys.get(name)
+        if key is None:
+            return self._constant(k, name, local, body)
+        if key in local:
+            return local[key]
+        ident = self.idents[key]
+        if _is_time(key):
+            stage = key[1].stage
+            text = self.m.writer.time(k, 1, 0) if stage == OBSERVE else \
+                self.m.writer.time(k, 0, self.program.stage_times[stage])
+        elif key[0] == "cot":
+            cot = k.array(f"mc_cot_{self.m.ident(key[1])}")
+            flag = k.arg("long long", f"mc_hc_{self.m.ident(key[1])}")
+            text = f"(mc_row >= 0 && {flag} ? {cot}[mc_row * mc_E + mc_i] : {self.m.writer.lit(0)})"
+        else:
+            text = self._memory(k, key)
+        body.append(f"const REAL {ident} = {text};")
+        local[key] = ident
+        return ident
+
+    def _constant(self, k: Kernel, name: str, local: dict, body: list[str]) -> str:
+        """dt, an input's value in this step, a scalar (argument) or per-unit constant (load)."""
+        if name == DT.name:
+            k.use("dt")
+            return "mc_dt"
+        ident = self.m.ident(name)
+        if name in self.system.inputs:
+            if name not in local:
+                body.append(f"const REAL {ident} = {self.m.writer.input_load(k, name, 'mc_local')};")
+                local[name] = ident
+            return ident
+        if name in self.layout.vectors:
+            k.load(f"const REAL {ident} = {k.array(f'mc_p_{ident}')}[mc_i];")
+            return ident
+        if name in self.system.params or name in self.layout.hoisted:
+            if self.system.params.get(name) is not None and self.system.params[name].shape == "matrix":
+                raise UnsupportedFeatureError(f"the matrix '{name}' is used element-wise")
+            return k.arg("REAL", ident)
+        raise UnsupportedFeatureError(f"no value for '{name}' in a CuPy kernel of the backward pass")
+
+    def _memory(self, k: Kernel, key: tuple, write: bool = False) -> str:
+        s = self.storage[key]
+        array = k.array(s.array, write)
+        if s.rows == "one":
+            return f"{array}[mc_i]"
+        row = "mc_local" if s.offset == 0 else f"(mc_local + {s.offset})"
+        return f"{array}[{row} * mc_E + mc_i]"
+
+    # -- the host side's tables and lines -------------------------------------------------------
+
+    def arrays(self) -> dict[str, tuple[str, int]]:
+        """env key -> (rows, group) of every device array grad() allocates: "states" (K + 1 rows),
+        "segment" (K rows) or "one"."""
+        found = {}
+        for key, s in self.storage.items():
+            rows = "states" if s.array.startswith("mc_S_") else s.rows
+            found[s.array] = (rows, s.group)
+        return found
+
+    def state_arrays(self) -> dict[str, str]:
+        return {n: self._states_array(n) for n in self.system.states}
+
+    def carries(self) -> dict[str, str]:
+        """state -> the array of the adjoint of its value at the start of a step (y0's gradient)."""
+        return {n: self.storage[("carry", n)].array for n in self.system.states}
+
+    def cotangent_args(self) -> dict[str, str]:
+        return {n: self.m.ident(n) for n in self.system.outputs}
+
+    def accumulators(self) -> list[tuple[str, str, int]]:
+        """(parameter or invariant, array, group) of each adjoint summed element-wise over the steps."""
+        return [(key[1], s.array, key[2]) for key, s in self.storage.items() if key[0] == "acc"]
+
+    def drives(self) -> list[tuple[str, str, str]]:
+        """(state, array of its drive's adjoint rows, population) of each drive with a trainable inside."""
+        return [(n, self.storage[("drive", n)].array, self.layout.population_of[n]) for n in self.reverse.drives
+                if ("drive", n) in self.storage]
+
+    def weight_products(self) -> list[tuple[str, str, str, str, int, bool]]:
+        """(matrix, coupling, lam rows, source rows, the source's first row, observed) per product
+        whose matrix is trained: scale * sum over steps of lam source^T, one matmul per chunk."""
+        observed = {id(w) for w in self.observed.weights}
+        return [(w.coupling.matrix, w.coupling.name, self.storage[("lam", w.product)].array,
+                 self.storage[("v", w.source)].array, self.storage[("v", w.source)].offset, id(w) in observed)
+                for w in self.weights]
+
+    def matrices(self) -> dict[str, tuple[str, str | None]]:
+        """coupling -> (matrix, its coefficient's key in _constants' scales, or None for 1)."""
+        planned = {c.name for c in self.program.plan.couplings}
+        return {name: (c.matrix, name if name in planned else None) for name, c in self.couplings.items()
+                if any(op[0] == "matmul" and op[3] == name for ops in self.ops.values() for op in ops)}
+
+    def chain_lines(self) -> list[str]:
+        """At the end: each invariant's adjoint passed on to the trainable parameters it is made of."""
+        lines = []
+        printer = self._host_printer()
+        for name, expr in self.reverse.invariants.items():
+            for p in self._trainables_in(expr):
+                factor = printer.doprint(sympy.diff(expr, _named(expr, p)))
+                lines.append(f"for adjoint in adjoints.get({name!r}, ()):")
+                lines.append(f"    gradients[{p!r}] = gradients[{p!r}] + _sum_to(({factor}) * adjoint, "
+                             f"np.shape(params[{p!r}]))")
+        return lines
+
+    def drive_chain_lines(self) -> list[str]:
+        """Per segment: sum over its steps of d(drive)/d(parameter) times the drive's adjoint rows."""
+        lines = []
+        printer = self._host_printer(windows=True)
+        for state, array, population in self.drives():
+            for p in self._trainables_in(self.reverse.drives[state]):
+                drive = self.reverse.drives[state]
+                factor = printer.doprint(sympy.diff(drive, _named(drive, p)))
+                lines.append(f"gradients[{p!r}] = gradients[{p!r}] + _sum_to(({factor}) * "
+                             f"_rows(env[{array!r}], stop - start, shapes[{population!r}]), np.shape(params[{p!r}]))")
+        return lines
+
+    def _host_printer(self, windows: bool = False) -> NumPyPrinter:
+        """Array code on the device: parameters from `values`, invariants from `hoisted`, inputs
+        from the chunk's `windows`, times `t_w`."""
+        names = {n: f"values[{n!r}]" for n in self.system.params}
+        names.update({n: f"hoisted[{self.m.ident(n)!r}]" for n in self.layout.hoisted})
+        names[DT.name] = "dt"
+        if windows:
+            names.update({n: f"windows[{n!r}]" for n in self.system.inputs})
+            names[TIME.name] = "t_w"
+        return NumPyPrinter(names, module="cp")
+
+    def _trainables_in(self, expr: sympy.Expr) -> list[str]:
+        return sorted(x.name for x in expr.free_symbols if x.name in self.reverse.trainable)
+
+
+def _named(expr: sympy.Expr, name: str) -> sympy.Symbol:
+    """The symbol of expr called `name` (differentiated by: the very same symbol)."""
+    return next(x for x in expr.free_symbols if x.name == name)
+
+
+def _is_time(key: tuple) -> bool:
+    return key[0] == "v" and isinstance(key[1], Value) and key[1].role == "time"
+
+
+def _runs(ops) -> list:
+    """The ops as fused runs of Elems (lists) and the matmuls between them."""
+    parts: list = []
+    for op in ops:
+        if isinstance(op, MatMul):
+            parts.append(op)
+        elif parts and isinstance(parts[-1], list):
+            parts[-1].append(op)
+        else:
+            parts.append([op])
+    return parts
+
+
+def _finish(k: Kernel) -> Kernel:
+    """The preamble of a grad kernel: its element, the step's time; the step's index, its row in the
+    segment and its record row (-1: not recorded) come last, with every launch."""
+    pre = element_index(k)
+    if "dt" in k.uses:
+        k.arg("REAL", "mc_dt")
+    if "time" in k.uses:
+        k.arg("double", "mc_t0")
+        k.arg("double", "mc_dt64")
+    if "step time" in k.uses:
+        pre.append("const double mc_tstep = mc_t0 + (double)mc_step * mc_dt64;")
+    k.top = pre + k.top
+    for key in STEP_ARGS:
+        k.arg("long long", key)
+    return k
+
+
+__all__ = ["GradientKernels", "Elem", "MatMul", "STEP_ARGS"]
