@@ -32,6 +32,7 @@ def run_inputs(graph: Graph, module: ModuleType, inputs, steps, batch: int | Non
     inputs: an array for the one input node, or {label or (label, "op/var"): array}; steps=T
     is needed only without inputs. Free inputs held at a value set on a node come along."""
     given = _driven_inputs(graph, module, inputs, batch, dtype)
+    _check_input_layers(graph, module, given)
     steps = _steps(given, steps)
     for name, value in constant_inputs(graph, module).items():
         if name not in given:  # one constant per unit: a view over all steps, no copy
@@ -66,6 +67,16 @@ def _driven_inputs(graph: Graph, module: ModuleType, inputs, batch, dtype) -> di
                               f"free inputs: {', '.join(module.INPUTS) or 'none'}")
         given[name] = _input_array(node, value, batch, dtype)
     return given
+
+
+def _check_input_layers(graph: Graph, module: ModuleType, given: dict) -> None:
+    """A function node without incoming edges (an input layer) has no state to size it: the run
+    must give its input."""
+    for node in graph.nodes.values():
+        name = f"{node.label}/{node.input_var}"
+        if node.kind == "func" and name in module.INPUTS and name not in given and node.input_var not in node.values:
+            raise WiringError(f"input node '{node.label}' gets no input from this run", None,
+                              f"give it one: inputs={{..., {node.label!r}: array of shape (T, {node.n})}}")
 
 
 def _input_target(graph: Graph, key) -> tuple[Node, str]:
