@@ -1,0 +1,177 @@
+"""Spiking networks of the shipped templates against independent references: hand-written NumPy
+loops with the same semantics (spike detected on the state the previous step left, spike train
+H/dt, reset after the step), the LIF's closed-form f-I curve, and the QIF mean field of
+Montbrió, Pazó & Roxin (2015)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from modelc.runtime.compiler import compile_model
+
+SPIKING = "neuron_model_templates.spiking_neurons"
+
+
+def _network(template: str, op: str, vector=()):
+    """The template as a population coupled by weights: op/s_in = weights @ op/s."""
+    return compile_model(f"{SPIKING}.{template}", coupling=dict(source_var=f"{op}/s", target_var=f"{op}/s_in"),
+                         vector_params=[f"{op}/{name}" for name in vector])
+
+
+def _spikes(module, op, y0, params, inputs, dt, steps):
+    """The (steps, N) spike raster of a run (the event's record: its count in each step)."""
+    out = module.run(y0, params, inputs, dt=dt, steps=steps, record=[f"{op}/spike"])
+    return out[f"{op}/spike"].astype(bool)
+
+
+def _weights(rng, n, scale):
+    return rng.normal(0.0, scale / math.sqrt(n), (n, n))
+
+
+def test_qif_network_spike_times_equal_a_hand_loop():
+    rng = np.random.default_rng(1)
+    n, dt, steps = 100, 1e-3, 3000
+    W, eta, I_ext = _weights(rng, n, 2.0), rng.uniform(-2.0, 3.0, n), 4.0
+    v0 = rng.uniform(-3.0, 3.0, n)
+    module = _network("qif.qif", "qif_op", vector=["eta"])
+    raster = _spikes(module, "qif_op", {"qif_op/v": v0}, {"weights": W, "qif_op/eta": eta},
+                     {"qif_op/I_ext": I_ext}, dt, steps)
+
+    v, s, expected = v0.copy(), np.zeros(n), np.zeros((steps, n), bool)
+    for step in range(steps):
+        fired = v > 100.0
+        spike = fired / dt
+        v_new = v + dt * ((v ** 2 + eta + I_ext) / 1.0 + 1.0 * (W @ s))
+        s_new = s + dt * (-s / 1.0 + spike)
+        v_new[fired] = -100.0
+        v, s, expected[step] = v_new, s_new, fired
+    assert expected.sum() > 150  # the comparison is about many spikes
+    np.testing.assert_array_equal(raster, expected)
+
+
+def test_lif_network_with_refractory_time_spike_times_equal_a_hand_loop():
+    rng = np.random.default_rng(2)
+    n, dt, steps, t_ref = 100, 0.01, 4000, 0.05  # the refractory time holds v for 5 steps
+    W, I_ext = _weights(rng, n, 1.0), rng.uniform(0.09, 0.2, n)
+    module = _network("lif.lif", "lif_op")
+    raster = _spikes(module, "lif_op", {}, {"weights": W, "lif_op/t_ref": t_ref},
+                     {"lif_op/I_ext": np.broadcast_to(I_ext, (steps, n))}, dt, steps)
+
+    v, s, clock = np.zeros(n), np.zeros(n), np.zeros(n)
+    expected = np.zeros((steps, n), bool)
+    for step in range(steps):
+        held = clock > dt / 2
+        fired = (v > 1.0) & ~held
+        spike = fired / dt
+        v_new = v + dt * (-v / 10.0 + I_ext + 0.0 + 1.0 * (W @ s))
+        s_new = s + dt * (-s / 0.5 + spike)
+        clock_new = clock - dt
+        v_new[fired | held] = 0.0
+        clock_new[fired] = t_ref
+        v, s, clock, expected[step] = v_new, s_new, clock_new, fired
+    assert expected.sum() > 200
+    np.testing.assert_array_equal(raster, expected)
+    # no unit spikes again within 6 steps (the spike's own step and the 5 held ones)
+    gaps = [np.diff(np.flatnonzero(expected[:, i])) for i in range(n)]
+    assert min(g.min() for g in gaps if len(g)) >= 6
+
+
+def test_izhikevich_network_spike_times_equal_a_hand_loop():
+    rng = np.random.default_rng(3)
+    n, dt, steps = 100, 0.05, 4000
+    W, I_ext = np.abs(_weights(rng, n, 1.0)), rng.uniform(60.0, 300.0, n)
+    module = _network("ik.ik", "ik_op")
+    raster = _spikes(module, "ik_op", {}, {"weights": W}, {"ik_op/I_ext": np.broadcast_to(I_ext, (steps, n))},
+                     dt, steps)
+
+    C, k, v_r, v_t, g, E_r, b, tau_u, kappa, tau_s = 100.0, 0.7, -60.0, -40.0, 1.0, 0.0, -2.0, 33.33, 10.0, 6.0
+    v, u, s = np.full(n, -60.0), np.zeros(n), np.zeros(n)
+    expected = np.zeros((steps, n), bool)
+    for step in range(steps):
+        fired = v > 35.0
+        spike = fired / dt
+        s_in = W @ s
+        v_new = v + dt * (k * (v - v_r) * (v - v_t) - u + I_ext + g * s_in * (E_r - v)) / C
+        u_new = u + dt * ((b * (v - v_r) - u) / tau_u + kappa * spike)
+        s_new = s + dt * (-s / tau_s + spike)
+        v_new[fired] = -50.0
+        v, u, s, expected[step] = v_new, u_new, s_new, fired
+    assert expected.sum() > 200
+    np.testing.assert_array_equal(raster, expected)
+
+
+def test_heun_holds_the_spike_train_for_both_stages():
+    """Multi-stage schemes: every stage reads the same H/dt, detected at the step's start."""
+    rng = np.random.default_rng(4)
+    n, dt, steps = 50, 1e-3, 3000
+    W, v0 = _weights(rng, n, 2.0), rng.uniform(-3.0, 3.0, n)
+    module = compile_model(f"{SPIKING}.qif.qif", method="heun",
+                           coupling=dict(source_var="qif_op/s", target_var="qif_op/s_in"))
+    raster = _spikes(module, "qif_op", {"qif_op/v": v0}, {"weights": W}, {"qif_op/I_ext": 6.0}, dt, steps)
+
+    def f(v, s, spike):
+        return (v ** 2 - 5.0 + 6.0) + W @ s, -s + spike
+
+    v, s, expected = v0.copy(), np.zeros(n), np.zeros((steps, n), bool)
+    for step in range(steps):
+        fired = v > 100.0
+        spike = fired / dt
+        dv1, ds1 = f(v, s, spike)
+        dv2, ds2 = f(v + dt * dv1, s + dt * ds1, spike)
+        v_new, s_new = v + dt * (0.5 * dv1 + 0.5 * dv2), s + dt * (0.5 * ds1 + 0.5 * ds2)
+        v_new[fired] = -100.0
+        v, s, expected[step] = v_new, s_new, fired
+    assert expected.sum() > 30
+    np.testing.assert_array_equal(raster, expected)
+
+
+@pytest.mark.parametrize("current", [0.12, 0.15, 0.3, 1.0])
+def test_lif_rate_follows_the_closed_form_f_i_curve(current):
+    """ISI = tau*ln((tau*I - v_r)/(tau*I - v_th)) (unit capacitance: the resistance is tau)."""
+    dt, steps, tau = 2e-3, 100_000, 10.0
+    module = compile_model(f"{SPIKING}.lif.lif")
+    out = module.run({}, None, {"lif_op/I_ext": current}, dt=dt, steps=steps, record=["lif_op/spike"])
+    times = np.flatnonzero(out["lif_op/spike"][:, 0]) * dt
+    measured = np.diff(times[1:]).mean()  # from the first reset on
+    expected = tau * math.log((tau * current - 0.0) / (tau * current - 1.0))
+    assert len(times) >= 10
+    assert measured == pytest.approx(expected, rel=0.01)
+    print(f"LIF ISI at I = {current}: {measured:.5f}, closed form {expected:.5f}")
+
+
+def _lorentzian(center, width, n):
+    """n deterministic samples of a Lorentzian (Cauchy) distribution: its quantiles."""
+    return center + width * np.tan(0.5 * np.pi * (2 * np.arange(1, n + 1) - n - 1) / (n + 1))
+
+
+ALL_TO_ALL = """
+qif_mean:
+  base: neuron_model_templates.spiking_neurons.qif.qif_op
+  equations:
+    replace: {s_in: J*mean(s)}
+  variables:
+    J: 1.0
+"""
+
+
+def test_qif_network_rate_matches_the_mean_field_model(tmp_path):
+    """N = 10 000 all-to-all QIF neurons (J * mean(s)) with Lorentzian excitabilities against the
+    fixed point of the shipped mean field (Montbrió, Pazó & Roxin 2015). The trace s (tau_s = 1)
+    equals the rate at a fixed point, so the network's steady rate is the mean field's."""
+    eta, delta, J, n, dt = 1.0, 1.0, 5.0, 10_000, 2e-3
+    mean_field = compile_model("model_templates.neural_mass_models.qif.qif")
+    params = {**mean_field.default_params(), "qif_op/eta": eta, "qif_op/Delta": delta, "qif_op/J": J}
+    fixed = mean_field.run(mean_field.initial_state(1), params, None, dt=1e-3, steps=40_000, record=["qif_op/r"])
+    rate = float(fixed["qif_op/r"][-1, 0])
+    assert abs(fixed["qif_op/r"][-1000:, 0] - rate).max() < 1e-6 * rate  # a fixed point
+
+    (tmp_path / "all_to_all.yaml").write_text(ALL_TO_ALL)
+    network = compile_model(f"{tmp_path / 'all_to_all.yaml'}:qif_mean", vector_params=["qif_mean/eta"])
+    steps, window = 7_500, 2_500  # T = 15: transients over by T = 10, rate over the last 5
+    out = network.run({"qif_mean/v": np.zeros(n)}, {"qif_mean/eta": _lorentzian(eta, delta, n), "qif_mean/J": J},
+                      None, dt=dt, steps=steps, sampling_steps=window, record=["qif_mean/spike"])
+    measured = out["qif_mean/spike"][-2:].sum() / (2 * window * dt * n)
+    assert measured == pytest.approx(rate, rel=0.05)
+    print(f"QIF network rate {measured:.5f}, mean field {rate:.5f}")
