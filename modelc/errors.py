@@ -137,6 +137,10 @@ class WiringError(ModelcError):
     code, title = "MC113", "bad wiring"
 
 
+class EditTargetError(ModelcError):
+    code, title = "MC115", "edit finds nothing to change"
+
+
 # --- equations (MC10x) -----------------------------------------------------------------
 
 class EquationSyntaxError(ModelcError):

@@ -411,24 +411,13 @@ def build_system(template: Template, connections: Iterable[Connection] = (), nam
         raise TemplateFormatError(f"'{template.name}' is an edge template; it runs as part of a circuit's edges",
                                   template.location, f"use it in a circuit: edges: [[a/op/x, b/op/y, {template.name}, "
                                   "{weight: 1.0}]]")
-    builder = _Builder(name or template.path, template.description)
-    if isinstance(template, CircuitTemplate):
-        nodes, edges = _circuit_parts(template, "")
-        for label, node in nodes.items():
-            builder.add_population(label, node)
-        labels = set(nodes)
-        connections = [c for edge in edges for c in _edge_connections(builder, edge, labels)] + list(connections)
-    else:
-        builder.add_population(None, template)
-    raise_all(builder.errors)
-    for connection in connections:
-        builder.connect(connection)
-    return builder.finish(vector_params)
+    return build_network({"": template}, connections, name or template.path, template.description, vector_params)
 
 
-def _circuit_parts(circuit: CircuitTemplate, prefix: str) -> tuple[dict[str, NodeTemplate], list[EdgeSpec]]:
+def _circuit_parts(circuit: CircuitTemplate, prefix: str) -> tuple[dict[str, NodeTemplate],
+                                                                     list[tuple[str, EdgeSpec]]]:
     """A circuit's nodes and edges with those of the circuits inside it, labels and paths
-    prefixed by where each circuit sits (c1/p1/op/var)."""
+    prefixed by where each circuit sits (c1/p1/op/var); each edge comes with that prefix."""
     nodes = {prefix + label: node for label, node in circuit.nodes.items()}
     edges = []
     for label, inner in circuit.circuits.items():
@@ -437,17 +426,17 @@ def _circuit_parts(circuit: CircuitTemplate, prefix: str) -> tuple[dict[str, Nod
         edges += inner_edges
     for edge in circuit.edges:
         bindings = {var: path if path == "source" else prefix + path for var, path in edge.bindings.items()}
-        edges.append(dataclasses.replace(edge, source=prefix + edge.source, target=prefix + edge.target,
-                                         bindings=bindings))
+        edges.append((prefix, dataclasses.replace(edge, source=prefix + edge.source, target=prefix + edge.target,
+                                                  bindings=bindings)))
     return nodes, edges
 
 
-def _edge_connections(builder: _Builder, edge: EdgeSpec, labels: set[str]) -> list[Connection]:
+def _edge_connections(builder: _Builder, prefix: str, edge: EdgeSpec) -> list[Connection]:
     """An edge as connections; an edge with operators first adds them as a population of its own
-    (one unit per connection) that reads the source and feeds the target."""
+    (one unit per connection, labelled by its template) that reads the source and feeds the target."""
     if edge.template is None:
         return [Connection(edge.source, edge.target, edge.weight, edge.location)]
-    label = _unique_label(edge.template.name, labels)
+    label = _unique_label(prefix + edge.template.name, set(builder.populations))
     uses = [OperatorUse(use.operator, {**use.overrides, **{var.partition("/")[2]: value for var, value in
                                                             edge.overrides.items() if var.startswith(f"{name}/")}})
             for use in edge.template.operators for name in [use.operator.name]]
@@ -464,7 +453,6 @@ def _unique_label(name: str, labels: set[str]) -> str:
     while label in labels:
         count += 1
         label = f"{name}_{count}"
-    labels.add(label)
     return label
 
 
@@ -511,7 +499,7 @@ def _add_template(builder: _Builder, label: str, template: Template) -> list[Con
     if not isinstance(template, CircuitTemplate):
         builder.add_population(label or None, template)
         return []
-    prefix = f"{label}/" if label else ""
-    for node_label, node in template.nodes.items():
-        builder.add_population(prefix + node_label, node)
-    return [Connection(prefix + e.source, prefix + e.target, e.weight, e.location) for e in template.edges]
+    nodes, edges = _circuit_parts(template, f"{label}/" if label else "")
+    for node_label, node in nodes.items():
+        builder.add_population(node_label, node)
+    return [c for prefix, edge in edges for c in _edge_connections(builder, prefix, edge)]

@@ -310,8 +310,8 @@ file("description_not_text", "MC110", """
 file("edge_template", "MC110", """
     m:
       base: EdgeTemplate
-    """, "'EdgeTemplate' templates are not supported yet", 2, 9,
-     "edge operators will come with delays; use null edges with a weight")
+    """, "'m' is an edge template; it runs as part of a circuit's edges", 1, 1,
+     "use it in a circuit: edges: [[a/op/x, b/op/y, m, {weight: 1.0}]]")
 file("bad_variable_name", "MC111", """
     m:
       base: OperatorTemplate
@@ -398,10 +398,9 @@ file("undefined_symbol_from_an_edit", "MC103", """
 file("undeclared_target", "MC103", """
     m:
       base: OperatorTemplate
-      equations: "y' = -y"
-      variables: {x: output(0.0)}
-    """, "'y' is defined by an equation but not declared in the variables of 'm'", 3, 15,
-     "add it under variables:, e.g. y: output(0.0)")
+      equations: "vv' = -vv"
+      variables: {v: output(0.0)}
+    """, "'v' is declared output(...) in 'm' but no equation defines it", 4, 15, "did you mean 'vv'?")
 file("output_without_equation", "MC103", """
     m:
       base: OperatorTemplate
@@ -557,7 +556,7 @@ file("edge_weight_not_a_number", "MC110", """
       nodes: {a: n, b: n}
       edges:
         - [a/o/x, b/o/u, null, {weight: strong}]
-    """, "edge weight must be a finite number, got 'strong'", 12, 7)
+    """, "edge weight must be a finite number, got 'strong'", 12, 37)
 file("edges_sum_beyond_float64", "MC113", """
     o:
       base: OperatorTemplate
@@ -602,7 +601,7 @@ file("billion_laughs_edge_weight", "MC110", LAUGHS + textwrap.dedent("""
       nodes: {a: n, b: n}
       edges:
         - [a/o/x, b/o/u, null, {weight: *l8}]
-    """).lstrip("\n"), f"edge weight must be a finite number, got {LAUGH}", 21, 7)
+    """).lstrip("\n"), f"edge weight must be a finite number, got {LAUGH}", 21, 37)
 file("override_unknown_variable", "MC110", """
     o:
       base: OperatorTemplate
@@ -954,6 +953,59 @@ cli("cli_unwritable_output", "MC207", f"compile {SEED} -o {{model}}/out.py",
     "cannot write {dir}/model.yaml/out.py: {dir}/model.yaml is not a folder",
     "nothing was written; check the folder exists, is writable and has space",
     file_source="m: {base: OperatorTemplate, equations: \"x' = -x\", variables: {x: output(0.0)}}\n")
+
+
+file("replace_not_in_parent", "MC115", """
+    p:
+      base: OperatorTemplate
+      equations: "v' = -v + I"
+      variables: {v: output(0.0), I: input(0.0)}
+    m:
+      base: p
+      equations:
+        replace: {eta: eta - a}
+      variables: {a: 1.0}
+    """, "'eta' to replace is not in the equations of the parent", 8, 15,
+     "the equations it would edit: v' = -v + I")
+file("edge_template_two_free_inputs", "MC113", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + u"
+      variables: {x: output(0.0), u: input(0.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    diff_op:
+      base: OperatorTemplate
+      equations: "s = sin(a - b)"
+      variables: {s: output(0.0), a: input(0.0), b: input(0.0)}
+    e:
+      base: EdgeTemplate
+      operators: [diff_op]
+    m:
+      base: CircuitTemplate
+      nodes: {p: n, q: n}
+      edges:
+        - [p/o/x, q/o/u, e, {weight: 2.0}]
+    """, "edge template 'e' has 2 inputs that could read the source (diff_op/a, diff_op/b)", 19, 7,
+     "say which reads it: {e/op/var: source}")
+file("edge_template_unknown_variable", "MC110", """
+    o:
+      base: OperatorTemplate
+      equations: "x' = -x + u"
+      variables: {x: output(0.0), u: input(0.0)}
+    n:
+      base: NodeTemplate
+      operators: [o]
+    e:
+      base: EdgeTemplate
+      operators: o
+    m:
+      base: CircuitTemplate
+      nodes: {p: n, q: n}
+      edges:
+        - [p/o/x, q/o/u, e, {e/o/uu: source}]
+    """, "edge template 'e' has no variable 'e/o/uu'", 15, 26, "did you mean 'e/o/u' or 'e/o/x'?")
 
 
 # Codes with no case, and why (test_errors checks every other code has one).

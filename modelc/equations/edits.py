@@ -12,12 +12,12 @@ from typing import Iterable
 
 import sympy
 
-from ..errors import ErrorGroup, Location, ModelcError, TextOrigin
+from ..errors import EditTargetError, ErrorGroup, Location, ModelcError, TextOrigin
 from ..spec import OperatorTemplate
 from .functions import free_names
 from .limits import ExpressionLimits, computing
 from .parser import Equation, parse_equation, parse_expression
-from .printer import equation_text
+from .printer import equation_text, expression_text
 
 
 def operator_equations(operator: OperatorTemplate) -> list[Equation]:
@@ -53,7 +53,8 @@ def raise_all(errors: list[ModelcError]) -> None:
 
 
 def _replace(equations: list[Equation], old_text: str, new_text: str) -> list[Equation]:
-    old, _, _ = _edit_expression(old_text)
+    old, _, old_where = _edit_expression(old_text)
+    _check_found(equations, old, "replace", old_where)
     new, introduced, where = _edit_expression(new_text)
     renames = isinstance(old, sympy.Symbol) and isinstance(new, sympy.Symbol)  # replace: {x: y} renames x's equation
     return [_edited(eq, new.name if renames and eq.target == old.name else eq.target,
@@ -62,9 +63,21 @@ def _replace(equations: list[Equation], old_text: str, new_text: str) -> list[Eq
 
 def _remove(equations: list[Equation], removed: str) -> list[Equation]:
     term, _, where = _edit_expression(removed)
+    _check_found(equations, term, "remove", where)
     if isinstance(term, sympy.Symbol) and any(eq.target == term.name for eq in equations):
         return [eq for eq in equations if eq.target != term.name]  # drop the equation of that variable
     return [_edited(eq, eq.target, _substituted(eq, term, sympy.S.Zero, where), {}) for eq in equations]
+
+
+def _check_found(equations: list[Equation], old: sympy.Expr, edit: str, where: Location) -> None:
+    """An edit must find what it names: in an equation, or as the variable an equation defines."""
+    placeholder = sympy.Dummy()
+    if isinstance(old, sympy.Symbol) and any(eq.target == old.name for eq in equations):
+        return
+    if not any(eq.rhs.subs(old, placeholder) != eq.rhs for eq in equations):
+        raise EditTargetError(f"'{expression_text(old)}' to {edit} is not in the equations of the parent", where,
+                              "the equations it would edit: " + "; ".join(eq.text for eq in equations)
+                              if equations else "the parent has no equations")
 
 
 def _edit_expression(text: str) -> tuple[sympy.Expr, dict[str, Location], Location]:

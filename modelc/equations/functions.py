@@ -113,7 +113,7 @@ FUNCTIONS.update({alias: FUNCTIONS[name] for alias, name in _ALIASES.items()})
 CONDITIONALS = {"where", "ifelse"}  # their first argument is a condition, not a number
 
 FUNCTION_NAMES = frozenset(FUNCTIONS)
-CONSTANTS = {"pi": sympy.pi}
+CONSTANTS = {"pi": sympy.pi, "PI": sympy.pi}  # PI: as PyRates' templates write it
 RESERVED = FUNCTION_NAMES | set(CONSTANTS) | {TIME.name, NOISE.name}  # names no equation may define
 
 COMPARISONS = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge,

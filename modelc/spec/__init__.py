@@ -12,10 +12,10 @@ recorded here and applied by the IR stage on parsed expressions.
 """
 from .library import Library, default_search_path, load
 from .marked_yaml import MarkedDict, MarkedList, MarkedStr, load_yaml
-from .templates import (KINDS, CircuitTemplate, EdgeSpec, EquationEdits, NodeTemplate, OperatorTemplate, OperatorUse,
-                        Template, VariableSpec, summary)
+from .templates import (KINDS, CircuitTemplate, EdgeSpec, EdgeTemplate, EquationEdits, NodeTemplate, OperatorTemplate,
+                        OperatorUse, Template, VariableSpec, summary)
 from .validation import check_name, parse_value
 
 __all__ = ["Library", "default_search_path", "load", "MarkedDict", "MarkedList", "MarkedStr", "load_yaml", "KINDS",
-           "CircuitTemplate", "EdgeSpec", "EquationEdits", "NodeTemplate", "OperatorTemplate", "OperatorUse",
-           "Template", "VariableSpec", "summary", "check_name", "parse_value"]
+           "CircuitTemplate", "EdgeSpec", "EdgeTemplate", "EquationEdits", "NodeTemplate", "OperatorTemplate",
+           "OperatorUse", "Template", "VariableSpec", "summary", "check_name", "parse_value"]

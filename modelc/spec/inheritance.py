@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import DuplicateDefinitionError, Location, TemplateFormatError, UnknownTemplateError, did_you_mean
-from .marked_yaml import MarkedDict, MarkedList
-from .templates import KINDS, CircuitTemplate, NodeTemplate, OperatorTemplate, OperatorUse, Template
+from .marked_yaml import MarkedDict, MarkedList, excerpt
+from .templates import (KINDS, CircuitTemplate, EdgeSpec, EdgeTemplate, NodeTemplate, OperatorTemplate, OperatorUse,
+                        Template)
 from .events import event_specs
 from .validation import (check_keys, check_name, edge, equation_edits, equation_texts, overrides, text_field,
                          variable)
@@ -47,12 +48,9 @@ def build_template(library: "Library", file: Path, name: str, body: Any, locatio
                      description or (parent.description if parent else ""), location)
     if kind == "OperatorTemplate":
         return _operator(header, body, parent)
-    if kind == "NodeTemplate":
-        return _node(library, header, body, parent)
-    if kind == "CircuitTemplate":
-        return _circuit(library, header, body, parent)
-    raise TemplateFormatError(f"'{kind}' templates are not supported yet", body.where_value("base"),
-                              "edge operators will come with delays; use null edges with a weight")
+    if kind in ("NodeTemplate", "EdgeTemplate"):
+        return _node(library, header, body, parent, NodeTemplate if kind == "NodeTemplate" else EdgeTemplate)
+    return _circuit(library, header, body, parent)
 
 
 def _parent(library: "Library", file: Path, base: str, location: Location) -> Template:
@@ -88,12 +86,18 @@ def _operator(header: _Header, body: MarkedDict, parent: OperatorTemplate | None
                             header.location, event_specs(body, parent.events if parent else {}))
 
 
-def _node(library: "Library", header: _Header, body: MarkedDict, parent: NodeTemplate | None) -> NodeTemplate:
-    check_keys(body, {"base", "operators", "description", "label"}, "a node")
+def _node(library: "Library", header: _Header, body: MarkedDict, parent: NodeTemplate | EdgeTemplate | None,
+          kind: type[NodeTemplate] | type[EdgeTemplate]) -> NodeTemplate | EdgeTemplate:
+    """A node or an edge template: both are operators wired by name."""
+    what = "a node" if kind is NodeTemplate else "an edge"
+    check_keys(body, {"base", "operators", "description", "label"}, what)
     raw = body.get("operators")
-    if raw is None and parent is None:
+    if raw is None and parent is None and kind is NodeTemplate:  # an edge without operators is a plain edge
         raise TemplateFormatError(f"node '{header.name}' has no 'operators:'", header.location)
     uses = [OperatorUse(u.operator, dict(u.overrides)) for u in parent.operators] if parent else []
+    if isinstance(raw, str):  # one operator, named without a list
+        raw = MarkedList([raw])
+        raw.location, raw.item_locations = body.where_value("operators"), [body.where_value("operators")]
     if isinstance(raw, MarkedList):
         uses = _operator_list(library, header, raw)
     elif isinstance(raw, MarkedDict):
@@ -101,7 +105,7 @@ def _node(library: "Library", header: _Header, body: MarkedDict, parent: NodeTem
     elif raw is not None:
         raise TemplateFormatError("'operators:' must be a list of operator names or a mapping",
                                   body.where_value("operators"))
-    return NodeTemplate(header.dotted, header.name, uses, header.description, header.location)
+    return kind(header.dotted, header.name, uses, header.description, header.location)
 
 
 def _operator_list(library: "Library", header: _Header, raw: MarkedList) -> list[OperatorUse]:
@@ -137,29 +141,53 @@ def _operator_ref(library: "Library", reference: Any, file: Path, location: Loca
 
 def _circuit(library: "Library", header: _Header, body: MarkedDict,
              parent: CircuitTemplate | None) -> CircuitTemplate:
-    check_keys(body, {"base", "nodes", "edges", "description", "label"}, "a circuit")
+    check_keys(body, {"base", "nodes", "circuits", "edges", "description", "label"}, "a circuit")
     nodes = dict(parent.nodes) if parent else {}
+    circuits = dict(parent.circuits) if parent else {}
     edges = list(parent.edges) if parent else []
-    raw_nodes = body.get("nodes")
-    if raw_nodes is not None:
-        if not isinstance(raw_nodes, MarkedDict):
-            raise TemplateFormatError("'nodes:' must map labels to node templates", body.where_value("nodes"))
-        nodes.update((label, _node_ref(library, raw_nodes, label, header.file)) for label in raw_nodes)
+    for key, found, kind in (("nodes", nodes, NodeTemplate), ("circuits", circuits, CircuitTemplate)):
+        raw = body.get(key)
+        if raw is None:
+            continue
+        if not isinstance(raw, MarkedDict):
+            raise TemplateFormatError(f"'{key}:' must map labels to {key[:-1]} templates", body.where_value(key))
+        found.update((label, _part_ref(library, raw, label, header.file, kind)) for label in raw)
+    taken = set(nodes) & set(circuits)
+    if taken:
+        raise DuplicateDefinitionError(f"'{sorted(taken)[0]}' labels both a node and a circuit", header.location,
+                                       "each label names one part of the circuit")
     raw_edges = body.get("edges")
     if raw_edges is not None:
         if not isinstance(raw_edges, MarkedList):
             raise TemplateFormatError("'edges:' must be a list of [source, target, template, {weight: ...}]",
                                       body.where_value("edges"))
-        edges += [edge(row, location) for row, location in zip(raw_edges, raw_edges.item_locations)]
-    if not nodes:
+        edges += [_edge_row(library, header.file, row, location)
+                  for row, location in zip(raw_edges, raw_edges.item_locations)]
+    if not nodes and not circuits:
         raise TemplateFormatError(f"circuit '{header.name}' has no nodes", header.location)
-    return CircuitTemplate(header.dotted, header.name, nodes, edges, header.description, header.location)
+    return CircuitTemplate(header.dotted, header.name, nodes, edges, header.description, header.location, circuits)
 
 
-def _node_ref(library: "Library", raw_nodes: MarkedDict, label: str, file: Path) -> NodeTemplate:
-    check_name(label, raw_nodes.where(label), "node label")
-    reference, location = raw_nodes[label], raw_nodes.where_value(label)
-    node = library.get(reference, here=file, location=location) if isinstance(reference, str) else None
-    if not isinstance(node, NodeTemplate):
-        raise TemplateFormatError(f"node '{label}' must name a node template", location)
-    return node
+def _part_ref(library: "Library", raw: MarkedDict, label: str, file: Path,
+              kind: type[NodeTemplate] | type[CircuitTemplate]) -> NodeTemplate | CircuitTemplate:
+    """The node or circuit template a label of `nodes:` or `circuits:` names."""
+    what = "node" if kind is NodeTemplate else "circuit"
+    check_name(label, raw.where(label), f"{what} label")
+    reference, location = raw[label], raw.where_value(label)
+    part = library.get(reference, here=file, location=location) if isinstance(reference, str) else None
+    if not isinstance(part, kind):
+        raise TemplateFormatError(f"{what} '{label}' must name a {what} template", location)
+    return part
+
+
+def _edge_row(library: "Library", file: Path, row: Any, location: Location) -> EdgeSpec:
+    """One row of `edges:` with its edge template (null or one without operators: a plain edge)."""
+    if not isinstance(row, list) or len(row) not in (3, 4):
+        raise TemplateFormatError("an edge is [source, target, template_or_null, {weight: ..., delay: ...}]",
+                                  location)
+    template = None
+    if row[2] is not None:
+        template = library.get(row[2], here=file, location=location) if isinstance(row[2], str) else None
+        if not isinstance(template, EdgeTemplate):
+            raise TemplateFormatError(f"edge template {excerpt(row[2])} must name an edge template", location)
+    return edge(row, location, template if template is not None and template.operators else None)

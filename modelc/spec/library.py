@@ -20,7 +20,7 @@ from ..errors import (InheritanceCycleError, Location, ModelcError, ModelFileErr
 from ..resources import resource_dir
 from .inheritance import build_template
 from .marked_yaml import MarkedDict, excerpt, load_yaml
-from .templates import KINDS, CircuitTemplate, NodeTemplate, OperatorTemplate, Template
+from .templates import KINDS, CircuitTemplate, EdgeTemplate, NodeTemplate, OperatorTemplate, Template
 from .validation import IDENTIFIER
 
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -34,16 +34,19 @@ def default_search_path() -> list[Path]:
 
 
 _PARSED: dict[tuple[Path, str], MarkedDict] = {}
+ALIASES = "aliases"  # a top-level list of YAML anchors (&name long.path), as PyRates files have: no template
 
 
 def _parsed(path: Path, text: str) -> MarkedDict:
-    """A file's parsed YAML, shared across libraries while its text is unchanged (the YAML
-    composer is pure Python: a network of 100 populations must not parse one file 100 times)."""
+    """A file's templates from its parsed YAML, shared across libraries while its text is unchanged
+    (the YAML composer is pure Python: a network of 100 populations must not parse one file 100 times)."""
     key = (path, text)
     if key not in _PARSED:
         if len(_PARSED) > 256:
             _PARSED.clear()
-        _PARSED[key] = load_yaml(text, str(path))
+        data = load_yaml(text, str(path))
+        data.pop(ALIASES, None)  # its anchors are resolved by the YAML loader where they are used
+        _PARSED[key] = data
     return _PARSED[key]
 
 
@@ -278,6 +281,6 @@ def _not_utf8(path: Path, data: bytes, start: int) -> ModelFileError:
 
 def load(reference: "str | Template", library: Library | None = None) -> Template:
     """A template from a path (or a template object, returned as is)."""
-    if isinstance(reference, (OperatorTemplate, NodeTemplate, CircuitTemplate)):
+    if isinstance(reference, (OperatorTemplate, NodeTemplate, EdgeTemplate, CircuitTemplate)):
         return reference
     return (library or Library()).get(reference)

@@ -66,13 +66,32 @@ class NodeTemplate:
 
 
 @dataclass
+class EdgeTemplate:
+    """Operators that transform an edge's source signal before it reaches the target: in a
+    circuit, a population of its own between source and target (one unit per connection)."""
+
+    path: str
+    name: str
+    operators: list[OperatorUse]
+    description: str = ""
+    location: Location | None = None
+
+
+@dataclass
 class EdgeSpec:
-    """One row of a circuit's `edges:`: `target += weight * source` (paths node/op/var)."""
+    """One row of a circuit's `edges:`: `target += weight * source` (paths node/op/var).
+
+    With an edge template, `target += weight * output of the edge's operators`; `bindings` feed
+    the edge's inputs ("op/var" -> "source" or a path node/op/var) and `overrides` set its values
+    ("op/var" -> (value, where it is set)). Without bindings the edge's one free input reads the source."""
 
     source: str
     target: str
     weight: float = 1.0
     location: Location | None = None
+    template: EdgeTemplate | None = None
+    bindings: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, tuple[float, Location | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,9 +102,10 @@ class CircuitTemplate:
     edges: list[EdgeSpec]
     description: str = ""
     location: Location | None = None
+    circuits: dict[str, "CircuitTemplate"] = field(default_factory=dict)  # label -> a circuit inside this one
 
 
-Template = OperatorTemplate | NodeTemplate | CircuitTemplate
+Template = OperatorTemplate | NodeTemplate | EdgeTemplate | CircuitTemplate
 
 
 def summary(template: Template) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import InvalidNameError, Location, TemplateFormatError, did_you_mean
 from .marked_yaml import MarkedDict, MarkedStr, excerpt, marked_text
-from .templates import EdgeSpec, EquationEdits, OperatorTemplate, VariableSpec
+from .templates import EdgeSpec, EdgeTemplate, EquationEdits, OperatorTemplate, VariableSpec
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan)"
@@ -166,28 +166,57 @@ def _replacements(value: Any, where: Location) -> list[tuple[MarkedStr, MarkedSt
     return pairs
 
 
-def edge(row: Any, location: Location) -> EdgeSpec:
-    """One row of `edges:`: [source, target, null, {weight: w}]."""
-    if not isinstance(row, list) or len(row) not in (3, 4):
-        raise TemplateFormatError("an edge is [source, target, template_or_null, {weight: ..., delay: ...}]",
-                                  location)
-    source, target, template = row[0], row[1], row[2]
-    attrs = row[3] if len(row) == 4 else {}
+def edge(row: Any, location: Location, template: EdgeTemplate | None = None) -> EdgeSpec:
+    """One row of `edges:`: [source, target, edge_template_or_null, {weight: w, op/var: value or source}]."""
+    source, target = row[0], row[1]
+    attrs = row[3] if len(row) == 4 else None
     if not isinstance(source, str) or not isinstance(target, str):
         raise TemplateFormatError("edge source and target must be paths node/op/var", location)
-    if template is not None:
-        raise TemplateFormatError("edge templates are not supported yet; use null and a weight", location)
     if attrs is None:
-        attrs = {}
-    if not isinstance(attrs, dict):
+        attrs = MarkedDict.empty(location)
+    if not isinstance(attrs, MarkedDict):
         raise TemplateFormatError("edge attributes must be a mapping like {weight: 1.0}", location)
-    unknown = set(attrs) - {"weight", "delay"}
-    if unknown:
-        raise TemplateFormatError(f"unknown edge attribute '{sorted(unknown)[0]}'", location,
-                                  "edges take weight and delay")
-    weight = attrs.get("weight", 1.0)
+    spec = EdgeSpec(str(source), str(target), 1.0, location, template)
+    for key, value in attrs.items():
+        if key == "weight":
+            spec.weight = _edge_weight(value, attrs.where_value(key))
+        elif key in ("delay", "spread"):
+            if value not in (None, 0, 0.0):
+                raise TemplateFormatError(f"edge {key}s are not supported yet", attrs.where(key))
+        elif template is not None and "/" in key:
+            _edge_operator_value(spec, key, value, attrs)
+        else:
+            raise TemplateFormatError(f"unknown edge attribute '{key}'", attrs.where(key),
+                                      "edges take weight and delay" + (
+                                          f", and values of the edge's operators ({template.name}/op/var)"
+                                          if template is not None else ""))
+    return spec
+
+
+def _edge_weight(weight: Any, where: Location) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(_as_float(weight)):
-        raise TemplateFormatError(f"edge weight must be a finite number, got {excerpt(weight)}", location)
-    if attrs.get("delay") not in (None, 0, 0.0):
-        raise TemplateFormatError("edge delays are not supported yet", location)
-    return EdgeSpec(str(source), str(target), float(weight), location)
+        raise TemplateFormatError(f"edge weight must be a finite number, got {excerpt(weight)}", where)
+    return float(weight)
+
+
+def _edge_operator_value(spec: EdgeSpec, key: str, value: Any, attrs: MarkedDict) -> None:
+    """`edge/op/var: source` (or a path node/op/var) feeds an input of the edge's operators;
+    `edge/op/var: 2.0` sets one of their values. The edge's own name in front is optional."""
+    template, where = spec.template, attrs.where(key)
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == template.name:
+        parts = parts[1:]
+    uses = {use.operator.name: use.operator for use in template.operators}
+    operator = uses.get(parts[0]) if len(parts) == 2 else None
+    if operator is None or parts[1] not in operator.variables:
+        known = [f"{template.name}/{op}/{var}" for op, o in uses.items() for var in o.variables]
+        raise TemplateFormatError(f"edge template '{template.name}' has no variable '{key}'", where,
+                                  did_you_mean(key, known) or f"write {template.name}/op/var")
+    name = "/".join(parts)
+    if isinstance(value, str) and (value.strip() == "source" or "/" in value):
+        if operator.variables[parts[1]].kind != "input":
+            raise TemplateFormatError(f"'{key}' is fed from '{value}', but it is not declared input(...)", where,
+                                      "only an input of an edge operator can read the source or another variable")
+        spec.bindings[name] = value.strip()
+    else:
+        spec.overrides[name] = (parse_value(value, attrs.where_value(key), parts[1])[1], attrs.where_value(key))
