@@ -45,7 +45,8 @@ def resolve(node: Node, name, kinds=None, what: str = "variable") -> str:
         raise InvalidValueError(f"{what} must be a variable name, got {name!r}")
     local = _local_name(node, name, what)
     if local is None:
-        candidates = list(node.variables) + [v.split("/", 1)[1] for v in node.variables]
+        short = [] if isinstance(node.template, CircuitTemplate) else [v.split("/", 1)[1] for v in node.variables]
+        candidates = list(node.variables) + short
         raise UnknownVariableError(f"{what} '{name}' is not a variable of node '{node.label}'", None,
                                    did_you_mean(name, candidates) or f"variables: {', '.join(node.variables)}")
     kind = node.variables[local].kind
