@@ -1,0 +1,213 @@
+"""Events (threshold, reset, emitted spike train, refractory time): the model-file syntax, the IR
+and the step program, and their exact meaning in the NumPy array and float backends, checked
+against values worked out by hand."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from modelc.codegen.plan import make_plan
+from modelc.codegen.schemes import get_scheme
+from modelc.codegen.step import Check, Emit, Reset, make_step_program
+from modelc.errors import EventError, ModelcError, UnsupportedFeatureError
+from modelc.ir import build_system
+from modelc.runtime.compiler import compile_model
+from modelc.spec import load
+
+# v climbs by a*dt per step; a spike at v > 1 resets it to 0; the spike train counts into n.
+RAMP = """
+ramp:
+  base: OperatorTemplate
+  equations:
+    - "v' = a"
+    - "n' = spike"
+  variables:
+    v: variable(0.0)
+    n: output(0.0)
+    a: 3.0
+    spike: input(0.0)
+  events:
+    spike: {when: "v > 1", reset: ["v = 0"], emit: spike}
+"""
+
+
+def _module(tmp_path, text, name, **options):
+    path = tmp_path / "model.yaml"
+    path.write_text(textwrap.dedent(text))
+    return compile_model(f"{path}:{name}", **options)
+
+
+def _system(tmp_path, text, name):
+    path = tmp_path / "model.yaml"
+    path.write_text(textwrap.dedent(text))
+    return build_system(load(f"{path}:{name}"))
+
+
+def test_an_event_is_in_the_ir_with_qualified_names(tmp_path):
+    system = _system(tmp_path, RAMP, "ramp")
+    (event,) = system.events
+    assert (event.name, event.emit, event.refractory) == ("ramp/spike", "ramp/spike", None)
+    assert str(event.condition) == "ramp/v > 1"
+    assert [(state, str(value)) for state, value in event.resets] == [("ramp/v", "0")]
+    assert "ramp/spike" not in system.inputs  # the event sets it: no free input
+    assert "ramp/spike" in system.outputs  # recordable: its spike counts
+
+
+def test_the_step_program_checks_first_and_resets_before_the_commit(tmp_path):
+    for method in ("euler", "rk4"):
+        plan = make_plan(_system(tmp_path, RAMP, "ramp"), get_scheme(method))
+        kinds = [type(s).__name__ for s in make_step_program(plan).statements]
+        assert kinds[1:3] == ["Check", "Emit"]  # right after stage 1 begins
+        assert kinds.index("Reset") < kinds.index("Commit")
+        assert kinds.count("Check") == kinds.count("Reset") == 1  # once per step, not per stage
+
+
+def test_spike_detected_on_the_previous_state_and_reset_after_the_step(tmp_path):
+    """v = 0.3, 0.6, 0.9, 1.2 after steps 0..3; step 4 sees 1.2 > 1: it spikes and ends at 0."""
+    module = _module(tmp_path, RAMP, "ramp")
+    for n in (1, 3):  # Python floats (one unit) and arrays
+        out = module.run({"ramp/v": np.zeros(n)}, None, None, dt=0.1, steps=10,
+                         record=["ramp/v", "ramp/spike", "ramp/n"])
+        np.testing.assert_allclose(out["ramp/v"][:, 0], [0.3, 0.6, 0.9, 1.2, 0.0, 0.3, 0.6, 0.9, 1.2, 0.0], atol=1e-12)
+        assert out["ramp/spike"][:, 0].tolist() == [0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+        # one Euler step of n' = spike adds exactly 1 per spike (the train is H/dt)
+        assert out["ramp/n"][:, 0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 2]
+
+
+def test_array_and_float_paths_agree_and_sampling_counts_spikes_per_row(tmp_path):
+    module = _module(tmp_path, RAMP, "ramp", vector_params=["ramp/a"])
+    a = np.array([2.0, 3.0, 7.0])
+    arrays = module.run({"ramp/v": np.zeros(3)}, {"ramp/a": a}, None, dt=0.01, steps=1000, record=["ramp/spike"])
+    for i, value in enumerate(a):
+        single = module.run({}, {"ramp/a": value}, None, dt=0.01, steps=1000, record=["ramp/spike"])
+        np.testing.assert_array_equal(single["ramp/spike"][:, 0], arrays["ramp/spike"][:, i])
+    sampled = module.run({"ramp/v": np.zeros(3)}, {"ramp/a": a}, None, dt=0.01, steps=1000, sampling_steps=100,
+                         record=["ramp/spike"])
+    np.testing.assert_array_equal(sampled["ramp/spike"], arrays["ramp/spike"].reshape(10, 100, 3).sum(axis=1))
+
+
+def test_a_batch_runs_each_member_alike_and_float32_works(tmp_path):
+    module = _module(tmp_path, RAMP, "ramp", vector_params=["ramp/a"])
+    a = np.array([[2.0], [5.0]])  # (batch, 1) per member
+    batch = module.run({"ramp/v": np.zeros((2, 4))}, {"ramp/a": a}, None, dt=0.01, steps=500, record=["ramp/spike"])
+    for b in range(2):
+        alone = module.run({"ramp/v": np.zeros(4)}, {"ramp/a": float(a[b, 0])}, None, dt=0.01, steps=500,
+                           record=["ramp/spike"])
+        np.testing.assert_array_equal(batch["ramp/spike"][:, b], alone["ramp/spike"])
+    single = _module(tmp_path, RAMP, "ramp", dtype="float32")
+    out = single.run({"ramp/v": np.zeros(2, np.float32)}, None, None, dt=0.1, steps=10, record=["ramp/n"])
+    assert out["ramp/n"].dtype == np.float32 and out["ramp/n"][-1].tolist() == [2.0, 2.0]
+
+
+def test_a_run_in_two_parts_equals_one_run(tmp_path):
+    module = _module(tmp_path, REFRACTORY, "lif")
+    whole = module.run({"lif/v": np.zeros(2)}, None, {"lif/I": 0.3}, dt=0.01, steps=2000, record=["lif/spike"])
+    first = module.run({"lif/v": np.zeros(2)}, None, {"lif/I": 0.3}, dt=0.01, steps=1234, record=["lif/spike"])
+    second = module.run(first["final"], None, {"lif/I": 0.3}, dt=0.01, steps=766, record=["lif/spike"])
+    np.testing.assert_array_equal(np.concatenate([first["lif/spike"], second["lif/spike"]]), whole["lif/spike"])
+
+
+# v' = I with a threshold at 1 and a refractory time of 0.05 (5 steps of 0.01): held at -0.5.
+REFRACTORY = """
+lif:
+  base: OperatorTemplate
+  equations: "v' = I"
+  variables:
+    v: output(0.0)
+    I: input(0.0)
+    t_ref: 0.05
+  events:
+    spike: {when: "v >= 1", reset: ["v = -0.5"], refractory: t_ref}
+"""
+
+
+def test_refractory_time_holds_the_reset_for_round_t_ref_over_dt_steps(tmp_path):
+    module = _module(tmp_path, REFRACTORY, "lif")
+    for n in (1, 2):
+        out = module.run({"lif/v": np.zeros(n)}, None, {"lif/I": 20.0}, dt=0.01, steps=30,
+                         record=["lif/v", "lif/spike"])
+        v, spikes = out["lif/v"][:, 0], out["lif/spike"][:, 0]
+        # v: 0.2 .. 1.0 after steps 0..4; step 5 spikes (1.0 >= 1), steps 6..10 are held at -0.5
+        assert np.flatnonzero(spikes).tolist()[:2] == [5, 19]  # -0.5 + 8 * 0.2 >= 1 after step 18
+        np.testing.assert_allclose(v[5:11], -0.5)
+        np.testing.assert_allclose(v[11:13], [-0.3, -0.1], atol=1e-12)
+        assert "lif/spike_refractory" in out["final"]  # the clock is a state: recorded and carried on
+
+
+# Both resets read the new states before either is assigned: x and y swap where it fires.
+SWAP = """
+swap:
+  base: OperatorTemplate
+  equations: ["x' = 1", "y' = 0"]
+  variables:
+    x: output(0.5)
+    y: variable(-1.0)
+  events:
+    flip: {when: "x > 1", reset: ["x = y", "y = x"]}
+"""
+
+
+def test_resets_are_simultaneous(tmp_path):
+    module = _module(tmp_path, SWAP, "swap")
+    for n in (1, 2):
+        out = module.run({"swap/x": np.full(n, 0.5)}, None, None, dt=0.3, steps=4, record=["swap/x", "swap/y"])
+        # x: 0.8, 1.1 (step 1), step 2 fires on 1.1: x_new = 1.4 -> y's -1.0, y_new = -1.0 -> 1.4
+        np.testing.assert_allclose(out["swap/x"][:, 0], [0.8, 1.1, -1.0, -0.7])
+        np.testing.assert_allclose(out["swap/y"][:, 0], [-1.0, -1.0, 1.4, 1.4])
+
+
+def test_rhs_and_algebraics_see_no_spikes(tmp_path):
+    module = _module(tmp_path, RAMP, "ramp")
+    assert module.rhs(0.0, {"ramp/v": np.array([2.0]), "ramp/n": np.zeros(1)})["ramp/n"] == 0.0
+
+
+def test_inherited_events_and_a_qif_sfa_adaptation_per_spike():
+    module = compile_model("neuron_model_templates.spiking_neurons.qif.qif_sfa")
+    out = module.run({}, {"qif_sfa_op/tau_x": 1e9}, {"qif_sfa_op/I_ext": 10.0}, dt=1e-3, steps=5000,
+                     record=["qif_sfa_op/spike", "qif_sfa_op/x"])
+    count = out["qif_sfa_op/spike"].sum()
+    assert count >= 3
+    assert out["qif_sfa_op/x"][-1, 0] == pytest.approx(count * 1.0, rel=1e-6)  # alpha per spike
+
+
+def test_gradients_of_a_model_with_events_are_refused(tmp_path):
+    with pytest.raises(UnsupportedFeatureError, match="events"):
+        _module(tmp_path, RAMP, "ramp", trainable=["ramp/a"])
+
+
+def test_the_cache_key_sees_the_event(tmp_path):
+    first = _module(tmp_path, RAMP, "ramp")
+    second = _module(tmp_path, RAMP.replace('"v > 1"', '"v > 2"'), "ramp")
+    assert first.KEY != second.KEY
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{when: "v > 1", reset: ["v = 0"], emit: spike}', None),
+    ('{when: "v > 1", reset: "w = 0"}', "event 'fire' resets 'w', which is not a variable of 'ramp'"),
+    ('{when: "v > 1", reset: ["spike = 0"]}', "event 'fire' resets 'spike', which is not a state"),
+    ('{when: "v > 1", reset: ["v\' = 0"]}', "a reset assigns a new value"),
+    ('{when: "v > 1", reset: ["v = 0", "v = 1"]}', "event 'fire' resets 'v' twice"),
+    ('{when: "a > 1"}', "the condition of event 'fire' reads no state of 'ramp'"),
+    ('{when: "v > 1", emit: a}', "event 'fire' emits into 'a', which is declared parameter"),
+    ('{when: "v > 1", reset: ["v = 0"], refractory: v}', "the refractory time of event 'fire' reads 'v'"),
+    ('{when: "v > 1", reset: ["v = v + 1"], refractory: 1.0}', "the reset of 'v' reads 'v'"),
+])
+def test_event_mistakes_are_located_errors(tmp_path, body, message):
+    text = RAMP.replace('spike: {when: "v > 1", reset: ["v = 0"], emit: spike}', "fire: " + body)
+    if message is None:
+        _system(tmp_path, text, "ramp")
+        return
+    with pytest.raises(EventError) as info:
+        _system(tmp_path, text, "ramp")
+    assert message in info.value.message
+    assert info.value.location is not None and info.value.location.line == 13
+
+
+def test_syntax_and_name_errors_in_events_point_into_the_text(tmp_path):
+    for body, code, column in [('{when: "v >> 1"}', "MC101", 22), ('{when: "v > v_th"}', "MC103", 23),
+                               ('{when: "v > 1", reset: ["v = q"]}', "MC103", 40)]:
+        with pytest.raises(ModelcError) as info:
+            _system(tmp_path, RAMP.replace('spike: {when: "v > 1", reset: ["v = 0"], emit: spike}', "fire: " + body), "ramp")
+        assert (info.value.code, info.value.location.line, info.value.location.column) == (code, 13, column)
