@@ -177,3 +177,26 @@ def test_an_input_adds_up_with_recurrent_weights_into_the_same_variable():
     np.testing.assert_allclose(obs["out"], out, rtol=1e-10, atol=1e-10)
     net.reset()  # without inputs the module without the drive runs: only J @ tanh(v), which stays 0
     np.testing.assert_allclose(net.run(steps=5)["out"], 0.0)
+
+
+def test_the_readmes_circuit_examples_run_and_the_example_file_is_the_first():
+    import re
+    from pathlib import Path
+
+    import matplotlib
+    matplotlib.use("Agg")
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Circuits: one call, or a node of a Network", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    first, second = {}, {"np": np, "Network": Network}
+    exec(blocks[0], first)
+    assert first["eeg"].shape == (2000, 1) and list(first["frame"].columns) == ["v_e", "v_i"]
+    late = first["eeg"][1000:, 0]  # the last second: an oscillation of about 11 Hz
+    crossings = np.count_nonzero(np.diff(np.sign(late - late.mean())) > 0)
+    assert 9 <= crossings <= 13
+    exec(blocks[1], second)
+    assert second["obs"][("jrc", "pc/rpo_e_ext/v")].shape == (20000, 10)
+    call = blocks[0].split("eeg =")[0]
+    assert call in (root / "examples" / "jansen_rit.py").read_text()
