@@ -6,6 +6,9 @@ Backend-neutral. For each state derivative f = sum of terms, every term is sorte
   - drive:    no state in it (inputs, time, parameters)           -> all steps of a chunk at once
   - rest:     everything else, evaluated each step (constant sub-expressions hoisted).
 For a one-stage scheme (Euler) the time step is folded in as well: x_new = a*x + (dt*c*W) @ y + ...
+A state's white noise g*xi (ir.Diffusion) is sorted likewise: g that reads no state is multiplied into
+the chunk's Wiener increments at once (additive noise, like a drive); any other g is evaluated in
+the stages (multiplicative noise). A model with noise integrates by its method's stochastic version.
 """
 from __future__ import annotations
 
@@ -15,9 +18,9 @@ from dataclasses import dataclass, field
 import sympy
 
 from ..equations import TIME, symbol
-from ..errors import UnsupportedFeatureError
+from ..errors import NoiseMethodError, UnsupportedFeatureError
 from ..ir import MatVec, System
-from .schemes import ExplicitRungeKutta
+from .schemes import ExplicitRungeKutta, stochastic
 
 DT = symbol("dt")
 
@@ -39,6 +42,8 @@ class StatePlan:
     couplings: list[str]    # accumulator names added as they are
     drive: sympy.Expr       # state-independent part
     rest: sympy.Expr        # evaluated each step
+    diffusion: sympy.Expr = sympy.Integer(0)  # g of the state's white noise g*xi (0: none)
+    diffusion_per_chunk: bool = False         # g reads no stage value: g*dW for a whole chunk at once
 
 
 @dataclass
@@ -53,8 +58,14 @@ class Plan:
     states: list[StatePlan] = field(default_factory=list)
 
     @property
+    def noise(self) -> list[StatePlan]:
+        """The states with white noise, in the IR's order (the order of the random stream)."""
+        return [s for s in self.states if s.diffusion != 0]
+
+    @property
     def drive_uses_time(self) -> bool:
-        return any(TIME in s.drive.free_symbols for s in self.states)
+        return any(TIME in s.drive.free_symbols or s.diffusion_per_chunk and TIME in s.diffusion.free_symbols
+                   for s in self.states)
 
     def step_symbols(self) -> set[str]:
         """Names the per-step terms read (algebraics that only need inputs are kept when read)."""
@@ -62,7 +73,7 @@ class Plan:
         for _, expr in self.algebraics:
             used |= {s.name for s in expr.free_symbols}
         for s in self.states:
-            used |= {x.name for x in (s.rest.free_symbols | s.linear.free_symbols)}
+            used |= {x.name for x in (s.rest.free_symbols | s.linear.free_symbols | s.diffusion.free_symbols)}
         for c in self.couplings:
             used |= {x.name for x in c.source.free_symbols}
         return used
@@ -74,9 +85,26 @@ def make_plan(system: System, scheme: ExplicitRungeKutta, trainable=()) -> Plan:
     if trainable and system.events:
         raise UnsupportedFeatureError("gradients of a model with events (spikes) are not generated yet", None,
                                       "train a model without events, or leave train_params empty")
+    scheme = _scheme_for(system, scheme)
+    if trainable and system.noise:
+        raise UnsupportedFeatureError("gradients of a model with noise (xi) are not generated yet", None,
+                                      "train a model without noise, or leave train_params empty")
     plan = Plan(system, scheme, fold_dt=scheme.folds_dt, trainable=frozenset(trainable))
     _Planner(plan, plan.trainable).run()
     return plan
+
+
+def _scheme_for(system: System, scheme: ExplicitRungeKutta) -> ExplicitRungeKutta:
+    """The scheme a model integrates by: with noise, the method's stochastic version."""
+    if not system.noise:
+        return scheme
+    found = stochastic(scheme)
+    if found is None:
+        state, diffusion = next(iter(system.noise.items()))
+        raise NoiseMethodError(f"the method '{scheme.name}' cannot integrate the white noise 'xi' of '{state}'",
+                               diffusion.location, "use method='euler' (Euler-Maruyama, Ito) or method='heun' "
+                               "(stochastic Heun, Stratonovich)")
+    return found
 
 
 class _Planner:
@@ -106,6 +134,7 @@ class _Planner:
                 plan.algebraics.append((name, self._hoist(self._extract_matvecs(_inline(expr, inline)))))
         for name, f in derivatives.items():
             plan.states.append(self._state(name, f, stage_dependent, drive_defs, matvec_uses))
+        self._diffusions(inline, stage_dependent, drive_defs)
         # Algebraics that only need inputs stay per step only if per-step code reads them.
         needed = plan.step_symbols()
         extra = [(n, self._hoist(e)) for n, e in drive_defs.items() if n in needed]
@@ -142,9 +171,8 @@ class _Planner:
             coeff, rest_factor = term.as_independent(own, as_Add=False)
             if rest_factor == own and not (coeff.free_symbols - self.static):
                 linear += coeff
-            elif not (term.free_symbols & stage_dependent) and \
-                    (self.plan.fold_dt or TIME not in _inline(term, drive_symbols).free_symbols):
-                drive += term  # (with several stages, a term in t differs per stage: it stays per step)
+            elif self._per_chunk(term, stage_dependent, drive_symbols):
+                drive += term
             elif (coupled := self._folded_coupling(term, matvec_uses, scale)) is not None:
                 couplings.append(coupled)
             else:
@@ -155,6 +183,24 @@ class _Planner:
         rest = self._hoist(self._extract_matvecs(scale * rest)) if rest != 0 else rest
         linear = self._hoist(linear) if linear.free_symbols else linear
         return StatePlan(name, linear, couplings, drive, rest)
+
+    def _per_chunk(self, term, stage_dependent, drive_symbols) -> bool:
+        """Whether a term can be computed for all steps of a chunk at once: it reads no stage value
+        (with several stages, a term in t differs per stage: it stays per step)."""
+        return not (term.free_symbols & stage_dependent) and \
+            (self.plan.fold_dt or TIME not in _inline(term, drive_symbols).free_symbols)
+
+    def _diffusions(self, inline, stage_dependent, drive_defs) -> None:
+        """Each noisy state's g: for a whole chunk when it reads no stage value (as a drive), else
+        evaluated in the stages (constant parts hoisted, products W @ y extracted)."""
+        drive_symbols = {symbol(n): e for n, e in drive_defs.items()}
+        plans = {s.name: s for s in self.plan.states}
+        for name, diffusion in self.plan.system.noise.items():
+            g = _inline(diffusion.coefficient, inline)
+            if self._per_chunk(g, stage_dependent, drive_symbols):
+                plans[name].diffusion, plans[name].diffusion_per_chunk = _inline(g, drive_symbols), True
+            else:
+                plans[name].diffusion = self._hoist(self._extract_matvecs(g))
 
     def _folded_coupling(self, term, matvec_uses, scale) -> str | None:
         """c * W @ y with c one number for all units, and W @ y used only here: fold c into W."""

@@ -15,6 +15,12 @@ update, Euler's folded dt or the record write: it prints these statements, each 
                                    derivative k_j, or, with dt folded in (one stage), x_new
     Commit(state, value)           the state takes its new value (after every new value exists)
     Record(state)                  the state's new value goes into this step's record row
+    Noise(target, coefficient)     target = g * dW: a noisy state's diffusion coefficient g in the
+                                   stage times the step's Wiener increment dW (sqrt(dt) times a
+                                   standard normal per unit, drawn a chunk at a time); g that
+                                   reads no stage value (coefficient None) comes multiplied in for
+                                   the whole chunk. Combine and Rate add their `noise` terms,
+                                   sum(coefficient * Noise value), without dt (schemes.py)
     Check(event, condition)        at the step's start: fired = condition on the states the step
                                    starts from (the ones the previous step left); with a refractory
                                    clock, held = clock > dt/2 and fired = condition and not held
@@ -41,7 +47,7 @@ names every Value once (its `ident`), so one expression prints correctly in ever
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import sympy
@@ -49,7 +55,7 @@ import sympy
 from ..equations import TIME, symbol
 from ..errors import UnsupportedFeatureError
 from ..ir import MatVec
-from .plan import MatrixProduct, Plan
+from .plan import MatrixProduct, Plan, StatePlan
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class Value:
     """A value one step computes: a state or algebraic in a stage, a rate, a product, a new state."""
 
     name: str       # the IR name it belongs to (a state, an algebraic, a coupling's accumulator)
-    role: str       # "state" | "algebraic" | "product" | "rest" | "rate" | "new" | "time"
+    role: str       # "state" | "algebraic" | "product" | "rest" | "rate" | "new" | "time" | "noise"
     stage: int = 0
 
 
@@ -72,6 +78,7 @@ class Combine:
     target: Value
     base: Value
     terms: tuple[tuple[Fraction, Value], ...]   # (coefficient, rate): base + dt * sum
+    noise: tuple[tuple[Fraction, Value], ...] = ()  # (coefficient, Noise value): + sum, without dt
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class Rate:
     rest: Value | None          # the state-dependent remainder, evaluated before
     drive: bool                 # add this step's precomputed state-independent term
     stage: int
+    noise: tuple[tuple[Fraction, Value], ...] = ()  # with dt folded in (x_new): + sum(coefficient * Noise value)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,13 @@ class Reset:
 
 
 @dataclass(frozen=True)
+class Noise:
+    target: Value                     # Value(state, "noise", k)
+    coefficient: sympy.Expr | None    # g in stage k; None: g*dW precomputed for the chunk
+    stage: int
+
+
+@dataclass(frozen=True)
 class Commit:
     state: str
     value: Value
@@ -133,7 +148,7 @@ class Record:
     value: Value
 
 
-Statement = Stage | Combine | Evaluate | Product | Rate | Commit | Record | Check | Emit | Reset
+Statement = Stage | Combine | Evaluate | Product | Rate | Commit | Record | Noise | Check | Emit | Reset
 
 
 @dataclass
@@ -178,6 +193,8 @@ class StepProgram:
                 used |= {x.name for x in s.linear.free_symbols}
             elif isinstance(s, Product):
                 used |= {x.name for x in s.coupling.source.free_symbols}
+            elif isinstance(s, Noise) and s.coefficient is not None:
+                used |= {x.name for x in s.coefficient.free_symbols}
             elif isinstance(s, Check):
                 used |= {x.name for x in s.condition.free_symbols}
             elif isinstance(s, Reset):
@@ -254,11 +271,16 @@ def _drop_unread(program: StepProgram) -> None:
 
 def _values_read(program: StepProgram, s) -> set[Value]:
     if isinstance(s, Combine):
-        return {s.base} | {v for _, v in s.terms}
+        return {s.base} | {v for _, v in s.terms + s.noise}
     if isinstance(s, (Commit, Record)):
         return {s.value}
     if isinstance(s, Rate):
-        return ({s.state} if s.linear != 0 else set()) | set(s.products) | ({s.rest} if s.rest else set())
+        return ({s.state} if s.linear != 0 else set()) | set(s.products) | ({s.rest} if s.rest else set()) | \
+            {v for _, v in s.noise}
+    if isinstance(s, Noise):
+        bindings = program.bindings(s.stage)
+        reads = s.coefficient.free_symbols if s.coefficient is not None else set()
+        return {bindings[x.name] for x in reads if x.name in bindings}
     if isinstance(s, (Evaluate, Product)):
         bindings = program.bindings(s.stage)
         expr = s.expr if isinstance(s, Evaluate) else s.coupling.source
@@ -274,7 +296,7 @@ class _Builder:
         self.plan = program.plan
         self.body = _stage_body(program.plan)
 
-    def stage(self, k: int, time: Fraction, start) -> None:
+    def stage(self, k: int, time: Fraction, start, noise=()) -> None:
         out = self.program.statements
         self.program.stage_times.append(time)
         out.append(Stage(k, time))
@@ -283,7 +305,7 @@ class _Builder:
         if k > 0:  # stage 0 starts from the step's own states
             for s in self.plan.states:
                 terms = tuple((a, Value(s.name, "rate", j)) for j, a in start)
-                out.append(Combine(Value(s.name, "state", k), Value(s.name, "state", 0), terms))
+                out.append(Combine(Value(s.name, "state", k), Value(s.name, "state", 0), terms, _noise_terms(s, noise)))
         elif start:
             raise ValueError("the first stage of an explicit scheme starts from the step's states")
         for kind, name, expr in self.body:
@@ -293,18 +315,24 @@ class _Builder:
                 out.append(Evaluate(Value(name, "rest", k), expr, k))
             else:
                 out.append(Product(Value(name, "product", k), expr, k))
+        out += [Noise(Value(s.name, "noise", k), None if s.diffusion_per_chunk else s.diffusion, k)
+                for s in self.plan.noise if k == 0 or not s.diffusion_per_chunk]  # (unread ones are dropped)
         role = "new" if self.plan.fold_dt else "rate"
         for s in self.plan.states:
             out.append(Rate(Value(s.name, role, k), Value(s.name, "state", k), s.linear,
                             tuple(Value(c, "product", k) for c in s.couplings),
                             Value(s.name, "rest", k) if s.rest != 0 else None, s.drive != 0, k))
 
-    def update(self, weights) -> None:
+    def update(self, weights, noise=()) -> None:
         out = self.program.statements
+        if self.plan.fold_dt and noise:  # x_new is stage 0's Rate: it gains the update's noise
+            states = {s.name: s for s in self.plan.states}
+            out[:] = [replace(s, noise=_noise_terms(states[s.target.name], noise))
+                      if isinstance(s, Rate) and s.target.role == "new" else s for s in out]
         if not self.plan.fold_dt:
             for s in self.plan.states:
                 terms = tuple((b, Value(s.name, "rate", j)) for j, b in weights)
-                out.append(Combine(Value(s.name, "new"), Value(s.name, "state", 0), terms))
+                out.append(Combine(Value(s.name, "new"), Value(s.name, "state", 0), terms, _noise_terms(s, noise)))
         out += [Reset(e.name, tuple(e.resets), e.refractory is not None, e.refractory, e.duration)
                 for e in self.plan.system.events if e.resets or e.refractory]
         for s in self.plan.states:
@@ -329,6 +357,16 @@ def _checks(plan: Plan) -> list:
     return out
 
 
+def _noise_terms(s: StatePlan, weights) -> tuple[tuple[Fraction, Value], ...]:
+    """(coefficient, g_j dW) of a noisy state for a stage's start or the update; g for a whole
+    chunk is one value in every stage, so its coefficients add up."""
+    terms: dict[Value, Fraction] = {}
+    for j, a in weights if s.diffusion != 0 else ():
+        value = Value(s.name, "noise", 0 if s.diffusion_per_chunk else j)
+        terms[value] = terms.get(value, Fraction(0)) + a
+    return tuple((a, v) for v, a in terms.items() if a != 0)
+
+
 def _stage_body(plan: Plan) -> list[tuple[str, str, object]]:
     """The evaluations of one stage that the rates need, in dependency order: algebraics,
     coupling products (an algebraic may read a product and a product an algebraic: a function
@@ -336,7 +374,8 @@ def _stage_body(plan: Plan) -> list[tuple[str, str, object]]:
     (one that is only recorded) is left to the record step."""
     defined = {n: ("evaluate", n, e, e.free_symbols) for n, e in plan.algebraics}
     defined.update({c.name: ("product", c.name, c, c.source.free_symbols) for c in plan.couplings})
-    needed = _closure({x.name for s in plan.states for x in s.rest.free_symbols | s.linear.free_symbols} |
+    needed = _closure({x.name for s in plan.states for x in s.rest.free_symbols | s.linear.free_symbols |
+                       s.diffusion.free_symbols} |
                       {c for s in plan.states for c in s.couplings}, defined)
     pending = {n: (kind, name, what, {x.name for x in reads}) for n, (kind, name, what, reads) in defined.items()
                if n in needed}
@@ -363,4 +402,4 @@ def _closure(names: set[str], defined: dict) -> set[str]:
 
 
 __all__ = ["StepProgram", "Observation", "make_observation", "OBSERVE", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",
-           "Check", "Emit", "Reset", "Statement", "make_step_program"]
+           "Check", "Emit", "Reset", "Noise", "Statement", "make_step_program"]

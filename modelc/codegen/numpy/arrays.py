@@ -4,6 +4,10 @@ Every value of the step gets its own buffer, kept from one step to the next: sum
 with in-place ufuncs (`out=`), a single ufunc call writes into its own memory of the step
 before, and a state's new value is written straight into the record row when the step is
 recorded (no copy), otherwise into the state's own buffer.
+
+White noise: run() draws each chunk's Wiener increments at once (_increments, one NumPy Generator
+per batch member) into an array dW_x (steps, batch..., n) per noisy state; g that reads no stage
+value is multiplied into it there, any other g times the row dW_x[i] is a Noise statement.
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from ..layout import population_of
 from ..naming import Namer
 from ..plan import DT
 from ..printers import NUMPY_HELPERS, NumPyPrinter
-from ..step import Check, Combine, Commit, Emit, Evaluate, Product, Rate, Record, Reset, Stage, StepProgram, Value
+from ..step import (Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Record, Reset, Stage, StepProgram,
+                    Value)
 from ..templating import declared_names, literal
 
 TEMPLATES = ("numpy/module.py.j2", "numpy/run.py.j2", "numpy/run_single.py.j2")
@@ -72,6 +77,9 @@ class NumPyModule:
         x, k = v.name, v.stage
         if v.role == "time":
             return "t" if self.program.stage_times[k] == 0 else self.derived(f"t_{k + 1}", TIME.name)
+        if v.role == "noise":  # g*dW: a row of the chunk's array, or the stage's own buffer
+            per_chunk = any(s.name == x and s.diffusion_per_chunk for s in self.plan.noise)
+            return f"{self.derived('dW_*', x)}[i]" if per_chunk else self.derived(f"noise_*_{k + 1}", x)
         if v.role in ("state", "algebraic") and k == 0 or v.role in ("product", "emitted"):
             return self.ident(x)
         pattern = {"state": f"*_{k + 1}", "algebraic": f"*_{k + 1}", "rate": f"d*_{k + 1}", "rest": "inc_*",
@@ -115,7 +123,8 @@ class NumPyModule:
     def run_params(self) -> list[tuple[str, str]]:
         """The parameters run() reads itself: in invariants, weights, drives and the step."""
         plan = self.plan
-        exprs = [e for _, e in plan.hoisted] + [c.scale for c in plan.couplings] + [s.drive for s in plan.states]
+        exprs = [e for _, e in plan.hoisted] + [c.scale for c in plan.couplings] + [s.drive for s in plan.states] + \
+            [s.diffusion for s in plan.states]
         used = {x.name for e in exprs for x in e.free_symbols} | {c.matrix for c in plan.couplings}
         used |= self.program.reads()
         return [(n, self.ident(n)) for n in self.system.params if n in used]
@@ -167,6 +176,26 @@ class NumPyModule:
         names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs}, TIME.name: "t_w"}
         return NumPyPrinter(names, scalars=self.scalars - {TIME.name}, population_of=self.units)
 
+    def noise_lines(self) -> list[str]:
+        """This chunk's Wiener increments dW_x (steps, batch..., n), one array per noisy state, and
+        g*dW for the whole chunk where g reads no stage value (g over the chunk's input windows)."""
+        if not self.plan.noise:
+            return []
+        increments = ", ".join(self.derived("dW_*", s.name) for s in self.plan.noise)
+        shapes = ", ".join(self.noise_shape(s.name) for s in self.plan.noise)
+        lines = [f"{increments}, = _increments(generators, stop - start, ({shapes},), dt)"]
+        printer = self.window_printer()
+        return lines + [f"{self.derived('dW_*', s.name)} *= {printer.doprint(s.diffusion)}  # g*dW"
+                        for s in self.plan.noise if s.diffusion_per_chunk]
+
+    def noise_shape(self, name: str) -> str:
+        """The shape (batch..., n) of a state's increments, as run() knows it."""
+        return f"shapes[{literal(self.population_of[name])}]"
+
+    def noise_layout(self) -> list[str]:
+        """The noisy states, in the order each step draws their increments (the module's NOISE)."""
+        return [s.name for s in self.plan.noise]
+
     def states_context(self) -> list[tuple[str, str, str, str]]:
         """(state, identifier, its buffer, its record array) for the run templates."""
         return [(n, self.ident(n), self.derived("*_buf", n), self.derived("rec_*", n)) for n in self.system.states]
@@ -199,7 +228,8 @@ class NumPyModule:
 
     def statement(self, s) -> list[str]:
         printers = {Stage: self.stage, Combine: self.combine, Evaluate: self.evaluate, Product: self.product,
-                    Rate: self.rate, Commit: self.commit, Check: self.check, Emit: self.emit, Reset: self.reset}
+                    Rate: self.rate, Commit: self.commit, Noise: self.noise,
+                    Check: self.check, Emit: self.emit, Reset: self.reset}
         return printers[type(s)](s) if type(s) in printers else []  # Record: at the record step (record_lines)
 
     def stage(self, s: Stage) -> list[str]:
@@ -215,16 +245,35 @@ class NumPyModule:
 
     def combine(self, s: Combine) -> list[str]:
         target, base = self.value(s.target), self.value(s.base)
-        if not s.terms:  # a stage that starts from the step's own states (a row of zeros)
+        if not s.terms and not s.noise:  # a stage that starts from the step's own states (a row of zeros)
             return [f"{target} = {base}"]
         if s.target.role == "new":
-            # x_new = x + sum_j (b_j dt) k_j: each k_j scaled in place (the update is its last use)
+            # x_new = x + sum_j (b_j dt) k_j + sum_j c_j g_j dW: each k_j and g_j dW scaled in place
+            # (the update is its last use)
             rates = [(self.value(v), b) for b, v in s.terms]
+            noise = [(self.value(v), c) for c, v in s.noise]
             return [f"{k} *= {float(b)!r} * dt" for k, b in rates] + \
-                self.sum_into(target, None, [base] + [k for k, _ in rates])
+                [f"{n} *= {float(c)!r}" for n, c in noise if c != 1] + \
+                self.sum_into(target, None, [base] + [k for k, _ in rates] + [n for n, _ in noise])
+        if not s.terms:
+            return self.sum_into(target, None, [base] + self.noise_terms(s.noise))
         (a0, v0), *rest = s.terms
         return self.sum_into(target, (self.value(v0), f"{float(a0)!r} * dt"),
-                             [f"{float(a)!r} * dt * {self.value(v)}" for a, v in rest] + [base])
+                             [f"{float(a)!r} * dt * {self.value(v)}" for a, v in rest] + [base] +
+                             self.noise_terms(s.noise))
+
+    def noise_terms(self, noise) -> list[str]:
+        """The terms c * g_j dW of a stage's start or of x_new (an Euler step's Rate)."""
+        return [self.value(v) if c == 1 else f"{float(c)!r} * {self.value(v)}" for c, v in noise]
+
+    def noise(self, s: Noise) -> list[str]:
+        """g*dW of the stage into its buffer (out=); g*dW for a whole chunk is read as its row."""
+        if s.coefficient is None:
+            return []
+        target = self.value(s.target)
+        self.keep(target)
+        g = self.code(s.coefficient, self.stage_names(s.stage))
+        return [f"{target} = np.multiply({g}, {self.derived('dW_*', s.target.name)}[i], out={target})"]
 
     def evaluate(self, s: Evaluate) -> list[str]:
         """`target = expr`; a single ufunc call reuses target's memory from the step before (out=)."""
@@ -245,9 +294,9 @@ class NumPyModule:
         """The plan's sum for one state (x_new itself when dt is folded in), in place."""
         x, target = self.value(s.state), self.value(s.target)
         terms = [self.value(p) for p in s.products] + ([self.value(s.rest)] if s.rest else []) + \
-            ([f"{self.derived('drive_*', s.state.name)}[i]"] if s.drive else [])
+            ([f"{self.derived('drive_*', s.state.name)}[i]"] if s.drive else []) + self.noise_terms(s.noise)
         names = self.stage_names(s.stage)
-        if s.target.role == "new":  # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive
+        if s.target.role == "new":  # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive + g*dW
             if s.linear == 1:
                 return self.sum_into(target, None, [x] + terms)
             return self.sum_into(target, (x, self.code(s.linear, names)), terms)

@@ -6,7 +6,7 @@ there NumPy's per-call overhead is the whole cost of a step. No buffers: each va
 from __future__ import annotations
 
 from ..printers import SCALAR_HELPERS, ScalarPrinter
-from ..step import Check, Combine, Commit, Emit, Evaluate, Rate, Record, Reset, Value
+from ..step import Check, Combine, Commit, Emit, Evaluate, Noise, Rate, Record, Reset, Value
 from .arrays import NumPyModule
 
 
@@ -36,6 +36,20 @@ class FloatModule(NumPyModule):
         return lines + [f"{self.derived('*_w', n)} = {self.derived('*_w', n)}.ravel().tolist()"
                         for n in self.system.inputs if n in reads]
 
+    def noise_lines(self) -> list[str]:
+        """The chunk's increments (and g*dW) computed with NumPy, then read step by step as floats."""
+        return super().noise_lines() + [f"{self.derived('dW_*', s.name)} = {self.derived('dW_*', s.name)}.ravel().tolist()"
+                                        for s in self.plan.noise]
+
+    def noise_shape(self, name: str) -> str:
+        return "(1,)"
+
+    def noise(self, s: Noise) -> list[str]:
+        if s.coefficient is None:
+            return []
+        g = self.code(s.coefficient, self.stage_names(s.stage))
+        return [f"{self.value(s.target)} = ({g})*{self.derived('dW_*', s.target.name)}[i]"]
+
     def new_value_buffers(self) -> list[str]:
         return []
 
@@ -43,7 +57,7 @@ class FloatModule(NumPyModule):
         return [] if s.target.role == "rest" else super().evaluate(s)
 
     def combine(self, s: Combine) -> list[str]:
-        terms = [f"{float(a)!r}*dt*{self.value(v)}" for a, v in s.terms]
+        terms = [f"{float(a)!r}*dt*{self.value(v)}" for a, v in s.terms] + self.noise_terms(s.noise)
         return [f"{self.value(s.target)} = " + " + ".join([self.value(s.base)] + terms)]
 
     def rate(self, s: Rate) -> list[str]:
@@ -51,7 +65,7 @@ class FloatModule(NumPyModule):
         terms = [] if s.linear == 0 else [self.value(s.state) if s.linear == 1 else
                                           f"{self.code(s.linear, names)}*{self.value(s.state)}"]
         terms += [self.value(p) for p in s.products] + ([f"({self.code(self.rests[s.rest], names)})"] if s.rest else [])
-        terms += [f"{self.derived('drive_*', s.state.name)}[i]"] if s.drive else []
+        terms += ([f"{self.derived('drive_*', s.state.name)}[i]"] if s.drive else []) + self.noise_terms(s.noise)
         return [f"{self.value(s.target)} = " + (" + ".join(terms) or "0.0")]
 
     def commit(self, s: Commit) -> list[str]:
