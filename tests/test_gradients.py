@@ -15,7 +15,7 @@ import pytest
 
 from modelc.codegen.generate import generate
 from modelc.codegen.options import METHODS
-from modelc.errors import ModelcError, UnknownVariableError, UnsupportedFeatureError
+from modelc.errors import UnknownVariableError, UnsupportedFeatureError
 from modelc.ir import Connection, build_network, build_system
 from modelc.spec import load
 
@@ -223,9 +223,18 @@ def test_an_unknown_trainable_is_a_located_error():
         generate(system, "euler", trainable=["li_op/taux"])
 
 
-def test_the_cupy_backend_says_it_has_no_gradients_yet():
-    with pytest.raises(ModelcError, match="not generated for the cupy backend"):
-        generate(build_system(load(SEED)), "euler", backend="cupy", trainable=["li_op/tau"])
+def test_a_backend_that_does_not_print_reductions_refuses_them_clearly():
+    """make_reverse_step(..., reductions=False) (a backend without the Reduction terms) refuses
+    mean() and sum() instead of dropping their terms: never a silently wrong gradient."""
+    from modelc.codegen.adjoint import make_reverse_step
+    from modelc.codegen.options import get_scheme
+    from modelc.codegen.plan import make_plan
+    from modelc.codegen.step import make_step_program
+    system = build_system(load("model_templates.oscillators.kuramoto.kuramoto"))
+    plan = make_plan(system, get_scheme("euler"), ["kuramoto_op/K"])
+    with pytest.raises(UnsupportedFeatureError, match="mean\\(\\) or sum\\(\\) over a population are not generated"):
+        make_reverse_step(make_step_program(plan), plan.trainable)
+    assert make_reverse_step(make_step_program(plan), plan.trainable, reductions=True).statements
 
 
 def test_a_module_without_trainables_has_no_grad(tmp_path):
@@ -294,3 +303,47 @@ def test_checkpoints_from_the_callers_run_give_the_same_gradient(tmp_path):
     np.testing.assert_array_equal(handed["params"]["weights"], alone["params"]["weights"])
     with pytest.raises(module.InvalidValueError, match="checkpoints must end at step 30"):
         module.grad(*args, cotangents, checkpoints=kept[:2])
+
+
+# --- mean() and sum() over a population --------------------------------------------------------------
+
+REDUCING = """
+red:
+  base: OperatorTemplate
+  equations:
+    - "x' = -x/tau + k*mean(tanh(x))*x - sum(a*x^2)/10 + sum(b) + I"
+    - "p = exp(x)/sum(exp(x))"
+  variables: {x: output(0.1), p: variable(0.0), tau: 2.0, k: 0.8, a: 0.5, b: 0.05, I: input(0.0)}
+"""
+
+
+@pytest.mark.parametrize("method, batch", [("euler", ()), ("rk4", ()), ("heun", (2,))])
+def test_gradients_through_mean_and_sum_over_the_population(tmp_path, method, batch):
+    """mean() and sum() in a derivative (a per-unit parameter inside sum(), a scalar one that
+    sum() counts once per unit) and a softmax readout recorded with its own cotangent."""
+    (tmp_path / "red.yaml").write_text(REDUCING)
+    system = build_system(load(f"{tmp_path / 'red.yaml'}:red"), vector_params=["red/a"])
+    trainable = ["red/tau", "red/k", "red/a", "red/b"]
+    module = load_source(generate(system, method, trainable=trainable), "reducing", tmp_path)
+    rng = np.random.default_rng(9)
+    n, steps = 4, 17
+    shape = batch + (n,)
+    params = {**module.default_params(), "red/a": rng.uniform(0.2, 0.8, n)}
+    problem = Problem(module, {"red/x": 0.5 * rng.standard_normal(shape)}, params,
+                      {"red/I": rng.standard_normal((steps,) + shape)}, 0.05, steps, sampling_steps=1)
+    first = module.run(problem.y0, params, problem.inputs, 0.05, steps, record=["red/p"])
+    problem.cotangents["red/p"] = rng.standard_normal(first["red/p"].shape)
+    _assert_gradients_match(problem, trainable, checkpoint_steps=6)
+
+
+def test_the_kuramoto_population_trains_its_frequencies_and_coupling(tmp_path):
+    """The shipped Kuramoto model (mean(sin), mean(cos)) with per-unit omega and K trainable."""
+    system = build_system(load("model_templates.oscillators.kuramoto.kuramoto"), vector_params=["kuramoto_op/omega"])
+    trainable = ["kuramoto_op/omega", "kuramoto_op/K"]
+    module = load_source(generate(system, "rk4", trainable=trainable), "kuramoto", tmp_path)
+    rng = np.random.default_rng(10)
+    n, steps = 5, 20
+    params = {"kuramoto_op/omega": rng.standard_normal(n), "kuramoto_op/K": 1.5}
+    problem = Problem(module, {"kuramoto_op/theta": rng.uniform(-np.pi, np.pi, n)}, params,
+                      {"kuramoto_op/I_ext": np.zeros((steps, n))}, 0.05, steps)
+    _assert_gradients_match(problem, trainable, checkpoint_steps=7)

@@ -9,6 +9,7 @@ within a step), so its adjoint is one sum over the statements that read it:
                                lambda(reader), or (scale*W)^T lambda(product) for a product's source
     ParamAdjoint(name, terms)  lambda(name) += the same kind of sum, reduced to the shape of a
                                trainable parameter or of a loop invariant made from one
+    (a term with a Reduction passes lambda(reader) back through mean() or sum() over the units)
     DriveAdjoint(state, values) this step's row of lambda(drive) = the sum of lambda(values), the
                                rates that add it: the chunk's state-independent terms are
                                differentiated once per chunk
@@ -32,11 +33,24 @@ from .step import Combine, Evaluate, Observation, Product, Rate, StepProgram, Va
 
 
 @dataclass(frozen=True)
+class Reduction:
+    """The reader reads its value through m = mean(g) or sum(g) over the population's units:
+    the term is factor * R(outer * lambda(reader)), where R sums over the units (and divides by
+    their number for a mean) and gives the result to every unit, and factor = dg/d(value).
+    Units are counted as the forward does: g given once for every unit counts each unit."""
+
+    kind: str             # "mean" | "sum"
+    outer: sympy.Expr     # d(reader)/dm, in the reader's stage (it may read m itself)
+    argument: sympy.Expr  # g: its population's units are the ones reduced over
+
+
+@dataclass(frozen=True)
 class Term:
     adjoint: Value                          # the reader, whose adjoint flows back
     factor: sympy.Expr = sympy.Integer(1)   # d(reader)/d(value), in the reader's stage
     stage: int = 0
     transpose: MatrixProduct | None = None  # a product's source: (scale*W)^T lambda(product)
+    reduction: Reduction | None = None      # through mean() or sum(): factor is dg/d(value)
 
 
 @dataclass(frozen=True)
@@ -74,11 +88,14 @@ class ReverseStep:
 
 
 
-def make_reverse_step(program: StepProgram, trainable) -> ReverseStep:
-    """The statements of one step's reverse sweep, for the given trainable parameters."""
+def make_reverse_step(program: StepProgram, trainable, reductions: bool = False) -> ReverseStep:
+    """The statements of one step's reverse sweep, for the given trainable parameters.
+    reductions: the backend prints terms with a Reduction (without, mean() and sum() over a
+    population are refused)."""
     plan = program.plan
     trainable = frozenset(trainable)
-    _refuse_population_reductions(program)
+    if not reductions:
+        _refuse_population_reductions(program)
     reverse = ReverseStep(program, trainable)
     reverse.invariants = {name: expr for name, expr in plan.hoisted if {s.name for s in expr.free_symbols} & trainable}
     reverse.drives = {s.name: s.drive for s in plan.states if {x.name for x in s.drive.free_symbols} & trainable}
@@ -125,9 +142,9 @@ class ReverseObservation:
     unsupported: list[str]        # computed variables whose gradient is not generated (mean/sum)
 
 
-def make_reverse_observation(observation: Observation, trainable) -> ReverseObservation:
+def make_reverse_observation(observation: Observation, trainable, reductions: bool = False) -> ReverseObservation:
     trainable = frozenset(trainable)
-    unsupported = _through_reductions(observation)
+    unsupported = _through_reductions(observation) if not reductions else set()
     readers = {key: [t for t in terms if t.adjoint not in unsupported]
                for key, terms in _readers(observation, trainable).items()}
     new = [Value(n, "new") for n in observation.plan.system.states]
@@ -165,14 +182,11 @@ def _readers(program: "StepProgram | Observation", differentiable: set[str]) -> 
         bindings = program.bindings(k)
         # d tanh(v)/dv = 1 - tanh(v)^2 reads the value the forward step computed: 1 - r^2
         computed = {expr: symbol(reader.name)} if reader.role == "algebraic" and not expr.is_Atom else {}
-        for x in sorted(expr.free_symbols, key=lambda x: x.name):
-            factor = sympy.diff(expr, x).xreplace(computed)
-            if factor == 0:
-                continue
+        for x, factor, reduction in partials(expr, computed, reader.name):
             if x.name in bindings:
-                add(bindings[x.name], Term(reader, factor, k))
+                add(bindings[x.name], Term(reader, factor, k, reduction=reduction))
             elif x.name in differentiable:
-                add(x.name, Term(reader, factor, k))
+                add(x.name, Term(reader, factor, k, reduction=reduction))
 
     for s in program.statements:
         if isinstance(s, Combine):
@@ -194,6 +208,33 @@ def _readers(program: "StepProgram | Observation", differentiable: set[str]) -> 
     return found
 
 
+def partials(expr: sympy.Expr, computed: dict | None = None, where: str = "") -> list[tuple]:
+    """(x, factor, reduction) for each way expr reads a free symbol x: directly (reduction None,
+    factor = d(expr)/dx with every mean() and sum() held fixed), and through each mean(g) or
+    sum(g) (factor = dg/dx, the Reduction's outer = d(expr)/d(mean)). computed: values the
+    forward computed already, substituted into the factors (tanh(v) -> r)."""
+    computed = computed or {}
+    reduced = {r: sympy.Dummy(f"m{j}") for j, r in enumerate(sorted(expr.atoms(PopMean, PopSum), key=str))}
+    local = expr.xreplace(reduced)
+    back = {m: r for r, m in reduced.items()}
+    found = []
+    for x in sorted(local.free_symbols - set(back), key=lambda x: x.name):
+        factor = sympy.diff(local, x).xreplace(back).xreplace(computed)
+        if factor != 0:
+            found.append((x, factor, None))
+    for r, m in reduced.items():
+        argument = r.args[0]
+        if argument.has(PopMean, PopSum):
+            raise UnsupportedFeatureError(
+                f"gradients through mean() or sum() nested in another are not generated ('{where}')",
+                None, "give the inner mean() or sum() a variable of its own")
+        outer = sympy.diff(local, m).xreplace(back).xreplace(computed)
+        reduction = Reduction("mean" if isinstance(r, PopMean) else "sum", outer, argument)
+        found += [(x, sympy.diff(argument, x), reduction) for x in sorted(argument.free_symbols, key=lambda x: x.name)
+                  if outer != 0 and sympy.diff(argument, x) != 0]
+    return found
+
+
 def _refuse_population_reductions(program: StepProgram) -> None:
     for s in program.statements:
         if isinstance(s, Evaluate) and s.expr.has(PopMean, PopSum):
@@ -202,4 +243,5 @@ def _refuse_population_reductions(program: StepProgram) -> None:
                 None, "train a model without population reductions, or fit this one without gradients")
 
 
-__all__ = ["ReverseStep", "ReverseObservation", "make_reverse_observation", "Adjoint", "ParamAdjoint", "DriveAdjoint", "WeightAdjoint", "Term", "make_reverse_step"]
+__all__ = ["ReverseStep", "ReverseObservation", "make_reverse_observation", "Adjoint", "ParamAdjoint", "DriveAdjoint",
+           "WeightAdjoint", "Term", "Reduction", "make_reverse_step", "partials"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sympy
 
-from ...equations import TIME, symbol
-from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseObservation, ReverseStep, Term, WeightAdjoint
+from ...equations import TIME
+from ...errors import UnsupportedFeatureError
+from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseObservation, ReverseStep, Term, WeightAdjoint, partials
 from ..plan import MatrixProduct
 from ..step import OBSERVE, Commit, Evaluate, Product, Stage, Value
 from ..templating import literal
@@ -73,15 +74,17 @@ class GradientModule(NumPyModule):
         read = []
         for s in self.reverse.statements:
             for t in s.terms if isinstance(s, (Adjoint, ParamAdjoint)) else ():
-                read += self._bound(t)
+                read += self._bound(t.factor, t.stage)
+                if t.reduction is not None:
+                    read += self._bound(t.reduction.outer, t.stage)
             if isinstance(s, WeightAdjoint):
                 read.append(s.source)
         return list(dict.fromkeys(read))
 
-    def _bound(self, t: Term) -> list[Value]:
-        """The forward values a term's factor reads."""
-        bindings = self.program.bindings(t.stage)
-        return [bindings[x.name] for x in sorted(t.factor.free_symbols, key=lambda x: x.name) if x.name in bindings]
+    def _bound(self, expr: sympy.Expr, stage: int) -> list[Value]:
+        """The forward values an expression of the reverse step reads."""
+        bindings = self.program.bindings(stage)
+        return [bindings[x.name] for x in sorted(expr.free_symbols, key=lambda x: x.name) if x.name in bindings]
 
     def _array(self, v: Value) -> str | None:
         """The segment's array of a value by step, where the segment's states hold it."""
@@ -152,7 +155,7 @@ class GradientModule(NumPyModule):
                 lines.append(f"{self.derived('lam_drive_*', s.state)}[i] = {total}")
             elif isinstance(s, WeightAdjoint):  # its rows, for one matrix product per segment
                 rows = self._lam_rows(s)
-                lines += [f"if i == stop - start - 1:",
+                lines += ["if i == stop - start - 1:",
                           f"    {rows} = _rows(stop - start, {self.adjoint(s.product)}, shapes)",
                           f"{rows}[i] = {self.adjoint(s.product)}"]
         return lines
@@ -167,27 +170,44 @@ class GradientModule(NumPyModule):
         lam = self.adjoint(t.adjoint)
         if t.transpose is not None:
             return f"{self.derived('transposed_*', t.transpose.name)}({lam}, out=None)"
-        if t.factor == 1:
-            return lam
-        if t.stage != OBSERVE and not t.factor.is_Atom and self._by_segment(t):
-            return f"{self._factor(t)}[i]*{lam}"
-        if t.stage != OBSERVE:
-            self._step_reads |= {x.name for x in t.factor.free_symbols}
-            self._step_values.update(dict.fromkeys(v for v in self._bound(t) if v.role != "time"))
-        return f"({self.code(t.factor, self.stage_names(t.stage))})*{lam}"
+        if t.reduction is not None:  # lam through mean() or sum(): summed over the units, given to each
+            r = t.reduction
+            lam = f"_spread_{r.kind}({self._times(r.outer, t.stage, lam)}, {self._units_of(r.argument, t.adjoint.name)})"
+        return self._times(t.factor, t.stage, lam)
 
-    def _by_segment(self, t: Term) -> bool:
-        """A factor of forward values (no time) is computed for the whole segment at once."""
-        return TIME.name not in {x.name for x in t.factor.free_symbols} and bool(self._bound(t))
+    def _times(self, expr: sympy.Expr, stage: int, lam: str) -> str:
+        return lam if expr == 1 else f"{self._coefficient(expr, stage)}*{lam}"
 
-    def _factor(self, t: Term) -> str:
+    def _coefficient(self, expr: sympy.Expr, stage: int) -> str:
+        """A factor of the reverse step: a row of its array over the segment when it reads
+        forward values (and no time), else printed in the step."""
+        if stage != OBSERVE and not expr.is_Atom and self._by_segment(expr, stage):
+            return f"{self._factor(expr, stage)}[i]"
+        if stage != OBSERVE:
+            self._step_reads |= {x.name for x in expr.free_symbols}
+            self._step_values.update(dict.fromkeys(v for v in self._bound(expr, stage) if v.role != "time"))
+        return f"({self.code(expr, self.stage_names(stage))})"
+
+    def _by_segment(self, expr: sympy.Expr, stage: int) -> bool:
+        return TIME.name not in {x.name for x in expr.free_symbols} and bool(self._bound(expr, stage))
+
+    def _factor(self, expr: sympy.Expr, stage: int) -> str:
         names = {**self.names, **{n: self.derived("*_w", n) for n in self.system.inputs},
-                 **{name: self.segment_array(v) for name, v in self.program.bindings(t.stage).items()
+                 **{name: self.segment_array(v) for name, v in self.program.bindings(stage).items()
                     if v.role != "time"}}
-        code = self.code(t.factor, names)
+        code = self.code(expr, names)
         if code not in self._factors:
             self._factors[code] = self.namer.fresh(f"factor_{len(self._factors)}")
         return self._factors[code]
+
+    def _units_of(self, argument: sympy.Expr, owner: str) -> str:
+        """The number of units a mean() or sum() runs over, as code: those of the population of
+        its argument's variables, else of the value it is part of (owner)."""
+        labels = [self.population_of[x.name] for x in sorted(argument.free_symbols, key=lambda x: x.name)
+                  if x.name in self.population_of] + ([self.population_of[owner]] if owner in self.population_of else [])
+        if not labels:
+            raise UnsupportedFeatureError(f"internal error: no population for the units of mean() or sum() of {argument}")
+        return f"shapes[{literal(labels[0])}][-1]"
 
     # -- the observation: computed variables recorded with a cotangent ----------------------------
 
@@ -289,19 +309,23 @@ class GradientModule(NumPyModule):
 
     def chain_lines(self) -> list[str]:
         """At the end: the invariants' adjoints passed on to the parameters they are made of."""
-        lines = []
-        for name, expr in self.reverse.invariants.items():
-            for p in self._trainables_in(expr):
-                lines.append(self._add_to_param(p, f"({self.code(sympy.diff(expr, symbol(p)))})*{self.adjoint(name)}"))
-        return lines
+        return [line for name, expr in self.reverse.invariants.items()
+                for line in self._chained(expr, self.adjoint(name), self.printer, name)]
 
     def drive_chain_lines(self) -> list[str]:
         """Per segment: sum over its steps of d(drive)/d(parameter) times the drive's adjoint."""
-        printer, lines = self.window_printer(), []
-        for name, drive in self.reverse.drives.items():
-            for p in self._trainables_in(drive):
-                factor = printer.doprint(sympy.diff(drive, symbol(p)))
-                lines.append(self._add_to_param(p, f"({factor})*{self.derived('lam_drive_*', name)}"))
+        printer = self.window_printer()
+        return [line for name, drive in self.reverse.drives.items()
+                for line in self._chained(drive, self.derived("lam_drive_*", name), printer, name)]
+
+    def _chained(self, expr: sympy.Expr, lam: str, printer, owner: str) -> list[str]:
+        """lam_p += d(expr)/dp * lam for each trainable p in expr (through mean() and sum() too)."""
+        lines = []
+        for x, factor, r in partials(expr, where=owner):
+            if x.name in self.reverse.trainable:
+                through = lam if r is None else \
+                    f"_spread_{r.kind}(({printer.doprint(r.outer)})*{lam}, {self._units_of(r.argument, owner)})"
+                lines.append(self._add_to_param(x.name, f"({printer.doprint(factor)})*{through}"))
         return lines
 
     def _add_to_param(self, p: str, contribution: str) -> str:
