@@ -246,6 +246,14 @@ class NetworkBusyError(ModelcError, RuntimeError):
     code, title = "MC208", "network busy"
 
 
+class SweepStoreError(ModelcError, OSError):
+    code, title = "MC210", "sweep store does not fit"
+
+
+class ExtraUnavailableError(ModelcError, ImportError):
+    code, title = "MC211", "optional extra not installed"
+
+
 class SpikeOptionError(ModelcError, ValueError):
     code, title = "MC220", "bad spiking option"
 

@@ -1016,4 +1016,8 @@ UNCOVERED = {
     "MC206": "CacheError: reserved for cache failures that cannot fall back to a temporary folder",
     "MC208": "NetworkBusyError: raised only while another thread's call on the same Network is in progress "
              "(tests/test_network.py runs two threads)",
+    "MC210": "SweepStoreError: needs a Zarr store (the distributed extra); tests/test_distributed.py resumes a "
+             "store and refuses it to another sweep",
+    "MC211": "ExtraUnavailableError: raised only where Dask, xarray or zarr is missing; tests/test_distributed.py "
+             "hides xarray to check it",
 }

@@ -39,12 +39,13 @@ from .arguments import drives, module_sampling_steps, output_name, records, run_
 from .busy import exclusive
 from .device import backend_for, dtype_name
 from .graph import Edge, Graph, Node
+from .spikes import add_spiking
 from .nodes import diffeq_node, drive_connections, drive_populations, edge, func_node, trainable, wire_diffeq_node
 from .progress import ProgressBar
 from .states import States
 from .sweep import Sweep, run_in_chunks
-from .variables import (check_node_values, current_value, node_value, node_var_names, parameter_value,
-                        parameter_values, readonly, recurrent_weights, resolve)
+from .variables import (check_node_values, current_value, domain_error, node_value, node_var_names,
+                        parameter_value, parameter_values, readonly, recurrent_weights, resolve)
 
 
 class Network:
@@ -70,6 +71,7 @@ class Network:
         self._graph = Graph()
         self._states = States(self._np_dtype)
         self._compiled: tuple[tuple, ModuleType] | None = None  # (signature, module)
+        self._noise_streams = None  # the random generators the last run left: its noise goes on from there
         self._lock = threading.Lock()  # held by the one call that changes the network (see exclusive)
         self._busy_with = "another call"  # what holds the lock, for the message
 
@@ -79,7 +81,9 @@ class Network:
     def add_diffeq_node(self, label: str, node, input_var: str | None = None, output_var: str | None = None,
                         weights=None, source_var: str | None = None, target_var: str | None = None, *,
                         N: int | None = None, node_vars: dict | None = None, train_params=None,
-                        op: str | None = None, method: str = "euler") -> Node:
+                        op: str | None = None, method: str = "euler", spike_var=None, reset_var=None,
+                        spike_threshold=1e2, spike_reset=-1e2, reset: bool = True, spike_slope=None,
+                        spike_center: float = 1.0) -> Node:
         """Add a population of N units of a node template (a dotted path, "file.yaml:template" or a
         template), or N copies of a circuit template (N=1: the circuit itself). The positional
         order is RectiPy's: label, node, input_var, output_var, weights.
@@ -96,6 +100,8 @@ class Network:
                    "all/op/var" sets op/var on every node of the circuit that has it.
         train_params: parameter names recorded for fitting ("weights" = the recurrent matrix).
         method:    integration scheme (euler, heun, midpoint, rk4); all nodes must agree.
+        spike_var, reset_var, spike_threshold, spike_reset, reset, spike_slope, spike_center:
+                   RectiPy's spiking options, an event added to the node (see spikes.py).
         """
         self._graph.check_new_label(label)
         entry = diffeq_node(label, load(node), weights, N, op, method, self._np_dtype)
@@ -103,6 +109,7 @@ class Network:
         for name, value in (node_vars or {}).items():
             for local in node_var_names(entry, name):
                 entry.values[local] = node_value(entry, local, value, self._np_dtype)
+        add_spiking(entry, spike_var, reset_var, spike_threshold, spike_reset, reset, spike_slope, spike_center)
         entry.train_params = trainable(entry, train_params)
         return self._graph.add_node(entry)
 
@@ -268,7 +275,7 @@ class Network:
     @exclusive
     def run(self, inputs=None, sampling_steps: int = 1, record_output: bool = True, record_vars=None,
             verbose: bool = False, method: str | None = None, on_nan: str = "raise", *, steps: int | None = None,
-            output: str | None = None, sampling: str = "snapshot") -> Observer:
+            output: str | None = None, sampling: str = "snapshot", seed=None) -> Observer:
         """Integrate the network for T steps (one call into the generated code); returns an Observer.
 
         inputs: (T, n_in) for the input node, (T,) or (T, 1) broadcast to its n_in units, or a
@@ -289,6 +296,10 @@ class Network:
         verbose: a progress bar (tqdm if installed, else a plain one on stderr), updated once per
                 chunk of 1024 steps.
         on_nan: "raise" (NonFiniteError naming the variable, unit and steps), "warn" or "ignore".
+        seed: the random numbers of white noise (xi in an equation): an int, a numpy SeedSequence
+                or Generator (the generated run()'s seed); None goes on with the streams the last
+                run left (fresh entropy at first), so run(steps=T, seed=s) then run(steps=T) draws
+                the numbers of run(steps=2*T, seed=s).
         The run starts from the network's current state and time (the end of the last run,
         until reset()) and leaves the network in its final state.
         """
@@ -298,7 +309,8 @@ class Network:
         y0 = self._states.current(self._graph, module)
         recorded = records(self._graph, record_output, record_vars, output)
         result = self._call(module, y0, parameter_values(self._graph), inputs, steps, recorded.names,
-                            every, verbose, on_nan)
+                            every, verbose, on_nan, self._noise_streams if seed is None else seed)
+        self._noise_streams = result.get("rng", self._noise_streams)
         t0 = self.time
         self._states.advance(result["final"], steps)
         if every != sampling_steps:
@@ -309,7 +321,7 @@ class Network:
     def sweep(self, params: dict, inputs=None, grid: bool = True, sampling_steps: int = 1,
               record_output: bool = True, record_vars=None, verbose: bool = False, method: str | None = None,
               on_nan: str = "raise", *, steps: int | None = None, output: str | None = None, scheduler=None,
-              store=None, reduce=None, chunk_size: int | None = None):
+              store=None, reduce=None, chunk_size: int | None = None, seed=None):
         """Run B parameter sets at once, as ONE batched run along a leading batch axis.
 
         params: {var: [values]}, var as "op/var" (or a short name) when one node has it, else
@@ -319,17 +331,22 @@ class Network:
         inputs: as in run(), shared by all sets, or (T, B, n_in) for one input per set.
         The sweep starts from the network's current state and leaves it unchanged. Records have
         shape (T // sampling_steps, B, n); obs.sweep lists the B parameter sets in batch order.
+        seed: as in run(), for B streams: an int s gives set b the stream of
+        SeedSequence(s).spawn(B)[b]; a list of B seeds gives set b what seed=seeds[b] gives run().
 
-        scheduler ("processes", a dask.distributed Client or an address), store (a Zarr path,
-        resumable) or reduce ("mean", "max", "final", "peak_frequency" or a function): the sets
-        run in chunks of chunk_size, and the result is an xarray.Dataset with dimensions (each
-        swept variable, or `set` for grid=False), time, unit (distributed/; needs
-        modelc[distributed]).
+        With scheduler ("processes", a dask.distributed Client or an address), store (a Zarr
+        path, resumable), reduce ("mean", "max", "final", "peak_frequency" or a function) or
+        chunk_size, the sets run in chunks of chunk_size sets and the result is an
+        xarray.Dataset with dimensions (each swept variable, or `set` for grid=False), time,
+        unit (modelc/runtime/distributed; needs modelc[distributed]).
         """
         sweep = Sweep(self._graph, params, grid)
+        if seed is not None and any(option is not None for option in (scheduler, store, reduce, chunk_size)):
+            raise InvalidValueError("a sweep in chunks (scheduler, store, reduce, chunk_size) does not take a seed yet",
+                                    None, "run the sweep as one batch to give it a seed")
         module = self.compile(method, extra_vector_params=sweep.parameters(), drives=drives(self._graph, inputs))
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=sweep.size, dtype=self._np_dtype)
-        if scheduler is not None or store is not None or reduce is not None:
+        if any(option is not None for option in (scheduler, store, reduce, chunk_size)):
             return run_in_chunks(sweep, module, self._states.current(self._graph, module), parameter_values(self._graph),
                                  inputs, records(self._graph, record_output, record_vars, output), self._np_dtype,
                                  verbose, dt=self.dt, steps=steps, sampling_steps=sampling_steps, t0=self.time,
@@ -337,7 +354,7 @@ class Network:
         y0, values = sweep.batched(module, self._states.current(self._graph, module),
                                    parameter_values(self._graph), self._np_dtype)
         recorded = records(self._graph, record_output, record_vars, output)
-        result = self._call(module, y0, values, inputs, steps, recorded.names, sampling_steps, verbose, on_nan)
+        result = self._call(module, y0, values, inputs, steps, recorded.names, sampling_steps, verbose, on_nan, seed)
         return recorded.observer(result, self.dt, sampling_steps, self.time, sweep.table())
 
     # -- fitting (fitting.py) --------------------------------------------------------
@@ -421,14 +438,18 @@ class Network:
         return readout.fit_rls(self._graph, self._states, self.compile(), self.dt, inputs, targets, update_steps,
                                sampling_steps, beta, alpha)
 
-    def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan) -> dict:
+    def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan, seed=None) -> dict:
         """One call into the generated run(), with the progress bar and a NonFiniteError for overflow."""
         bar = ProgressBar(steps) if verbose else None
+        noise = {"seed": seed} if getattr(module, "NOISE", None) else {}  # (a model without noise has no streams)
         try:
             return module.run(y0, params, inputs, dt=self.dt, steps=steps, record=record,
                               sampling_steps=sampling_steps, t0=self.time,
-                              on_chunk=bar.update if bar is not None else None, on_nan=on_nan)
+                              on_chunk=bar.update if bar is not None else None, on_nan=on_nan, **noise)
         except FloatingPointError as exc:
+            error = domain_error(module, y0, params, inputs, self.time)
+            if error is not None:  # the values, not dt: say which
+                raise error from None
             if isinstance(exc, NonFiniteError):
                 raise
             raise NonFiniteError(str(exc), None, "reduce dt, or check parameters, weights and inputs") from None

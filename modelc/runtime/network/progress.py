@@ -7,11 +7,11 @@ import sys
 class ProgressBar:
     """tqdm when installed, else a one-line bar on stderr."""
 
-    def __init__(self, total: int):
-        self.total, self.done = total, 0
+    def __init__(self, total: int, unit: str = "step"):
+        self.total, self.done, self.unit = total, 0, unit
         try:
             from tqdm.auto import tqdm  # late: an optional dependency
-            self._tqdm = tqdm(total=total, unit="step", leave=True)
+            self._tqdm = tqdm(total=total, unit=unit, leave=True)
         except ImportError:
             self._tqdm = None
             self._draw()
@@ -27,7 +27,7 @@ class ProgressBar:
     def _draw(self) -> None:
         width = 30
         filled = int(width * self.done / max(self.total, 1))
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} steps")
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.unit}s")
         sys.stderr.flush()
 
     def close(self) -> None:

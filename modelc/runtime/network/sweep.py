@@ -3,13 +3,17 @@ along a leading batch axis of every swept value."""
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
 
 from ...errors import InvalidValueError, ShapeError
+from ..distributed.sets import Column, ParameterSets
+from .arguments import Records
 from .graph import Graph, Node
+from .progress import ProgressBar
 from .variables import sweep_target
 
 
@@ -28,45 +32,38 @@ class Sweep:
         if not params:
             raise InvalidValueError("sweep needs at least one parameter to vary")
         self.columns = [_Column(key, *sweep_target(graph, key), _values(key, values)) for key, values in params.items()]
-        lists = [column.values for column in self.columns]
-        if grid:
-            self.sets = list(itertools.product(*lists))
-        elif len({len(values) for values in lists}) != 1:
+        lengths = [len(column.values) for column in self.columns]
+        if not grid and len(set(lengths)) != 1:
             raise ShapeError("grid=False pairs the value lists element by element; they must have equal lengths, "
-                             f"got {[len(values) for values in lists]}", None, "use grid=True for every combination")
-        else:
-            self.sets = list(zip(*lists))
-
-    @property
-    def size(self) -> int:
-        return len(self.sets)
+                             f"got {lengths}", None, "use grid=True for every combination")
+        self.grid = grid
+        self.size = math.prod(lengths) if grid else lengths[0]
 
     def parameters(self) -> list[str]:
         """The swept parameters ("label/op/var"): they compile as vectors, one value per set."""
         return [f"{c.node.label}/{c.local}" for c in self.columns if c.node.variables[c.local].kind == "parameter"]
 
-    def batched(self, module: ModuleType, y0: dict, params: dict, dtype: np.dtype) -> tuple[dict, dict]:
-        """y0 and params with a leading batch axis: the swept values stacked, the rest broadcast."""
-        y0, params = dict(y0), dict(params)
-        for index, column in enumerate(self.columns):
+    def sets(self, module: ModuleType, dtype: np.dtype) -> ParameterSets:
+        """The sets as value tables for the generated module (initial states or parameters)."""
+        columns = []
+        for column in self.columns:
             name = f"{column.node.label}/{column.local}"
-            stacked = self._stacked(index, column, dtype)
-            if name in module.STATES:
-                y0[name] = np.broadcast_to(stacked, (self.size, column.node.n))
-            elif name in module.PARAMS:
-                params[name] = stacked
-            else:
+            if name not in module.STATES and name not in module.PARAMS:
                 raise InvalidValueError(f"'{column.local}' of node '{column.node.label}' is computed by an equation; "
                                         "it cannot be swept", None, "sweep the parameters or initial states it depends on")
-        for name, value in y0.items():
-            if np.ndim(value) == 1:
-                y0[name] = np.broadcast_to(value, (self.size, value.shape[-1]))
-        return y0, params
+            columns.append(Column(name, dimension_name(column.key), self._table(column, dtype),
+                                  name in module.STATES, column.node.n))
+        return ParameterSets(columns, self.grid)
 
-    def _stacked(self, index: int, column: _Column, dtype: np.dtype) -> np.ndarray:
-        """(B, 1) or (B, n): the column's value in each set."""
+    def batched(self, module: ModuleType, y0: dict, params: dict, dtype: np.dtype) -> tuple[dict, dict]:
+        """y0 and params of all sets with a leading batch axis: the swept values stacked, the rest broadcast."""
+        return self.sets(module, dtype).batched(y0, params)
+
+    @staticmethod
+    def _table(column: _Column, dtype: np.dtype) -> np.ndarray:
+        """(k, 1) or (k, n): the column's values."""
         try:
-            stacked = np.stack([np.asarray(s[index], dtype=dtype) for s in self.sets])
+            stacked = np.stack([np.asarray(value, dtype=dtype) for value in column.values])
         except (TypeError, ValueError):  # text, or numbers and arrays mixed
             raise InvalidValueError(f"the sweep values of {column.key!r} must be all numbers or all arrays of "
                                     f"{column.node.n}") from None
@@ -79,7 +76,16 @@ class Sweep:
 
     def table(self) -> list[dict]:
         """The B parameter sets in batch order, {key: plain Python value}, for Observer.sweep."""
-        return [{c.key: _plain(s[i]) for i, c in enumerate(self.columns)} for s in self.sets]
+        lists = [c.values for c in self.columns]
+        sets = itertools.product(*lists) if self.grid else zip(*lists)
+        return [{c.key: _plain(value) for c, value in zip(self.columns, values)} for values in sets]
+
+
+def dimension_name(key) -> str:
+    """A sweep key as a result dimension name: "li_op/tau" -> "li_op.tau", ("tanh", "eta") ->
+    "tanh.eta" (a Zarr store cannot hold a "/" in a variable name)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return ".".join(str(part) for part in parts).replace("/", ".")
 
 
 def _values(key, values) -> list:
@@ -95,3 +101,27 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def run_in_chunks(sweep: Sweep, module: ModuleType, y0: dict, params: dict, inputs: dict, recorded: Records,
+                  dtype: np.dtype, progress: bool, **options):
+    """Network.sweep with scheduler=, store= or reduce=: the sets in chunks (distributed/), the
+    results an xarray.Dataset. options: dt, steps, sampling_steps, t0, on_nan (the run's) and
+    scheduler, store, reduce, chunk_size (run_sweep's)."""
+    from ..distributed.chunks import Record, SweepJob  # late: only these sweeps load them
+    from ..distributed.runner import run_sweep
+    run = {key: options.pop(key) for key in ("dt", "steps", "sampling_steps", "t0", "on_nan")}
+    job = SweepJob.of(module, sets=sweep.sets(module, dtype), y0=y0, params=params, inputs=inputs,
+                      records=[Record(result_name(key, mean), name, mean) for key, (name, mean) in recorded.keys.items()],
+                      **run)
+    bar = ProgressBar(sweep.size, unit="set") if progress else None
+    try:
+        return run_sweep(job, progress=(lambda done, total: bar.update(done)) if bar is not None else None, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def result_name(key, mean: bool) -> str:
+    """A record's name in a sweep's Dataset: "out", or "tanh.li_op.v" ("tanh.li_op.v_mean" for a mean)."""
+    return key if key == "out" else dimension_name(tuple(key[:2])) + ("_mean" if mean else "")
