@@ -201,3 +201,19 @@ def test_observer_saves_where_asked_and_loads_what_was_saved(tmp_path):
 def test_shape_errors_mention_the_one_column_form():
     with pytest.raises(ShapeError, match=r"\(T, 3\) or \(T,\) or \(T, 1\)"):
         population().run(np.ones((10, 2)))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's, from the generated code dividing by 0
+def test_a_parameter_that_puts_an_equation_out_of_its_domain_is_named_not_dt():
+    from modelc.errors import NonFiniteError
+    net = population(node_vars={"li_op/tau": 0.0, "li_op/k": 0.0})
+    with pytest.raises(NonFiniteError, match="derivative of state 'p/li_op/v' is not finite where the run starts, "
+                                             "before any step") as info:
+        net.run(np.ones((10, 3)))
+    assert info.value.hint == "check p/li_op/tau = 0"  # k = 0 is harmless: only tau is named
+    per_unit = population(node_vars={"li_op/tau": np.array([1.0, 0.0, 2.0])})
+    with pytest.raises(NonFiniteError, match="check p/li_op/tau = an array with 1 zeros"):
+        per_unit.run(np.ones((10, 3)))
+    blow_up = population()  # finite where it starts, then overflows: that one is the step size's
+    with pytest.raises(NonFiniteError, match="reduce dt"):
+        blow_up.run(np.full((1000, 3), 5e307))  # v tends to tau * 5e307, past the largest float

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ...errors import InvalidValueError, ShapeError, UnknownVariableError, WiringError, did_you_mean
+from ...errors import InvalidValueError, NonFiniteError, ShapeError, UnknownVariableError, WiringError, did_you_mean
 from ...spec import CircuitTemplate, NodeTemplate, VariableSpec
 from .device import to_host
 from .graph import Graph, Node
@@ -218,6 +218,35 @@ def current_value(graph: Graph, module: ModuleType, states: dict, node: Node, lo
     inputs = {**module.INPUTS, **constant_inputs(graph, module)}
     computed = to_host(module.algebraics(time, states, params, inputs)[name])
     return readonly(np.broadcast_to(computed, np.shape(computed)[:-1] + (node.n,)))
+
+
+def domain_error(module: ModuleType, y0: dict, params: dict, inputs: dict, t0: float) -> NonFiniteError | None:
+    """The error for a run that went non-finite when the cause is no step size but the values: a
+    state's derivative is already NaN or infinite where the run starts (tau = 0 in v/tau). It
+    names the state and each parameter that, set to 1 alone, would make that derivative finite."""
+    first = {name: value[0] if isinstance(value, np.ndarray) and value.ndim else value
+             for name, value in inputs.items()}  # the inputs of step 0
+
+    def bad_rates(values) -> list[str]:
+        with np.errstate(all="ignore"):
+            rates = module.rhs(t0, y0, values, first)
+        return [name for name, rate in rates.items() if not np.all(np.isfinite(to_host(rate)))]
+
+    full = {**module.default_params(), **params}
+    bad = bad_rates(full)
+    if not bad:
+        return None
+    scalars = [name for name, value in full.items() if np.ndim(value) <= 1 and module.PARAM_SHAPES[name] != "matrix"]
+    culprits = [f"{name} = {_shown(full[name])}" for name in scalars if bad[0] not in bad_rates({**full, name: 1.0})]
+    return NonFiniteError(f"the derivative of state '{bad[0]}' is not finite where the run starts, before any step: "
+                          "its equation is out of its domain (a division by zero, a logarithm of a negative number, "
+                          "...) for these values", None,
+                          f"check {', '.join(culprits)}" if culprits else
+                          "check the parameters and initial values its equation reads")
+
+
+def _shown(value) -> str:
+    return f"{float(value):g}" if np.ndim(value) == 0 else f"an array with {np.count_nonzero(value == 0)} zeros"
 
 
 def readonly(value):
