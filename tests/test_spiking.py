@@ -175,3 +175,93 @@ def test_qif_network_rate_matches_the_mean_field_model(tmp_path):
     measured = out["qif_mean/spike"][-2:].sum() / (2 * window * dt * n)
     assert measured == pytest.approx(rate, rel=0.05)
     print(f"QIF network rate {measured:.5f}, mean field {rate:.5f}")
+
+
+# RectiPy's QIF operator with no event of its own (its reset lives in add_diffeq_node), and
+# RectiPy's intrinsic-reset variant: the spike train itself mirrors v (-2*spike*v, one Euler step).
+NO_EVENT = """
+qif_plain:
+  base: OperatorTemplate
+  equations: ["v' = (v^2 + eta + I_ext)/tau + k*s_in", "s' = -s/tau_s + spike"]
+  variables: {v: variable(-2.0), s: output(0.0), tau: 1.0, k: 1.0, tau_s: 1.0, eta: -5.0,
+              I_ext: input(0.0), s_in: input(0.0), spike: input(0.0)}
+qif_mirror:
+  base: OperatorTemplate
+  equations: ["v' = (v^2 + eta + I_ext)/tau - 2*spike*v"]
+  variables: {v: variable(-2.0), tau: 1.0, eta: -5.0, I_ext: input(0.0), spike: input(0.0)}
+"""
+
+
+def _qif_loop(W, eta, I_ext, v0, dt, steps, peak, reset):
+    v, s, raster = v0.copy(), np.zeros(len(v0)), np.zeros((steps, len(v0)), bool)
+    for step in range(steps):
+        fired = v >= peak  # add_diffeq_node's default spike_center=1: v == threshold spikes
+        v_new = v + dt * ((v ** 2 + eta + I_ext) + W @ s)
+        s_new = s + dt * (-s + fired / dt)
+        v_new[fired] = reset
+        v, s, raster[step] = v_new, s_new, fired
+    return raster
+
+
+@pytest.mark.parametrize("template", ["plain", "shipped"])
+def test_network_spike_options_add_the_event_rectipy_s_way(tmp_path, template):
+    """spike_var/reset_var on a template without an event, and on the shipped qif (whose own
+    event they replace): the same raster as a hand loop, read back with obs.spikes."""
+    from modelc import Network
+    (tmp_path / "plain.yaml").write_text(NO_EVENT)
+    node = f"{tmp_path / 'plain.yaml'}:qif_plain" if template == "plain" else f"{SPIKING}.qif.qif"
+    op = "qif_plain" if template == "plain" else "qif_op"
+    rng = np.random.default_rng(5)
+    n, dt, steps = 60, 1e-3, 3000
+    W, eta, v0 = _weights(rng, n, 2.0), rng.uniform(0.0, 6.0, n), rng.uniform(-3.0, 3.0, n)
+    net = Network(dt=dt)
+    net.add_diffeq_node("qif", node, f"{op}/I_ext", f"{op}/s", weights=W, source_var=f"{op}/s",
+                        target_var=f"{op}/s_in", node_vars={f"{op}/eta": eta, f"{op}/v": v0},
+                        spike_var=f"{op}/spike", reset_var=f"{op}/v", spike_threshold=50.0, spike_reset=-50.0)
+    obs = net.run(inputs=np.ones((steps, n)), record_vars=[("qif", "spike")])
+    expected = _qif_loop(W, eta, 1.0, v0, dt, steps, 50.0, -50.0)
+    assert expected.sum() > 100
+    np.testing.assert_array_equal(obs[("qif", "spike")].astype(bool), expected)
+    times, units = obs.spikes("qif")
+    rows, cols = np.nonzero(expected)
+    np.testing.assert_allclose(times, (rows + 1) * dt)
+    np.testing.assert_array_equal(units, cols)
+    np.testing.assert_allclose(obs.firing_rate("qif", per_unit=True), expected.sum(0) / (steps * dt))
+    np.testing.assert_allclose(obs.firing_rate("qif"), expected.mean(1) / dt)
+
+
+def test_network_spiking_without_reset_and_surrogate_settings_per_node(tmp_path):
+    """reset=False: the event only emits (the equations reset: -2*spike*v mirrors v in one Euler
+    step); each node keeps its own surrogate settings."""
+    from modelc import Network
+    (tmp_path / "plain.yaml").write_text(NO_EVENT)
+    net = Network(dt=1e-3)
+    net.add_diffeq_node("a", f"{tmp_path / 'plain.yaml'}:qif_mirror", "qif_mirror/I_ext", "qif_mirror/v", N=1,
+                        spike_var="qif_mirror/spike", reset_var="qif_mirror/v", spike_threshold=30.0, reset=False,
+                        spike_slope=5.0)
+    net.add_diffeq_node("b", f"{SPIKING}.qif.qif", N=2, spike_var=["qif_op/spike"], reset_var=["qif_op/v"],
+                        spike_threshold=[40.0], spike_reset=[-40.0], spike_center=0)
+    net.add_edge("a", "b", np.ones((2, 1)), target_var="qif_op/I_ext")
+    assert net.get_node("a").spiking.slopes == (5.0,) and net.get_node("b").spiking.slopes == (100.0 / 80.0,)
+    assert net.get_node("b").spiking.center == 0.0
+    obs = net.run(inputs=np.full((3000, 1), 10.0), record_output=False,
+                  record_vars=[("a", "qif_mirror/v"), ("a", "spike")])
+    v, spikes = obs[("a", "qif_mirror/v")][:, 0], obs[("a", "spike")][:, 0]
+    (first, *_) = np.flatnonzero(spikes)
+    assert v[first - 1] >= 30.0 and v[first] == pytest.approx(-v[first - 1] + 1e-3 * (v[first - 1] ** 2 + 5.0),
+                                                              rel=1e-12)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(spike_var="qif_op/spike"), "spike_var needs reset_var"),
+    (dict(spike_var=["qif_op/spike"], reset_var=["qif_op/v", "qif_op/s"]), "1 spike_var but 2 reset_var"),
+    (dict(spike_var="qif_op/spike", reset_var="qif_op/v", spike_center=0.5), "spike_center must be 0 or 1"),
+    (dict(spike_var="qif_op/spike", reset_var="qif_op/v", spike_threshold=[1.0, 2.0]),
+     "spike_threshold has 2 values for 1 spike_var"),
+    (dict(spike_slope=2.0), "spike_slope is a setting of spiking nodes"),
+])
+def test_bad_spiking_options_are_clear_errors(options, message):
+    from modelc import Network
+    from modelc.errors import SpikeOptionError
+    with pytest.raises(SpikeOptionError, match=message):
+        Network(dt=1e-3).add_diffeq_node("q", f"{SPIKING}.qif.qif", N=2, **options)

@@ -165,6 +165,55 @@ class Observer:
             ax.set_title(label)
         return ax
 
+    # -- spikes (an event's record counts its spikes in each row) -----------------------
+
+    def spikes(self, key) -> tuple[np.ndarray, np.ndarray]:
+        """(times, units) of every spike of an event's record, e.g. record_vars=[("qif", "spike")]
+        then obs.spikes(("qif", "spike")) (a node label works when one record of it was kept).
+        A spike's time is the end of its row: the end of its step with sampling_steps=1. A sweep's
+        units are (batch index, unit) pairs, shape (spikes, 2)."""
+        counts = self[self._spike_key(key)]
+        rows, *units = np.nonzero(counts)
+        repeats = counts[(rows, *units)].astype(int)  # a row of several steps may hold several spikes
+        units = np.stack(units, axis=-1) if len(units) > 1 else units[0]
+        return np.repeat(self.times[rows], repeats), np.repeat(units, repeats, axis=0)
+
+    def firing_rate(self, key, per_unit: bool = False) -> np.ndarray:
+        """Spikes per unit of time: the population's mean rate in each row (rows,) ((rows, B) for
+        a sweep), or with per_unit=True each unit's mean rate over the whole record (n,)."""
+        counts = self[self._spike_key(key)]
+        if per_unit:
+            return counts.sum(axis=0) / (len(counts) * self.sampling_steps * self.dt)
+        return counts.mean(axis=-1) / (self.sampling_steps * self.dt)
+
+    def raster(self, key, ax=None, **kwargs):
+        """Raster plot of an event's record (one dot per spike: time, unit); returns the Axes.
+        `figsize` is used when no ax is given; other keywords go to ``ax.scatter``."""
+        import matplotlib.pyplot as plt
+        figsize = kwargs.pop("figsize", None)
+        times, units = self.spikes(key)
+        if units.ndim > 1:
+            raise ShapeError("a raster shows one run; this record is a sweep's", None,
+                             "plot one parameter set, e.g. from obs[key][:, b]")
+        if ax is None:
+            _, ax = plt.subplots(figsize=figsize)
+        kwargs.setdefault("s", 2)
+        kwargs.setdefault("marker", "|")
+        ax.scatter(times, units, **kwargs)
+        ax.set_xlabel("time")
+        ax.set_ylabel("unit")
+        return ax
+
+    def _spike_key(self, key):
+        """A record key, or a node label with exactly one record of that node."""
+        if key in self:
+            return key
+        found = [k for k in self._records if isinstance(k, tuple) and k[0] == key and len(k) == 2]
+        if len(found) == 1:
+            return found[0]
+        raise UnknownVariableError(f"no spike record of {_key_text(key)}", None,
+                                   "record an event, e.g. run(..., record_vars=[(node, 'spike')]), and pass its key")
+
     # -- tables and files -----------------------------------------------------------
 
     def to_dataframe(self, y="out"):

@@ -34,6 +34,7 @@ class Node:
     train_params: list[str] = field(default_factory=list)
     method: str = "euler"
     activation: str | None = None
+    spiking: Any = None            # spikes.Spiking: spike/reset pairs and surrogate settings (add_diffeq_node)
 
     def __repr__(self) -> str:
         return f"<{self.kind} node {self.label!r}: {self.n} units of {getattr(self.template, 'path', '?')}>"
