@@ -714,6 +714,27 @@ file("two_errors_at_once", "MC001", """
     """, "2 errors")
 
 
+# --- events (threshold, reset, emitted spike train) -------------------------------------
+
+file("event_unknown_key", "MC130", """
+    m:
+      base: OperatorTemplate
+      equations: "v' = 1"
+      variables: {v: output(0.0)}
+      events:
+        spike: {when: "v > 1", rest: ["v = 0"]}
+    """, "unknown key 'rest' in event 'spike'", 6, 28, "did you mean 'reset'?")
+file("event_reset_not_a_state", "MC131", """
+    m:
+      base: OperatorTemplate
+      equations: "v' = 1"
+      variables: {v: output(0.0), v_r: 0.0}
+      events:
+        spike: {when: "v > 1", reset: ["v_r = 0"]}
+    """, "event 'spike' resets 'v_r', which is not a state (no ODE defines it) of 'm'", 6, 37,
+     "a reset assigns a state, e.g. v = v_r")
+
+
 # --- API: compile_model and the generated module's run() -------------------------------
 
 @api_case("MC302", "unknown integration method 'rk5'", "did you mean 'rk4'?")
@@ -751,6 +772,14 @@ def compile_unknown_template(mod, np, compile_model):
           "did you mean 'tanh_op/r' or 'tanh_op/v'?")
 def compile_unknown_coupling_source(mod, np, compile_model):
     compile_model(SEED, coupling=dict(source_var="tanh_op/rate", target_var="li_op/r_in"))
+
+
+@api_case("MC220", "node 'q': 1 spike_var but 2 reset_var",
+          "give one reset_var (the thresholded state) per spike_var")
+def network_spike_and_reset_vars_unpaired(mod, np, compile_model):
+    from modelc import Network
+    Network(dt=1e-3).add_diffeq_node("q", "neuron_model_templates.spiking_neurons.qif.qif", N=2,
+                                     spike_var=["qif_op/spike"], reset_var=["qif_op/v", "qif_op/s"])
 
 
 @api_case("MC113", "a coupling needs both source_var and target_var")
