@@ -176,6 +176,8 @@ def _kernel_bodies(source: str) -> dict[str, str]:
 
 
 def _launcher(name: str, params: list[tuple[str, str]], synchronises: bool) -> str:
+    """The C function that runs one launch. Its own names all start with mc_ (as no model
+    identifier does): a kernel argument called `b` or `t` must not be hidden by a loop counter."""
     fields = "".join(f"    {t.replace('__restrict__', '')} {n};\n" for t, n in params)
     plist = ", ".join(f"{t.replace('__restrict__', '')} {n}" for t, n in params)
     from_struct = ", ".join(f"{name}_args.{n}" for _, n in params)
@@ -187,37 +189,37 @@ static struct {{
 static void {name}_coroutine(void) {{
     {name}({from_struct});
 }}
-int {name}_launch(unsigned int gx, unsigned int bx, size_t shmem, {plist}) {{
-{store}    gridDim.x = gx; gridDim.y = gridDim.z = 1;
-    blockDim.x = bx; blockDim.y = blockDim.z = 1;
+int {name}_launch(unsigned int mc_gx, unsigned int mc_bx, size_t mc_shmem, {plist}) {{
+{store}    gridDim.x = mc_gx; gridDim.y = gridDim.z = 1;
+    blockDim.x = mc_bx; blockDim.y = blockDim.z = 1;
     blockIdx.y = blockIdx.z = 0;
     threadIdx.y = threadIdx.z = 0;
-    mc_shared = calloc(1, shmem > 0 ? shmem : 8);
-    const size_t stack = 1 << 16;
-    char* stacks = {1 if synchronises else 0} ? (char*)malloc(bx * stack) : NULL;
-    mc_contexts = {1 if synchronises else 0} ? (ucontext_t*)malloc(bx * sizeof(ucontext_t)) : NULL;
-    for (unsigned int b = 0; b < gx; ++b) {{
-        blockIdx.x = b;
+    mc_shared = calloc(1, mc_shmem > 0 ? mc_shmem : 8);
+    const size_t mc_stack = 1 << 16;
+    char* mc_stacks = {1 if synchronises else 0} ? (char*)malloc(mc_bx * mc_stack) : NULL;
+    mc_contexts = {1 if synchronises else 0} ? (ucontext_t*)malloc(mc_bx * sizeof(ucontext_t)) : NULL;
+    for (unsigned int mc_blk = 0; mc_blk < mc_gx; ++mc_blk) {{
+        blockIdx.x = mc_blk;
         if ({1 if synchronises else 0}) {{
-            for (unsigned int t = 0; t < bx; ++t) {{
-                getcontext(&mc_contexts[t]);
-                mc_contexts[t].uc_stack.ss_sp = stacks + t * stack;
-                mc_contexts[t].uc_stack.ss_size = stack;
-                mc_contexts[t].uc_link = &mc_main_context;
-                makecontext(&mc_contexts[t], {name}_coroutine, 0);
+            for (unsigned int mc_t = 0; mc_t < mc_bx; ++mc_t) {{
+                getcontext(&mc_contexts[mc_t]);
+                mc_contexts[mc_t].uc_stack.ss_sp = mc_stacks + mc_t * mc_stack;
+                mc_contexts[mc_t].uc_stack.ss_size = mc_stack;
+                mc_contexts[mc_t].uc_link = &mc_main_context;
+                makecontext(&mc_contexts[mc_t], {name}_coroutine, 0);
             }}
-            for (unsigned int t = 0; t < bx; ++t) {{   /* start thread 0; later ones resume at their end */
-                threadIdx.x = t;
-                swapcontext(&mc_main_context, &mc_contexts[t]);
+            for (unsigned int mc_t = 0; mc_t < mc_bx; ++mc_t) {{   /* start thread 0; later ones resume at their end */
+                threadIdx.x = mc_t;
+                swapcontext(&mc_main_context, &mc_contexts[mc_t]);
             }}
         }} else {{
-            for (unsigned int t = 0; t < bx; ++t) {{
-                threadIdx.x = t;
+            for (unsigned int mc_t = 0; mc_t < mc_bx; ++mc_t) {{
+                threadIdx.x = mc_t;
                 {name}({direct});
             }}
         }}
     }}
-    free(stacks);
+    free(mc_stacks);
     free(mc_contexts);
     free(mc_shared);
     return 0;

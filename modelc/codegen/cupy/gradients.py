@@ -34,10 +34,9 @@ from ..layout import matrix_populations
 from ..plan import DT, rational
 from ..printers import NumPyPrinter
 from ..step import OBSERVE, Combine, Evaluate, Product, Rate, Value
-from .kernel import Kernel, element_index
+from .kernel import Kernel
+from .kernels import finish
 from .steps import NO_WORK, refuse_statement
-
-STEP_ARGS = ("mc_step", "mc_local", "mc_row")  # every grad kernel's last arguments, given per launch
 
 
 @dataclass(frozen=True)
@@ -104,13 +103,14 @@ class GradientKernels:
         return self.symbols[key]
 
     def _readable(self, key: tuple) -> str:
+        """v_rate1 (a forward value: its variable, role and stage), lam_v_rate1 (its adjoint), acc_tau, ..."""
         kind, what = key[0], key[1]
         if isinstance(what, Value):
-            base = self.m.ident(what.name) if what.name in self.m.names else what.name.replace("/", "_")
-            base = f"{base}_{what.role[:3]}{what.stage if what.stage >= 0 else 'o'}"
+            base = self.m.ident(what.name) if what.name in self.m.names else what.name.split("/")[-1]
+            base = f"{base}_{what.role}{what.stage if what.stage >= 0 else ''}"
         else:
-            base = self.m.ident(what) if what in self.m.names else str(what).replace("/", "_")
-        return f"mc_{kind}_{base}"
+            base = self.m.ident(what) if what in self.m.names else str(what).split("/")[-1]
+        return base if kind == "v" else f"{kind}_{base}"
 
     def _group(self, key: tuple, expr: sympy.Expr | None = None) -> int:
         """A key's population group: its variable's, a product's target's, or what its expression reads."""
@@ -352,7 +352,7 @@ class GradientKernels:
             if op.key in self.storage:
                 body.append(f"{self._memory(k, op.key, write=True)} = {ident};")
         k.body = body
-        return _finish(k)
+        return finish(k)
 
     def _read(self, k: Kernel, name: str, local: dict, body: list[str]) -> str:
         """The C text of a name an op reads: a register, a load, a kernel argument."""
@@ -366,9 +366,12 @@ class GradientKernels:
             stage = key[1].stage
             text = self.m.writer.time(k, 1, 0) if stage == OBSERVE else \
                 self.m.writer.time(k, 0, self.program.stage_times[stage])
-        elif key[0] == "cot":
+        elif key[0] == "cot":  # this step's record row (-1: the step is not recorded)
             cot = k.array(f"mc_cot_{self.m.ident(key[1])}")
             flag = k.arg("long long", f"mc_hc_{self.m.ident(key[1])}")
+            k.use("step")
+            k.arg("long long", "mc_sampling")
+            k.load("const long long mc_row = (mc_step + 1) % mc_sampling == 0 ? (mc_step + 1) / mc_sampling - 1 : -1;")
             text = f"(mc_row >= 0 && {flag} ? {cot}[mc_row * mc_E + mc_i] : {self.m.writer.lit(0)})"
         else:
             text = self._memory(k, key)
@@ -509,21 +512,4 @@ def _runs(ops) -> list:
     return parts
 
 
-def _finish(k: Kernel) -> Kernel:
-    """The preamble of a grad kernel: its element, the step's time; the step's index, its row in the
-    segment and its record row (-1: not recorded) come last, with every launch."""
-    pre = element_index(k)
-    if "dt" in k.uses:
-        k.arg("REAL", "mc_dt")
-    if "time" in k.uses:
-        k.arg("double", "mc_t0")
-        k.arg("double", "mc_dt64")
-    if "step time" in k.uses:
-        pre.append("const double mc_tstep = mc_t0 + (double)mc_step * mc_dt64;")
-    k.top = pre + k.top
-    for key in STEP_ARGS:
-        k.arg("long long", key)
-    return k
-
-
-__all__ = ["GradientKernels", "Elem", "MatMul", "STEP_ARGS"]
+__all__ = ["GradientKernels", "Elem", "MatMul"]
