@@ -1037,6 +1037,33 @@ file("edge_template_unknown_variable", "MC110", """
     """, "edge template 'e' has no variable 'e/o/uu'", 15, 26, "did you mean 'e/o/u' or 'e/o/x'?")
 
 
+# --- white noise ------------------------------------------------------------------------------
+
+file("noise_not_linear", "MC140", """
+    m:
+      base: OperatorTemplate
+      equations: "v' = -v + sin(xi)"
+      variables: {v: output(0.0)}
+    """, "white noise 'xi' must enter the equation of 'v' linearly", 3, 29,
+     "write x' = f + g*xi: xi times an expression without xi, added to the rest (not inside a function or a power)")
+file("noise_in_algebraic_equation", "MC141", """
+    m:
+      base: OperatorTemplate
+      equations: ["v' = -v + y", "y = sigma*xi"]
+      variables: {v: output(0.0), y: variable(0.0), sigma: 1.0}
+    """, "white noise 'xi' can only stand in a differential equation, not in the equation of 'y'", 3, 41,
+     "put it into the equation of the state it drives, e.g. x' = -x/tau + sigma*xi")
+cli("noise_method", "MC142", "compile {model}:m --method rk4 -o {dir}/out.py",
+    "the method 'rk4' cannot integrate the white noise 'xi' of 'm/v'",
+    "use method='euler' (Euler-Maruyama, Ito) or method='heun' (stochastic Heun, Stratonovich)",
+    file_source="""
+    m:
+      base: OperatorTemplate
+      equations: "v' = -v + sigma*xi"
+      variables: {v: output(0.0), sigma: 1.0}
+    """, line=3, column=31)
+
+
 # Codes with no case, and why (test_errors checks every other code has one).
 UNCOVERED = {
     "MC000": "the base class ModelcError; every error raised has a more specific code",
