@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="report every error in a model file")
     check.add_argument("file", type=Path)
 
+    sweep = commands.add_parser("sweep", help="run the parameter sweep a sweep file describes into a Zarr store")
+    sweep.add_argument("file", type=Path, help="sweep file: model, grid, inputs, outputs, T, dt, method, store "
+                       "(see modelc/runtime/distributed/sweep_file.py)")
+    sweep.add_argument("--scheduler", help="'processes' (local worker processes) or a Dask scheduler address "
+                       "(default: the file's scheduler, else this process)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
     docs = commands.add_parser("docs", help="write the model reference page (docs/models.md)")
     docs.add_argument("-o", "--output", type=Path, default=Path("docs/models.md"))
     return parser
@@ -178,6 +185,18 @@ def _check(args) -> int:
     return 0
 
 
+def _sweep(args) -> None:
+    """Run a sweep file's grid into its store; an interrupted sweep resumes when run again."""
+    from .runtime.distributed.sweep_file import read_sweep_file  # (late: see _compile)
+    from .runtime.simulate import simulate
+    options = read_sweep_file(args.file)
+    if args.scheduler:
+        options["scheduler"] = args.scheduler
+    dataset = simulate(**options, verbose=not args.quiet)
+    sizes = ", ".join(f"{dim}: {size}" for dim, size in dataset.sizes.items())
+    print(f"wrote {options['store']} ({sizes})")
+
+
 def _docs(args) -> None:
     from .resources import resource_dir  # (late: see _compile)
     from .spec import Library
@@ -201,7 +220,7 @@ def _print(text: str, stream=None) -> None:
     print(shown.encode(encoding, "replace").decode(encoding), file=stream)
 
 
-COMMANDS = {"compile": _compile, "show": _show, "list": _list, "check": _check, "docs": _docs}
+COMMANDS = {"compile": _compile, "show": _show, "list": _list, "check": _check, "sweep": _sweep, "docs": _docs}
 
 if __name__ == "__main__":
     sys.exit(main())

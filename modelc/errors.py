@@ -246,6 +246,10 @@ class NetworkBusyError(ModelcError, RuntimeError):
     code, title = "MC208", "network busy"
 
 
+class SweepFileError(ModelcError):
+    code, title = "MC209", "invalid sweep file"
+
+
 class SweepStoreError(ModelcError, OSError):
     code, title = "MC210", "sweep store does not fit"
 

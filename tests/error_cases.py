@@ -1063,6 +1063,24 @@ cli("noise_method", "MC142", "compile {model}:m --method rk4 -o {dir}/out.py",
       variables: {v: output(0.0), sigma: 1.0}
     """, line=3, column=31)
 
+cli("sweep_file_unknown_reduce", "MC209", "sweep {model}", "unknown reduce 'maen'", "did you mean 'mean'?",
+    file_source="""
+    model: model_templates.neural_mass_models.qif.qif
+    grid: {qif_op/eta: [-5, -4]}
+    T: 1.0
+    dt: 1e-3
+    store: sweep.zarr
+    reduce: maen
+    """, line=6, column=9)
+cli("sweep_file_bad_grid_value", "MC209", "sweep {model}", "a value of 'qif_op/eta' must be a finite number, got 'five'",
+    file_source="""
+    model: model_templates.neural_mass_models.qif.qif
+    grid:
+      qif_op/eta: [-5, five]
+    T: 1.0
+    dt: 1e-3
+    store: sweep.zarr
+    """, line=3, column=20)
 
 # Codes with no case, and why (test_errors checks every other code has one).
 UNCOVERED = {

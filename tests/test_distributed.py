@@ -191,3 +191,33 @@ def test_without_the_extra_a_clear_error_names_it(monkeypatch):
     assert info.value.code == "MC211" and "pip install modelc[distributed]" in info.value.hint
     obs = qif_network().sweep({"eta": ETAS}, steps=10)  # the in-process sweep needs none of it
     assert obs["out"].shape == (10, 5, 1)
+
+
+def test_cli_runs_a_sweep_file_into_its_store_through_a_scheduler_address(client, tmp_path, capsys):
+    import xarray
+    from modelc.cli import main
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(f"""
+model: {QIF}
+grid:
+  qif_op/eta: {{start: -6, stop: -4, num: 3}}
+  qif_op/J: [10, 15]
+inputs: {{qif_op/I_ext: 0.5}}
+outputs: [qif_op/r]
+T: {STEPS * DT}
+dt: 1e-3
+sampling_step_size: {EVERY * DT}
+store: out/sweep.zarr
+chunk_size: 2
+""")
+    assert main(["sweep", str(sweep_file), "--scheduler", client.scheduler.address]) == 0
+    captured = capsys.readouterr()
+    assert f"wrote {tmp_path / 'out' / 'sweep.zarr'} (qif_op.eta: 3, qif_op.J: 2, time: 20, unit: 1)" in captured.out
+    assert "6/6" in captured.err  # the progress bar
+    ds = xarray.open_zarr(tmp_path / "out" / "sweep.zarr", consolidated=False)
+    expected = [[qif_euler(eta, J, np.full(STEPS, 0.5)) for J in (10.0, 15.0)] for eta in (-6.0, -5.0, -4.0)]
+    np.testing.assert_allclose(ds["qif_op.r"].values[..., 0], expected, rtol=1e-12, atol=1e-14)
+    assert main(["sweep", str(sweep_file), "--quiet"]) == 0  # done already: resumed, nothing to run
+    sweep_file.write_text(sweep_file.read_text().replace("num: 3", "num: 4"))
+    assert main(["sweep", str(sweep_file), "--quiet"]) == 2  # another grid never resumes that store
+    assert "[MC210]" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from .network import Network, Observer
 
 def simulate(template, T: float, dt: float, inputs: dict | None = None, outputs=None, method: str = "euler",
              sampling_step_size: float | None = None, *, node_vars: dict | None = None, sampling: str = "snapshot",
-             device: str = "cpu", dtype: str = "float64") -> Observer:
+             device: str = "cpu", dtype: str = "float64", grid: dict | None = None, **sweep_options):
     """Run a template for T time units with step dt; returns an Observer of the outputs.
 
     template: a dotted path, "file.yaml:template" or a loaded template (circuit, node, operator).
@@ -36,6 +36,9 @@ def simulate(template, T: float, dt: float, inputs: dict | None = None, outputs=
               Row k holds the value after step (k + 1) * sampling steps (sampling="snapshot"),
               or the mean over its window (sampling="mean").
     node_vars: {path: value} parameters and initial values, as in Network.add_diffeq_node.
+    grid:     {path: [values]}: every combination runs (Network.sweep in chunks); the result is an
+              xarray.Dataset of the outputs with one dimension per path, then time and unit.
+              sweep_options: Network.sweep's scheduler, store, reduce, chunk_size and verbose.
     """
     net = Network(dt=dt, device=device, dtype=dtype)
     template = load(template)
@@ -44,6 +47,14 @@ def simulate(template, T: float, dt: float, inputs: dict | None = None, outputs=
     driven = {(label, path): value for path, value in (inputs or {}).items() if np.ndim(value) != 0}
     net.add_diffeq_node(label, template, N=1, method=method, node_vars={**(node_vars or {}), **constants})
     named = _named_outputs(outputs, net, label)
+    if grid is not None:
+        if sampling != "snapshot":
+            raise InvalidValueError("a grid of simulations records snapshots only", None, 'leave sampling="snapshot"')
+        return net.sweep(grid, driven or None, steps=_whole_steps(T, net.dt, "T"), record_output=False,
+                         record_vars=[(label, path) for path in named.values()],
+                         names={(label, path): name for name, path in named.items()},
+                         sampling_steps=1 if sampling_step_size is None else _whole_steps(
+                             sampling_step_size, net.dt, "sampling_step_size"), **sweep_options)
     obs = net.run(driven or None, steps=_whole_steps(T, net.dt, "T"), record_output=False,
                   record_vars=[(label, path) for path in named.values()], sampling=sampling,
                   sampling_steps=1 if sampling_step_size is None else _whole_steps(sampling_step_size, net.dt,

@@ -103,7 +103,8 @@ def run_chunk(job: SweepJob, start: int, stop: int, reduce: Reduce | None = None
     records = {}
     for record in job.records:
         value = result[record.target]
-        value = np.moveaxis(value if isinstance(value, np.ndarray) else value.get(), 1, 0)  # .get(): CuPy's copy to the host
+        host = value if isinstance(value, np.ndarray) else value.get()  # .get(): CuPy's copy to the host
+        value = np.moveaxis(host, 1, 0)
         records[record.name] = np.ascontiguousarray(value.mean(axis=-1) if record.mean else value)
     return records if reduce is None else _checked(reduce(records), stop - start)
 

@@ -97,7 +97,12 @@ def pool(scheduler) -> Iterator[LocalPool | DaskPool]:
                 Client(cluster) as client:
             yield DaskPool(client)
     elif isinstance(scheduler, str) and "://" in scheduler:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler)
+        except OSError as exc:
+            raise InvalidValueError(f"cannot reach the Dask scheduler at {scheduler}: {exc}", None,
+                                    "start it (dask scheduler) or check the address") from None
+        with client:
             yield DaskPool(client)
     else:
         raise InvalidValueError(f"scheduler must be None, 'processes', a dask.distributed Client or a scheduler "

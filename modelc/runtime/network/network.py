@@ -321,7 +321,7 @@ class Network:
     def sweep(self, params: dict, inputs=None, grid: bool = True, sampling_steps: int = 1,
               record_output: bool = True, record_vars=None, verbose: bool = False, method: str | None = None,
               on_nan: str = "raise", *, steps: int | None = None, output: str | None = None, scheduler=None,
-              store=None, reduce=None, chunk_size: int | None = None, seed=None):
+              store=None, reduce=None, chunk_size: int | None = None, seed=None, names: dict | None = None):
         """Run B parameter sets at once, as ONE batched run along a leading batch axis.
 
         params: {var: [values]}, var as "op/var" (or a short name) when one node has it, else
@@ -338,19 +338,22 @@ class Network:
         path, resumable), reduce ("mean", "max", "final", "peak_frequency" or a function) or
         chunk_size, the sets run in chunks of chunk_size sets and the result is an
         xarray.Dataset with dimensions (each swept variable, or `set` for grid=False), time,
-        unit (modelc/runtime/distributed; needs modelc[distributed]).
+        unit (modelc/runtime/distributed; needs modelc[distributed]). Its records are "out" and
+        "node.op.var" ("node.op.var_mean" for a mean), or as names={(node, var): name} says.
         """
         sweep = Sweep(self._graph, params, grid)
-        if seed is not None and any(option is not None for option in (scheduler, store, reduce, chunk_size)):
+        chunked = any(option is not None for option in (scheduler, store, reduce, chunk_size, names))
+        if seed is not None and chunked:
             raise InvalidValueError("a sweep in chunks (scheduler, store, reduce, chunk_size) does not take a seed yet",
                                     None, "run the sweep as one batch to give it a seed")
         module = self.compile(method, extra_vector_params=sweep.parameters(), drives=drives(self._graph, inputs))
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=sweep.size, dtype=self._np_dtype)
-        if any(option is not None for option in (scheduler, store, reduce, chunk_size)):
+        if chunked:
             return run_in_chunks(sweep, module, self._states.current(self._graph, module), parameter_values(self._graph),
                                  inputs, records(self._graph, record_output, record_vars, output), self._np_dtype,
                                  verbose, dt=self.dt, steps=steps, sampling_steps=sampling_steps, t0=self.time,
-                                 on_nan=on_nan, scheduler=scheduler, store=store, reduce=reduce, chunk_size=chunk_size)
+                                 on_nan=on_nan, scheduler=scheduler, store=store, reduce=reduce, chunk_size=chunk_size,
+                                 names=names)
         y0, values = sweep.batched(module, self._states.current(self._graph, module),
                                    parameter_values(self._graph), self._np_dtype)
         recorded = records(self._graph, record_output, record_vars, output)

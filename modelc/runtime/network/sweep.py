@@ -50,7 +50,8 @@ class Sweep:
             name = f"{column.node.label}/{column.local}"
             if name not in module.STATES and name not in module.PARAMS:
                 raise InvalidValueError(f"'{column.local}' of node '{column.node.label}' is computed by an equation; "
-                                        "it cannot be swept", None, "sweep the parameters or initial states it depends on")
+                                        "it cannot be swept", None,
+                                        "sweep the parameters or initial states it depends on")
             columns.append(Column(name, dimension_name(column.key), self._table(column, dtype),
                                   name in module.STATES, column.node.n))
         return ParameterSets(columns, self.grid)
@@ -104,16 +105,23 @@ def _plain(value):
 
 
 def run_in_chunks(sweep: Sweep, module: ModuleType, y0: dict, params: dict, inputs: dict, recorded: Records,
-                  dtype: np.dtype, progress: bool, **options):
-    """Network.sweep with scheduler=, store= or reduce=: the sets in chunks (distributed/), the
-    results an xarray.Dataset. options: dt, steps, sampling_steps, t0, on_nan (the run's) and
-    scheduler, store, reduce, chunk_size (run_sweep's)."""
+                  dtype: np.dtype, progress: bool, names: dict | None = None, **options):
+    """Network.sweep with scheduler=, store=, reduce=, chunk_size= or names=: the sets in chunks
+    (distributed/), the results an xarray.Dataset. names: {record key as the user wrote it:
+    name in the Dataset} ("/" becomes ".": a Zarr store cannot hold it in a name). options:
+    dt, steps, sampling_steps, t0, on_nan (the run's), scheduler, store, reduce, chunk_size
+    (run_sweep's)."""
     from ..distributed.chunks import Record, SweepJob  # late: only these sweeps load them
     from ..distributed.runner import run_sweep
     run = {key: options.pop(key) for key in ("dt", "steps", "sampling_steps", "t0", "on_nan")}
+    named = {recorded.aliases.get(key, key): dimension_name(str(name)) for key, name in (names or {}).items()}
+    unknown = set(named) - set(recorded.keys)
+    if unknown:
+        raise InvalidValueError(f"names= names {sorted(map(repr, unknown))[0]}, which is not recorded", None,
+                                f"recorded: {', '.join(map(repr, recorded.keys))}")
     job = SweepJob.of(module, sets=sweep.sets(module, dtype), y0=y0, params=params, inputs=inputs,
-                      records=[Record(result_name(key, mean), name, mean) for key, (name, mean) in recorded.keys.items()],
-                      **run)
+                      records=[Record(named[key] if key in named else result_name(key, mean), name, mean)
+                               for key, (name, mean) in recorded.keys.items()], **run)
     bar = ProgressBar(sweep.size, unit="set") if progress else None
     try:
         return run_sweep(job, progress=(lambda done, total: bar.update(done)) if bar is not None else None, **options)
