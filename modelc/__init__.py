@@ -21,8 +21,8 @@ def __getattr__(name):
         from .runtime import network
         return getattr(network, name)
     if name == "simulate":
-        from .runtime.simulate import simulate
-        return simulate
+        from .runtime import simulate
+        return simulate.simulate
     if name in _RESERVOIR:
         from .training import reservoir
         return getattr(reservoir, name)
