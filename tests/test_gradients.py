@@ -311,19 +311,20 @@ REDUCING = """
 red:
   base: OperatorTemplate
   equations:
-    - "x' = -x/tau + k*mean(tanh(x))*x - sum(a*x^2)/10 + sum(b) + I"
-    - "p = exp(x)/sum(exp(x))"
-  variables: {x: output(0.1), p: variable(0.0), tau: 2.0, k: 0.8, a: 0.5, b: 0.05, I: input(0.0)}
+    - "x' = -x/tau + k*mean(tanh(x))*x - sum(a*x^2)/10 + sum(b) + c*mean((x - mean(x))^2) + I"
+    - "p = exp(x - mean(x))/sum(exp(x - mean(x)))"
+  variables: {x: output(0.1), p: variable(0.0), tau: 2.0, k: 0.8, a: 0.5, b: 0.05, c: 0.3, I: input(0.0)}
 """
 
 
 @pytest.mark.parametrize("method, batch", [("euler", ()), ("rk4", ()), ("heun", (2,))])
 def test_gradients_through_mean_and_sum_over_the_population(tmp_path, method, batch):
     """mean() and sum() in a derivative (a per-unit parameter inside sum(), a scalar one that
-    sum() counts once per unit) and a softmax readout recorded with its own cotangent."""
+    sum() counts once per unit, a variance: one mean inside another) and a softmax readout (as
+    Network's function nodes write it) recorded with its own cotangent."""
     (tmp_path / "red.yaml").write_text(REDUCING)
     system = build_system(load(f"{tmp_path / 'red.yaml'}:red"), vector_params=["red/a"])
-    trainable = ["red/tau", "red/k", "red/a", "red/b"]
+    trainable = ["red/tau", "red/k", "red/a", "red/b", "red/c"]
     module = load_source(generate(system, method, trainable=trainable), "reducing", tmp_path)
     rng = np.random.default_rng(9)
     n, steps = 4, 17
@@ -347,3 +348,36 @@ def test_the_kuramoto_population_trains_its_frequencies_and_coupling(tmp_path):
     problem = Problem(module, {"kuramoto_op/theta": rng.uniform(-np.pi, np.pi, n)}, params,
                       {"kuramoto_op/I_ext": np.zeros((steps, n))}, 0.05, steps)
     _assert_gradients_match(problem, trainable, checkpoint_steps=7)
+
+
+def test_cotangents_from_a_function_of_the_records_in_one_pass_or_in_segments(tmp_path):
+    """grad(cotangents=function of run()'s result): the same gradient as with the arrays that
+    function gives, the forward's records returned under "run" (equal to run()'s), whether the
+    run is integrated once (one segment, states recorded) or run() makes it first."""
+    system = build_system(load(SEED), [Connection("tanh_op/r", "li_op/r_in", "weights")])
+    module = load_source(generate(system, "heun", trainable=["weights", "li_op/tau"]), "by_function", tmp_path)
+    rng = np.random.default_rng(11)
+    args = ({"li_op/v": rng.standard_normal(5)}, {"weights": rng.standard_normal((5, 5)), "li_op/tau": 3.0},
+            {"li_op/I_ext": rng.standard_normal((40, 5))}, 0.05, 40)
+    target = rng.standard_normal((20, 5))
+    reference = module.run(*args, record=["li_op/v", "tanh_op/r"], sampling_steps=2)
+
+    def cotangents(result):
+        return {"li_op/v": result["li_op/v"] - target}
+
+    want = module.grad(*args, cotangents(reference), sampling_steps=2)
+    for record, checkpoint_steps in ((["li_op/v"], None), (["li_op/v"], 7), (["li_op/v", "tanh_op/r"], None)):
+        got = module.grad(*args, cotangents, sampling_steps=2, checkpoint_steps=checkpoint_steps, record=record)
+        for name in want["params"]:
+            np.testing.assert_allclose(got["params"][name], want["params"][name], rtol=1e-12)
+        for name in record:
+            np.testing.assert_allclose(got["run"][name], reference[name], rtol=1e-13)
+        np.testing.assert_allclose(got["run"]["final"]["li_op/v"], reference["final"]["li_op/v"], rtol=1e-13)
+    with pytest.raises(module.InvalidValueError, match="cotangent arrays"):
+        module.grad(*args, cotangents, checkpoints=[(40, {"li_op/v": np.zeros(5)})])
+    run, module.run = module.run, None  # one segment, states recorded: run() is not needed
+    try:
+        once = module.grad(*args, cotangents, sampling_steps=2, checkpoint_steps=None, record=["li_op/v"])
+    finally:
+        module.run = run
+    np.testing.assert_allclose(once["params"]["weights"], want["params"]["weights"], rtol=1e-12)

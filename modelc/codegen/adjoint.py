@@ -37,11 +37,14 @@ class Reduction:
     """The reader reads its value through m = mean(g) or sum(g) over the population's units:
     the term is factor * R(outer * lambda(reader)), where R sums over the units (and divides by
     their number for a mean) and gives the result to every unit, and factor = dg/d(value).
-    Units are counted as the forward does: g given once for every unit counts each unit."""
+    Units are counted as the forward does: g given once for every unit counts each unit. When m
+    sits inside the argument of another reduction (via), lambda(reader) is first passed through
+    that one: factor * R(outer * R_via(outer_via * lambda(reader)))."""
 
     kind: str             # "mean" | "sum"
     outer: sympy.Expr     # d(reader)/dm, in the reader's stage (it may read m itself)
     argument: sympy.Expr  # g: its population's units are the ones reduced over
+    via: "Reduction | None" = None  # m sits inside another reduction's argument: that one first
 
 
 @dataclass(frozen=True)
@@ -208,31 +211,40 @@ def _readers(program: "StepProgram | Observation", differentiable: set[str]) -> 
     return found
 
 
-def partials(expr: sympy.Expr, computed: dict | None = None, where: str = "") -> list[tuple]:
-    """(x, factor, reduction) for each way expr reads a free symbol x: directly (reduction None,
-    factor = d(expr)/dx with every mean() and sum() held fixed), and through each mean(g) or
-    sum(g) (factor = dg/dx, the Reduction's outer = d(expr)/d(mean)). computed: values the
-    forward computed already, substituted into the factors (tanh(v) -> r)."""
-    computed = computed or {}
-    reduced = {r: sympy.Dummy(f"m{j}") for j, r in enumerate(sorted(expr.atoms(PopMean, PopSum), key=str))}
+def partials(expr: sympy.Expr, computed: dict | None = None, where: str = "", via: Reduction | None = None) -> list:
+    """(x, factor, reduction) for each way expr reads a free symbol x: directly (factor =
+    d(expr)/dx with every mean() and sum() held fixed), and through each mean(g) or sum(g)
+    (factor = dg/dx, the Reduction's outer = d(expr)/d(mean)), nested ones too. computed: values
+    the forward computed already, substituted into the factors (tanh(v) -> r). via: the
+    reduction expr is the argument of (None at the top)."""
+    reduced = {r: sympy.Dummy(f"m{j}") for j, r in enumerate(_outermost_reductions(expr))}
     local = expr.xreplace(reduced)
     back = {m: r for r, m in reduced.items()}
     found = []
     for x in sorted(local.free_symbols - set(back), key=lambda x: x.name):
-        factor = sympy.diff(local, x).xreplace(back).xreplace(computed)
+        factor = sympy.diff(local, x).xreplace(back).xreplace(computed or {})
         if factor != 0:
-            found.append((x, factor, None))
+            found.append((x, factor, via))
     for r, m in reduced.items():
-        argument = r.args[0]
-        if argument.has(PopMean, PopSum):
-            raise UnsupportedFeatureError(
-                f"gradients through mean() or sum() nested in another are not generated ('{where}')",
-                None, "give the inner mean() or sum() a variable of its own")
-        outer = sympy.diff(local, m).xreplace(back).xreplace(computed)
-        reduction = Reduction("mean" if isinstance(r, PopMean) else "sum", outer, argument)
-        found += [(x, sympy.diff(argument, x), reduction) for x in sorted(argument.free_symbols, key=lambda x: x.name)
-                  if outer != 0 and sympy.diff(argument, x) != 0]
+        outer = sympy.diff(local, m).xreplace(back).xreplace(computed or {})
+        if outer != 0:
+            kind = "mean" if isinstance(r, PopMean) else "sum"
+            found += partials(r.args[0], None, where, Reduction(kind, outer, r.args[0], via))
     return found
+
+
+def _outermost_reductions(expr: sympy.Expr) -> list:
+    """The mean() and sum() of expr that are not inside another one's argument."""
+    found: set = set()
+
+    def walk(e: sympy.Basic) -> None:
+        if isinstance(e, (PopMean, PopSum)):
+            found.add(e)
+        else:
+            for a in e.args:
+                walk(a)
+    walk(expr)
+    return sorted(found, key=str)
 
 
 def _refuse_population_reductions(program: StepProgram) -> None:

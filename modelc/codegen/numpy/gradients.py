@@ -75,8 +75,10 @@ class GradientModule(NumPyModule):
         for s in self.reverse.statements:
             for t in s.terms if isinstance(s, (Adjoint, ParamAdjoint)) else ():
                 read += self._bound(t.factor, t.stage)
-                if t.reduction is not None:
-                    read += self._bound(t.reduction.outer, t.stage)
+                r = t.reduction
+                while r is not None:
+                    read += self._bound(r.outer, t.stage)
+                    r = r.via
             if isinstance(s, WeightAdjoint):
                 read.append(s.source)
         return list(dict.fromkeys(read))
@@ -121,6 +123,12 @@ class GradientModule(NumPyModule):
         """Buffers reused by out= from one step to the next (None before the first)."""
         in_place = {new for _, new in self._in_place()}
         return [b for b in self.out_buffers if b not in in_place]
+
+    def rows_per_step(self) -> int:
+        """How many values of a population's size the reverse keeps per step of a segment."""
+        weights = [s for s in self.reverse.statements if isinstance(s, WeightAdjoint)]
+        return len(self.system.states) + len(self.kept_values()) + len(self._factors) + len(weights) + \
+            len(self.reverse.drives)
 
     def factor_lines(self) -> list[str]:
         """Per segment, after it is integrated again: each factor of the reverse step that reads
@@ -170,10 +178,17 @@ class GradientModule(NumPyModule):
         lam = self.adjoint(t.adjoint)
         if t.transpose is not None:
             return f"{self.derived('transposed_*', t.transpose.name)}({lam}, out=None)"
-        if t.reduction is not None:  # lam through mean() or sum(): summed over the units, given to each
-            r = t.reduction
-            lam = f"_spread_{r.kind}({self._times(r.outer, t.stage, lam)}, {self._units_of(r.argument, t.adjoint.name)})"
+        if t.reduction is not None:
+            lam = self._through(t.reduction, lam, lambda expr: self._coefficient(expr, t.stage), t.adjoint.name)
         return self._times(t.factor, t.stage, lam)
+
+    def _through(self, r, lam: str, coefficient, owner: str) -> str:
+        """lam through mean() or sum() (the reductions it sits in first): outer * lam summed over
+        the units, given back to each."""
+        if r.via is not None:
+            lam = self._through(r.via, lam, coefficient, owner)
+        outer = lam if r.outer == 1 else f"{coefficient(r.outer)}*{lam}"
+        return f"_spread_{r.kind}({outer}, {self._units_of(r.argument, owner)})"
 
     def _times(self, expr: sympy.Expr, stage: int, lam: str) -> str:
         return lam if expr == 1 else f"{self._coefficient(expr, stage)}*{lam}"
@@ -323,8 +338,7 @@ class GradientModule(NumPyModule):
         lines = []
         for x, factor, r in partials(expr, where=owner):
             if x.name in self.reverse.trainable:
-                through = lam if r is None else \
-                    f"_spread_{r.kind}(({printer.doprint(r.outer)})*{lam}, {self._units_of(r.argument, owner)})"
+                through = lam if r is None else self._through(r, lam, lambda e: f"({printer.doprint(e)})", owner)
                 lines.append(self._add_to_param(x.name, f"({printer.doprint(factor)})*{through}"))
         return lines
 
