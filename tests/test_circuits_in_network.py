@@ -81,11 +81,30 @@ def test_a_circuit_node_driven_by_run_inputs_and_fed_by_an_edge():
     net.add_edge("a", "b", np.array([[20.0]]), target_var="pc/rpo_e_ext/m_in")
     obs = net.run({"a": u[:, None], "b": np.full((steps, 1), 150.0)}, record_vars=[("a", "pc/pro/m_out")])
     ref_a = jansen_rit(u[:, None], dt)
-    rate_a = np.vstack([np.zeros((1, 1)), ref_a["pc/pro/m_out"][:-1]])  # a's rate as each step starts
-    rate_a[0] = 5.0 / (1.0 + np.exp(0.56 * 6.0))
+    rate_a = np.vstack([[[5.0 / (1.0 + np.exp(0.56 * 6.0))]], ref_a["pc/pro/m_out"][:-1]])  # as steps start
     ref_b = jansen_rit(np.full((steps, 1), 150.0), dt, extra_pc_m_in=lambda step, y: 20.0 * rate_a[step])
     np.testing.assert_allclose(obs[("a", "pc/pro/m_out")], ref_a["pc/pro/m_out"], **TOL)
     np.testing.assert_allclose(obs["out"], ref_b["pc/pro/m_out"], **TOL)
+
+
+def test_a_circuit_of_circuits_is_a_node_too(tmp_path):
+    """Two columns in one circuit (PyRates' `circuits:`), c1's pyramidal rate into c2's excitatory
+    m_in: the same numbers as the network of two circuit nodes above."""
+    (tmp_path / "columns.yaml").write_text(
+        "two:\n  base: CircuitTemplate\n  circuits: {c1: %s, c2: %s}\n  edges:\n"
+        "    - [c1/pc/pro/m_out, c2/pc/rpo_e_ext/m_in, null, {weight: 20.0}]\n" % (JRC, JRC))
+    steps, dt = 800, 1e-4
+    net = Network(dt=dt)
+    net.add_diffeq_node("cols", f"{tmp_path / 'columns.yaml'}:two", output_var="c2/pc/pro/m_out", N=2,
+                        node_vars={"c1/pc/rpo_e_ext/u": np.array([220.0, 300.0]), "c2/pc/rpo_e_ext/u": 150.0,
+                                   "all/pro/v_thr": 6.5})
+    obs = net.run(steps=steps, record_vars=[("cols", "c1/pc/pro/m_out")])
+    ref_1 = jansen_rit(np.broadcast_to([220.0, 300.0], (steps, 2)), dt, n=2, v_thr=6.5)
+    rate_1 = np.vstack([np.full((1, 2), 5.0 / (1.0 + np.exp(0.56 * 6.5))), ref_1["pc/pro/m_out"][:-1]])
+    ref_2 = jansen_rit(np.full((steps, 2), 150.0), dt, n=2, v_thr=6.5,
+                       extra_pc_m_in=lambda step, y: 20.0 * rate_1[step])
+    np.testing.assert_allclose(obs[("cols", "c1/pc/pro/m_out")], ref_1["pc/pro/m_out"], **TOL)
+    np.testing.assert_allclose(obs["out"], ref_2["pc/pro/m_out"], **TOL)
 
 
 def test_circuit_names_are_node_op_var_paths_with_clear_errors():

@@ -20,10 +20,10 @@ from .graph import Graph, Node
 
 def node_variables(template) -> dict[str, VariableSpec]:
     """ "op/var" -> VariableSpec of a node or operator template, with the node's value overrides;
-    "node/op/var" -> VariableSpec of a circuit."""
+    "node/op/var" -> VariableSpec of a circuit ("circuit/node/op/var" inside a circuit of it)."""
     if isinstance(template, CircuitTemplate):
-        return {f"{label}/{name}": var for label, node in template.nodes.items()
-                for name, var in node_variables(node).items()}
+        return {f"{label}/{name}": var for label, part in {**template.nodes, **template.circuits}.items()
+                for name, var in node_variables(part).items()}
     if not isinstance(template, NodeTemplate):
         return {f"{template.name}/{var.name}": var for var in template.variables.values()}
     out: dict[str, VariableSpec] = {}
@@ -65,11 +65,16 @@ def node_var_names(node: Node, key) -> list[str]:
     rest = key[len("all/"):]
     if not isinstance(node.template, CircuitTemplate):
         return [resolve(node, rest, what="node_vars key")]
-    found = [name for name in node.variables if name.split("/", 1)[1] == rest]
+    found = [name for name in node.variables if _op_var(name) == rest]
     if not found:
         raise UnknownVariableError(f"node_vars key '{key}': no node of circuit '{node.label}' has '{rest}'", None,
-                                   did_you_mean(rest, {name.split("/", 1)[1] for name in node.variables}))
+                                   did_you_mean(rest, {_op_var(name) for name in node.variables}))
     return found
+
+
+def _op_var(path: str) -> str:
+    """ "op/var" of a circuit's "node/op/var" (or "circuit/node/op/var")."""
+    return "/".join(path.split("/")[-2:])
 
 
 def _local_name(node: Node, name: str, what: str) -> str | None:
