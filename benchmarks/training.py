@@ -17,7 +17,9 @@ says "missing"). Writes benchmarks/results/training.md (``--out DIR``), one tabl
    round, as benchmarks/timing.py times), "backward alone" = (grad - run) / run (the issue's
    target: <= 3) and grad / run. grad() runs the forward pass itself (keeping the checkpoints)
    and integrates every segment a second time before its reverse steps, so (grad - 2 run) / run
-   is also shown: the reverse steps alone.
+   is also shown: the reverse steps alone. "One pass" is grad() as a fit calls it: the cotangents
+   from a function of the records and checkpoint_steps=None (segments sized to ~64 MiB), so a run
+   of one segment is integrated once, keeping what the reverse reads.
 2. fit_bptt against RectiPy: seed model N = 100, T = 1000 steps, 20 epochs, adam, mse, the
    recurrent weights fitted to the trajectories of a teacher network. The same math in both:
    the same initial weights (no entry below RectiPy's 1e-6 drop threshold), the same inputs,
@@ -98,9 +100,13 @@ def part_backward(quick: bool, repeats: int, log=print) -> dict:
         def do_grad():
             return mod.grad({k: v.copy() for k, v in y0.items()}, params, inputs, dt, steps, cot)
 
-        do_run(), do_grad()                      # warm-up (first-call costs)
-        times = {"run": [], "grad": []}
-        order = [("run", do_run), ("grad", do_grad)]
+        def do_once():  # as a fit calls it: the cotangents from the records, segments sized by memory
+            return mod.grad({k: v.copy() for k, v in y0.items()}, params, inputs, dt, steps, lambda result: cot,
+                            checkpoint_steps=None, record=[STATE])
+
+        do_run(), do_grad(), do_once()           # warm-up (first-call costs)
+        times = {"run": [], "grad": [], "once": []}
+        order = [("run", do_run), ("grad", do_grad), ("once", do_once)]
         for r in range(repeats):
             for name, fn in (order if r % 2 == 0 else order[::-1]):
                 t0 = time.perf_counter()
@@ -108,28 +114,32 @@ def part_backward(quick: bool, repeats: int, log=print) -> dict:
                 times[name].append(time.perf_counter() - t0)
         run_us = statistics.median(times["run"]) / steps * 1e6
         grad_us = statistics.median(times["grad"]) / steps * 1e6
+        once_us = statistics.median(times["once"]) / steps * 1e6
         # the per-round ratio is steadier than the ratio of medians on a noisy machine
         ratios = [g / r for g, r in zip(times["grad"], times["run"])]
         row = dict(N=N, method=method, steps=steps, run_us=run_us, grad_us=grad_us,
                    run_best_us=min(times["run"]) / steps * 1e6, grad_best_us=min(times["grad"]) / steps * 1e6,
                    grad_over_run=grad_us / run_us, backward_alone=(grad_us - run_us) / run_us,
                    reverse_alone=(grad_us - 2 * run_us) / run_us,
+                   once_us=once_us, once_backward=(once_us - run_us) / run_us,
                    round_ratio_median=statistics.median(ratios))
         rows.append(row)
         log(f"  N={N} {method}: run {run_us:.1f} µs/step, grad {grad_us:.1f} µs/step, "
-            f"backward alone {row['backward_alone']:.2f}x, grad/run {row['grad_over_run']:.2f}x")
+            f"backward alone {row['backward_alone']:.2f}x, grad/run {row['grad_over_run']:.2f}x; "
+            f"one pass {once_us:.1f} µs/step, backward alone {row['once_backward']:.2f}x")
     return dict(rows=rows, repeats=repeats, load=_fmt_load(load0, _load()))
 
 
 def table_backward(res: dict) -> str:
-    out = ["| N | scheme | steps | run µs/step (best) | grad µs/step (best) | backward alone (grad − run)/run | "
-           "grad/run | reverse steps alone (grad − 2·run)/run | target: backward ≤ 3× forward |",
-           "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    out = ["| N | scheme | steps | run µs/step (best) | grad µs/step (best), 256-step segments | backward alone "
+           "(grad − run)/run | reverse steps alone (grad − 2·run)/run | grad µs/step, one pass (as a fit) | "
+           "backward alone, one pass | target: backward ≤ 3× forward |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in res["rows"]:
         verdict = "**met**" if r["backward_alone"] <= 3 else "**missed**"
         out.append(f"| {r['N']} | {r['method']} | {r['steps']} | {r['run_us']:.1f} ({r['run_best_us']:.1f}) | "
                    f"{r['grad_us']:.1f} ({r['grad_best_us']:.1f}) | {r['backward_alone']:.2f}× | "
-                   f"{r['grad_over_run']:.2f}× | {r['reverse_alone']:.2f}× | {verdict} |")
+                   f"{r['reverse_alone']:.2f}× | {r['once_us']:.1f} | {r['once_backward']:.2f}× | {verdict} |")
     return "\n".join(out)
 
 
@@ -332,7 +342,9 @@ tracemalloc.stop()
 res["rss_peak_extra_bytes"] = status("VmHWM") - rss0
 res["process_peak_rss_bytes"] = status("VmHWM")
 res["finite"] = bool(np.isfinite(g["params"]["weights"]).all())
-res["segment_steps"] = min(K, max(64, getattr(mod, "_CHUNK_BYTES", 2 ** 19) // (8 * N)))  # run()'s chunk cap
+chunk = max(64, mod._CHUNK_BYTES // (8 * N))  # run()'s chunk cap; a segment is made of whole chunks
+longest = K if K is not None else mod._segment_steps({{"": (N,)}})
+res["segment_steps"] = T if longest >= T else chunk * max(1, longest // chunk) if longest > chunk else longest
 print("RESULT " + json.dumps(res))
 """
 
@@ -356,7 +368,7 @@ def _memory_child(N: int, T: int, K: int, timeout: float = 900) -> dict:
 def part_memory(quick: bool, log=print) -> dict:
     load0 = _load()
     N = 1000
-    cases = [(N, 20_000 if quick else 100_000, 256), (N, 10_000, 256), (N, 10_000, 10_000)]
+    cases = [(N, 20_000 if quick else 100_000, 256), (N, 10_000, 256), (N, 10_000, None)]
     rows = []
     for n, T, K in cases:
         row = _memory_child(n, T, K)
@@ -374,7 +386,7 @@ def table_memory(res: dict) -> str:
            "grad's own peak: tracemalloc | caller's arrays (J, inputs, cotangents) | process peak RSS |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["rows"]:
-        k = f"{r['K']:,} asked, {r.get('segment_steps', '?')} used"   # run()'s chunk cap (see the note above)
+        k = f"{'None (~64 MiB)' if r['K'] is None else format(r['K'], ',')} asked, {r.get('segment_steps', '?')} used"
         if "error" in r:
             out.append(f"| {r['N']} | {r['T']} | {k} | {r['error']} | | | | |")
             continue
@@ -423,7 +435,9 @@ def main(argv=None) -> int:
                          f"Seed model, generated module (`compile_model(..., trainable=[\"weights\"])`), "
                          f"random J (N(0,1)/√N), random inputs, dt = 0.01; `run` records the output every step, "
                          f"`grad` gets a cotangent for every row (checkpoint_steps = 256; at N = 1000 run()'s chunk cap "
-                         f"makes the segments 65 steps, see part 3). Median of "
+                         f"gives 65-step chunks, and a segment is made of three of them, see part 3); \"one pass\": "
+                         f"grad with the cotangents from a function of the records and checkpoint_steps=None, as a "
+                         f"fit calls it. Median of "
                          f"{res['repeats']} alternating rounds (best in brackets); {res['load']}.",
                          table_backward(res)))
     if 2 in parts:
@@ -455,11 +469,11 @@ def main(argv=None) -> int:
                          "interpreter after one small warm-up call: the peak RSS above the process just before "
                          "the call (the kernel's high-water mark, reset first) and tracemalloc's peak, both "
                          "without the caller's arrays, which are listed apart (a fit also holds the run's records, "
-                         "(T, N) like the cotangents, unless it records every k-th step). Note: the generated "
-                         "run() caps its chunks at about 512 KiB of per-step terms, so at N = 1000 the checkpoints "
-                         "come every 65 steps whatever checkpoint_steps asks for (grad's segments follow run's "
-                         "chunks): the last row asks for one segment of all 10 000 steps (no checkpointing) and "
-                         f"still gets 65-step segments, so memory is bounded either way. {res['load']}.",
+                         "(T, N) like the cotangents, unless it records every k-th step). The generated run() "
+                         "caps its chunks at about 512 KiB of per-step terms (65 steps at N = 1000); grad's "
+                         "segments are made of as many whole chunks as checkpoint_steps allows. The last row asks "
+                         "for checkpoint_steps=None: segments of about 64 MiB of the reverse's kept values "
+                         f"(what a fit uses). {res['load']}.",
                          table_memory(res)))
 
     from .__main__ import _meta
