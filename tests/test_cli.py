@@ -139,11 +139,14 @@ def test_help_lists_the_compilers_choices(capsys):
 
 LATE_IMPORTS = {  # module -> what it may import inside a function, and why
     "cli.py": {"sympy", "ir", "docs",                       # only `show`, `check` and `docs` parse equations
-               "runtime.compiler", "runtime.cache", "spec", "resources"},  # `modelc --version` loads no YAML
+               "runtime.compiler", "runtime.cache", "spec", "resources",  # `modelc --version` loads no YAML
+               "runtime.distributed.sweep_file", "runtime.simulate"},     # nor NumPy (`sweep`)
     "runtime/compiler.py": {"codegen.generate", "ir"},      # a cache hit imports no SymPy, lark or Jinja
     "runtime/network/device.py": {"cupy"},                  # optional dependencies
     "runtime/network/progress.py": {"tqdm.auto"},
     "runtime/observer.py": {"matplotlib.pyplot", "pandas"},
+    "runtime/distributed/pools.py": {"dask.distributed"},  # the extra modelc[distributed]
+    "runtime/distributed/results.py": {"dask.array", "xarray", "zarr"},
     "__init__.py": {"runtime", "training"},                 # `import modelc` loads no NumPy
 }
 

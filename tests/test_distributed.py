@@ -123,10 +123,10 @@ def test_store_streams_chunks_and_resumes_an_interrupted_sweep(tmp_path, monkeyp
 
 def _job(monkeypatch, net: Network, params: dict, u: np.ndarray, sampling_steps: int = EVERY):
     """The SweepJob that Network.sweep makes for its chunked path."""
-    from modelc.runtime.distributed import runner
+    from modelc.runtime.network import sweep
     captured = {}
     with monkeypatch.context() as patch:
-        patch.setattr(runner, "run_sweep", lambda job, **options: captured.setdefault("job", job))
+        patch.setattr(sweep, "run_sweep", lambda job, **options: captured.setdefault("job", job))
         net.sweep(params, inputs=u, sampling_steps=sampling_steps, reduce="mean")
     return captured["job"]
 
@@ -180,6 +180,8 @@ def test_reduce_by_a_function_and_its_errors():
     with pytest.raises(InvalidValueError) as info:
         net.sweep({"eta": ETAS}, steps=10, reduce="maen")
     assert "unknown reduction 'maen'" in info.value.message and "did you mean 'mean'" in info.value.hint
+    with pytest.raises(InvalidValueError, match="chunk_size must be a whole number"):
+        net.sweep({"eta": ETAS}, steps=10, chunk_size=0)
     with pytest.raises(InvalidValueError, match="scheduler must be"):
         net.sweep({"eta": ETAS}, steps=10, scheduler="threads")
 

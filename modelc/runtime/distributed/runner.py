@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
+from ...errors import InvalidValueError
 from .chunks import SweepJob
 from .pools import pool, require
 from .reductions import reduction
@@ -18,9 +21,13 @@ def run_sweep(job: SweepJob, scheduler=None, store=None, reduce=None, chunk_size
     to as they finish (the Dataset returned reads it lazily); a store holding this very sweep,
     interrupted, is resumed: only the chunks not marked done run. reduce: None, "mean", "max",
     "final", "peak_frequency" or reduce(records) -> {name: array (sets, ...)}.
-    chunk_size: sets per chunk (default: about four chunks per worker, 64..4096 sets).
+    chunk_size: sets per chunk (default: about four chunks per worker, 64..4096 sets); a resumed
+    store keeps the chunk size it was written with.
     progress(sets_done, sets_total) is called after each chunk (and once at the start).
     """
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):
+        raise InvalidValueError(f"chunk_size must be a whole number >= 1 of sets, got {chunk_size!r}")
     require("xarray", *(("zarr", "dask.array") if store is not None else ()))
     summary = reduction(reduce, job.sampling_steps * job.dt)
     reduced = None if reduce is None else ("callable" if callable(reduce) else reduce)

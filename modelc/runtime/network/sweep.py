@@ -10,6 +10,8 @@ from types import ModuleType
 import numpy as np
 
 from ...errors import InvalidValueError, ShapeError
+from ..distributed.chunks import Record, SweepJob
+from ..distributed.runner import run_sweep
 from ..distributed.sets import Column, ParameterSets
 from .arguments import Records
 from .graph import Graph, Node
@@ -111,8 +113,6 @@ def run_in_chunks(sweep: Sweep, module: ModuleType, y0: dict, params: dict, inpu
     name in the Dataset} ("/" becomes ".": a Zarr store cannot hold it in a name). options:
     dt, steps, sampling_steps, t0, on_nan (the run's), scheduler, store, reduce, chunk_size
     (run_sweep's)."""
-    from ..distributed.chunks import Record, SweepJob  # late: only these sweeps load them
-    from ..distributed.runner import run_sweep
     run = {key: options.pop(key) for key in ("dt", "steps", "sampling_steps", "t0", "on_nan")}
     named = {recorded.aliases.get(key, key): dimension_name(str(name)) for key, name in (names or {}).items()}
     unknown = set(named) - set(recorded.keys)
