@@ -144,3 +144,21 @@ def test_testing_on_trials_leaves_the_state():
     assert net.run(rng.standard_normal((5, 3)))["out"].shape == (5, 3)  # no batch axis left behind
     with pytest.raises(ShapeError, match="targets"):
         net.test(rng.standard_normal((4, 10, 3)), np.zeros(10))
+
+
+def test_the_progress_bar_of_epochs_shows_the_loss(capsys, monkeypatch):
+    """fit_bptt(verbose=True) over trials: one bar tick per epoch, the last epoch's loss beside it."""
+    import builtins
+    real_import = builtins.__import__
+
+    def without_tqdm(name, *args, **kwargs):  # the plain bar, whether tqdm is installed or not
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_tqdm)
+    rng = np.random.default_rng(12)
+    net = _rnn(rng.standard_normal((3, 3)) / 2)
+    obs = net.fit_bptt([rng.standard_normal((20, 3))], rng.standard_normal((1, 20, 3)), epochs=3, verbose=True)
+    shown = capsys.readouterr().err.split("\r")[-1]
+    assert "3/3 epochs" in shown and f"loss={obs['epoch_loss'][-1]:.4g}" in shown

@@ -72,9 +72,7 @@ def bptt_updates(module, trainer: Trainer, y0: dict, inputs: dict, targets, step
     if update_steps % sampling_steps:
         raise InvalidValueError(f"update_steps ({update_steps}) must be a multiple of sampling_steps ({sampling_steps})")
     output, losses, outputs = output_name(trainer.graph), [], []
-    for start in range(0, steps, update_steps):
-        stop = min(start + update_steps, steps)
-        window = {name: value[start:stop] if np.ndim(value) else value for name, value in inputs.items()}
+    for start, stop, window in windows(inputs, steps, update_steps):
         rows = targets[start // sampling_steps:stop // sampling_steps]
         value, gradients, result = loss_and_gradients(module, y0, trainer.params, window, dt, stop - start, output,
                                                       rows, loss, sampling_steps, t0 + start * dt)
@@ -90,7 +88,7 @@ def bptt_epochs(module, trainer: Trainer, y0: dict, inputs: dict, targets, steps
     """Epochs over all trials as one batch: one optimiser step per epoch, every epoch from y0."""
     loss = _loss(loss_name, loss_kwargs)
     output, losses = output_name(trainer.graph), []
-    bar = ProgressBar(int(epochs)) if verbose else None
+    bar = ProgressBar(int(epochs), unit="epoch") if verbose else None
     try:
         for epoch in range(int(epochs)):
             value, gradients, result = loss_and_gradients(module, y0, trainer.params, inputs, dt, steps, output,
@@ -98,11 +96,20 @@ def bptt_epochs(module, trainer: Trainer, y0: dict, inputs: dict, targets, steps
             trainer.step(gradients)
             losses.append(value)
             if bar is not None:
+                bar.show(loss=value)
                 bar.update(epoch + 1)
     finally:
         if bar is not None:
             bar.close()
     return observer(dt, sampling_steps, t0, result[output], epoch_loss=losses)
+
+
+def windows(inputs: dict, steps: int, update_steps: int):
+    """(start, stop, the inputs of steps start..stop-1) for each chunk of update_steps steps: the
+    chunks of online learning (truncated BPTT here, RLS in readout.py). Constant inputs stay."""
+    for start in range(0, steps, update_steps):
+        stop = min(start + update_steps, steps)
+        yield start, stop, {name: value[start:stop] if np.ndim(value) else value for name, value in inputs.items()}
 
 
 def observer(dt: float, sampling_steps: int, t0: float, outputs: np.ndarray, **series) -> Observer:

@@ -22,7 +22,7 @@ from ...errors import InvalidValueError, ShapeError, WiringError
 from ..observer import Observer
 from .arguments import output_name, run_inputs
 from .device import to_host
-from .fitting import observer, trials
+from .fitting import observer, trials, windows
 from .graph import Edge, Graph
 from .nodes import edge, func_node
 from .states import States
@@ -128,9 +128,7 @@ def fit_rls(graph: Graph, states: States, module: ModuleType, dt: float, inputs,
     y0, t0, outputs, losses = states.current(graph, module), states.steps_done * dt, [], []
     params = parameter_values(graph)  # built once: only the trained edge's matrix changes
     matrix = next(name for name, weights in graph.matrices().items() if weights is trained.weights)
-    for start in range(0, steps, update_steps):
-        stop = min(start + update_steps, steps)
-        window = {name: value[start:stop] if np.ndim(value) else value for name, value in given.items()}
+    for start, stop, window in windows(given, steps, update_steps):
         result = module.run(y0, params, window, dt, stop - start, record=[source, output],
                             sampling_steps=sampling_steps, t0=t0 + start * dt)
         y0, recorded = result["final"], to_host(result[output])
