@@ -12,7 +12,7 @@ from modelc.codegen.plan import make_plan
 from modelc.codegen.schemes import get_scheme
 from modelc.codegen.step import Check, Emit, Reset, make_step_program
 from modelc.errors import EventError, ModelcError, UnsupportedFeatureError
-from modelc.ir import build_system
+from modelc.ir import Connection, build_system
 from modelc.runtime.compiler import compile_model
 from modelc.spec import load
 
@@ -211,3 +211,44 @@ def test_syntax_and_name_errors_in_events_point_into_the_text(tmp_path):
         with pytest.raises(ModelcError) as info:
             _system(tmp_path, RAMP.replace('spike: {when: "v > 1", reset: ["v = 0"], emit: spike}', "fire: " + body), "ramp")
         assert (info.value.code, info.value.location.line, info.value.location.column) == (code, 13, column)
+
+
+SPIKING_CASES = [("neuron_model_templates.spiking_neurons.qif.qif", method) for method in ("euler", "rk4")] + \
+    [("neuron_model_templates.spiking_neurons.lif.lif", "euler"), ("neuron_model_templates.spiking_neurons.ik.ik", "heun")]
+
+
+@pytest.mark.parametrize("path, method", SPIKING_CASES)
+def test_generated_event_code_names_only_what_is_declared_and_reads_what_it_binds(path, method):
+    """The hygiene test_step.py asks of every module, for modules with events."""
+    import ast
+    import builtins
+
+    from modelc.codegen.generate import generate
+    from modelc.codegen.numpy import module_context
+    from modelc.codegen.numpy.arrays import TEMPLATES
+    from modelc.codegen.templating import declared_names, environment
+    from test_step import _functions, _names
+
+    op = path.rsplit(".", 1)[1] + "_op"
+    system = build_system(load(path), [Connection(f"{op}/s", f"{op}/s_in", "weights")])
+    context = module_context(system, make_plan(system, get_scheme(method)), "key", "0", "float64")
+    source = environment().get_template("numpy/module.py.j2").render(**context)
+    handed_out = set(context["m"].namer.taken) | (set(context["single"].namer.taken) if context["single"] else set())
+    declared = set().union(*(declared_names(t) for t in TEMPLATES))
+    module_level = {n.name for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    for function in _functions(source):
+        stored, loaded = _names(function)
+        unknown = {n for n in stored | loaded if n not in declared and n not in handed_out and not hasattr(builtins, n)
+                   and not (n.startswith("_") and n in module_level | {"_POPULATION", "_COPY_LIMIT", "_CHUNK_BYTES"})}
+        assert not unknown, f"{function.name} uses names no template declares: {sorted(unknown)}"
+    for function in _functions(generate(system, method)):
+        stored, loaded = _names(function)
+        stored -= {a.arg for a in function.args.args}
+        assert not stored - loaded, f"{function.name} binds names it never reads: {sorted(stored - loaded)}"
+
+
+def test_an_emitted_input_nothing_reads_is_not_computed(tmp_path):
+    text = RAMP.replace('"n\' = spike"', '"n\' = 0"')
+    program = make_step_program(make_plan(_system(tmp_path, text, "ramp"), get_scheme("euler")))
+    assert not any(isinstance(s, Emit) for s in program.statements)
+    assert any(isinstance(s, Check) for s in program.statements) and any(isinstance(s, Reset) for s in program.statements)

@@ -251,6 +251,8 @@ def make_step_program(plan: Plan) -> StepProgram:
     program = StepProgram(plan)
     plan.scheme.steps(_Builder(program))
     _drop_unread(program)
+    reads = program.reads()  # a spike train nothing reads is not computed (its event still fires)
+    program.statements = [s for s in program.statements if not (isinstance(s, Emit) and s.input not in reads)]
     return program
 
 
