@@ -17,8 +17,8 @@ pytest.importorskip("xarray")
 pytest.importorskip("zarr")
 
 from modelc import Network  # noqa: E402
-from modelc.errors import (ExtraUnavailableError, InvalidValueError, ShapeError,  # noqa: E402
-                           SweepStoreError)
+from modelc.errors import (ExtraUnavailableError, InvalidValueError, NonFiniteError,  # noqa: E402
+                           ShapeError, SweepStoreError)
 
 QIF = "model_templates.neural_mass_models.qif.qif"
 DT, STEPS, EVERY = 1e-3, 400, 20
@@ -180,6 +180,9 @@ def test_reduce_by_a_function_and_its_errors():
     with pytest.raises(InvalidValueError) as info:
         net.sweep({"eta": ETAS}, steps=10, reduce="maen")
     assert "unknown reduction 'maen'" in info.value.message and "did you mean 'mean'" in info.value.hint
+    with pytest.raises(NonFiniteError, match=r"batch index \(1,\).* in the chunk of sets 2\.\.3 \(batch index 0 is set 2\)"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            net.sweep({"eta": [-5.0, -5.0, -5.0, 1e6]}, steps=2000, chunk_size=2)
     with pytest.raises(InvalidValueError, match="chunk_size must be a whole number"):
         net.sweep({"eta": ETAS}, steps=10, chunk_size=0)
     with pytest.raises(InvalidValueError, match="scheduler must be"):

@@ -96,10 +96,11 @@ def run_chunk(job: SweepJob, start: int, stop: int, reduce: Reduce | None = None
         result = module.run(y0, params, inputs, dt=job.dt, steps=job.steps,
                             record=list(dict.fromkeys(r.target for r in job.records)),
                             sampling_steps=job.sampling_steps, t0=job.t0, on_nan=job.on_nan)
-    except FloatingPointError as exc:
+    except FloatingPointError as exc:  # the batch index it names counts from this chunk's first set
+        where = f"in the chunk of sets {start}..{stop - 1} (batch index 0 is set {start})"
         if isinstance(exc, NonFiniteError):
-            raise
-        raise NonFiniteError(str(exc), None, "reduce dt, or check parameters, weights and inputs") from None
+            raise NonFiniteError(f"{exc.message} {where}", exc.location, exc.hint) from None
+        raise NonFiniteError(f"{exc} {where}", None, "reduce dt, or check parameters, weights and inputs") from None
     records = {}
     for record in job.records:
         value = result[record.target]
