@@ -3,7 +3,7 @@
 References are independent of the generated code: analytic moments and solutions (Ornstein-
 Uhlenbeck, geometric Brownian motion in Ito and in Stratonovich form) driven by the same
 Brownian path, and hand-written NumPy loops. The path comes from the documented stream: a run
-of one batch member with seed s draws from default_rng(SeedSequence(s).spawn(1)[0]), step by
+of one batch member with seed s draws from Generator(SFC64(SeedSequence(s).spawn(1)[0])), step by
 step, the noisy states in NOISE order, each state's units in order; dW = sqrt(dt) * z.
 """
 from __future__ import annotations
@@ -49,7 +49,11 @@ def models(tmp_path_factory):
 
 def normals(seed, steps, units):
     """The standard normals a run of one member draws: (steps, units) in the documented order."""
-    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]).standard_normal((steps, units))
+    return sfc64(np.random.SeedSequence(seed).spawn(1)[0]).standard_normal((steps, units))
+
+
+def sfc64(seed):
+    return np.random.Generator(np.random.SFC64(seed))
 
 
 # --- accuracy against analytic results -------------------------------------------------------
@@ -192,7 +196,7 @@ def test_a_batch_equals_single_runs_with_the_same_seeds(models):
         single = mod.run({"ou/v": np.zeros(4)}, {"ou/sigma": sigmas[b]}, dt=0.01, steps=150, seed=seed)
         np.testing.assert_array_equal(batch["ou/v"][:, b], single["ou/v"])
         member = mod.run({"ou/v": np.zeros(4)}, {"ou/sigma": sigmas[b]}, dt=0.01, steps=150,
-                         seed=np.random.default_rng(children[b]))
+                         seed=sfc64(children[b]))
         np.testing.assert_array_equal(spawned["ou/v"][:, b], member["ou/v"])
 
 

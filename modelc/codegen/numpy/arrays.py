@@ -78,8 +78,7 @@ class NumPyModule:
         if v.role == "time":
             return "t" if self.program.stage_times[k] == 0 else self.derived(f"t_{k + 1}", TIME.name)
         if v.role == "noise":  # g*dW: a row of the chunk's array, or the stage's own buffer
-            per_chunk = any(s.name == x and s.diffusion_per_chunk for s in self.plan.noise)
-            return f"{self.derived('dW_*', x)}[i]" if per_chunk else self.derived(f"noise_*_{k + 1}", x)
+            return f"{self.derived('dW_*', x)}[i]" if self.noise_per_chunk(x) else self.derived(f"noise_*_{k + 1}", x)
         if v.role in ("state", "algebraic") and k == 0 or v.role in ("product", "emitted"):
             return self.ident(x)
         pattern = {"state": f"*_{k + 1}", "algebraic": f"*_{k + 1}", "rate": f"d*_{k + 1}", "rest": "inc_*",
@@ -185,8 +184,20 @@ class NumPyModule:
         shapes = ", ".join(self.noise_shape(s.name) for s in self.plan.noise)
         lines = [f"{increments}, = _increments(generators, stop - start, ({shapes},), dt)"]
         printer = self.window_printer()
-        return lines + [f"{self.derived('dW_*', s.name)} *= {printer.doprint(s.diffusion)}  # g*dW"
-                        for s in self.plan.noise if s.diffusion_per_chunk]
+        lines += [f"{self.derived('dW_*', s.name)} *= {printer.doprint(s.diffusion)}  # g*dW"
+                  for s in self.plan.noise if s.diffusion_per_chunk]
+        return lines + [f"{self.derived('dW_*', name)} += {self.derived('drive_*', name)}  # + the step's drive"
+                        for name in self.noise_with_drive()]
+
+    def noise_per_chunk(self, name: str) -> bool:
+        return any(s.name == name and s.diffusion_per_chunk for s in self.plan.noise)
+
+    def noise_with_drive(self) -> list[str]:
+        """States whose Euler step adds its drive and g*dW of the whole chunk: the two are added up
+        once per chunk (dW_x += drive_x), so each step adds one array, not two."""
+        return [s.state.name for s in self.program.statements
+                if isinstance(s, Rate) and s.target.role == "new" and s.drive and self.noise_per_chunk(s.state.name)
+                and s.noise == ((1, Value(s.state.name, "noise", 0)),)]
 
     def noise_shape(self, name: str) -> str:
         """The shape (batch..., n) of a state's increments, as run() knows it."""
@@ -293,8 +304,9 @@ class NumPyModule:
     def rate(self, s: Rate) -> list[str]:
         """The plan's sum for one state (x_new itself when dt is folded in), in place."""
         x, target = self.value(s.state), self.value(s.target)
+        drive = s.drive and s.state.name not in self.noise_with_drive()  # (else it is in g*dW's row)
         terms = [self.value(p) for p in s.products] + ([self.value(s.rest)] if s.rest else []) + \
-            ([f"{self.derived('drive_*', s.state.name)}[i]"] if s.drive else []) + self.noise_terms(s.noise)
+            ([f"{self.derived('drive_*', s.state.name)}[i]"] if drive else []) + self.noise_terms(s.noise)
         names = self.stage_names(s.stage)
         if s.target.role == "new":  # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive + g*dW
             if s.linear == 1:
@@ -321,14 +333,20 @@ class NumPyModule:
 
     def check(self, s: Check) -> list[str]:
         fired, held = self.value(Value(s.event, "fired")), self.value(Value(s.event, "held"))
-        lines = [f"{fired} = {self.code(s.condition, self.stage_names(0))}"]
+        code = self.code(s.condition, self.stage_names(0))
+        if self.printer.ufunc(s.condition):  # a comparison: into the mask of the step before (out=)
+            self.keep(fired)
+            code = f"{code[:-1]}, out={fired})"
+        lines = [f"{fired} = {code}"]
         if s.refractory:
             lines = [f"{held} = {self.ident(s.refractory)} > 0.5 * dt"] + lines + [f"{fired} &= ~{held}"]
         rec = self.derived("rec_*", s.event)
         return lines + [f"if {rec} is not None and row < len({rec}):", f"    {rec}[row] += {fired}"]
 
     def emit(self, s: Emit) -> list[str]:
-        return [f"{self.ident(s.input)} = {self.value(Value(s.event, 'fired'))} / DTYPE(dt)"]
+        train = self.ident(s.input)
+        self.keep(train)
+        return [f"{train} = np.divide({self.value(Value(s.event, 'fired'))}, DTYPE(dt), out={train})"]
 
     def reset(self, s: Reset) -> list[str]:
         """The reset values, all computed before any is assigned, copied in where the event fired

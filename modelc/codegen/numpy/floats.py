@@ -44,6 +44,9 @@ class FloatModule(NumPyModule):
     def noise_shape(self, name: str) -> str:
         return "(1,)"
 
+    def noise_with_drive(self) -> list[str]:
+        return []  # (adding floats costs nothing to save)
+
     def noise(self, s: Noise) -> list[str]:
         if s.coefficient is None:
             return []
