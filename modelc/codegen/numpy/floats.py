@@ -38,8 +38,8 @@ class FloatModule(NumPyModule):
 
     def noise_lines(self) -> list[str]:
         """The chunk's increments (and g*dW) computed with NumPy, then read step by step as floats."""
-        return super().noise_lines() + [f"{self.derived('dW_*', s.name)} = {self.derived('dW_*', s.name)}.ravel().tolist()"
-                                        for s in self.plan.noise]
+        increments = [self.derived("dW_*", s.name) for s in self.plan.noise]
+        return super().noise_lines() + [f"{dw} = {dw}.ravel().tolist()" for dw in increments]
 
     def noise_shape(self, name: str) -> str:
         return "(1,)"
