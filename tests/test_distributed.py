@@ -226,3 +226,18 @@ chunk_size: 2
     sweep_file.write_text(sweep_file.read_text().replace("num: 3", "num: 4"))
     assert main(["sweep", str(sweep_file), "--quiet"]) == 2  # another grid never resumes that store
     assert "[MC210]" in capsys.readouterr().err
+
+
+def test_values_given_per_unit_are_indexed_and_kept_as_a_coordinate(tmp_path):
+    net = Network(dt=DT)
+    net.add_diffeq_node("qif", QIF, N=3, output_var="qif_op/r")
+    etas = [np.array([-5.0, -4.0, -3.0]), np.array([-6.0, -5.0, -4.0])]
+    ds = net.sweep({"eta": etas, "J": [10.0, 15.0]}, steps=STEPS, sampling_steps=EVERY, store=tmp_path / "s.zarr",
+                   chunk_size=1)
+    assert list(ds["eta"].values) == [0, 1] and ds["eta_values"].dims == ("eta", "eta_unit")
+    np.testing.assert_array_equal(ds["eta_values"].values, etas)
+    for i, eta in enumerate(etas):
+        for j, J in enumerate((10.0, 15.0)):
+            for unit in range(3):
+                np.testing.assert_allclose(ds["out"].values[i, j, :, unit], qif_euler(eta[unit], J, np.zeros(STEPS)),
+                                           rtol=1e-12, atol=1e-14)
