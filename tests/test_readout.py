@@ -135,7 +135,14 @@ def test_fit_rls_is_rls_on_the_edges_source_output():
     assert net.time == pytest.approx(103 * DT) and np.array_equal(start, given)  # the user's array is not changed
     x = network().run(inputs, sampling_steps=2, record_vars=[("res", "tanh_op/r")])[("res", "tanh_op/r")]
 
-    weights, P, beta = start.copy(), np.eye(12) / 0.3, 0.9
+    weights, P, outputs, losses = _hand_written_rls(x, targets, start.copy(), np.eye(12) / 0.3, 0.9)
+    np.testing.assert_allclose(net.get_edge("res", "out").weights, weights, rtol=1e-9)
+    np.testing.assert_allclose(obs["loss"], losses, rtol=1e-9)
+    np.testing.assert_allclose(obs["out"], outputs, rtol=1e-9, atol=1e-12)
+
+
+def _hand_written_rls(x, targets, weights, P, beta):
+    """RLS every 2 recorded rows (4 steps of sampling_steps 2) and after the last chunk."""
     outputs, losses = [], []
     for row in range(len(x)):
         outputs.append(weights @ x[row])
@@ -144,9 +151,45 @@ def test_fit_rls_is_rls_on_the_edges_source_output():
             P = (P - np.outer(P @ x[row], x[row] @ P) / (beta + x[row] @ P @ x[row])) / beta
             weights = weights + np.outer(error, P @ x[row])
             losses.append(np.mean(error ** 2))
+    return weights, P, outputs, losses
+
+
+def _open_loop(J, start):
+    net = Network(dt=DT)
+    net.add_diffeq_node("res", SEED, weights=J, node_vars={"li_op/tau": 1.0}, **WIRING)
+    net.add_func_node("out", 2)
+    net.add_edge("res", "out", start, train="rls")
+    return net
+
+
+def test_fit_rls_keeps_P_on_the_edge_and_learns_a_list_of_sequences():
+    """Two calls on the halves of a sequence learn what one call on all of it learns (P goes on,
+    as RectiPy's RLS edge keeps it); a list of sequences is learnt one after another, each from
+    the state at the call — against the hand-written RLS over plain runs' records."""
+    rng = np.random.default_rng(7)
+    J, start = rng.standard_normal((12, 12)) / np.sqrt(12), rng.standard_normal((2, 12))
+    inputs, targets = rng.standard_normal((103, 12)), rng.standard_normal((51, 2))
+    whole, halves = _open_loop(J, start), _open_loop(J, start)
+    whole.fit_rls(inputs, targets, update_steps=4, sampling_steps=2, beta=0.9, alpha=0.3)
+    halves.fit_rls(inputs[:52], targets[:26], update_steps=4, sampling_steps=2, beta=0.9, alpha=0.3)
+    halves.fit_rls(inputs[52:], targets[26:], update_steps=4, sampling_steps=2, beta=0.9, alpha=0.3)
+    np.testing.assert_allclose(halves.get_edge("res", "out").weights, whole.get_edge("res", "out").weights, rtol=1e-9)
+
+    sequences, rows = rng.standard_normal((3, 40, 12)), rng.standard_normal((3, 20, 2))
+    net = _open_loop(J, start)
+    obs = net.fit_rls(list(sequences), rows, update_steps=4, sampling_steps=2, beta=0.9, alpha=0.3)
+    weights, P, outputs, losses = start.copy(), np.eye(12) / 0.3, [], []
+    for sequence, target in zip(sequences, rows):
+        x = _open_loop(J, start).run(sequence, sampling_steps=2, record_vars=[("res", "tanh_op/r")])[("res", "tanh_op/r")]
+        weights, P, out, loss = _hand_written_rls(x, target, weights, P, 0.9)
+        outputs.append(out)
+        losses += loss
     np.testing.assert_allclose(net.get_edge("res", "out").weights, weights, rtol=1e-9)
     np.testing.assert_allclose(obs["loss"], losses, rtol=1e-9)
-    np.testing.assert_allclose(obs["out"], outputs, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(obs["out"], np.stack(outputs, axis=1), rtol=1e-9, atol=1e-12)
+    assert net.time == 0.0  # sequences leave the state where it was
+    with pytest.raises(ShapeError, match="one length"):
+        net.fit_rls([sequences[0], sequences[1][:30]], rows[:2])
 
 
 def test_force_learns_a_sine_generator():
@@ -187,8 +230,6 @@ def test_rls_mistakes_are_said():
         net.fit_rls(np.zeros((10, 4)), np.zeros((5, 1)), update_steps=3, sampling_steps=2)
     with pytest.raises(InvalidValueError, match=r"beta must lie in \(0, 1\]"):
         net.fit_rls(np.zeros((10, 4)), np.zeros((10, 1)), beta=1.5)
-    with pytest.raises(ShapeError, match="one sequence"):
-        net.fit_rls(np.zeros((2, 10, 4)), np.zeros((2, 10, 1)))
     with pytest.raises(ShapeError, match="targets must have shape"):
         net.fit_rls(np.zeros((10, 4)), np.zeros((10, 2)))
 

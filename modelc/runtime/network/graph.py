@@ -49,6 +49,7 @@ class Edge:
     weights: np.ndarray  # (n_target, n_source)
     feedback: bool = False
     train: str | None = None
+    rls_P: np.ndarray | None = None  # train="rls": fit_rls's P, kept from one call to the next (readout.py)
 
 
 class Graph:

@@ -436,7 +436,7 @@ class Network:
         """Fit the one edge made with train="rls", into the output node, online by recursive least
         squares (FORCE; readout.py): the network runs (T, n_in) from its current state update_steps at a
         time; after each chunk the weights take one RLS step on its last recorded row (targets
-        (T // sampling_steps, n_out)). P starts as I/alpha; beta in (0, 1] is the forgetting factor.
+        (T // sampling_steps, n_out), or lists of both). P = I/alpha at first, kept on the edge; beta forgets.
         Returns an Observer: obs["out"] and obs["loss"] (the mean squared error at each update)."""
         return readout.fit_rls(self._graph, self._states, self.compile(), self.dt, inputs, targets, update_steps,
                                sampling_steps, beta, alpha)

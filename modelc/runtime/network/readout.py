@@ -9,7 +9,10 @@ fit_rls trains the one edge made with add_edge(..., train="rls"), which must end
 node: the network runs update_steps at a time from its current state, and between chunks the
 edge's weights take one RLS step on the chunk's last recorded row — the edge's source output x
 and the output's error e = target - output. The rule assumes the output is W x (an identity
-readout node), which is what makes it least squares.
+readout node), which is what makes it least squares. The edge keeps P from one fit_rls to the
+next, as RectiPy's RLS edge does: a second call goes on learning where the first stopped (alpha
+only sets the first P). A list of sequences (or an array (B, T, n_in)) is learnt one sequence
+after another (RectiPy's epochs), each from the network's state at the call, which stays.
 """
 from __future__ import annotations
 
@@ -99,9 +102,10 @@ class RecursiveLeastSquares:
     those samples with the same alpha (the reason P starts at I/alpha).
     """
 
-    def __init__(self, weights: np.ndarray, alpha: float, beta: float):
+    def __init__(self, weights: np.ndarray, alpha: float, beta: float, P: np.ndarray | None = None):
         self.weights = np.array(weights, dtype=np.float64)  # a copy: the caller's array stays as it is
-        self.P = np.eye(self.weights.shape[1]) / _number(alpha, "alpha", lowest=0.0, open_low=True)
+        alpha = _number(alpha, "alpha", lowest=0.0, open_low=True)
+        self.P = np.eye(self.weights.shape[1]) / alpha if P is None else P.copy()  # P: where learning stopped
         self.beta = _number(beta, "beta", lowest=0.0, open_low=True, highest=1.0)
 
     def update(self, x: np.ndarray, error: np.ndarray) -> None:
@@ -114,20 +118,52 @@ class RecursiveLeastSquares:
 
 def fit_rls(graph: Graph, states: States, module: ModuleType, dt: float, inputs, targets, update_steps: int,
             sampling_steps: int, beta: float, alpha: float) -> Observer:
-    """Network.fit_rls: chunks of update_steps steps, one RLS step on the trained edge after each."""
+    """Network.fit_rls: chunks of update_steps steps, one RLS step on the trained edge after each;
+    one sequence goes on from the current state, a list of them each start there and leave it."""
     trained = rls_edge(graph)
     update_steps, sampling_steps = _count(update_steps, "update_steps"), _count(sampling_steps, "sampling_steps")
     if update_steps % sampling_steps:
         raise InvalidValueError(f"update_steps ({update_steps}) must be a multiple of sampling_steps "
                                 f"({sampling_steps}): each update uses the chunk's last recorded row")
-    rule = RecursiveLeastSquares(trained.weights, alpha, beta)
-    steps, given = run_inputs(graph, module, _one_sequence(inputs), None, batch=None, dtype=states.dtype)
+    rule = RecursiveLeastSquares(trained.weights, alpha, beta, trained.rls_P)
+    steps, sequences, targets, batch = _sequences(graph, module, inputs, targets, states.dtype)
+    _check_rows(targets, steps // sampling_steps, batch, columns=graph.node(trained.target).n)
+    y0, t0 = states.current(graph, module), states.steps_done * dt
+    per_sequence = [targets] if batch is None else np.swapaxes(targets, 0, 1)
+    learnt = [_learn(graph, module, rule, trained, y0, given, rows, steps, dt, t0, update_steps, sampling_steps,
+                     states.dtype) for given, rows in zip(sequences, per_sequence)]
+    trained.rls_P = rule.P
+    if batch is None:
+        states.advance(learnt[0][2], steps)
+    outputs = learnt[0][0] if batch is None else np.stack([out for out, _, _ in learnt], axis=1)
+    return observer(dt, sampling_steps, t0, outputs, loss=np.concatenate([loss for _, loss, _ in learnt]))
+
+
+def _sequences(graph: Graph, module: ModuleType, inputs, targets, dtype) -> tuple[int, list, np.ndarray, int | None]:
+    """(steps, the module inputs of each sequence, targets, batch): one sequence (batch None), or
+    a list of them / an array (B, T, n_in) with targets (B, T // sampling_steps, k) — the targets
+    with the batch axis second, as trials() gives them."""
+    if not (isinstance(inputs, (list, tuple)) or np.ndim(inputs) == 3):
+        steps, given = run_inputs(graph, module, inputs, None, batch=None, dtype=dtype)
+        return steps, [given], np.asarray(targets, dtype=np.float64), None
+    found = [run_inputs(graph, module, x, None, batch=None, dtype=dtype) for x in inputs]
+    if len({steps for steps, _ in found}) != 1:
+        raise ShapeError(f"the sequences of fit_rls must have one length, got {sorted({s for s, _ in found})} steps")
     targets = np.asarray(targets, dtype=np.float64)
-    _check_rows(targets, steps // sampling_steps, None, columns=graph.node(trained.target).n)
+    if targets.ndim < 2 or len(targets) != len(found):
+        raise ShapeError(f"{len(found)} sequences need targets (B = {len(found)}, T // sampling_steps, k), "
+                         f"got shape {targets.shape}")
+    return found[0][0], [given for _, given in found], np.swapaxes(targets, 0, 1), len(found)
+
+
+def _learn(graph: Graph, module: ModuleType, rule: RecursiveLeastSquares, trained: Edge, y0: dict, given: dict,
+           targets: np.ndarray, steps: int, dt: float, t0: float, update_steps: int, sampling_steps: int,
+           dtype) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One sequence, update_steps at a time: (its outputs, the loss at each update, final states)."""
     source, output = f"{trained.source}/{trained.source_var}", output_name(graph)
-    y0, t0, outputs, losses = states.current(graph, module), states.steps_done * dt, [], []
     params = parameter_values(graph)  # built once: only the trained edge's matrix changes
     matrix = next(name for name, weights in graph.matrices().items() if weights is trained.weights)
+    outputs, losses = [], []
     for start, stop, window in windows(given, steps, update_steps):
         result = module.run(y0, params, window, dt, stop - start, record=[source, output],
                             sampling_steps=sampling_steps, t0=t0 + start * dt)
@@ -136,10 +172,9 @@ def fit_rls(graph: Graph, states: States, module: ModuleType, dt: float, inputs,
         if len(recorded):  # a last chunk shorter than sampling_steps records nothing
             error = targets[start // sampling_steps + len(recorded) - 1] - recorded[-1]
             rule.update(to_host(result[source])[-1], error)
-            trained.weights = params[matrix] = rule.weights.astype(states.dtype)
+            trained.weights = params[matrix] = rule.weights.astype(dtype)
             losses.append(float(np.mean(error ** 2)))
-    states.advance(y0, steps)
-    return observer(dt, sampling_steps, t0, np.concatenate(outputs), loss=np.array(losses))
+    return np.concatenate(outputs), np.array(losses), y0
 
 
 def rls_edge(graph: Graph) -> Edge:
@@ -156,13 +191,6 @@ def rls_edge(graph: Graph) -> Edge:
                           f"'{output}': its error drives the update", None,
                           "train the edge into the readout node, the one without outgoing edges")
     return edges[0]
-
-
-def _one_sequence(inputs):
-    if isinstance(inputs, (list, tuple)) or np.ndim(inputs) == 3:
-        raise ShapeError("fit_rls learns online along one sequence (T, n_in), not from trials", None,
-                         "concatenate the trials into one sequence (each call starts P afresh at I/alpha)")
-    return inputs
 
 
 def _count(value, name: str) -> int:
