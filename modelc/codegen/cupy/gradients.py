@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from ...equations import TIME
+from ...equations import TIME, PopMean, PopSum
 from ...errors import UnsupportedFeatureError
 from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseObservation, ReverseStep, Term, WeightAdjoint
 from ..c_printer import CPrinter, helpers_of
@@ -56,6 +56,14 @@ class MatMul:
 
 
 @dataclass(frozen=True)
+class Reduce:
+    out: tuple
+    argument: tuple
+    group: int                  # the units summed over
+    divisor: int | None         # a mean: divided by the units of this group
+
+
+@dataclass(frozen=True)
 class Storage:
     """Where a key lives between kernels: its device array and how a step indexes it."""
 
@@ -82,11 +90,15 @@ class GradientKernels:
         self.couplings = {c.name: c for c in self.program.plan.couplings}
         self.couplings.update({s.coupling.name: s.coupling for s in self.observation.statements
                                if isinstance(s, Product)})
+        self.available: set[tuple] = set()   # reductions an op list has computed already in the step
         self.forward = self._forward(self.program.statements, self.program.bindings)
+        computed = set(self.available)
         main = self._reverse(reverse.statements)
+        self.available = set(computed)
         self.reverse_plain = self._seeds(observed=False) + main
         self.reverse_observed = (self._forward(self.observation.statements, lambda k: self.observation.bindings())
                                  + self._observation() + self._seeds(observed=True) + main)
+        self._prune()
         self.storage = self._storage()
         self.kernels: list[Kernel] = []
         self.ops = {name: self._kernels(name, ops) for name, ops in
@@ -118,28 +130,58 @@ class GradientKernels:
             return self.groups[key]
         what = key[1]
         name = what.name if isinstance(what, Value) else what
-        owner = self.layout.population_of.get(name)
+        owner = self.layout.population_of.get(name) if isinstance(name, str) else None
         if owner is None and isinstance(what, Value) and name in self.couplings:
             owner = self.matrix_target.get(self.couplings[name].matrix)
-        if owner is not None:
-            group = self.layout.label_group[owner]
-        else:
-            found = [self.groups[self.keys[x.name]] for x in (expr.free_symbols if expr is not None else ())
-                     if x.name in self.keys and self.keys[x.name] in self.groups]
-            found += [self.layout.label_group[self.layout.population_of[x.name]]
-                      for x in (expr.free_symbols if expr is not None else ()) if x.name in self.layout.population_of]
-            if not found:
-                raise UnsupportedFeatureError(f"the CuPy backend cannot tell which population '{name}' belongs to "
-                                              "in the backward pass", None, "compute gradients with backend='numpy'")
-            group = found[0]
+        group = self.layout.label_group[owner] if owner is not None else self._group_of(expr)
+        if group is None:
+            raise UnsupportedFeatureError(f"the CuPy backend cannot tell which population '{name}' belongs to "
+                                          "in the backward pass", None, "compute gradients with backend='numpy'")
         self.groups[key] = group
         return group
 
-    def _elem(self, key: tuple, expr: sympy.Expr, accumulate: bool = False, group: int | None = None) -> Elem:
+    def _group_of(self, expr: sympy.Expr | None, default: int | None = None) -> int | None:
+        """The group of the first key or population variable an expression reads."""
+        for x in sorted(expr.free_symbols, key=str) if expr is not None else ():
+            key = self.keys.get(x.name)
+            if key in self.groups:
+                return self.groups[key]
+            if x.name in self.layout.population_of:
+                return self.layout.label_group[self.layout.population_of[x.name]]
+        return default
+
+    def _elem(self, key: tuple, expr: sympy.Expr, ops: list, accumulate: bool = False, group: int | None = None):
+        """key = expr (or +=) as an Elem of ops; its mean()/sum() over a population computed first."""
         self.symbol(key)
         if group is not None:
             self.groups.setdefault(key, group)
-        return Elem(self._group(key, expr), key, sympy.sympify(expr), accumulate)
+        group = self._group(key, expr)
+        ops.append(Elem(group, key, self._reduced(sympy.sympify(expr), group, ops), accumulate))
+
+    def _reduced(self, expr: sympy.Expr, group: int, ops: list) -> sympy.Expr:
+        """expr with each mean(g)/sum(g) replaced by its value per batch member: g is computed
+        element-wise, then reduced by the mc_reduce kernel (once per step: a reduction the
+        forward computed is read from its rows by the reverse step)."""
+        if not expr.has(PopMean, PopSum):
+            return expr
+
+        def walk(e):
+            if isinstance(e, (PopMean, PopSum)):
+                argument = walk(e.args[0])
+                kind = "mean" if isinstance(e, PopMean) else "sum"
+                key = ("red", kind, argument)
+                if key not in self.available:
+                    units = self._group_of(argument, group)
+                    self._elem(("arg", kind, argument), argument, ops, group=units)
+                    self.symbol(key)
+                    self.groups[key] = units
+                    ops.append(Reduce(key, ("arg", kind, argument), units, units if kind == "mean" else None))
+                    self.available.add(key)
+                return self.symbol(key)
+            args = [walk(a) for a in e.args]
+            return e.func(*args) if any(a is not b for a, b in zip(args, e.args)) else e
+
+        return walk(expr)
 
     def _bound(self, expr: sympy.Expr, bindings: dict) -> sympy.Expr:
         """expr with every name the stage binds replaced by its value's key."""
@@ -149,16 +191,16 @@ class GradientKernels:
     # -- the forward step, recomputed --------------------------------------------------------
 
     def _forward(self, statements, bindings) -> list:
-        ops = []
+        ops: list = []
         for s in statements:
             if isinstance(s, NO_WORK):
                 continue
             if isinstance(s, Evaluate):
-                ops.append(self._elem(("v", s.target), self._bound(s.expr, bindings(s.stage))))
+                self._elem(("v", s.target), self._bound(s.expr, bindings(s.stage)), ops)
             elif isinstance(s, Combine):
                 expr = self.symbol(("v", s.base)) + sum((rational(a) * DT * self.symbol(("v", v)) for a, v in s.terms),
                                                         sympy.Integer(0))
-                ops.append(self._elem(("v", s.target), expr))
+                self._elem(("v", s.target), expr, ops)
             elif isinstance(s, Product):
                 source = bindings(s.stage).get(s.coupling.source.name)
                 if source is None:
@@ -169,7 +211,7 @@ class GradientKernels:
                 self._group(("v", s.target))
                 ops.append(MatMul(("v", s.target), ("v", source), s.coupling.name, False))
             elif isinstance(s, Rate):
-                ops.append(self._elem(("v", s.target), self._rate(s, bindings)))
+                self._elem(("v", s.target), self._rate(s, bindings), ops)
             else:
                 refuse_statement(s)
         return ops
@@ -186,54 +228,56 @@ class GradientKernels:
 
     # -- the reverse step ---------------------------------------------------------------------
 
-    def _term(self, t: Term) -> sympy.Expr:
-        if t.transpose is not None:
+    def _term(self, t: Term, group: int, ops: list) -> sympy.Expr:
+        """One term of an adjoint of the given group (the matmul or reduction it needs added to ops)."""
+        if t.transpose is not None:  # (scale*W)^T lam(product): the source's units
+            self.symbol(("T", t.adjoint))
+            self.groups.setdefault(("T", t.adjoint), group)
+            ops.append(MatMul(("T", t.adjoint), ("lam", t.adjoint), t.transpose.name, True))
             return self.symbol(("T", t.adjoint))
         bindings = self.observation.bindings() if t.stage == OBSERVE else self.program.bindings(t.stage)
-        return self._bound(t.factor, bindings) * self.symbol(("lam", t.adjoint))
+        lam = self.symbol(("lam", t.adjoint))
+        if t.reduction is not None:  # through mean()/sum(): outer*lam summed over the reader's units, to each unit
+            r = t.reduction
+            reader = self._group(("v", t.adjoint))
+            inner = ("spread", len(self.symbols))
+            self._elem(inner, self._bound(r.outer, bindings) * lam, ops, group=reader)
+            units = self._group_of(self._bound(r.argument, bindings), group)
+            total = ("total",) + inner[1:]
+            self.symbol(total)
+            self.groups[total] = units
+            ops.append(Reduce(total, inner, reader, units if r.kind == "mean" else None))
+            lam = self.symbol(total)
+        return self._bound(t.factor, bindings) * lam
 
-    def _sum(self, terms) -> sympy.Expr:
-        return sum((self._term(t) for t in terms), sympy.Integer(0))
-
-    def _transposes(self, terms, group: int) -> list:
-        """(scale*W)^T lam(product) for the terms that read a product's adjoint: a source's units."""
-        ops = []
-        for t in terms:
-            if t.transpose is not None:
-                self.symbol(("T", t.adjoint))
-                self.groups.setdefault(("T", t.adjoint), group)
-                ops.append(MatMul(("T", t.adjoint), ("lam", t.adjoint), t.transpose.name, True))
-        return ops
+    def _sum(self, terms, group: int, ops: list) -> sympy.Expr:
+        return sum((self._term(t, group, ops) for t in terms), sympy.Integer(0))
 
     def _reverse(self, statements) -> list:
-        ops = []
+        ops: list = []
         for s in statements:
             if isinstance(s, Adjoint):
                 group = self._group(("v", s.value))
-                ops += self._transposes(s.terms, group)
-                ops.append(self._elem(("lam", s.value), self._sum(s.terms), group=group))
+                self._elem(("lam", s.value), self._sum(s.terms, group, ops), ops, group=group)
             elif isinstance(s, ParamAdjoint):
-                ops += self._param(s)
+                self._param(s, ops)
             elif isinstance(s, DriveAdjoint):
                 total = sum((self.symbol(("lam", v)) for v in s.values), sympy.Integer(0))
-                ops.append(self._elem(("drive", s.state), total, group=self._group(("v", Value(s.state, "new")))))
+                self._elem(("drive", s.state), total, ops, group=self._group(("v", Value(s.state, "new"))))
             elif isinstance(s, WeightAdjoint):
                 self.weights.append(s)
         return ops
 
-    def _param(self, s: ParamAdjoint) -> list:
+    def _param(self, s: ParamAdjoint, ops: list) -> None:
         """lam(parameter) += terms, summed per element of each group its readers belong to."""
-        ops = []
         for group in dict.fromkeys(self._group(("v", t.adjoint)) for t in s.terms):
             terms = [t for t in s.terms if self._group(("v", t.adjoint)) == group]
-            ops += self._transposes(terms, group)
-            ops.append(self._elem(("acc", s.name, group), self._sum(terms), accumulate=True, group=group))
-        return ops
+            self._elem(("acc", s.name, group), self._sum(terms, group, ops), ops, accumulate=True, group=group)
 
     def _seeds(self, observed: bool) -> list:
         """The adjoint of each new state: what the step after passes back, plus this row's cotangent
         (and, at a record step with computed variables differentiated, what they add)."""
-        ops = []
+        ops: list = []
         into = {a.value.name for a in self.observed.into_states} if observed else set()
         for name in self.system.states:
             group = self._group(("v", Value(name, "new")))
@@ -242,46 +286,68 @@ class GradientKernels:
             self.groups.setdefault(("cot", name), group)
             if name in into:
                 expr += self.symbol(("into", name))
-            ops.append(self._elem(("lam", Value(name, "new")), expr, group=group))
+            self._elem(("lam", Value(name, "new")), expr, ops, group=group)
         return ops
 
     def _observation(self) -> list:
         """At a record step: the reverse of the recorded computed variables (step.Observation)."""
-        ops = []
+        ops: list = []
         outputs = set(self.system.outputs)
         for a in self.observed.observed:
             group = self._group(("v", a.value))
-            ops += self._transposes(a.terms, group)
-            expr = self._sum(a.terms)
+            expr = self._sum(a.terms, group, ops)
             if a.value.name in outputs:
                 self.groups.setdefault(("cot", a.value.name), group)
                 expr += self.symbol(("cot", a.value.name))
-            ops.append(self._elem(("lam", a.value), expr, group=group))
+            self._elem(("lam", a.value), expr, ops, group=group)
         for a in self.observed.into_states:
             group = self._group(("v", a.value))
-            ops += self._transposes(a.terms, group)
-            ops.append(self._elem(("into", a.value.name), self._sum(a.terms), group=group))
+            self._elem(("into", a.value.name), self._sum(a.terms, group, ops), ops, group=group)
         for p in self.observed.params:
-            ops += self._param(p)
-        for w in self.observed.weights:
-            self.weights.append(w)
+            self._param(p, ops)
+        self.weights += self.observed.weights
         return ops
 
     # -- where keys live ----------------------------------------------------------------------
 
+    def _kept(self) -> set:
+        """Keys that leave the step: new states, the adjoint passed back, rows and sums the host reads."""
+        kept = {("lam", Value(n, "state", 0)) for n in self.system.states}
+        kept |= {("v", Value(n, "new")) for n in self.system.states}
+        kept |= {("lam", w.product) for w in self.weights} | {("v", w.source) for w in self.weights}
+        return kept | {op.key for ops in (self.forward, self.reverse_observed) for op in ops
+                       if isinstance(op, Elem) and (op.accumulate or op.key[0] == "drive")}
+
+    def _prune(self) -> None:
+        """Drop the element-wise values nothing reads (a recorded computed variable recomputed for
+        the observation whose adjoint needs only others)."""
+        lists = ("forward", "reverse_plain", "reverse_observed")
+        while True:
+            read = set(self._kept())
+            for name in lists:
+                for op in getattr(self, name):
+                    if isinstance(op, Elem):
+                        read |= {self.keys[x.name] for x in op.expr.free_symbols if x.name in self.keys}
+                    else:
+                        read.add(op.source if isinstance(op, MatMul) else op.argument)
+            unread = [[op for op in getattr(self, name) if isinstance(op, Elem) and op.key not in read] for name in lists]
+            if not any(unread):
+                return
+            for name, drop in zip(lists, unread):
+                setattr(self, name, [op for op in getattr(self, name) if op not in drop])
+
     def _storage(self) -> dict[tuple, Storage]:
         """Every key some other kernel, a matmul, a later step or the host reads: its array."""
-        forced = {("lam", Value(n, "state", 0)) for n in self.system.states}
-        forced |= {("v", Value(n, "new")) for n in self.system.states}
-        forced |= {("lam", w.product) for w in self.weights} | {("v", w.source) for w in self.weights}
-        forced |= {op.key for ops in (self.forward, self.reverse_observed) for op in ops
-                   if isinstance(op, Elem) and (op.accumulate or op.key[0] == "drive")}
+        forced = self._kept()
         for ops in (self.forward, self.reverse_plain, self.reverse_observed):
             forced |= self._read_elsewhere(ops)
         storage = {}
         for key in forced:
             what = key[1]
-            if key[0] == "v" and isinstance(what, Value) and (what.role == "new" or
+            if key[0] in ("red", "total"):  # one value per batch member: per step of the segment, or this step's
+                storage[key] = Storage(f"mc_a_{self.idents[key]}", "member_segment" if key[0] == "red" else "member_one",
+                                       0, self._group(key))
+            elif key[0] == "v" and isinstance(what, Value) and (what.role == "new" or
                                                               (what.role == "state" and what.stage == 0)):
                 storage[key] = Storage(self._states_array(what.name), "segment", 1 if what.role == "new" else 0,
                                        self._group(key))
@@ -306,6 +372,9 @@ class GradientKernels:
             if isinstance(part, MatMul):
                 found |= {part.source, part.out}
                 continue
+            if isinstance(part, Reduce):
+                found |= {part.argument, part.out}
+                continue
             for op in part:
                 for x in op.expr.free_symbols:
                     key = self.keys.get(x.name)
@@ -322,9 +391,10 @@ class GradientKernels:
         launches = []
         for part in _runs(ops):
             if isinstance(part, MatMul):
-                out, source = self.storage[part.out], self.storage[part.source]
-                launches.append(("matmul", (out.array, out.rows, out.offset), (source.array, source.rows, source.offset),
-                                 part.coupling, part.transpose))
+                launches.append(("matmul", self._where(part.out), self._where(part.source), part.coupling, part.transpose))
+                continue
+            if isinstance(part, Reduce):
+                launches.append(("reduce", self._where(part.out), self._where(part.argument), part.group, part.divisor))
                 continue
             for group in dict.fromkeys(op.group for op in part):
                 k = self._kernel(f"mc_grad_{what}{len(launches)}_g{group}", group,
@@ -399,19 +469,30 @@ class GradientKernels:
             return k.arg("REAL", ident)
         raise UnsupportedFeatureError(f"no value for '{name}' in a CuPy kernel of the backward pass")
 
+    def _where(self, key: tuple) -> tuple[str, str, int]:
+        s = self.storage[key]
+        return s.array, s.rows, s.offset
+
     def _memory(self, k: Kernel, key: tuple, write: bool = False) -> str:
         s = self.storage[key]
         array = k.array(s.array, write)
+        if s.rows.startswith("member"):
+            k.use("batch member")
+            return f"{array}[mc_b]" if s.rows == "member_one" else f"{array}[mc_local * (mc_E / mc_n) + mc_b]"
         if s.rows == "one":
             return f"{array}[mc_i]"
         row = "mc_local" if s.offset == 0 else f"(mc_local + {s.offset})"
         return f"{array}[{row} * mc_E + mc_i]"
 
+    def reduces(self) -> bool:
+        """Whether grad() launches the mc_reduce kernel."""
+        return any(launch[0] == "reduce" for launches in self.ops.values() for launch in launches)
+
     # -- the host side's tables and lines -------------------------------------------------------
 
     def arrays(self) -> dict[str, tuple[str, int]]:
-        """env key -> (rows, group) of every device array grad() allocates: "states" (K + 1 rows),
-        "segment" (K rows) or "one"."""
+        """env key -> (rows, group) of every device array grad() allocates: "states" (K + 1 rows of
+        (B, n)), "segment" (K rows), "one" (one (B, n)), "member_segment" (K rows of (B,)), "member_one"."""
         found = {}
         for key, s in self.storage.items():
             rows = "states" if s.array.startswith("mc_S_") else s.rows
@@ -500,10 +581,10 @@ def _is_time(key: tuple) -> bool:
 
 
 def _runs(ops) -> list:
-    """The ops as fused runs of Elems (lists) and the matmuls between them."""
+    """The ops as fused runs of Elems (lists) and the matmuls and reductions between them."""
     parts: list = []
     for op in ops:
-        if isinstance(op, MatMul):
+        if isinstance(op, (MatMul, Reduce)):
             parts.append(op)
         elif parts and isinstance(parts[-1], list):
             parts[-1].append(op)

@@ -72,9 +72,12 @@ class CuPyModule:
         self.writer = KernelWriter(layout, self.steps, self.names, dtype)
         self.kernels = self._kernels()
         self.launches = Launches(layout, self.kernels, len(self.steps.stages), self.ident)
-        self.grad = GradientKernels(self, make_reverse_step(program, plan.trainable),
-                                    make_reverse_observation(make_observation(plan), plan.trainable)) \
+        self.grad = GradientKernels(self, make_reverse_step(program, plan.trainable, reductions=True),
+                                    make_reverse_observation(make_observation(plan), plan.trainable,
+                                                             reductions=True)) \
             if plan.trainable else None
+        if self.grad and self.grad.reduces() and "mc_reduce" not in {k.name for k in self.kernels}:
+            self.kernels.append(reduce_kernel(self.writer))
 
     def ident(self, name: str) -> str:
         return self.names[name]
@@ -96,6 +99,10 @@ class CuPyModule:
         if any(b.kind in ("mean", "sum") for p in (layout.stage, layout.observe) for b in p.barriers.values()):
             kernels.append(reduce_kernel(self.writer))
         return kernels
+
+    def all_kernels(self) -> list[Kernel]:
+        """run()'s kernels and grad()'s."""
+        return self.kernels + (self.grad.kernels if self.grad else [])
 
     # -- host-side Python (hoisted constants, folded coefficients, rhs on the device) -------
 
@@ -144,13 +151,13 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
     m = CuPyModule(system, plan, dtype)
     names = {k.name for k in m.kernels}
     launches = m.launches
-    grad_kernels = m.grad.kernels if m.grad else []
+    grad_kernels = m.grad.kernels if m.grad else []   # (their launch table is grad()'s own)
     return {
         **common_context(system, plan.scheme, m.ident, key, version, dtype),
         "m": m,
         "g": m.grad,
         "trainable": sorted(plan.trainable),
-        "cuda_source": m.source(m.kernels + grad_kernels),
+        "cuda_source": m.source(m.all_kernels()),
         "idents": {n: m.ident(n) for n in system.outputs + list(system.inputs)},
         "groups": m.groups,
         "kernel_table": {**launches.kernel_table(), **Launches(m.layout, grad_kernels, 0, m.ident).kernel_table()},
@@ -171,17 +178,19 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
     }
 
 
-def cupy_module(system: System, method="euler", dtype: str = "float64") -> CuPyModule:
-    """The CuPy module of a system; `method` is a scheme's name or a scheme (any tableau)."""
-    return CuPyModule(system, make_plan(system, get_scheme(method)), dtype)
+def cupy_module(system: System, method="euler", dtype: str = "float64", trainable=()) -> CuPyModule:
+    """The CuPy module of a system; `method` is a scheme's name or a scheme (any tableau); with
+    trainable parameters, grad()'s kernels too."""
+    return CuPyModule(system, make_plan(system, get_scheme(method), trainable), dtype)
 
 
-def kernel_sources(system: System, method="euler", dtype: str = "float64") -> dict[str, str]:
+def kernel_sources(system: System, method="euler", dtype: str = "float64", trainable=()) -> dict[str, str]:
     """Every kernel of a system as a complete CUDA C source (preamble, helpers, the kernel)."""
-    m = cupy_module(system, method, dtype)
-    return {k.name: m.source([k]) for k in m.kernels}
+    m = cupy_module(system, method, dtype, trainable)
+    return {k.name: m.source([k]) for k in m.all_kernels()}
 
 
-def module_source(system: System, method="euler", dtype: str = "float64") -> str:
+def module_source(system: System, method="euler", dtype: str = "float64", trainable=()) -> str:
     """The CUDA C source of all kernels of a system, as the generated module embeds it."""
-    return cupy_module(system, method, dtype).source()
+    m = cupy_module(system, method, dtype, trainable)
+    return m.source(m.all_kernels())
