@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from modelc import Network
-from modelc.errors import InvalidValueError
+from modelc.errors import InvalidValueError, NoiseMethodError, UnsupportedFeatureError
 from modelc.runtime.compiler import compile_model
 
 MODELS = """
@@ -37,6 +37,10 @@ drive_op:
 drive:
   base: NodeTemplate
   operators: [drive_op]
+overflow:
+  base: OperatorTemplate
+  equations: ["v' = -v + 1/(1 + exp(w)) + sigma*xi", "w' = 1"]
+  variables: {v: output(0.0), w: variable(709.0), sigma: 0.3}
 """
 
 
@@ -161,6 +165,26 @@ def test_stochastic_heun_equals_a_hand_loop(models):
         x = x + (mu * x + mu * predictor) * dt / 2 + (s * x + s * predictor) * dw[i] / 2
         expected.append(x)
     np.testing.assert_allclose(rec["gbm/x"], expected, rtol=1e-13)
+
+
+def test_a_single_unit_handed_over_to_numpy_draws_the_same_numbers(models):
+    """One unit runs in Python floats until math.exp overflows (w > 709.78, in the second chunk);
+    NumPy redraws that chunk from the same point of the stream (exp is inf there, 1/(1 + inf) = 0)."""
+    mod = models("overflow")
+    with np.errstate(over="ignore"):
+        alone = mod.run({"overflow/v": [0.0]}, dt=0.01, steps=300, chunk_steps=64, seed=13)
+        in_batch = mod.run({"overflow/v": [[0.0]]}, dt=0.01, steps=300, chunk_steps=64, seed=13)  # NumPy only
+    np.testing.assert_allclose(alone["overflow/v"][:, 0], in_batch["overflow/v"][:, 0, 0], rtol=1e-12)
+    assert alone["overflow/w"][-1, 0] > 711
+
+
+def test_what_cannot_integrate_noise_says_so(models):
+    with pytest.raises(NoiseMethodError) as caught:
+        models("ou", method="rk4")
+    assert caught.value.location.column == 35  # the xi in v' = -v/tau + sigma*xi
+    with pytest.raises(UnsupportedFeatureError, match="gradients of a model with noise"):
+        models("ou", trainable=["ou/tau"])
+    assert models("ou").rhs(0.0, {"ou/v": np.array([2.0])})["ou/v"] == -2.0  # rhs() is the drift
 
 
 # --- seeds, chunks, batches --------------------------------------------------------------------
