@@ -241,3 +241,15 @@ def test_values_given_per_unit_are_indexed_and_kept_as_a_coordinate(tmp_path):
             for unit in range(3):
                 np.testing.assert_allclose(ds["out"].values[i, j, :, unit], qif_euler(eta[unit], J, np.zeros(STEPS)),
                                            rtol=1e-12, atol=1e-14)
+
+
+def test_simulate_over_a_grid_names_its_records_as_outputs_says(client):
+    import modelc
+    ds = modelc.simulate(QIF, T=STEPS * DT, dt=DT, inputs={"qif_op/I_ext": 0.5}, outputs={"rate": "qif_op/r"},
+                         sampling_step_size=EVERY * DT, grid={"qif_op/eta": ETAS[:3], "qif_op/J": JS[:2]},
+                         scheduler=client)
+    assert list(ds.data_vars) == ["rate"] and ds["rate"].dims == ("qif_op.eta", "qif_op.J", "time", "unit")
+    expected = [[qif_euler(eta, J, np.full(STEPS, 0.5)) for J in JS[:2]] for eta in ETAS[:3]]
+    np.testing.assert_allclose(ds["rate"].values[..., 0], expected, rtol=1e-12, atol=1e-14)
+    with pytest.raises(InvalidValueError, match="which is not recorded"):
+        qif_network().sweep({"eta": ETAS}, steps=10, names={("qif", "v"): "v"})
