@@ -17,8 +17,16 @@ Run on a machine with an NVIDIA GPU and CuPy (pip install modelc[cupy]):
    a transcendental function counted as one).
 3. The batch sweep: B = 4096 parameter sets (tau) x N = 100 units x 10 000 steps of the seed
    model, against the NumPy backend (timed on a few steps, per step).
+4. Gradients (issue 12): grad() of the CuPy backend against the NumPy backend's, float64 (the seed
+   network in euler and rk4 with trained weights, tau and a per-unit eta, a batch of trials, a
+   computed variable's cotangent; the Kuramoto model's gradients through mean()), pass: every
+   gradient within 1e-9 of its size. Then the backward pass's time against the forward's for the
+   seed model (euler, one trial, trained weights and tau) at N = 100 and 1000: the forward is
+   run() with the training's chunks, the backward grad() given that run's checkpoints (so it is
+   the backward alone: every segment integrated again, then swept back); NumPy's ratio beside it.
 Targets (issue 5, H200): sweep >= 100x the NumPy backend; seed N=100 <= 10 us/step; seed
-N=16384 within 2x of streaming the weight matrix from HBM once per step. Exit status 0 when every
+N=16384 within 2x of streaming the weight matrix from HBM once per step. Issue 12: the backward
+pass per step <= 3x the forward step at N = 100 and 1000. Exit status 0 when every
 check passes, 1 when one fails, 2 when there is no GPU/CuPy. Everything runs under a time budget
 (--budget seconds, default 280): what does not fit is skipped with a message.
 """
@@ -35,6 +43,7 @@ SEED_MODEL = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
 SEED_COUPLING = dict(source_var="tanh_op/r", target_var="li_op/r_in")
 QIF_MODEL = "model_templates.neural_mass_models.qif.qif"
 HH_MODEL = "neuron_model_templates.conductance.hodgkin_huxley.hh"
+KURAMOTO_MODEL = "model_templates.oscillators.kuramoto.kuramoto"
 
 
 class Budget:
@@ -71,6 +80,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sweep", default="4096x100", help="B x N of the batch sweep (default 4096x100)")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps of the table (default 1000) and, times 10, of the sweep (default 10000)")
+    parser.add_argument("--grad-sizes", default="100,1000", help="N of the backward/forward timing (default 100,1000)")
     args = parser.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
         os.environ[var] = str(args.cpu_threads)   # before NumPy loads its BLAS
@@ -97,7 +107,7 @@ def main(argv=None) -> int:
     from modelc import compile_model
     budget, report = Budget(args.budget), Report()
     ctx = Context(np, cp, compile_model, args, budget, report)
-    for section in (ctx.correctness, ctx.scaling_table, ctx.batch_sweep):
+    for section in (ctx.correctness, ctx.gradients, ctx.scaling_table, ctx.batch_sweep):
         if budget.left() < 20:
             report.skip(f"{section.__name__}: the time budget is spent")
             continue
@@ -121,11 +131,12 @@ class Context:
         self.sizes = tuple(int(v) for v in args.sizes.split(","))
         self.sweep_shape = tuple(int(v) for v in args.sweep.lower().split("x"))
         self.steps = args.steps or (200 if args.quick else 1000)
+        self.grad_sizes = tuple(int(v) for v in args.grad_sizes.split(","))
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def seed_modules(self, method: str, vector_params=()):
-        kw = dict(method=method, coupling=SEED_COUPLING, vector_params=vector_params)
+    def seed_modules(self, method: str, vector_params=(), trainable=()):
+        kw = dict(method=method, coupling=SEED_COUPLING, vector_params=vector_params, trainable=trainable)
         return self.compile_model(SEED_MODEL, **kw), self.compile_model(SEED_MODEL, backend="cupy", **kw)
 
     def modules(self, path: str, method: str):
@@ -205,6 +216,73 @@ class Context:
             err = self.rel_error(got, want, hn.OUTPUTS)
             self.report.check(err <= 1e-9, f"hh rk4, {n} neurons, I_ext 0..15 [{strategy}]: {err:.2e}")
         print(flush=True)
+
+    # -- 4. gradients ---------------------------------------------------------------------------------
+
+    def gradients(self):
+        np = self.np
+        print("4. Gradients: CuPy grad() against NumPy grad(), float64 (max |cupy - numpy| / max |numpy| per gradient)")
+        trained = ["weights", "li_op/tau", "li_op/eta"]
+        steps, n = min(self.steps, 500), 100
+        for method in ("euler", "rk4"):
+            mn, mc = self.seed_modules(method, vector_params=["li_op/eta"], trainable=trained)
+            rng = np.random.default_rng(2)
+            rows = (steps // 5, 4, n)
+            args = ({"li_op/v": rng.standard_normal((4, n))},
+                    {"weights": self.seed_weights(n), "li_op/tau": 10.0, "li_op/eta": 0.1 * rng.standard_normal(n)},
+                    {"li_op/I_ext": rng.standard_normal((steps, 4, n))}, 1e-2, steps,
+                    {"li_op/v": rng.standard_normal(rows), "tanh_op/r": rng.standard_normal(rows)})
+            want = mn.grad(*args, sampling_steps=5, checkpoint_steps=64)
+            got = mc.grad(*args, sampling_steps=5, checkpoint_steps=64)
+            err = max(self.rel_error(got["params"], want["params"], trained), self.rel_error(got["y0"], want["y0"], mn.STATES))
+            self.report.check(err <= 1e-9, f"seed {method} N={n} B=4, weights, tau, per-unit eta, y0: {err:.2e}")
+        kuramoto = dict(method="heun", vector_params=["kuramoto_op/omega"], trainable=["kuramoto_op/K", "kuramoto_op/omega"])
+        kn = self.compile_model(KURAMOTO_MODEL, **kuramoto)
+        kc = self.compile_model(KURAMOTO_MODEL, backend="cupy", **kuramoto)
+        rng = np.random.default_rng(3)
+        args = ({"kuramoto_op/theta": rng.uniform(0, 2 * np.pi, 256)},
+                {"kuramoto_op/omega": rng.standard_normal(256), "kuramoto_op/K": 2.0}, {}, 1e-2, steps,
+                {"kuramoto_op/theta": rng.standard_normal((steps, 256))})
+        want, got = kn.grad(*args, checkpoint_steps=64), kc.grad(*args, checkpoint_steps=64)
+        err = max(self.rel_error(got["params"], want["params"], want["params"]), self.rel_error(got["y0"], want["y0"], kn.STATES))
+        self.report.check(err <= 1e-9, f"kuramoto heun N=256 (through mean()), K, omega, y0: {err:.2e}")
+        print(f"\n   backward / forward, seed model (euler, one trial, weights and tau trained, {self.steps} steps, "
+              f"segments of 256 steps)")
+        header = f"   {'N':>5} {'forward ms':>11} {'backward ms':>12} {'ratio':>6} {'NumPy fwd ms':>13} " \
+                 f"{'NumPy bwd ms':>13} {'ratio':>6}"
+        print(header, flush=True)
+        for n in self.grad_sizes:
+            if self.budget.left() < 40:
+                self.report.skip(f"gradient timing N={n}: the time budget is spent")
+                continue
+            mn, mc = self.seed_modules("euler", trainable=["weights", "li_op/tau"])
+            rng = np.random.default_rng(4)
+            args = ({"li_op/v": 0.1 * rng.standard_normal(n)}, {"weights": self.seed_weights(n)},
+                    {"li_op/I_ext": rng.standard_normal((self.steps, n))}, 1e-3, self.steps)
+            cotangents = {"li_op/v": rng.standard_normal((self.steps, n))}
+            times = []
+            for module, timer in ((mc, self.gpu_seconds), (mn, self.cpu_seconds)):
+                checkpoints = []
+                module.run(*args, record=[], chunk_steps=256, on_chunk=lambda stop, states: checkpoints.append((stop, states)))
+                forward = timer(lambda: module.run(*args, record=["li_op/v"], chunk_steps=256))
+                backward = timer(lambda: module.grad(*args, cotangents, checkpoint_steps=256, checkpoints=checkpoints))
+                times.append((forward, backward))
+            (fg, bg), (fc, bc) = times
+            print(f"   {n:>5} {fg * 1e3:>11.2f} {bg * 1e3:>12.2f} {bg / fg:>5.1f}x {fc * 1e3:>13.1f} {bc * 1e3:>13.1f} "
+                  f"{bc / fc:>5.1f}x   (GPU forward strategy: {mc.LAST_RUN.get('strategy', '?')})", flush=True)
+            if not self.quick:
+                self.report.check(bg / fg <= 3.0, f"seed N={n}: GPU backward {bg / fg:.1f}x the forward <= 3x")
+        print(flush=True)
+
+    def cpu_seconds(self, run, repeats: int = 3) -> float:
+        """Median wall time of run() on the CPU, after one warm-up call."""
+        run()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return sorted(times)[len(times) // 2]
 
     # -- 2. microseconds per step -------------------------------------------------------------------
 
