@@ -37,6 +37,10 @@ drive_op:
 drive:
   base: NodeTemplate
   operators: [drive_op]
+ou_mean:
+  base: OperatorTemplate
+  equations: "v' = (mu - v)/tau + sigma*xi"
+  variables: {v: output(0.0), mu: 0.5, tau: 1.0, sigma: 0.4}
 overflow:
   base: OperatorTemplate
   equations: ["v' = -v + 1/(1 + exp(w)) + sigma*xi", "w' = 1"]
@@ -152,6 +156,24 @@ def test_ornstein_uhlenbeck_equals_the_euler_maruyama_formula_exactly(models):
         v = v * (1 - dt / tau) + sigma * dw[i]
         expected.append(v)
     np.testing.assert_array_equal(rec["ou/v"], expected)
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_noise_beside_a_constant_drive_per_unit_in_a_batch(models, method):
+    """dv = (mu - v)/tau dt + sigma dW, mu one value per unit, two batch members with their seeds."""
+    mod = models("ou_mean", method=method, vector_params=["ou_mean/mu"])
+    mu, tau, sigma, dt, steps = np.array([0.5, -1.0, 2.0]), 1.0, 0.4, 0.01, 150
+    rec = mod.run({"ou_mean/v": np.zeros((2, 3))}, {"ou_mean/mu": mu}, dt=dt, steps=steps, seed=[3, 4])
+    for b, seed in enumerate([3, 4]):
+        dw = np.sqrt(dt) * normals(seed, steps, 3)
+        v, expected = np.zeros(3), []
+        for i in range(steps):
+            rate = (mu - v) / tau
+            if method == "heun":  # additive noise: the predictor's and the update's noise are the same
+                rate = (rate + (mu - (v + rate * dt + sigma * dw[i])) / tau) / 2
+            v = v + rate * dt + sigma * dw[i]
+            expected.append(v)
+        np.testing.assert_allclose(rec["ou_mean/v"][:, b], expected, rtol=1e-11, atol=1e-14)
 
 
 def test_stochastic_heun_equals_a_hand_loop(models):

@@ -186,8 +186,8 @@ class NumPyModule:
         printer = self.window_printer()
         lines += [f"{self.derived('dW_*', s.name)} *= {printer.doprint(s.diffusion)}  # g*dW"
                   for s in self.plan.noise if s.diffusion_per_chunk]
-        return lines + [f"{self.derived('dW_*', name)} += {self.derived('drive_*', name)}  # + the step's drive"
-                        for name in self.noise_with_drive()]
+        return lines + [f"{self.derived('dW_*', name)} += _step_rows({self.derived('drive_*', name)}, "
+                        f"{self.derived('dW_*', name)}.ndim)  # + the step's drive" for name in self.noise_with_drive()]
 
     def noise_per_chunk(self, name: str) -> bool:
         return any(s.name == name and s.diffusion_per_chunk for s in self.plan.noise)
@@ -340,8 +340,12 @@ class NumPyModule:
         lines = [f"{fired} = {code}"]
         if s.refractory:
             lines = [f"{held} = {self.ident(s.refractory)} > 0.5 * dt"] + lines + [f"{fired} &= ~{held}"]
-        rec = self.derived("rec_*", s.event)
-        return lines + [f"if {rec} is not None and row < len({rec}):", f"    {rec}[row] += {fired}"]
+        return lines + self.event_record(s.event, fired)
+
+    def event_record(self, event: str, fired: str) -> list[str]:
+        """The spike count of this step into the event's record row, when it is recorded."""
+        rec = self.derived("rec_*", event)
+        return [f"if {rec} is not None and row < len({rec}):", f"    {rec}[row] += {fired}"]
 
     def emit(self, s: Emit) -> list[str]:
         train = self.ident(s.input)
