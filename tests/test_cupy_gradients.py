@@ -186,6 +186,34 @@ def test_edge_weights_and_per_unit_parameters_of_a_network(fake, tmp_path, metho
                           numpy.grad(*args, sampling_steps=2, checkpoint_steps=6))
 
 
+REDUCTIONS = """
+pool:
+  base: OperatorTemplate
+  equations:
+    - "x' = -x/tau + k*(x - mean(x))/(1 + mean((x - mean(x))^2)) + c*sum(tanh(x))/10 + u"
+    - "p = exp(x)/sum(exp(x))"
+  variables: {x: output(0.1), p: variable(0.0), tau: 2.0, k: 0.8, c: 0.3, u: input(0.0)}
+"""
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4"])
+def test_gradients_through_population_means_and_sums(fake, tmp_path, method):
+    """mean() and sum() in a derivative (a variance: a mean inside a mean) and a softmax readout:
+    the reductions run as the mc_reduce kernel, forward (kept per step) and backwards (one per term)."""
+    path = tmp_path / "pool.yaml"
+    path.write_text(REDUCTIONS)
+    system = build_system(load(f"{path}:pool"), vector_params=["pool/tau"])
+    numpy, cupy = backends(system, method, ["pool/tau", "pool/k", "pool/c"], tmp_path, "pool")
+    assert any(launch[0] == "reduce" for launch in cupy._GRAD_REVERSE)
+    rng = np.random.default_rng(7)
+    steps, shape = 14, (2, 5)
+    args = ({"pool/x": rng.standard_normal(shape)}, {"pool/tau": rng.uniform(1.0, 3.0, 5)},
+            {"pool/u": rng.standard_normal((steps,) + shape)}, 0.05, steps,
+            {"pool/x": rng.standard_normal((steps // 2,) + shape), "pool/p": rng.standard_normal((steps // 2,) + shape)})
+    assert_same_gradients(cupy.grad(*args, sampling_steps=2, checkpoint_steps=4),
+                          numpy.grad(*args, sampling_steps=2, checkpoint_steps=4))
+
+
 # --- every shipped model: its scalar parameters ----------------------------------------------------------
 
 def _shipped_models() -> list:

@@ -237,18 +237,24 @@ class GradientKernels:
             return self.symbol(("T", t.adjoint))
         bindings = self.observation.bindings() if t.stage == OBSERVE else self.program.bindings(t.stage)
         lam = self.symbol(("lam", t.adjoint))
-        if t.reduction is not None:  # through mean()/sum(): outer*lam summed over the reader's units, to each unit
-            r = t.reduction
-            reader = self._group(("v", t.adjoint))
-            inner = ("spread", len(self.symbols))
-            self._elem(inner, self._bound(r.outer, bindings) * lam, ops, group=reader)
-            units = self._group_of(self._bound(r.argument, bindings), group)
-            total = ("total",) + inner[1:]
-            self.symbol(total)
-            self.groups[total] = units
-            ops.append(Reduce(total, inner, reader, units if r.kind == "mean" else None))
-            lam = self.symbol(total)
+        if t.reduction is not None:
+            lam = self._through(t.reduction, lam, self._group(("v", t.adjoint)), bindings, group, ops)
         return self._bound(t.factor, bindings) * lam
+
+    def _through(self, r, lam: sympy.Expr, over: int, bindings: dict, group: int, ops: list) -> sympy.Expr:
+        """lam passed back through mean()/sum() (through the reductions it sits in first): outer*lam
+        summed over the units it lives on (`over`), per batch member, for every unit of the argument."""
+        if r.via is not None:
+            lam = self._through(r.via, lam, over, bindings, group, ops)
+            over = self._group_of(self._bound(r.via.argument, bindings), group)
+        spread = ("spread", len(self.symbols))
+        self._elem(spread, self._bound(r.outer, bindings) * lam, ops, group=over)
+        units = self._group_of(self._bound(r.argument, bindings), group)
+        total = ("total", spread[1])
+        self.symbol(total)
+        self.groups[total] = units
+        ops.append(Reduce(total, spread, over, units if r.kind == "mean" else None))
+        return self.symbol(total)
 
     def _sum(self, terms, group: int, ops: list) -> sympy.Expr:
         return sum((self._term(t, group, ops) for t in terms), sympy.Integer(0))
@@ -266,6 +272,8 @@ class GradientKernels:
                 self._elem(("drive", s.state), total, ops, group=self._group(("v", Value(s.state, "new"))))
             elif isinstance(s, WeightAdjoint):
                 self.weights.append(s)
+            else:  # (an event's reverse, ...): never left out silently
+                refuse_statement(s)
         return ops
 
     def _param(self, s: ParamAdjoint, ops: list) -> None:
