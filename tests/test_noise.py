@@ -8,6 +8,8 @@ step, the noisy states in NOISE order, each state's units in order; dW = sqrt(dt
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 
 from modelc import Network
 from modelc.errors import InvalidValueError, NoiseMethodError, UnsupportedFeatureError
-from modelc.runtime.compiler import compile_model
+from modelc.runtime.compiler import compile_model, compile_source
 
 MODELS = """
 ou:
@@ -52,7 +54,9 @@ overflow:
 def models(tmp_path_factory):
     path = tmp_path_factory.mktemp("noise") / "noise.yaml"
     path.write_text(textwrap.dedent(MODELS), encoding="utf-8")
-    return lambda template, **options: compile_model(f"{path}:{template}", **options)
+    compile_ = lambda template, **options: compile_model(f"{path}:{template}", **options)
+    compile_.source = lambda template: compile_source(f"{path}:{template}")
+    return compile_
 
 
 def normals(seed, steps, units):
@@ -258,6 +262,18 @@ def test_a_bad_seed_is_a_clear_error(models, seed, message):
     with pytest.raises(InvalidValueError) as caught:
         mod.run({"ou/v": np.zeros((3, 2))}, dt=0.01, steps=10, seed=seed)
     assert caught.value.message == message
+
+
+def test_the_generated_module_draws_its_noise_without_modelc(models, tmp_path):
+    path = tmp_path / "pair.py"
+    path.write_text(models.source("pair"), encoding="utf-8")
+    script = ("import sys, importlib.util; sys.modules['modelc'] = None\n"
+              f"spec = importlib.util.spec_from_file_location('pair', {str(path)!r})\n"
+              "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+              "print(repr(float(mod.run({'pair/b': [0.0, 0.0]}, dt=0.01, steps=50, seed=7)['pair/b'][-1, 1])))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    expected = models("pair").run({"pair/b": [0.0, 0.0]}, dt=0.01, steps=50, seed=7)["pair/b"][-1, 1]
+    assert float(out) == expected
 
 
 # --- the Network ----------------------------------------------------------------------------------
