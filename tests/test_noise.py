@@ -308,3 +308,8 @@ def test_network_sweep_equals_single_runs_with_the_same_seeds(drive):
     for b, sigma in enumerate(sigmas):
         single = make_net(drive, sigma).run(steps=200, seed=30 + b + 1)["out"]
         np.testing.assert_array_equal(swept[:, b], single)
+
+
+def test_a_sweep_in_chunks_refuses_a_seed_it_would_not_use(drive):
+    with pytest.raises(InvalidValueError, match="does not take a seed yet"):
+        make_net(drive).sweep({"drive_op/sigma": [0.5, 1.0]}, steps=10, chunk_size=1, seed=1)
