@@ -73,7 +73,7 @@ def test_cluster_equals_in_process_and_single_runs(client):
 
 def test_workers_load_the_module_from_its_text_without_the_compiler(client):
     net = qif_network()
-    ds = net.sweep({"J": [5.0, 6.0]}, steps=10, scheduler=client)
+    ds = net.sweep({"J": [5.0, 6.0]}, steps=10, scheduler=client.cluster)  # a cluster object: a client of its own
     loaded = client.run(lambda: sorted(name for name in sys.modules
                                        if name.split(".")[0] in ("sympy", "lark") or
                                        name in ("modelc.ir", "modelc.equations", "modelc.codegen.generate",
@@ -180,7 +180,7 @@ def test_reduce_by_a_function_and_its_errors():
     with pytest.raises(InvalidValueError) as info:
         net.sweep({"eta": ETAS}, steps=10, reduce="maen")
     assert "unknown reduction 'maen'" in info.value.message and "did you mean 'mean'" in info.value.hint
-    with pytest.raises(NonFiniteError, match=r"batch index \(1,\).* in the chunk of sets 2\.\.3 \(batch index 0 is set 2\)"):
+    with pytest.raises(NonFiniteError, match=r"index \(1,\).* in the chunk of sets 2\.\.3 \(batch index 0 is set 2\)"):
         with np.errstate(over="ignore", invalid="ignore"):
             net.sweep({"eta": [-5.0, -5.0, -5.0, 1e6]}, steps=2000, chunk_size=2)
     with pytest.raises(InvalidValueError, match="chunk_size must be a whole number"):

@@ -1,5 +1,6 @@
 """Where a sweep's chunks run: in this process (scheduler=None), or on a Dask cluster (a
-LocalCluster of worker processes for "processes", a Client, or a scheduler's address).
+LocalCluster of worker processes for "processes", a Client, a cluster object, or a
+scheduler's address).
 
 A pool yields (chunk index, values) as chunks finish, each chunk exactly once. On a cluster
 the job is sent to every worker once; a bounded number of chunks is in flight, so finished
@@ -96,6 +97,9 @@ def pool(scheduler) -> Iterator[LocalPool | DaskPool]:
         with LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
             yield DaskPool(client)
+    elif hasattr(scheduler, "scheduler_address"):  # a cluster object: LocalCluster, dask-jobqueue's, ...
+        with Client(scheduler) as client:
+            yield DaskPool(client)
     elif isinstance(scheduler, str) and "://" in scheduler:
         try:
             client = Client(scheduler)
@@ -105,5 +109,5 @@ def pool(scheduler) -> Iterator[LocalPool | DaskPool]:
         with client:
             yield DaskPool(client)
     else:
-        raise InvalidValueError(f"scheduler must be None, 'processes', a dask.distributed Client or a scheduler "
-                                f"address like 'tcp://host:8786', got {scheduler!r}")
+        raise InvalidValueError(f"scheduler must be None, 'processes', a dask.distributed Client, a Dask cluster or "
+                                f"a scheduler address like 'tcp://host:8786', got {scheduler!r}")

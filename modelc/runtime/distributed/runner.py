@@ -17,7 +17,7 @@ def run_sweep(job: SweepJob, scheduler=None, store=None, reduce=None, chunk_size
     """The job's results as an xarray.Dataset (see results.py for its dimensions).
 
     scheduler: None (this process), "processes" (a LocalCluster, closed at the end), a
-    dask.distributed Client, or a scheduler address. store: a Zarr path the chunks are written
+    dask.distributed Client, a Dask cluster object, or a scheduler address. store: a Zarr path the chunks are written
     to as they finish (the Dataset returned reads it lazily); a store holding this very sweep,
     interrupted, is resumed: only the chunks not marked done run. reduce: None, "mean", "max",
     "final", "peak_frequency" or reduce(records) -> {name: array (sets, ...)}.

@@ -334,7 +334,7 @@ class Network:
         seed: as in run(), for B streams: an int s gives set b the stream of
         SeedSequence(s).spawn(B)[b]; a list of B seeds gives set b what seed=seeds[b] gives run().
 
-        With scheduler ("processes", a dask.distributed Client or an address), store (a Zarr
+        With scheduler ("processes", a dask.distributed Client or cluster, or an address), store (a Zarr
         path, resumable), reduce ("mean", "max", "final", "peak_frequency" or a function) or
         chunk_size, the sets run in chunks of chunk_size sets and the result is an
         xarray.Dataset with dimensions (each swept variable, or `set` for grid=False), time,
@@ -349,8 +349,9 @@ class Network:
         module = self.compile(method, extra_vector_params=sweep.parameters(), drives=drives(self._graph, inputs))
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=sweep.size, dtype=self._np_dtype)
         if chunked:
-            return run_in_chunks(sweep, module, self._states.current(self._graph, module), parameter_values(self._graph),
-                                 inputs, records(self._graph, record_output, record_vars, output), self._np_dtype,
+            return run_in_chunks(sweep, module, self._states.current(self._graph, module),
+                                 parameter_values(self._graph), inputs,
+                                 records(self._graph, record_output, record_vars, output), self._np_dtype,
                                  verbose, dt=self.dt, steps=steps, sampling_steps=sampling_steps, t0=self.time,
                                  on_nan=on_nan, scheduler=scheduler, store=store, reduce=reduce, chunk_size=chunk_size,
                                  names=names)
