@@ -84,13 +84,12 @@ class StochasticRungeKutta(ExplicitRungeKutta):
         stage i starts from  x + dt * sum_j a_ij f_j + dW * sum_j noise_a_ij g_j
         x_new =              x + dt * sum_j b_j f_j  + dW * sum_j noise_b_j g_j
 
-    with f_j, g_j the drift and the diffusion coefficient in stage j. `calculus` names the
-    solution it converges to when g reads the states ("Ito" or "Stratonovich").
+    with f_j, g_j the drift and the diffusion coefficient in stage j. The docstring of each
+    scheme says which solution it converges to when g reads the states (Ito or Stratonovich).
     """
 
-    noise_a: tuple[tuple[F, ...], ...] = ((),)
-    noise_b: tuple[F, ...] = (F(1),)
-    calculus: str = "Ito"
+    noise_a: tuple[tuple[F, ...], ...]
+    noise_b: tuple[F, ...]
 
     def __post_init__(self):
         super().__post_init__()
@@ -130,13 +129,13 @@ STOCHASTIC = {
     "euler": StochasticRungeKutta(
         "euler", 1, "Euler-Maruyama: forward Euler plus g(x) dW; converges to the Ito solution, strong order "
         "1/2 (1 with additive noise), weak order 1.",
-        a=((),), b=(F(1),), c=(F(0),), noise_a=((),), noise_b=(F(1),), calculus="Ito"),
+        a=((),), b=(F(1),), c=(F(0),), noise_a=((),), noise_b=(F(1),)),
     "heun": StochasticRungeKutta(
         "heun", 2, "Stochastic Heun: predictor x + f dt + g dW, then the mean of f and of g at x and at the "
         "predictor; converges to the Stratonovich solution, strong order 1 with additive noise or when each "
         "state's g reads only that state, weak order 1.",
         a=((), (F(1),)), b=(F(1, 2), F(1, 2)), c=(F(0), F(1)),
-        noise_a=((), (F(1),)), noise_b=(F(1, 2), F(1, 2)), calculus="Stratonovich"),
+        noise_a=((), (F(1),)), noise_b=(F(1, 2), F(1, 2))),
 }
 
 
