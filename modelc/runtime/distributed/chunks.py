@@ -6,7 +6,7 @@ worker needs modelc's runtime and nothing of the compiler.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
@@ -48,7 +48,6 @@ class SweepJob:
     sampling_steps: int = 1
     t0: float = 0.0
     on_nan: str = "raise"
-    attrs: dict = field(default_factory=dict)   # carried into the results (model, method, ...)
 
     @classmethod
     def of(cls, module: ModuleType, **fields) -> "SweepJob":

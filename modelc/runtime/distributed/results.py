@@ -64,8 +64,7 @@ class Layout:
         return {"dt": job.dt, "steps": job.steps, "sampling_steps": job.sampling_steps, "t0": job.t0,
                 "module_key": job.key, "reduce": self.reduced or "none",
                 "swept": {c.dim: c.name for c in job.sets.columns},
-                "records": {r.name: r.target + (" (population mean)" if r.mean else "") for r in job.records},
-                **job.attrs}
+                "records": {r.name: r.target + (" (population mean)" if r.mean else "") for r in job.records}}
 
 
 class MemoryResults:
