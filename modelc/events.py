@@ -31,6 +31,7 @@ class Event:
     refractory: str | None = None        # the clock state (counts the time left, down to 0 and below)
     duration: sympy.Expr | None = None   # the refractory time
     location: Location | None = None
+    slope: float = 1.0                   # the fast sigmoid surrogate's slope (gradients)
 
     def expressions(self) -> list[sympy.Basic]:
         return [self.condition] + [v for _, v in self.resets] + ([self.duration] if self.duration is not None else [])
@@ -80,7 +81,8 @@ def _event(spec: EventSpec, op: OperatorTemplate, states: set[str], emitted: dic
                                  "parameter", origin.at(span.offset, span.length),
                                  "write a number or a parameter, e.g. refractory: t_ref")
         _check_held(spec, resets)
-    return Event(spec.name, condition, resets, spec.emit, None, duration, spec.location)
+    return Event(spec.name, condition, resets, spec.emit, None, duration, spec.location,
+                 spec.slope if spec.slope is not None else 1.0)
 
 
 def _origin(text: str) -> TextOrigin:

@@ -172,9 +172,12 @@ def test_inherited_events_and_a_qif_sfa_adaptation_per_spike():
     assert out["qif_sfa_op/x"][-1, 0] == pytest.approx(count * 1.0, rel=1e-6)  # alpha per spike
 
 
-def test_gradients_of_a_model_with_events_are_refused(tmp_path):
-    with pytest.raises(UnsupportedFeatureError, match="events"):
-        _module(tmp_path, RAMP, "ramp", trainable=["ramp/a"])
+def test_gradients_through_a_reset_that_reads_a_state_are_refused(tmp_path):
+    _module(tmp_path, RAMP, "ramp", trainable=["ramp/a"])  # v = 0: the surrogate gradient is generated
+    with pytest.raises(UnsupportedFeatureError, match="a reset value reads ramp/v"):
+        _module(tmp_path, RAMP.replace('"v = 0"', '"v = v - 1"'), "ramp", trainable=["ramp/a"])
+    with pytest.raises(UnsupportedFeatureError, match="needs a comparison"):
+        _module(tmp_path, RAMP.replace('"v > 1"', '"v - 1"'), "ramp", trainable=["ramp/a"])
 
 
 def test_the_cache_key_sees_the_event(tmp_path):

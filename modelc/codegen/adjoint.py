@@ -16,8 +16,13 @@ within a step), so its adjoint is one sum over the statements that read it:
     WeightAdjoint(coupling)    this step's lambda(product) and the product's source, kept for one
                                matrix product per chunk: lambda(W) += scale * sum_n lambda_n source_n^T
 
-A new state value's adjoint comes from outside the step: the next step's adjoint of the state,
-plus the cotangent of its record. The adjoint of the step's own states (stage 0) is what the
+    ResetAdjoint(state, keep)  lambda(new value) *= keep: where an event reset the state, the value
+                               the step computed gets no adjoint (the reset value is a constant)
+
+Events use surrogate gradients (RectiPy's): the spike train fired/dt is differentiated as if
+fired were the fast sigmoid of x = lhs - rhs of its comparison, d fired/dx = 1/(1 + slope*|x|)^2;
+the reset mask is held fixed. A new state value's adjoint comes from outside the step: the next
+step's adjoint of the state, plus the cotangent of its record. The adjoint of the step's own states (stage 0) is what the
 step passes on to the step before. Derivatives are SymPy's, of the expressions as planned.
 """
 from __future__ import annotations
@@ -29,7 +34,7 @@ import sympy
 from ..errors import UnsupportedFeatureError
 from ..equations import PopMean, PopSum, symbol
 from .plan import DT, MatrixProduct
-from .step import Combine, Evaluate, Observation, Product, Rate, StepProgram, Value
+from .step import Check, Combine, Emit, Evaluate, Observation, Product, Rate, Reset, StepProgram, Value
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,12 @@ class WeightAdjoint:
     source: Value
 
 
+@dataclass(frozen=True)
+class ResetAdjoint:
+    state: str
+    keep: sympy.Expr            # 0 where the event fired, else 1 (of the step's own states)
+
+
 @dataclass
 class ReverseStep:
     program: StepProgram
@@ -105,6 +116,7 @@ def make_reverse_step(program: StepProgram, trainable, reductions: bool = False)
     differentiable = trainable | set(reverse.invariants)
     readers = _readers(program, differentiable)
     live = {Value(n, "new") for n in plan.system.states}  # values whose adjoint is not zero
+    reverse.statements += _reset_adjoints(program, trainable)
     for value in reversed(program.values()):
         if value.role == "new":
             continue
@@ -202,6 +214,8 @@ def _readers(program: "StepProgram | Observation", differentiable: set[str]) -> 
             add(program.bindings(s.stage).get(s.coupling.source.name), Term(s.target, stage=s.stage, transpose=s.coupling))
             if {x.name for x in s.coupling.scale.free_symbols} & differentiable:  # pragma: no cover
                 raise UnsupportedFeatureError("internal error: a trainable parameter was folded into a weight matrix")
+        elif isinstance(s, Emit):  # the spike train: the surrogate of fired/dt
+            expression(s.target, _surrogate(program, s.event), 0)
         elif isinstance(s, Rate):
             expression(s.target, s.linear * symbol(s.state.name), s.stage)  # the state, and parameters in linear
             for p in s.products:
@@ -209,6 +223,54 @@ def _readers(program: "StepProgram | Observation", differentiable: set[str]) -> 
             if s.rest is not None:
                 add(s.rest, Term(s.target))
     return found
+
+
+class FastSigmoid(sympy.Function):
+    """The surrogate of a spike, Heaviside(x) forward: its derivative 1/(1 + slope*|x|)^2 is all the
+    reverse sweep reads (RectiPy's fast sigmoid)."""
+
+    nargs = 2  # (x, slope)
+
+    def fdiff(self, argindex=1):
+        x, slope = self.args
+        if argindex != 1:  # pragma: no cover (the slope is a number)
+            raise sympy.core.function.ArgumentIndexError(self, argindex)
+        return 1 / (1 + slope * sympy.Abs(x)) ** 2
+
+
+def _surrogate(program, event_name: str) -> sympy.Expr:
+    """fired/dt with fired the fast sigmoid of the distance to the threshold (lhs - rhs of >, >=)."""
+    event = next(e for e in program.plan.system.events if e.name == event_name)
+    c = event.condition
+    if not isinstance(c, (sympy.StrictGreaterThan, sympy.GreaterThan, sympy.StrictLessThan, sympy.LessThan)):
+        raise UnsupportedFeatureError(f"the surrogate gradient of event '{event.name}' needs a comparison "
+                                      f"(v > v_th), not {c}", event.location)
+    x = c.lhs - c.rhs if isinstance(c, (sympy.StrictGreaterThan, sympy.GreaterThan)) else c.rhs - c.lhs
+    free = sympy.Piecewise((0, _held(event)), (1, True)) if event.refractory else 1  # no spike while held
+    return FastSigmoid(x, sympy.Float(event.slope)) * free / DT
+
+
+def _held(event) -> sympy.Basic:
+    """The event is refractory (step.py: its clock above dt/2 at the step's start)."""
+    return sympy.StrictGreaterThan(symbol(event.refractory), DT / 2)
+
+
+def _reset_adjoints(program: StepProgram, trainable) -> list:
+    """lambda(new value) *= (neither fired nor held) for each reset state; a reset value that
+    reads a state or a trained parameter has no generated gradient yet."""
+    out = []
+    for s in program.statements:
+        if not isinstance(s, Reset):
+            continue
+        event = next(e for e in program.plan.system.events if e.name == s.event)
+        read = {x.name for _, value in s.assignments for x in value.free_symbols}
+        if read & (set(program.plan.system.states) | set(trainable)):
+            raise UnsupportedFeatureError(f"gradients of event '{s.event}' are not generated yet: a reset value reads "
+                                          f"{sorted(read)[0]} (a state or a trained parameter)", event.location,
+                                          "reset to a constant or an untrained parameter")
+        reset = sympy.Or(event.condition, _held(event)) if event.refractory else event.condition
+        out += [ResetAdjoint(state, sympy.Piecewise((0, reset), (1, True))) for state, _ in s.assignments]
+    return out
 
 
 def partials(expr: sympy.Expr, computed: dict | None = None, where: str = "", via: Reduction | None = None) -> list:
@@ -256,4 +318,4 @@ def _refuse_population_reductions(program: StepProgram) -> None:
 
 
 __all__ = ["ReverseStep", "ReverseObservation", "make_reverse_observation", "Adjoint", "ParamAdjoint", "DriveAdjoint",
-           "WeightAdjoint", "Term", "Reduction", "make_reverse_step", "partials"]
+           "WeightAdjoint", "ResetAdjoint", "FastSigmoid", "Term", "Reduction", "make_reverse_step", "partials"]

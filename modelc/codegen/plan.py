@@ -82,9 +82,6 @@ class Plan:
 def make_plan(system: System, scheme: ExplicitRungeKutta, trainable=()) -> Plan:
     """The plan of a system; a trainable parameter is never folded into a weight matrix (its
     gradient needs the product without it)."""
-    if trainable and system.events:
-        raise UnsupportedFeatureError("gradients of a model with events (spikes) are not generated yet", None,
-                                      "train a model without events, or leave train_params empty")
     scheme = _scheme_for(system, scheme)
     if trainable and system.noise:
         raise UnsupportedFeatureError("gradients of a model with noise (xi) are not generated yet", None,

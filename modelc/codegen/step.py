@@ -119,6 +119,10 @@ class Emit:
     event: str
     input: str                  # the input every stage reads as the spike train
 
+    @property
+    def target(self) -> Value:
+        return Value(self.input, "emitted")
+
 
 @dataclass(frozen=True)
 class Reset:

@@ -6,6 +6,7 @@
         reset: ["v = v_r"]         # assignments applied after the step (one or a list)
         emit: spike                # optional: an input(...) that receives the spike train H/dt
         refractory: t_ref          # optional: a duration during which the resets are held
+        surrogate_slope: 1.0       # optional: the fast sigmoid's slope for gradients (default 1)
         description: ...           # optional text
 
 The texts stay text here: the IR stage parses them with the equation grammar and checks their
@@ -20,7 +21,7 @@ from ..errors import EventFormatError, Location, did_you_mean
 from .marked_yaml import MarkedDict, MarkedStr, excerpt, marked_text
 from .validation import check_name, string_list
 
-EVENT_KEYS = ("when", "reset", "emit", "refractory", "description")
+EVENT_KEYS = ("when", "reset", "emit", "refractory", "surrogate_slope", "description")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class EventSpec:
     description: str = ""
     location: Location | None = None
     emit_location: Location | None = None
+    slope: float | None = None                  # the surrogate gradient's slope (None: the default)
 
 
 def event_specs(body: MarkedDict, inherited: dict[str, EventSpec]) -> dict[str, EventSpec]:
@@ -74,7 +76,17 @@ def _event(name: Any, entry: Any, raw: MarkedDict) -> EventSpec:
     if not isinstance(description, str):
         raise EventFormatError(f"'description:' of event '{name}' must be text", entry.where_value("description"))
     return EventSpec(str(name), when, reset, None if emit is None else str(emit), refractory, str(description),
-                     location, entry.where_value("emit") if emit is not None else None)
+                     location, entry.where_value("emit") if emit is not None else None, _slope(entry, name))
+
+
+def _slope(entry: MarkedDict, name: str) -> float | None:
+    value = entry.get("surrogate_slope")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise EventFormatError(f"'surrogate_slope:' of event '{name}' must be a positive number, got {excerpt(value)}",
+                               entry.where_value("surrogate_slope"))
+    return float(value)
 
 
 def _text(entry: MarkedDict, key: str, name: str) -> MarkedStr:

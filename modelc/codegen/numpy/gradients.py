@@ -10,7 +10,8 @@ import sympy
 
 from ...equations import TIME
 from ...errors import UnsupportedFeatureError
-from ..adjoint import Adjoint, DriveAdjoint, ParamAdjoint, ReverseObservation, ReverseStep, Term, WeightAdjoint, partials
+from ..adjoint import (Adjoint, DriveAdjoint, ParamAdjoint, ResetAdjoint, ReverseObservation, ReverseStep, Term,
+                       WeightAdjoint, partials)
 from ..plan import MatrixProduct
 from ..step import OBSERVE, Commit, Evaluate, Product, Stage, Value
 from ..templating import literal
@@ -49,6 +50,9 @@ class GradientModule(NumPyModule):
 
     def commit(self, s: Commit) -> list[str]:
         return []  # grad() sets each step's states from the segment it recomputed
+
+    def event_record(self, event: str, fired: str) -> list[str]:
+        return []  # grad() records no spikes
 
     def sum_into(self, target: str, scaled, terms: list[str]) -> list[str]:
         lines = super().sum_into(target, scaled, terms)
@@ -158,6 +162,9 @@ class GradientModule(NumPyModule):
                 lines.append(f"{self.adjoint(s.value)} = {self.terms(s.terms) if s.terms else '0.0'}")
             elif isinstance(s, ParamAdjoint):
                 lines.append(f"{self.adjoint(s.name)} = {self.adjoint(s.name)} + {self.terms(s.terms)}")
+            elif isinstance(s, ResetAdjoint):  # a reset value is a constant: no adjoint where it fired
+                lam = self.adjoint(Value(s.state, "new"))
+                lines.append(f"{lam} = {self._times(s.keep, 0, lam)}")
             elif isinstance(s, DriveAdjoint):
                 total = " + ".join(self.adjoint(v) for v in s.values)
                 lines.append(f"{self.derived('lam_drive_*', s.state)}[i] = {total}")

@@ -68,14 +68,14 @@ def add_spiking(node: Node, spike_var, reset_var, spike_threshold, spike_reset, 
 def with_events(template, spiking: Spiking):
     """The template with one event per spike/reset pair on the operator of its reset_var."""
     events: dict[str, list[EventSpec]] = {}
-    for spike, state, threshold, value in zip(spiking.spike_vars, spiking.reset_vars, spiking.thresholds,
-                                              spiking.resets):
+    for spike, state, threshold, value, slope in zip(spiking.spike_vars, spiking.reset_vars, spiking.thresholds,
+                                                     spiking.resets, spiking.slopes):
         op, input_name = spike.split("/", 1)
         var = state.split("/", 1)[1]
         comparison = ">=" if spiking.center == 1 else ">"
         events.setdefault(op, []).append(EventSpec(
             input_name, f"{var} {comparison} {threshold!r}", [f"{var} = {value!r}"] if spiking.reset else [],
-            input_name, description="added by add_diffeq_node(spike_var=..., reset_var=...)"))
+            input_name, description="added by add_diffeq_node(spike_var=..., reset_var=...)", slope=slope))
     if isinstance(template, OperatorTemplate):
         return _operator_with(template, events.get(template.name, []))
     uses = [OperatorUse(_operator_with(use.operator, events.get(use.operator.name, [])), dict(use.overrides))
