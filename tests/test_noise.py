@@ -43,6 +43,17 @@ ou_mean:
   base: OperatorTemplate
   equations: "v' = (mu - v)/tau + sigma*xi"
   variables: {v: output(0.0), mu: 0.5, tau: 1.0, sigma: 0.4}
+coupled_op:
+  base: OperatorTemplate
+  equations: "v' = -v/tau + I_ext + 0.1*r_in*xi"
+  variables: {v: output(0.0), tau: 1.0, r_in: input(0.0), I_ext: input(0.0)}
+tanh_op:
+  base: OperatorTemplate
+  equations: "r = tanh(v)"
+  variables: {r: output(0.0), v: input(0.0)}
+coupled:
+  base: NodeTemplate
+  operators: [coupled_op, tanh_op]
 overflow:
   base: OperatorTemplate
   equations: ["v' = -v + 1/(1 + exp(w)) + sigma*xi", "w' = 1"]
@@ -178,6 +189,25 @@ def test_noise_beside_a_constant_drive_per_unit_in_a_batch(models, method):
             v = v + rate * dt + sigma * dw[i]
             expected.append(v)
         np.testing.assert_allclose(rec["ou_mean/v"][:, b], expected, rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_noise_whose_coefficient_reads_a_coupling_equals_a_hand_loop(models, method):
+    """dv = (-v/tau + I) dt + 0.1 (W @ tanh(v)) dW: g reads the recurrent input (multiplicative)."""
+    mod = models("coupled", method=method, coupling=dict(source_var="tanh_op/r", target_var="coupled_op/r_in",
+                                                         input_var="coupled_op/I_ext", output_var="coupled_op/v"))
+    rng = np.random.default_rng(0)
+    weights, inputs, dt, steps = rng.normal(0, 1, (4, 4)), rng.normal(0, 1, (100, 4)), 0.01, 100
+    rec = mod.run({"coupled_op/v": np.full(4, 0.5)}, {"weights": weights}, {"coupled_op/I_ext": inputs}, dt=dt,
+                  steps=steps, seed=2)
+    dw = np.sqrt(dt) * normals(2, steps, 4)
+    v, expected = np.full(4, 0.5), []
+    for i in range(steps):
+        f, g = (lambda v: -v + inputs[i]), (lambda v: 0.1 * (weights @ np.tanh(v)))
+        predictor = v + f(v) * dt + g(v) * dw[i]
+        v = predictor if method == "euler" else v + (f(v) + f(predictor)) * dt / 2 + (g(v) + g(predictor)) * dw[i] / 2
+        expected.append(v)
+    np.testing.assert_allclose(rec["coupled_op/v"], expected, rtol=1e-12, atol=1e-14)
 
 
 def test_stochastic_heun_equals_a_hand_loop(models):
