@@ -50,6 +50,20 @@ def backends(system, method, trainable, folder: pathlib.Path, name: str):
     return numpy, cupy
 
 
+def cupy_grad(module, *args, strategy="block", **kwargs) -> dict:
+    """module.grad(...) with the given strategy: "block" (the default for one small group) or
+    "graph" (kernels and cuBLAS per step; forced by a block limit of 0 units)."""
+    limit = module.PERSISTENT_MAX_UNITS
+    if strategy == "graph":
+        module.PERSISTENT_MAX_UNITS = 0
+    try:
+        result = module.grad(*args, **kwargs)
+    finally:
+        module.PERSISTENT_MAX_UNITS = limit
+    assert module.LAST_GRAD["strategy"] == strategy, module.LAST_GRAD
+    return result
+
+
 def assert_same_gradients(got: dict, want: dict):
     assert set(got["params"]) == set(want["params"]) and set(got["y0"]) == set(want["y0"])
     for part in ("params", "y0"):
@@ -86,11 +100,12 @@ def seed_problem(shape, steps, sampling_steps, seed=1, computed=True):
             0.05, steps, cotangents)
 
 
+@pytest.mark.parametrize("strategy", ["block", "graph"])
 @pytest.mark.parametrize("method", METHODS)
-def test_seed_gradients_in_every_scheme(seed_modules, method):
+def test_seed_gradients_in_every_scheme(seed_modules, method, strategy):
     numpy, cupy = seed_modules[method]
     args = seed_problem((4,), 23, 2)
-    assert_same_gradients(cupy.grad(*args, sampling_steps=2, checkpoint_steps=5),
+    assert_same_gradients(cupy_grad(cupy, *args, sampling_steps=2, checkpoint_steps=5, strategy=strategy),
                           numpy.grad(*args, sampling_steps=2, checkpoint_steps=5))
 
 
@@ -100,7 +115,7 @@ def test_a_batch_of_trials_is_one_program(seed_modules, method):
     shared parameters (their gradients summed over the trials, y0's per trial)."""
     numpy, cupy = seed_modules[method]
     args = seed_problem((3, 4), 17, 1, seed=2)
-    got = cupy.grad(*args, checkpoint_steps=4)
+    got = cupy_grad(cupy, *args, checkpoint_steps=4, strategy="block" if method == "euler" else "graph")
     assert got["y0"]["li_op/v"].shape == (3, 4)
     assert_same_gradients(got, numpy.grad(*args, checkpoint_steps=4))
 
@@ -125,18 +140,23 @@ def test_couplings_are_cublas_matmuls_and_segments_replay_a_graph(seed_modules, 
     assert kinds.count("matmul") == 2 and all(not launch[4] for launch in cupy._GRAD_FORWARD if launch[0] == "matmul")
     assert [launch[4] for launch in cupy._GRAD_REVERSE if launch[0] == "matmul"] == [True, True]
     args = seed_problem((4,), 20, 1, seed=4, computed=False)
+    checkpoints = []   # (the forward run made first: what grad() launches is all that is counted)
+    cupy.run(*args[:5], record=[], chunk_steps=5, on_chunk=lambda stop, states: checkpoints.append((stop, states)))
     fake.reset_calls()
-    captured = cupy.grad(*args, checkpoint_steps=5)
+    captured = cupy_grad(cupy, *args, checkpoint_steps=5, checkpoints=checkpoints, strategy="graph")
     assert [c for c, _ in fake.calls].count("begin_capture") == 1
     assert [c for c, _ in fake.calls].count("graph.launch") == 4
     fake.Stream.fail_capture = True
     try:
-        launched = cupy.grad(*args, checkpoint_steps=5)
+        launched = cupy_grad(cupy, *args, checkpoint_steps=5, strategy="graph")
     finally:
         fake.Stream.fail_capture = False
+    fake.reset_calls()
+    blocks = cupy_grad(cupy, *args, checkpoint_steps=5)   # one launch per segment
+    assert [detail[0] for c, detail in fake.calls if c == "kernel"].count("mc_grad_block") == 4
     want = numpy.grad(*args, checkpoint_steps=5)
-    assert_same_gradients(captured, want)
-    assert_same_gradients(launched, want)
+    for got in (captured, launched, blocks):
+        assert_same_gradients(got, want)
 
 
 def test_grad_kernels_print_the_reverse_statements(seed_modules):
@@ -210,8 +230,9 @@ def test_gradients_through_population_means_and_sums(fake, tmp_path, method):
     args = ({"pool/x": rng.standard_normal(shape)}, {"pool/tau": rng.uniform(1.0, 3.0, 5)},
             {"pool/u": rng.standard_normal((steps,) + shape)}, 0.05, steps,
             {"pool/x": rng.standard_normal((steps // 2,) + shape), "pool/p": rng.standard_normal((steps // 2,) + shape)})
-    assert_same_gradients(cupy.grad(*args, sampling_steps=2, checkpoint_steps=4),
-                          numpy.grad(*args, sampling_steps=2, checkpoint_steps=4))
+    want = numpy.grad(*args, sampling_steps=2, checkpoint_steps=4)
+    for strategy in ("block", "graph"):
+        assert_same_gradients(cupy_grad(cupy, *args, sampling_steps=2, checkpoint_steps=4, strategy=strategy), want)
 
 
 # --- every shipped model: its scalar parameters ----------------------------------------------------------

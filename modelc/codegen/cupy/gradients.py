@@ -34,8 +34,9 @@ from ..layout import matrix_populations
 from ..plan import DT, rational
 from ..printers import NumPyPrinter
 from ..step import OBSERVE, Combine, Evaluate, Product, Rate, Value
-from .kernel import Kernel
+from .kernel import Kernel, block
 from .kernels import finish
+from .loops import BLOCK_INDEX
 from .steps import NO_WORK, refuse_statement
 
 
@@ -103,6 +104,9 @@ class GradientKernels:
         self.kernels: list[Kernel] = []
         self.ops = {name: self._kernels(name, ops) for name, ops in
                     (("forward", self.forward), ("reverse", self.reverse_plain), ("observed", self.reverse_observed))}
+        self.coupling_idents = {name: self.m.namer.fresh(name.split("/")[-1]) for name in self.couplings}
+        if len(self.layout.groups) == 1:
+            self.kernels.append(self._block_kernel())
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -418,21 +422,90 @@ class GradientKernels:
         local: dict[tuple, str] = {}
         body: list[str] = []
         for op in ops:
-            names = {x.name: self._read(k, x.name, local, body) for x in sorted(op.expr.free_symbols, key=str)}
-            k.helpers |= helpers_of(op.expr)
-            text = CPrinter(names, self.m.dtype).doprint(op.expr)
-            if op.accumulate:
-                body.append(f"{self._memory(k, op.key, write=True)} += {text};")
-                continue
-            ident = self.idents[op.key]
-            body.append(f"const REAL {ident} = {text};")
-            local[op.key] = ident
-            if op.key in self.storage:
-                body.append(f"{self._memory(k, op.key, write=True)} = {ident};")
+            self._emit(k, op, local, body)
         k.body = body
         return finish(k)
 
-    def _read(self, k: Kernel, name: str, local: dict, body: list[str]) -> str:
+    def _emit(self, k: Kernel, op: Elem, local: dict, body: list[str], in_block: bool = False) -> None:
+        """One Elem in C: a register, and its memory when another kernel or step reads it. (In the
+        block kernel, threads past the population's end compute but never write.)"""
+        names = {x.name: self._read(k, x.name, local, body, in_block) for x in sorted(op.expr.free_symbols, key=str)}
+        k.helpers |= helpers_of(op.expr)
+        text = CPrinter(names, self.m.dtype).doprint(op.expr)
+        guard = "if (mc_active) " if in_block else ""
+        if op.accumulate:
+            body.append(f"{guard}{self._memory(k, op.key, write=True)} += {text};")
+            return
+        ident = self.idents[op.key]
+        body.append(f"const REAL {ident} = {text};")
+        local[op.key] = ident
+        if op.key in self.storage:
+            body.append(f"{guard}{self._memory(k, op.key, write=True)} = {ident};")
+
+    # -- the block kernel: a whole segment in one launch (one population group that fits a block) --
+
+    def _block_kernel(self) -> Kernel:
+        """One thread block per batch member, a thread per unit: the segment integrated again
+        step by step, then swept backwards, the ops of each step in order; a matmul is a mat-vec
+        over shared memory, a reduction a tree in shared memory (the forward strategy
+        "persistent"'s way). Values go through the same device arrays as the other strategy's."""
+        k = Kernel("mc_grad_block", "block", 0, "grad(): a segment forward again, then backwards, a block per batch member")
+        k.arg("long long", "mc_E@0")
+        k.arg("long long", "mc_n@0")
+        for key in ("mc_t0", "mc_dt64"):
+            k.arg("double", key)
+        k.arg("const long long* __restrict__", "mc_base")
+        k.arg("long long", "mc_sampling")
+        forward, plain, observed = (self._block_body(k, ops) for ops in (self.forward, self.reverse_plain,
+                                                                             self.reverse_observed))
+        head = ["const long long mc_step = mc_base[0] + mc_local;",
+                "const double mc_tstep = mc_t0 + (double)mc_step * mc_dt64;",
+                "const long long mc_row = (mc_step + 1) % mc_sampling == 0 ? (mc_step + 1) / mc_sampling - 1 : -1;",
+                "(void)mc_tstep; (void)mc_row;"]
+        k.body = (block(head + block(forward), "for (long long mc_local = 0; mc_local < mc_L; ++mc_local) {")
+                  + block(head + block(observed, "if (mc_observed && mc_row >= 0) {") + block(plain, "else {"),
+                          "for (long long mc_local = mc_L - 1; mc_local >= 0; --mc_local) {"))
+        k.top = ["MODELC_SMEM;"] + BLOCK_INDEX + k.top
+        if "dt" in k.uses:
+            k.arg("REAL", "mc_dt")
+        k.arg("long long", "mc_L")
+        k.arg("long long", "mc_observed")
+        return k
+
+    def _block_body(self, k: Kernel, ops) -> list[str]:
+        local: dict = {}
+        body: list[str] = []
+        for op in ops:
+            if isinstance(op, Elem):
+                self._emit(k, op, local, body, in_block=True)
+                continue
+            source = op.source if isinstance(op, MatMul) else op.argument
+            value = self._read(k, self.symbols[source].name, local, body, True)
+            body += ["MODELC_SYNC();", f"mc_smem[mc_tid] = mc_active ? {value} : {self.m.writer.lit(0)};", "MODELC_SYNC();"]
+            ident = self.idents[op.out]
+            if isinstance(op, MatMul):   # out_j = sum_q (scale*W)[j, q] x_q, or (scale*W)[q, j] lam_q transposed
+                weights = k.array(self._matrix_key(op.coupling, not op.transpose))
+                body += [f"REAL mc_sum_{ident} = {self.m.writer.lit(0)};",
+                         f"for (long long mc_q = 0; mc_q < mc_n; ++mc_q) "
+                         f"mc_sum_{ident} += {weights}[mc_q * mc_n + mc_j] * mc_smem[mc_q];",
+                         f"const REAL {ident} = mc_sum_{ident};"]
+                guard = "if (mc_active) "
+            else:
+                body += ["for (long long mc_h = mc_T / 2; mc_h > 0; mc_h /= 2) {",
+                         "    if (mc_tid < mc_h) mc_smem[mc_tid] += mc_smem[mc_tid + mc_h];",
+                         "    MODELC_SYNC();",
+                         "}",
+                         f"const REAL {ident} = mc_smem[0]" + (" / (REAL)mc_n;" if op.divisor is not None else ";")]
+                guard = "if (mc_tid == 0) "
+            local[op.out] = ident
+            body.append(f"{guard}{self._memory(k, op.out, write=True)} = {ident};")
+        return body
+
+    def _matrix_key(self, coupling: str, transposed: bool) -> str:
+        """The block kernel's copy of a coupling's scaled matrix (transposed: read coalesced forward)."""
+        return f"mc_g{'wt' if transposed else 'w'}_{self.coupling_idents[coupling]}"
+
+    def _read(self, k: Kernel, name: str, local: dict, body: list[str], in_block: bool = False) -> str:
         """The C text of a name an op reads: a register, a load, a kernel argument."""
         key = self.keys.get(name)
         if key is None:
@@ -447,9 +520,10 @@ class GradientKernels:
         elif key[0] == "cot":  # this step's record row (-1: the step is not recorded)
             cot = k.array(f"mc_cot_{self.m.ident(key[1])}")
             flag = k.arg("long long", f"mc_hc_{self.m.ident(key[1])}")
-            k.use("step")
-            k.arg("long long", "mc_sampling")
-            k.load("const long long mc_row = (mc_step + 1) % mc_sampling == 0 ? (mc_step + 1) / mc_sampling - 1 : -1;")
+            if not in_block:  # (the block kernel's step loop computes mc_row)
+                k.use("step")
+                k.arg("long long", "mc_sampling")
+                k.load("const long long mc_row = (mc_step + 1) % mc_sampling == 0 ? (mc_step + 1) / mc_sampling - 1 : -1;")
             text = f"(mc_row >= 0 && {flag} ? {cot}[mc_row * mc_E + mc_i] : {self.m.writer.lit(0)})"
         else:
             text = self._memory(k, key)
@@ -533,6 +607,16 @@ class GradientKernels:
         return [(w.coupling.matrix, w.coupling.name, self.storage[("lam", w.product)].array,
                  self.storage[("v", w.source)].array, self.storage[("v", w.source)].offset, id(w) in observed)
                 for w in self.weights]
+
+    def block_name(self) -> str | None:
+        """The block kernel (a model of one population group has one)."""
+        return next((k.name for k in self.kernels if k.kind == "block"), None)
+
+    def block_matrices(self) -> dict[str, tuple[str, str]]:
+        """coupling -> (its scaled matrix's key, its transpose's key) in the block kernel."""
+        keys = next((set(k.keys) for k in self.kernels if k.kind == "block"), set())
+        return {c: (self._matrix_key(c, False), self._matrix_key(c, True)) for c in self.couplings
+                if {self._matrix_key(c, False), self._matrix_key(c, True)} & keys}
 
     def matrices(self) -> dict[str, tuple[str, str | None]]:
         """coupling -> (matrix, its coefficient's key in _constants' scales, or None for 1)."""

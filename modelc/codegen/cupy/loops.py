@@ -15,7 +15,7 @@ from ..step import Value
 from .kernel import Kernel, KernelWriter, block, element_index
 from .program import Barrier
 
-_BLOCK_INDEX = ["const long long mc_T = blockDim.x;",
+BLOCK_INDEX = ["const long long mc_T = blockDim.x;",
                 "const long long mc_tid = threadIdx.x;",
                 "const long long mc_b = blockIdx.x;",
                 "const int mc_active = mc_tid < mc_n;",
@@ -62,7 +62,7 @@ class LoopKernels:
         body += [f"{guard}mc_y_{self.w.ident(n)}[mc_i] = mc_s_{self.w.ident(n)};" for n in states]
         k.body = body
         if persistent:
-            k.top = (["MODELC_SMEM;"] if "shared memory" in k.uses else []) + _BLOCK_INDEX + k.top
+            k.top = (["MODELC_SMEM;"] if "shared memory" in k.uses else []) + BLOCK_INDEX + k.top
         else:
             k.top = element_index(k) + k.top
         if "dt" in k.uses:
