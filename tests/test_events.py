@@ -255,3 +255,26 @@ def test_an_emitted_input_nothing_reads_is_not_computed(tmp_path):
     program = make_step_program(make_plan(_system(tmp_path, text, "ramp"), get_scheme("euler")))
     assert not any(isinstance(s, Emit) for s in program.statements)
     assert any(isinstance(s, Check) for s in program.statements) and any(isinstance(s, Reset) for s in program.statements)
+
+
+NOISY = """
+nlif:
+  base: OperatorTemplate
+  equations: ["v' = -v/tau + I + sigma*xi", "n' = spike"]
+  variables: {v: variable(0.0), n: output(0.0), tau: 10.0, I: 0.09, sigma: 0.3, spike: input(0.0)}
+  events:
+    spike: {when: "v > 1", reset: ["v = 0"], emit: spike}
+"""
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_events_with_white_noise(tmp_path, method):
+    """Noise-driven spikes: reproducible with a seed, each reset to 0 after its step, n counts them."""
+    module = _module(tmp_path, NOISY, "nlif", method=method)
+    runs = [module.run({"nlif/v": np.zeros(50)}, None, None, dt=0.01, steps=3000, seed=7,
+                       record=["nlif/spike", "nlif/v", "nlif/n"]) for _ in range(2)]
+    spikes, v = runs[0]["nlif/spike"], runs[0]["nlif/v"]
+    np.testing.assert_array_equal(spikes, runs[1]["nlif/spike"])
+    assert spikes.sum() > 50  # tau*I = 0.9 < 1: every spike is the noise's
+    assert np.all(v[spikes.astype(bool)] == 0.0)
+    np.testing.assert_array_equal(runs[0]["nlif/n"][-1], spikes.sum(axis=0))
