@@ -12,6 +12,7 @@ What this means step by step is written once, in codegen/step.py.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import sympy
@@ -47,16 +48,16 @@ def operator_events(prefix: str, op: OperatorTemplate, states: set[str]) -> list
     qualify = {symbol(name): symbol(f"{prefix}{op.name}/{name}") for name in op.variables}
     emitted: dict[str, str] = {}
     events = []
+    own = f"{prefix}{op.name}/"
     for spec in op.events.values():
-        event = _event(spec, op, states, emitted)
-        event.name = f"{prefix}{op.name}/{spec.name}"
-        event.condition = event.condition.xreplace(qualify)
-        event.resets = [(f"{prefix}{op.name}/{target}", value.xreplace(qualify)) for target, value in event.resets]
-        event.emit = f"{prefix}{op.name}/{event.emit}" if event.emit else None
-        if event.duration is not None:
-            event.duration = event.duration.xreplace(qualify)
-            event.refractory = refractory_clock(event.name)
-        events.append(event)
+        local = _event(spec, op, states, emitted)  # names as the operator writes them
+        name = own + spec.name
+        events.append(dataclasses.replace(
+            local, name=name, condition=local.condition.xreplace(qualify),
+            resets=[(own + target, value.xreplace(qualify)) for target, value in local.resets],
+            emit=own + local.emit if local.emit else None,
+            duration=local.duration.xreplace(qualify) if local.duration is not None else None,
+            refractory=refractory_clock(name) if local.duration is not None else None))
     return events
 
 
