@@ -133,8 +133,8 @@ def _job(monkeypatch, net: Network, params: dict, u: np.ndarray, sampling_steps:
 
 def test_a_worker_killed_mid_sweep_loses_no_chunk_and_doubles_none(client, tmp_path, monkeypatch):
     from modelc.runtime.distributed.runner import run_sweep
-    net, u = qif_network(), np.zeros(STEPS * 50)  # 0.2 s a chunk
-    job = _job(monkeypatch, net, {"eta": list(np.linspace(-6.0, -2.0, 16))}, u, sampling_steps=1000)
+    net, u = qif_network(), np.zeros(STEPS * 20)
+    job = _job(monkeypatch, net, {"eta": list(np.linspace(-6.0, -2.0, 16))}, u, sampling_steps=400)
     pids, written, killed = client.run(os.getpid), [], []
 
     def kill_one(done, total):
@@ -148,10 +148,9 @@ def test_a_worker_killed_mid_sweep_loses_no_chunk_and_doubles_none(client, tmp_p
 
     ds = run_sweep(job, scheduler=client, store=tmp_path / "s.zarr", chunk_size=2, progress=kill_one)
     assert len(written) == 1 + 8 and written[-1] == 16  # every chunk written once
-    expected = [qif_euler(eta, 15.0, u, STEPS * 50, 1000) for eta in np.linspace(-6.0, -2.0, 16)]
-    np.testing.assert_allclose(ds["out"].values[..., 0], expected, rtol=1e-9)  # rounding over 20000 steps
-    client.wait_for_workers(2, timeout=30)
-    assert killed[0] not in client.run(os.getpid).values()  # the worker was killed (and restarted)
+    expected = [qif_euler(eta, 15.0, u, STEPS * 20, 400) for eta in np.linspace(-6.0, -2.0, 16)]
+    np.testing.assert_allclose(ds["out"].values[..., 0], expected, rtol=1e-9)  # rounding over 8000 steps
+    assert killed[0] not in client.run(os.getpid).values()  # the worker was killed (its nanny starts another)
 
 
 def test_named_reductions_against_the_records_and_a_known_frequency():
