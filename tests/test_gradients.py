@@ -311,7 +311,7 @@ REDUCING = """
 red:
   base: OperatorTemplate
   equations:
-    - "x' = -x/tau + k*mean(tanh(x))*x - sum(a*x^2)/10 + sum(b) + c*mean((x - mean(x))^2) + I"
+    - "x' = -x/tau + k*mean(tanh(x))*x - sum(a*x^2)/10 + sum(b) + c*mean((x - mean(x))^2) + x*mean(a)/5 + I"
     - "p = exp(x - mean(x))/sum(exp(x - mean(x)))"
   variables: {x: output(0.1), p: variable(0.0), tau: 2.0, k: 0.8, a: 0.5, b: 0.05, c: 0.3, I: input(0.0)}
 """
@@ -320,8 +320,9 @@ red:
 @pytest.mark.parametrize("method, batch", [("euler", ()), ("rk4", ()), ("heun", (2,))])
 def test_gradients_through_mean_and_sum_over_the_population(tmp_path, method, batch):
     """mean() and sum() in a derivative (a per-unit parameter inside sum(), a scalar one that
-    sum() counts once per unit, a variance: one mean inside another) and a softmax readout (as
-    Network's function nodes write it) recorded with its own cotangent."""
+    sum() counts once per unit, a variance: one mean inside another, a mean of parameters alone:
+    a loop invariant) and a softmax readout (as Network's function nodes write it) recorded with
+    its own cotangent."""
     (tmp_path / "red.yaml").write_text(REDUCING)
     system = build_system(load(f"{tmp_path / 'red.yaml'}:red"), vector_params=["red/a"])
     trainable = ["red/tau", "red/k", "red/a", "red/b", "red/c"]
