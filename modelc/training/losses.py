@@ -17,8 +17,11 @@ Loss = Callable[[np.ndarray, np.ndarray], "tuple[float, np.ndarray]"]
 
 def mse(y, target):
     """mean((y - target)^2)"""
-    difference = y - target
-    return float(np.mean(difference ** 2)), 2.0 * difference / difference.size
+    difference = np.subtract(y, target, dtype=np.result_type(y, target, float))  # (a fresh array: scaled in place)
+    flat = difference.reshape(-1)
+    value = float(np.dot(flat, flat)) / difference.size
+    difference *= 2.0 / difference.size
+    return value, difference
 
 
 def l1(y, target):
