@@ -15,10 +15,12 @@ Usage: `install()` puts it in sys.modules["cupy"] (undo with `uninstall()`).
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -247,13 +249,15 @@ def compile_library(source: str, build_dir: str | None = None) -> ctypes.CDLL:
     if build_dir is None:
         if _BUILD_DIR is None:
             _BUILD_DIR = tempfile.mkdtemp(prefix="fake-cupy-")
+            atexit.register(shutil.rmtree, _BUILD_DIR, True)   # (a loaded library may be removed on exit)
         build_dir = _BUILD_DIR
     c_file = os.path.join(build_dir, f"k_{digest}.c")
     so_file = os.path.join(build_dir, f"k_{digest}.so")
     with open(c_file, "w") as f:
         f.write(text)
     cc = os.environ.get("CC", "gcc")
-    result = subprocess.run([cc, "-std=gnu11", "-O1", "-shared", "-fPIC", "-Wall", "-Werror",
+    # -O0: the tests' kernels run a few steps on a few units; compiling is what takes the time
+    result = subprocess.run([cc, "-std=gnu11", "-O0", "-shared", "-fPIC", "-Wall", "-Werror",
                              "-Wno-unused-variable", "-Wno-unused-function", "-Wno-unused-but-set-variable",
                              c_file, "-o", so_file, "-lm"], capture_output=True, text=True)
     if result.returncode != 0:

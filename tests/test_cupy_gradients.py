@@ -216,8 +216,7 @@ pool:
 """
 
 
-@pytest.mark.parametrize("method", ["euler", "rk4"])
-def test_gradients_through_population_means_and_sums(fake, tmp_path, method):
+def test_gradients_through_population_means_and_sums(fake, tmp_path, method="heun"):
     """mean() and sum() in a derivative (a variance: a mean inside a mean) and a softmax readout:
     the reductions run as the mc_reduce kernel, forward (kept per step) and backwards (one per term)."""
     path = tmp_path / "pool.yaml"
@@ -233,6 +232,33 @@ def test_gradients_through_population_means_and_sums(fake, tmp_path, method):
     want = numpy.grad(*args, sampling_steps=2, checkpoint_steps=4)
     for strategy in ("block", "graph"):
         assert_same_gradients(cupy_grad(cupy, *args, sampling_steps=2, checkpoint_steps=4, strategy=strategy), want)
+
+
+TIMED = """
+osc:
+  base: OperatorTemplate
+  equations:
+    - "x' = -x/tau + a*sin(w*t)*y + b*cos(t) + u"
+    - "y' = -y + tanh(x)*t"
+  variables: {x: output(0.1), y: variable(0.2), tau: 2.0, a: 0.5, w: 3.0, b: 0.7, u: input(0.0)}
+"""
+
+
+def test_gradients_of_a_model_that_reads_the_time(fake, tmp_path):
+    """t at every stage's time (rk4: t + dt/2, t + dt), from t0; a trained parameter inside a
+    term of t alone (a drive: its chain is taken per chunk over the steps' times)."""
+    path = tmp_path / "osc.yaml"
+    path.write_text(TIMED)
+    trainable = ["osc/tau", "osc/a", "osc/w", "osc/b"]
+    numpy, cupy = backends(build_system(load(f"{path}:osc")), "rk4", trainable, tmp_path, "osc")
+    rng = np.random.default_rng(8)
+    steps = 17
+    args = ({"osc/x": rng.standard_normal(3), "osc/y": rng.standard_normal(3)}, {},
+            {"osc/u": rng.standard_normal((steps, 3))}, 0.05, steps,
+            {"osc/x": rng.standard_normal((steps, 3)), "osc/y": rng.standard_normal((steps, 3))})
+    want = numpy.grad(*args, t0=0.3, checkpoint_steps=4)
+    for strategy in ("block", "graph"):
+        assert_same_gradients(cupy_grad(cupy, *args, t0=0.3, checkpoint_steps=4, strategy=strategy), want)
 
 
 # --- every shipped model: its scalar parameters ----------------------------------------------------------
@@ -290,6 +316,9 @@ def test_network_on_cuda_trains_like_on_cpu(fake):
     (loss_cpu, grads_cpu), (loss_gpu, grads_gpu) = cpu.grad(inputs, targets), gpu.grad(inputs, targets)
     assert loss_gpu == pytest.approx(loss_cpu, rel=RTOL)
     assert_same_gradients({"params": grads_gpu, "y0": {}}, {"params": grads_cpu, "y0": {}})
+    online = [net.fit_bptt(inputs, targets, optimizer="sgd", lr=1e-2, update_steps=10, verbose=False)
+              for net in (cpu, gpu)]
+    np.testing.assert_allclose(online[1]["loss"], online[0]["loss"], rtol=RTOL)
     trials, trial_targets = rng.standard_normal((3, steps, n)), 0.1 * rng.standard_normal((3, steps, n))
     fitted = [net.fit_bptt(trials, trial_targets, optimizer="adam", lr=1e-2, epochs=3, verbose=False)
               for net in (cpu, gpu)]

@@ -439,8 +439,16 @@ class GradientKernels:
         ident = self.idents[op.key]
         body.append(f"const REAL {ident} = {text};")
         local[op.key] = ident
-        if op.key in self.storage:
+        if self._stored(op.key, in_block):
             body.append(f"{guard}{self._memory(k, op.key, write=True)} = {ident};")
+
+    def _stored(self, key: tuple, in_block: bool) -> bool:
+        """Whether a key computed in a kernel is written to memory: when it has some, except, in
+        the block kernel, a value of this step alone (only the adjoint passed back leaves it)."""
+        if key not in self.storage:
+            return False
+        return not in_block or not self.storage[key].rows.endswith("one") or \
+            key in {("lam", Value(n, "state", 0)) for n in self.system.states}
 
     # -- the block kernel: a whole segment in one launch (one population group that fits a block) --
 
@@ -465,7 +473,7 @@ class GradientKernels:
         k.body = (block(head + block(forward), "for (long long mc_local = 0; mc_local < mc_L; ++mc_local) {")
                   + block(head + block(observed, "if (mc_observed && mc_row >= 0) {") + block(plain, "else {"),
                           "for (long long mc_local = mc_L - 1; mc_local >= 0; --mc_local) {"))
-        k.top = ["MODELC_SMEM;"] + BLOCK_INDEX + k.top
+        k.top = ["MODELC_SMEM;"] + BLOCK_INDEX + ["(void)mc_T;  /* (read by reductions only) */"] + k.top
         if "dt" in k.uses:
             k.arg("REAL", "mc_dt")
         k.arg("long long", "mc_L")
@@ -498,7 +506,8 @@ class GradientKernels:
                          f"const REAL {ident} = mc_smem[0]" + (" / (REAL)mc_n;" if op.divisor is not None else ";")]
                 guard = "if (mc_tid == 0) "
             local[op.out] = ident
-            body.append(f"{guard}{self._memory(k, op.out, write=True)} = {ident};")
+            if self._stored(op.out, True):
+                body.append(f"{guard}{self._memory(k, op.out, write=True)} = {ident};")
         return body
 
     def _matrix_key(self, coupling: str, transposed: bool) -> str:
