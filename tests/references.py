@@ -134,7 +134,8 @@ class Reference:
     def __init__(self, system: System):
         self.system = system
         self.population_of = {name: label for label, names in system.populations.items() for name in names}
-        names = list(system.states) + list(system.params) + list(system.inputs) + [n for n, _ in system.algebraics]
+        names = list(system.states) + list(system.params) + list(system.inputs) + [n for n, _ in system.algebraics] + \
+            [e.emit for e in system.events if e.emit]
         plain = {sympy.Symbol(name, real=True): sympy.Symbol(f"q{i}", real=True) for i, name in enumerate(names)}
         plain[sympy.Symbol("t", real=True)] = sympy.Symbol("time", real=True)
         self._back = {v.name: k.name for k, v in plain.items()}
@@ -147,6 +148,10 @@ class Reference:
 
         self.algebraics = [(name, *compile_(expr)) for name, expr in system.algebraics]
         self.derivatives = {name: compile_(expr) for name, expr in system.derivatives.items()}
+        # events, as docs/events.md says: checked on the step's own states, H/dt for the whole
+        # step, resets (all computed first) after the update, a refractory clock held above dt/2
+        self.events = [(e, compile_(e.condition), [(state, compile_(value)) for state, value in e.resets],
+                        compile_(e.duration) if e.duration is not None else None) for e in system.events]
 
     def _shape(self, name, shapes):
         label = self.population_of.get(name)
@@ -164,7 +169,8 @@ class Reference:
     def evaluate(self, t, y, env):
         """({state: dy/dt}, {algebraic: value}) at time t, from the states y and env: every
         parameter and this step's input values, already at their populations' full shapes."""
-        env = {**env, **y, "t": np.float64(t)}  # NumPy's arithmetic for time too: (-2)**t is NaN, not complex
+        quiet = {e.emit: 0.0 for e, *_ in self.events if e.emit}  # no spikes outside a run's events
+        env = {**quiet, **env, **y, "t": np.float64(t)}  # NumPy's arithmetic for time too: (-2)**t is NaN, not complex
         computed = {}
         for name, fn, args in self.algebraics:
             env[name] = computed[name] = fn(*[env[a] for a in args])
@@ -190,22 +196,56 @@ class Reference:
         y = self.values({name: y0.get(name, s.init) for name, s in self.system.states.items()}, shapes)
         y = {name: np.array(value) for name, value in y.items()}
         out = {name: [] for name in record}
+        counts = {e.name: 0.0 for e, *_ in self.events}  # spikes in the current record row
         for k in range(steps):
             env = {**params, **self.values({name: (value[k] if np.ndim(value) else value)
                                            for name, value in inputs.items()}, shapes)}
+            fired = self._check(t0 + k * dt, y, env, dt, shapes)
 
             def f(time, state, env=env):
                 return self.evaluate(time, state, env)[0]
 
-            y = step(f, t0 + k * dt, y, dt)
+            y = self._reset(t0 + k * dt, step(f, t0 + k * dt, y, dt), env, fired, dt)
+            for e, *_ in self.events:
+                counts[e.name] = counts[e.name] + fired[e.name][0]
             if (k + 1) % sampling_steps == 0:
                 _, computed = self.evaluate(t0 + (k + 1) * dt, y, env)
+                computed.update(counts)
+                counts = {name: 0.0 for name in counts}
                 for name in record:
                     value = y[name] if name in y else computed[name]
                     out[name].append(np.array(self._full(name, value, shapes)))
         result = {name: np.array(values) for name, values in out.items()}
         result["final"] = {name: np.array(value) for name, value in y.items()}
         return result
+
+
+    def _check(self, t, y, env, dt, shapes) -> dict:
+        """{event: (fired, held)} on the step's own states; the spike trains go into env."""
+        found = {}
+        for e, (condition, args), _, _ in self.events:
+            values = {**env, **y, "t": np.float64(t)}
+            shape = np.shape(y[next(s for s in self.system.states if self.population_of[s] == self.population_of[e.name])])
+            fired = np.broadcast_to(condition(*[values[a] for a in args]), shape).astype(bool)
+            held = y[e.refractory] > dt / 2 if e.refractory else np.zeros(shape, bool)
+            fired = fired & ~held
+            if e.emit:
+                env[e.emit] = fired / dt
+            found[e.name] = (fired, held)
+        return found
+
+    def _reset(self, t, y, env, fired, dt) -> dict:
+        y = dict(y)
+        for e, _, resets, duration in self.events:
+            spiked, held = fired[e.name]
+            values = {**env, **y, "t": np.float64(t)}
+            new = {state: fn(*[values[a] for a in args]) for state, (fn, args) in resets}  # all before any is set
+            for state, value in new.items():
+                y[state] = np.where(spiked | held, value, y[state])
+            if e.refractory:
+                fn, args = duration
+                y[e.refractory] = np.where(spiked, fn(*[values[a] for a in args]), y[e.refractory])
+        return y
 
 
 # --- comparing --------------------------------------------------------------------------------
