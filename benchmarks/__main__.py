@@ -6,6 +6,7 @@ Run from the repository root (never part of the test run):
     python -m benchmarks --quick             # shorter runs, same tables (about 1-2 min)
     python -m benchmarks --workload seed-euler-N100 --workload sweep   # by name or prefix
     python -m benchmarks --list              # the workload names
+    python -m benchmarks --workload spiking  # QIF spiking networks N=1000/4000 (benchmarks/spiking.py)
     python -m benchmarks --out DIR           # default: benchmarks/results/
 
 With the peers (RectiPy 0.12.2, PyRates 1.2.3, Brian2), which live in an optional venv:
@@ -132,6 +133,12 @@ def main(argv=None) -> int:
         print(out["md_text"])
         return 0
     names = [n for item in args.workload for n in item.split(",") if n]
+    if "spiking" in names:  # its own contenders and table (benchmarks/spiking.py)
+        from . import spiking
+        names.remove("spiking")
+        spiking.main(["--quick"] if args.quick else [])
+        if not names:
+            return 0
     selected = [w.with_quick(args.quick) for w in workloads.select(names)]
 
     t_start = time.perf_counter()
