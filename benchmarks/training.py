@@ -98,7 +98,7 @@ def part_backward(quick: bool, repeats: int, log=print) -> dict:
             return mod.run({k: v.copy() for k, v in y0.items()}, params, inputs, dt, steps, record=[STATE])
 
         def do_grad():
-            return mod.grad({k: v.copy() for k, v in y0.items()}, params, inputs, dt, steps, cot)
+            return mod.grad({k: v.copy() for k, v in y0.items()}, params, inputs, dt, steps, cot, checkpoint_steps=256)
 
         def do_once():  # as a fit calls it: the cotangents from the records, segments sized by memory
             return mod.grad({k: v.copy() for k, v in y0.items()}, params, inputs, dt, steps, lambda result: cot,

@@ -376,9 +376,13 @@ def test_cotangents_from_a_function_of_the_records_in_one_pass_or_in_segments(tm
         np.testing.assert_allclose(got["run"]["final"]["li_op/v"], reference["final"]["li_op/v"], rtol=1e-13)
     with pytest.raises(module.InvalidValueError, match="cotangent arrays"):
         module.grad(*args, cotangents, checkpoints=[(40, {"li_op/v": np.zeros(5)})])
-    run, module.run = module.run, None  # one segment, states recorded: run() is not needed
+    computed = {"tanh_op/r": rng.standard_normal((20, 5))}  # a computed variable's cotangent, as arrays
+    segments = module.grad(*args, computed, sampling_steps=2, checkpoint_steps=7)
+    run, module.run = module.run, None  # one segment (states recorded, or arrays): run() is not needed
     try:
         once = module.grad(*args, cotangents, sampling_steps=2, checkpoint_steps=None, record=["li_op/v"])
+        arrays = module.grad(*args, computed, sampling_steps=2)
     finally:
         module.run = run
     np.testing.assert_allclose(once["params"]["weights"], want["params"]["weights"], rtol=1e-12)
+    np.testing.assert_allclose(arrays["params"]["weights"], segments["params"]["weights"], rtol=1e-12)
