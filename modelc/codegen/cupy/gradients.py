@@ -1,24 +1,31 @@
 """The CuPy backend's reverse sweep: grad() from the statements of codegen/adjoint.py, in kernels.
 
-grad() has the NumPy backend's contract and checkpointing (the states every K steps; each
-segment integrated again, then swept backwards). Nothing is differentiated here: this module
-only lays out, as *ops* of one step, what the step program (forward, recomputed) and the
-reverse step (adjoint.py) say, and prints them:
+grad() has the NumPy backend's contract and checkpointing (the states at the start of each
+segment; each segment integrated again, then swept backwards). Nothing is differentiated here:
+this module lays out, as *ops* of one step, what the step program (forward, recomputed) and the
+reverse step (adjoint.py) say, and prints them with the C printer:
 
-    Elem(group, key, expr)      one element per thread: key = expr (or key += expr); consecutive
-                                Elems of a group between two matmuls are ONE fused kernel, the
-                                values it computes live in registers unless another kernel (or
-                                a matmul, or a later step) reads them
-    MatMul(out, source, W, T)   cuBLAS: out = source @ (scale*W)^T (a coupling's product), or
-                                source @ (scale*W) ((scale*W)^T lambda: the adjoint of its source)
+    Elem(group, key, expr)      one element per thread: key = expr (or key += expr)
+    MatMul(out, source, W, T)   out = source @ (scale*W)^T (a coupling's product), or source @
+                                (scale*W) ((scale*W)^T lambda: the adjoint of its source)
+    Reduce(out, argument, ...)  one value per batch member: the sum (or mean) of the argument over
+                                a group's units (mean()/sum() forward; an adjoint through one)
+
+Two strategies print the same ops. "graph": consecutive Elems of a group between two barriers
+are ONE fused kernel, matmuls are cuBLAS, reductions the mc_reduce kernel, and each repeated
+segment is captured in a CUDA graph. "block" (one population group that fits a thread block):
+one kernel runs a whole segment, a block per batch member, barriers in shared memory.
 
 A key names what an op computes: ("v", Value) a forward value, ("lam", Value) its adjoint,
 ("T", product) the transposed product of the product's adjoint, ("acc", parameter, group) a
-parameter's (or a loop invariant's) adjoint summed over the steps, ("drive", state) this
-step's row of a drive's adjoint, ("carry", state) the adjoint the step after passes back,
+parameter's (or a loop invariant's) adjoint summed element-wise over the steps, ("drive", state)
+this step's row of a drive's adjoint, ("carry", state) the adjoint the step after passes back,
 ("cot", output) this record row's cotangent, ("into", state) what a step's recorded computed
-variables add to a new state's adjoint. Per chunk, on the host side: the drives' and the weights'
-adjoints (one matmul per product), like the NumPy backend; at the end, the invariants' chain.
+variables add to a new state's adjoint, ("red", kind, argument) a forward mean()/sum() (and
+("arg", ...) its argument), ("spread", k)/("total", k) an adjoint on its way back through one.
+A key lives in a register, and in a device array when another kernel, a later step or the host
+reads it. Per chunk, on the host side: the drives' and the weights' adjoints (one matmul per
+product), like the NumPy backend; at the end, the invariants' chain.
 """
 from __future__ import annotations
 
