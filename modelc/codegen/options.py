@@ -9,7 +9,7 @@ from ..errors import UnsupportedFeatureError, did_you_mean
 from .schemes import SCHEMES, get_scheme
 
 METHODS = tuple(SCHEMES)
-BACKENDS = ("numpy", "cupy")
+BACKENDS = ("numpy", "cupy", "numba")  # numba: the compiled CPU backend (extra "compiled")
 DTYPES = ("float64", "float32")
 
 

@@ -34,6 +34,7 @@ class NumPyModule:
     full_invariants = True  # array invariants expanded to their population's shape (arrays, not floats)
     step_time = "DTYPE(t0 + (start + i) * dt)"  # a NumPy number: 1/t at t = 0 is inf, as for arrays
     counts_units = True  # sum() of a value given once (a number) counts the population's units
+    templates = TEMPLATES  # whose declared names no model identifier takes
 
     def __init__(self, program: StepProgram):
         self.program = program
@@ -45,7 +46,7 @@ class NumPyModule:
         events = list(dict.fromkeys([e.name for e in system.events] + list(system.emitted)))
         self.namer = Namer(generated + list(system.states) + list(system.params) + list(system.inputs) +
                            [n for n, _ in system.algebraics] + events,
-                           taken=frozenset().union(*(declared_names(t) for t in TEMPLATES)))
+                           taken=frozenset().union(*(declared_names(t) for t in self.templates)))
         self.names = dict(self.namer.names)
         self.names[TIME.name] = "t"
         self.names[DT.name] = "dt"

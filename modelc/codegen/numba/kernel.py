@@ -1,0 +1,467 @@
+"""The compiled CPU backend: the step program printed as one numba kernel per chunk of steps.
+
+The generated module is the NumPy module (layout, checks, rhs, algebraics, the same chunking,
+input windows, drives and random stream) whose inner loop over a chunk's steps is one
+`@numba.njit` function, `_steps`. Inside it every run of consecutive element-wise statements
+of one population is one loop over (batch member, unit): each value a local float, stored into
+an array only where a later loop, a coupling or a reduction reads it. Couplings are BLAS calls
+(np.dot: gemv for one member, gemm for several); mean()/sum() over a population are loops of
+their own between the element-wise loops.
+
+The kernel runs the members b0..b1 of the batch: threads= splits the batch between threads
+(the kernel releases the GIL), each member computed alike whatever the split.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ...equations import TIME
+from ...errors import UnsupportedFeatureError
+from ...equations import PopMean, PopSum
+from ..printers import SCALAR_HELPERS, ScalarPrinter
+from ..step import Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Record, Reset, Stage, Value
+from ..numpy.arrays import NumPyModule
+
+TEMPLATES = ("numpy/module.py.j2", "numpy/run_helpers.py.j2", "numba/run.py.j2")
+
+
+class ElementPrinter(ScalarPrinter):
+    """One unit's value of an expression, as numba compiles it (`math` on floats)."""
+
+    def _print_PopMean(self, expr) -> str:  # (replaced by a reduction's value before printing)
+        raise UnsupportedFeatureError("a reduction inside a reduction's argument on the compiled backend")
+
+    _print_PopSum = _print_PopMean
+
+
+class Loop:
+    """Consecutive element-wise statements of one population: one loop over its units."""
+
+    def __init__(self, population: str):
+        self.population = population
+        self.items: list[tuple[object, dict]] = []   # (statement, its reductions' symbols)
+        self.defined: set[Value] = set()
+
+
+class NumbaModule(NumPyModule):
+    """Identifiers of the NumPy module, and the lines of the numba kernel `_steps`."""
+
+    templates = TEMPLATES
+
+    def __init__(self, program):
+        self._refuse(program)
+        super().__init__(program)
+        self.reductions: list[tuple[str, str, sympy.Expr, str]] = []  # (symbol, kind, argument, population)
+        self.namer_reverse = {ident: name for name, ident in self.names.items()}
+        self.blocks = self._blocks()
+        self.stored = self._stored()
+
+    @staticmethod
+    def _refuse(program) -> None:
+        for s in program.statements:
+            if not isinstance(s, (Stage, Combine, Evaluate, Product, Rate, Commit, Record, Noise, Check, Emit, Reset)):
+                raise UnsupportedFeatureError(f"the compiled backend has no step statement {type(s).__name__}")
+        for c in program.plan.couplings:
+            if not isinstance(c.source, sympy.Symbol):
+                raise UnsupportedFeatureError(f"coupling '{c.name}': its argument is no variable (compiled backend)")
+
+    # -- what each value is --------------------------------------------------------------
+
+    def population(self, v: Value) -> str:
+        """The population whose units a value has."""
+        if v.role == "product":
+            owner = self.population_of.get(v.name)
+            if owner is None:
+                raise UnsupportedFeatureError(f"coupling '{v.name}' has no population (compiled backend)")
+            return owner
+        return self.population_of[v.name]
+
+    def statement_population(self, s) -> str:
+        if isinstance(s, (Check, Reset)):
+            return self.population_of[s.event]
+        if isinstance(s, (Commit, Record)):
+            return self.population_of[s.state]
+        return self.population(s.target)
+
+    def buffer(self, v: Value) -> str:
+        """The array of a value (batch members of this call, units); a state's stage-0 value is the
+        kernel's own copy of the state."""
+        if v.role == "state" and v.stage == 0:
+            return self.derived("*_buf", v.name)
+        if v.role == "noise" and self.noise_per_chunk(v.name):
+            raise ValueError("a chunk's g*dW has no buffer")
+        return self.derived("a_*", self.value(v).replace("[i]", ""))
+
+    def local(self, v: Value) -> str:
+        return self.derived("l_*", self.value(v).replace("[i]", ""))
+
+    def width(self, population: str) -> str:
+        return self.derived("n_*", "pop" + population.replace("/", "_")) if population else self.derived("n_*", "pop")
+
+    def populations(self) -> list[tuple[str, str]]:
+        labels = sorted(set(self.population_of.values()))
+        return [(label, self.width(label)) for label in labels]
+
+    # -- arguments of the kernel --------------------------------------------------------
+
+    def read_names(self) -> set[str]:
+        reads = self.program.reads()
+        for c in self.plan.couplings:
+            reads |= {x.name for x in c.source.free_symbols}
+        return reads
+
+    def param_args(self) -> list[tuple[str, str, bool]]:
+        """(identifier, population, per unit) of the parameters and invariants the steps read
+        (weight matrices aside: the couplings' prepared matrices are arguments of their own)."""
+        reads = self.read_names()
+        names = [n for n, p in self.system.params.items() if p.shape != "matrix"] + [n for n, _ in self.plan.hoisted]
+        return [(self.ident(n), self._owner(n), n not in self.scalars) for n in names if n in reads]
+
+    def _owner(self, name: str) -> str:
+        if name in self.population_of:
+            return self.population_of[name]
+        expr = dict(self.plan.hoisted).get(name)
+        owners = {self.population_of[x.name] for x in (expr.free_symbols if expr is not None else ())
+                  if x.name in self.population_of}
+        return owners.pop() if owners else next(iter(sorted(set(self.population_of.values()))))
+
+    def input_args(self) -> list[tuple[str, str, str]]:
+        """(window identifier, input, population) of the inputs the steps read."""
+        reads = self.program.reads()
+        return [(self.derived("*_w", n), n, self.population_of[n]) for n in self.system.inputs
+                if n in reads and n not in self.system.emitted]
+
+    def drive_args(self) -> list[tuple[str, str]]:
+        return [(self.derived("drive_*", s.name), s.name) for s in self.plan.states if s.drive != 0]
+
+    def noise_args(self) -> list[tuple[str, str]]:
+        return [(self.derived("dW_*", s.name), s.name) for s in self.plan.noise]
+
+    def coupling_args(self) -> list[tuple[str, str, str, object]]:
+        """(W, W transposed, matrix parameter, coupling) of each coupling: scale * W, prepared once."""
+        return [(self.derived("w_*", c.name), self.derived("wt_*", c.name), self.ident(c.matrix), c)
+                for c in self.plan.couplings]
+
+    def noise_with_drive(self) -> list[str]:
+        return []  # the kernel adds each step's drive itself (no chunk-wide sum to save)
+
+    def full(self, state: str) -> str:
+        """The kernel's argument of a state: every member's values (members, n)."""
+        return self.derived("all_*", state)
+
+    def record_names(self) -> list[str]:
+        return list(self.system.states) + [e.name for e in self.system.events]
+
+    def kernel_args(self) -> list[str]:
+        states = [self.full(n) for n in self.system.states]
+        records = [self.derived("rec_*", n) for n in self.system.states] + \
+            [self.derived("rec_*", e.name) for e in self.system.events]
+        return (["b0", "b1", "start", "nsteps", "sampling_steps", "t0", "dt"] + [w for _, w in self.populations()] +
+                states + [i for i, _, _ in self.param_args()] + [w for w, _, _, _ in self.coupling_args()] +
+                [wt for _, wt, _, _ in self.coupling_args()] + [w for w, _, _ in self.input_args()] +
+                [d for d, _ in self.drive_args()] + [d for d, _ in self.noise_args()] + records)
+
+    # -- blocks: element-wise loops, products, reductions --------------------------------
+
+    def _blocks(self) -> list:
+        blocks: list = []
+        for s in self.program.statements:
+            if isinstance(s, Stage):
+                blocks.append(s)
+                continue
+            if isinstance(s, Product):
+                blocks.append(s)
+                continue
+            reductions = self._reductions(s)
+            population = self.statement_population(s)
+            if reductions or not blocks or not isinstance(blocks[-1], Loop) or blocks[-1].population != population:
+                blocks += [r for r in reductions]
+                blocks.append(Loop(population))
+            blocks[-1].items.append((s, {sym: name for sym, name in ((r[2], r[0]) for r in reductions)}))
+        return blocks
+
+    def _reductions(self, s) -> list:
+        """The reductions (mean()/sum() over a population) a statement's expression reads, each
+        computed by a loop of its own before the statement's loop."""
+        exprs = self._expressions(s)
+        found = []
+        for expr in exprs:
+            for node in sympy.postorder_traversal(expr):
+                if isinstance(node, (PopMean, PopSum)) and not any(node == f[2] for f in found):
+                    arg = node.args[0]
+                    if arg.atoms(PopMean, PopSum):
+                        raise UnsupportedFeatureError("a reduction inside a reduction's argument on the compiled backend")
+                    owners = {self.population_of[x.name] for x in arg.free_symbols if x.name in self.population_of
+                              and x.name not in self.scalars}
+                    if not owners:
+                        raise UnsupportedFeatureError(f"{node}: a reduction of a value given once for every unit "
+                                                      "(compiled backend)")
+                    name = self.namer.fresh(f"red_{len(self.reductions)}")
+                    entry = (name, "mean" if isinstance(node, PopMean) else "sum", node, owners.pop(), s)
+                    self.reductions.append(entry)
+                    found.append(entry)
+        return found
+
+    @staticmethod
+    def _expressions(s) -> list:
+        if isinstance(s, Evaluate):
+            return [s.expr]
+        if isinstance(s, Rate):
+            return [s.linear]
+        if isinstance(s, Noise):
+            return [s.coefficient] if s.coefficient is not None else []
+        if isinstance(s, Check):
+            return [s.condition]
+        if isinstance(s, Reset):
+            return [v for _, v in s.assignments] + ([s.duration] if s.duration is not None else [])
+        return []
+
+    def _stored(self) -> set[Value]:
+        """Values some block reads other than the loop that computes them: they get an array."""
+        owner: dict[Value, int] = {}
+        stored: set[Value] = set()
+        for index, block in enumerate(self.blocks):
+            for value in self._block_reads(block):
+                if owner.get(value, index) != index:
+                    stored.add(value)
+            if isinstance(block, Loop):
+                for s, _ in block.items:
+                    for v in self._assigns(s):
+                        owner.setdefault(v, index)
+            elif isinstance(block, Product):
+                owner[block.target] = index
+                stored.add(block.target)
+        return stored
+
+    def _assigns(self, s) -> list[Value]:
+        if isinstance(s, Reset):
+            return [Value(n, "new") for n, _ in s.assignments] + ([Value(s.clock, "new")] if s.clock else [])
+        if isinstance(s, Check):
+            return [Value(s.event, "fired"), Value(s.event, "held")]
+        target = getattr(s, "target", None)
+        return [target] if target is not None else []
+
+    def _block_reads(self, block) -> set[Value]:
+        if isinstance(block, Stage):
+            return set()
+        if isinstance(block, Product):
+            return {self.program.bindings(block.stage)[x.name] for x in block.coupling.source.free_symbols
+                    if x.name in self.program.bindings(block.stage)}
+        if isinstance(block, tuple):  # a reduction
+            s = block[4]
+            bindings = self._bindings_of(s)
+            return {bindings[x.name] for x in block[2].free_symbols if x.name in bindings}
+        reads = set()
+        for s, _ in block.items:
+            reads |= self._statement_reads(s)
+        return reads
+
+    def _bindings_of(self, s) -> dict[str, Value]:
+        if isinstance(s, Reset):
+            return self.program.reset_bindings()
+        return self.program.bindings(getattr(s, "stage", 0))
+
+    def _statement_reads(self, s) -> set[Value]:
+        bindings = self._bindings_of(s)
+        reads = {bindings[x.name] for e in self._expressions(s) for x in e.free_symbols if x.name in bindings}
+        if isinstance(s, Combine):
+            reads |= {s.base} | {v for _, v in s.terms + s.noise}
+        elif isinstance(s, Rate):
+            reads |= {s.state} | set(s.products) | ({s.rest} if s.rest else set()) | {v for _, v in s.noise}
+        elif isinstance(s, (Commit, Record)):
+            reads.add(s.value)
+        elif isinstance(s, Emit):
+            reads.add(Value(s.event, "fired"))
+        elif isinstance(s, Reset):
+            reads |= {Value(s.event, "fired")} | ({Value(s.event, "held")} if s.held else set())
+            reads |= {Value(n, "new") for n, _ in s.assignments} | ({Value(s.clock, "new")} if s.clock else set())
+        elif isinstance(s, Check) and s.refractory:
+            reads.add(Value(s.refractory, "state", 0))
+        return {v for v in reads if not (v.role == "noise" and self.noise_per_chunk(v.name))}
+
+    # -- printing ------------------------------------------------------------------------
+
+    def buffers(self) -> list[tuple[str, str, str]]:
+        """(array, population width, dtype) of every stored value but the states."""
+        out = []
+        for v in sorted(self.stored, key=lambda v: self.buffer(v)):
+            if v.role == "state" and v.stage == 0:
+                continue
+            kind = "np.bool_" if v.role in ("fired", "held") else "DTYPE"
+            width = f"{self.coupling_width(v)}" if v.role == "product" else self.width(self.population(v))
+            out.append((self.buffer(v), width, kind))
+        return out
+
+    def coupling_width(self, v: Value) -> str:
+        for w, _, _, c in self.coupling_args():
+            if c.name == v.name:
+                return f"{w}.shape[0]"
+        raise ValueError(v)
+
+    def reduction_buffers(self) -> list[str]:
+        return [name for name, *_ in self.reductions]
+
+    def element(self, v: Value, loop: Loop) -> str:
+        """How a loop reads a value of one unit: its local float, or its array."""
+        if v in loop.defined:
+            return self.local(v)
+        if v.role == "noise" and self.noise_per_chunk(v.name):
+            return f"{self.derived('dW_*', v.name)}[i, b, j]"
+        if v.role == "time":
+            return self.value(v)
+        return f"{self.buffer(v)}[m, j]"
+
+    def names_for(self, s, loop: Loop, reductions: dict) -> dict[str, str]:
+        names = dict(self.names)
+        for ident, _, per_unit in self.param_args():
+            names[self.namer_reverse[ident]] = f"{ident}[b, j]" if per_unit else f"{ident}[b, 0]"
+        for w, name, _ in self.input_args():
+            names[name] = f"{w}[i, b, j]"
+        names.update({name: self.element(v, loop) for name, v in self._bindings_of(s).items()})
+        names[TIME.name] = self.value(self._bindings_of(s)[TIME.name])
+        names.update({str(sym): f"{red}[m]" for sym, red in reductions.items()})
+        return names
+
+    def print_expr(self, expr, names: dict[str, str], reductions: dict) -> str:
+        expr = expr.xreplace({node: sympy.Symbol(red) for node, red in reductions.items()})
+        names = {**names, **{red: f"{red}[m]" for red in reductions.values()}}
+        return ElementPrinter(names, scalars=self.scalars).doprint(expr)
+
+    def kernel_lines(self) -> list[str]:
+        """The body of one step inside `for i in range(nsteps)`."""
+        lines = []
+        for block in self.blocks:
+            if isinstance(block, Stage):
+                if self.program.stage_uses_time(block.k):
+                    lines.append(f"{self.value(Value(TIME.name, 'time', block.k))} = t + {float(block.time)!r} * dt")
+            elif isinstance(block, Product):
+                lines += self.product_lines(block)
+            elif isinstance(block, tuple):
+                lines += self.reduction_lines(block)
+            else:
+                lines += self.loop_lines(block)
+        return lines
+
+    def product_lines(self, s: Product) -> list[str]:
+        source = self.program.bindings(s.stage).get(s.coupling.source.name)
+        if source is None:
+            raise UnsupportedFeatureError(f"coupling '{s.coupling.name}' of '{s.coupling.source}', which is no value "
+                                          "of the step (compiled backend)")
+        x, target = self.buffer(source), self.buffer(s.target)
+        w, wt = self.derived("w_*", s.coupling.name), self.derived("wt_*", s.coupling.name)
+        return ["if bs == 1:  # one member: gemv",
+                f"    np.dot({w}, {x}[0], {target}[0])",
+                "else:  # the members at once: gemm",
+                f"    np.dot({x}, {wt}, {target})"]
+
+    def reduction_lines(self, r) -> list[str]:
+        name, kind, node, population, s = r
+        loop = Loop(population)
+        names = self.names_for(s, loop, {})
+        arg = ElementPrinter(names, scalars=self.scalars).doprint(node.args[0])
+        width = self.width(population)
+        lines = ["for m in range(bs):", "    b = b0 + m", "    acc = 0.0", f"    for j in range({width}):",
+                 f"        acc += {arg}"]
+        return lines + [f"    {name}[m] = acc" + (f" / {width}" if kind == "mean" else "")]
+
+    def loop_lines(self, loop: Loop) -> list[str]:
+        body = []
+        for s, reductions in loop.items:
+            body += self.element_lines(s, loop, reductions)
+        width = self.width(loop.population)
+        return ["for m in range(bs):", "    b = b0 + m", f"    for j in range({width}):"] + \
+            [f"        {line}" for line in body]
+
+    def assign(self, v: Value, code: str, loop: Loop) -> list[str]:
+        loop.defined.add(v)
+        lines = [f"{self.local(v)} = {code}"]
+        if v in self.stored:
+            lines.append(f"{self.buffer(v)}[m, j] = {self.local(v)}")
+        return lines
+
+    def element_lines(self, s, loop: Loop, reductions: dict) -> list[str]:
+        if isinstance(s, Evaluate):
+            return self.assign(s.target, self.print_expr(s.expr, self.names_for(s, loop, reductions), reductions), loop)
+        if isinstance(s, Combine):
+            return self.assign(s.target, self.combine_code(s, loop), loop)
+        if isinstance(s, Rate):
+            return self.assign(s.target, self.rate_code(s, loop, reductions), loop)
+        if isinstance(s, Noise):
+            if s.coefficient is None:
+                return []
+            g = self.print_expr(s.coefficient, self.names_for(s, loop, reductions), reductions)
+            return self.assign(s.target, f"({g}) * {self.derived('dW_*', s.target.name)}[i, b, j]", loop)
+        if isinstance(s, Commit):
+            return [f"{self.buffer(Value(s.state, 'state'))}[m, j] = {self.element(s.value, loop)}"]
+        if isinstance(s, Record):
+            rec = self.derived("rec_*", s.state)
+            return [f"if recorded and {rec}.shape[0]:", f"    {rec}[row, b, j] = {self.element(s.value, loop)}"]
+        if isinstance(s, Check):
+            return self.check_lines(s, loop, reductions)
+        if isinstance(s, Emit):
+            fired = self.element(Value(s.event, "fired"), loop)
+            return self.assign(s.target, f"{fired} / dt", loop)
+        return self.reset_lines(s, loop, reductions)
+
+    def combine_code(self, s: Combine, loop: Loop) -> str:
+        base = self.element(s.base, loop)
+        noise = [self.element(v, loop) if c == 1 else f"{float(c)!r} * {self.element(v, loop)}" for c, v in s.noise]
+        if s.target.role == "new":  # NumPy's order: x + (b_1 dt) k_1 + ... + noise
+            terms = [base] + [f"({float(b)!r} * dt) * {self.element(v, loop)}" for b, v in s.terms] + noise
+        else:
+            terms = [f"{self.element(v, loop)} * ({float(a)!r} * dt)" for a, v in s.terms[:1]] + \
+                [f"{float(a)!r} * dt * {self.element(v, loop)}" for a, v in s.terms[1:]] + [base] + noise
+        return " + ".join(terms)
+
+    def rate_code(self, s: Rate, loop: Loop, reductions: dict) -> str:
+        names = self.names_for(s, loop, reductions)
+        x = self.element(s.state, loop)
+        terms = [self.element(p, loop) for p in s.products] + ([self.element(s.rest, loop)] if s.rest else []) + \
+            ([f"{self.derived('drive_*', s.state.name)}[i, b, j]"] if s.drive else []) + \
+            [self.element(v, loop) if c == 1 else f"{float(c)!r} * {self.element(v, loop)}" for c, v in s.noise]
+        if s.target.role == "new" and s.linear == 1:
+            return " + ".join([x] + terms)
+        if s.linear != 0:
+            return " + ".join([f"{x} * ({self.print_expr(s.linear, names, reductions)})"] + terms)
+        if not s.products:
+            return " + ".join([f"{self.element(Value(s.state.name, 'state', 0), loop)} * 0.0"] + terms)
+        return " + ".join(terms) if terms else "0.0"
+
+    def check_lines(self, s: Check, loop: Loop, reductions: dict) -> list[str]:
+        fired, held = Value(s.event, "fired"), Value(s.event, "held")
+        condition = self.print_expr(s.condition, self.names_for(s, loop, reductions), reductions)
+        lines = []
+        if s.refractory:
+            clock = self.element(Value(s.refractory, "state", 0), loop)
+            lines += self.assign(held, f"{clock} > 0.5 * dt", loop)
+            condition = f"({condition}) and not {self.local(held)}"
+        lines += self.assign(fired, f"bool({condition})", loop)
+        rec = self.derived("rec_*", s.event)
+        return lines + [f"if here < {rec}.shape[0] and {self.local(fired)}:", f"    {rec}[here, b, j] += 1"]
+
+    def reset_lines(self, s: Reset, loop: Loop, reductions: dict) -> list[str]:
+        names = self.names_for(s, loop, reductions)
+        fired = self.element(Value(s.event, "fired"), loop)
+        where = f"{fired} or {self.element(Value(s.event, 'held'), loop)}" if s.held else fired
+        values = [self.print_expr(value, names, reductions) for _, value in s.assignments]
+        temporaries = [self.derived(f"*_reset_{k}", s.event) for k in range(len(values))]
+        lines = [f"if {where}:"] + [f"    {t} = {v}" for t, v in zip(temporaries, values)]
+        for (state, _), t in zip(s.assignments, temporaries):
+            lines += [f"    {line}" for line in self.reassign(Value(state, "new"), t, loop)]
+        if s.clock:
+            duration = self.print_expr(s.duration, names, reductions)
+            lines += [f"if {fired}:"] + [f"    {line}" for line in self.reassign(Value(s.clock, "new"), duration, loop)]
+        return lines
+
+    def reassign(self, v: Value, code: str, loop: Loop) -> list[str]:
+        if v in loop.defined:
+            return [f"{self.local(v)} = {code}"] + ([f"{self.buffer(v)}[m, j] = {self.local(v)}"]
+                                                  if v in self.stored else [])
+        return [f"{self.buffer(v)}[m, j] = {code}"]
+
+    def scalar_helpers(self) -> list[str]:
+        exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values()) + \
+            [e for ev in self.system.events for e in ev.expressions()] + [s.diffusion for s in self.plan.states]
+        used = {type(node) for expr in exprs for node in sympy.preorder_traversal(expr)}
+        return [text for func, text in SCALAR_HELPERS.items() if func in used]
+
