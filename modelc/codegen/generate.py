@@ -13,6 +13,8 @@ def module_context(backend: str):
     backend (its C printer alone is a tenth of a second of a cold compile)."""
     if backend == "cupy":
         from .cupy import module_context as context
+    elif backend == "numba":
+        from .numba import module_context as context
     else:
         from .numpy import module_context as context
     return context
