@@ -540,7 +540,8 @@ class GradientKernels:
                 k.use("step")
                 k.arg("long long", "mc_sampling")
                 k.load("const long long mc_row = (mc_step + 1) % mc_sampling == 0 ? (mc_step + 1) / mc_sampling - 1 : -1;")
-            text = f"(mc_row >= 0 && {flag} ? {cot}[mc_row * mc_E + mc_i] : {self.m.writer.lit(0)})"
+            row = "(mc_row - mc_base[0] / mc_sampling)"   # the device holds the segment's rows only
+            text = f"(mc_row >= 0 && {flag} ? {cot}[{row} * mc_E + mc_i] : {self.m.writer.lit(0)})"
         else:
             text = self._memory(k, key)
         body.append(f"const REAL {ident} = {text};")
