@@ -629,3 +629,52 @@ def test_cupy_network_of_four_populations(fake_cupy):
     assert_close(obs["out"], np.tanh(want["E/li_op/v"]), RTOL, "cupy network out")
     for key, name in zip(MultiNetwork.RECORD, names):
         assert_close(obs[key], want[name], RTOL, f"cupy network {name}")
+
+
+# --- the compiled CPU backend (numba), where numba is installed -------------------------------
+# Each module is compiled by numba once per test session (seconds): a few models that reach
+# every kind of step statement (couplings, stage times, reductions, piecewise terms, circuits).
+
+numba_installed = pytest.mark.skipif(not __import__("importlib.util").util.find_spec("numba"),
+                                     reason="backend='numba' needs numba (pip install modelc[compiled])")
+
+
+@numba_installed
+@pytest.mark.parametrize("method", ["euler", "rk4"])
+def test_numba_seed_with_weights(method):
+    steps, dt = 60, 0.05
+    mod = compile_model(SEED, method=method, backend="numba", coupling=SEED_COUPLING)
+    record = ["li_op/v", "tanh_op/r", "li_op/r_in"]
+    for batch in [(), (3,)]:
+        y0, params, inputs = _seed_arguments(batch=batch, steps=steps, seed=1)
+        want = seed_reference().integrate(method, y0, params, inputs, dt, steps, {"": batch + (5,)}, record=record,
+                                          sampling_steps=3)
+        got = mod.run(y0, params, inputs, dt, steps, record=record, sampling_steps=3, chunk_steps=7)
+        compare_runs(got, want, record, f"numba seed+W [{method}, batch {batch}]")
+
+
+@numba_installed
+def test_numba_time_dependent_model(forced):
+    mod = compile_model(forced, method="heun", backend="numba")
+    steps, dt, t0, shape = 30, 0.05, 0.7, (2, 3)
+    y0, params, inputs = random_arguments(mod, shape, steps, seed=8)
+    outputs = list(mod.OUTPUTS)
+    want = reference_of(forced).integrate("heun", y0, params, inputs, dt, steps, {"": shape}, record=outputs,
+                                          sampling_steps=2, t0=t0)
+    got = mod.run(y0, params, inputs, dt, steps, record=outputs, sampling_steps=2, chunk_steps=8, t0=t0)
+    compare_runs(got, want, outputs, "numba forced [heun]")
+
+
+@numba_installed
+@pytest.mark.parametrize("path", [JRC, KURAMOTO])
+def test_numba_templates(path):
+    """A circuit of many states (Jansen-Rit) and a population mean (Kuramoto), batch 2 of 3 units."""
+    mod = compile_model(path, method="rk4", backend="numba")
+    steps, dt, shape = 30, dt_for(path), (2, 3)
+    y0, params, inputs = random_arguments(mod, shape, steps, seed=5)
+    ref = reference_of(path)
+    outputs = list(mod.OUTPUTS)
+    want = ref.integrate("rk4", y0, params, inputs, dt, steps, {label: shape for label in ref.system.populations},
+                         record=outputs, sampling_steps=2)
+    got = mod.run(y0, params, inputs, dt, steps, record=outputs, sampling_steps=2, chunk_steps=8)
+    compare_runs(got, want, outputs, f"numba {path}")

@@ -7,22 +7,41 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...codegen.options import check_dtype
+from ...codegen.options import check_backend, check_dtype
 from ...errors import BackendUnavailableError, InvalidValueError
 from ..imports import imports_undone_on_failure
 
 _GPU_DEVICES = ("cuda", "gpu")  # "cuda", "cuda:1", "gpu"
 
 
-def backend_for(device: str) -> str:
-    """The backend for a device: "cpu" -> numpy; a GPU -> cupy, once CuPy has found one (a missing
-    CuPy or GPU is an error, never a silent fallback to NumPy)."""
+def backend_for(device: str, backend: str | None = None) -> str:
+    """The backend for a device: "cpu" -> numpy (or backend="numba", the compiled CPU backend);
+    a GPU -> cupy, once CuPy has found one (a missing CuPy, numba or GPU is an error, never a
+    silent fallback to NumPy)."""
     if device == "cpu":
-        return "numpy"
+        if backend in (None, "numpy"):
+            return "numpy"
+        if check_backend(backend) != "numba":
+            raise InvalidValueError(f"backend {backend!r} does not run on device='cpu'", None,
+                                    "on the CPU: backend='numpy' (the default) or 'numba'")
+        _require_numba()
+        return "numba"
     if device.split(":")[0] not in _GPU_DEVICES:
         raise InvalidValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if backend not in (None, "cupy"):
+        raise InvalidValueError(f"backend {backend!r} does not run on device={device!r}", None,
+                                "a GPU runs backend='cupy' (the default there)")
     _require_gpu()
     return "cupy"
+
+
+def _require_numba() -> None:
+    try:
+        with imports_undone_on_failure():
+            import numba  # noqa: F401  (late: an optional dependency, needed only for backend="numba")
+    except ImportError:
+        raise BackendUnavailableError("backend='numba' needs numba, which is not installed", None,
+                                      "install the extra: pip install modelc[compiled]") from None
 
 
 def _require_gpu() -> None:

@@ -56,7 +56,7 @@ class Network:
     to NumPy).
     """
 
-    def __init__(self, dt: float, device: str = "cpu", dtype: str = "float64"):
+    def __init__(self, dt: float, device: str = "cpu", dtype: str = "float64", backend: str | None = None):
         try:
             dt = float(dt)
         except (TypeError, ValueError):
@@ -66,7 +66,7 @@ class Network:
         self.dt = dt
         self.dtype = dtype_name(dtype)
         self.device = str(device)
-        self.backend = backend_for(self.device)
+        self.backend = backend_for(self.device, backend)  # backend="numba": the compiled CPU backend
         self._np_dtype = np.dtype(self.dtype)
         self._graph = Graph()
         self._states = States(self._np_dtype)
