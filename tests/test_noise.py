@@ -54,6 +54,10 @@ tanh_op:
 coupled:
   base: NodeTemplate
   operators: [coupled_op, tanh_op]
+timed:
+  base: OperatorTemplate
+  equations: "v' = -v + (1 + sin(t))*xi"
+  variables: {v: output(0.0)}
 overflow:
   base: OperatorTemplate
   equations: ["v' = -v + 1/(1 + exp(w)) + sigma*xi", "w' = 1"]
@@ -208,6 +212,23 @@ def test_noise_whose_coefficient_reads_a_coupling_equals_a_hand_loop(models, met
         v = predictor if method == "euler" else v + (f(v) + f(predictor)) * dt / 2 + (g(v) + g(predictor)) * dw[i] / 2
         expected.append(v)
     np.testing.assert_allclose(rec["coupled_op/v"], expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_a_coefficient_in_time_is_taken_at_each_stage_time(models, method):
+    """g(t) = 1 + sin(t): Euler takes it at the step's start (for the whole chunk at once), Heun at
+    the start and at t + dt (in the stages)."""
+    mod = models("timed", method=method)
+    dt, steps, t0 = 0.05, 200, 0.3
+    rec = mod.run({"timed/v": np.zeros(3)}, dt=dt, steps=steps, t0=t0, seed=4)
+    dw, g = np.sqrt(dt) * normals(4, steps, 3), (lambda t: 1 + np.sin(t))
+    v, expected = np.zeros(3), []
+    for i in range(steps):
+        t = t0 + i * dt
+        predictor = v - v * dt + g(t) * dw[i]
+        v = predictor if method == "euler" else v + (-v - predictor) * dt / 2 + (g(t) + g(t + dt)) * dw[i] / 2
+        expected.append(v)
+    np.testing.assert_allclose(rec["timed/v"], expected, rtol=1e-12, atol=1e-14)
 
 
 def test_stochastic_heun_equals_a_hand_loop(models):
