@@ -145,7 +145,7 @@ LATE_IMPORTS = {  # module -> what it may import inside a function, and why
     "runtime/network/device.py": {"cupy"},                  # optional dependencies
     "runtime/network/progress.py": {"tqdm.auto"},
     "runtime/observer.py": {"matplotlib.pyplot", "pandas"},
-    "runtime/distributed/pools.py": {"dask.distributed"},  # the extra modelc[distributed]
+    "runtime/distributed/pools.py": {"dask.distributed", "dask.array", "xarray", "zarr"},  # modelc[distributed]
     "runtime/distributed/results.py": {"dask.array", "xarray", "zarr"},
     "__init__.py": {"runtime", "training"},                 # `import modelc` loads no NumPy
 }

@@ -21,15 +21,20 @@ from .sets import Block
 EXTRA = "pip install modelc[distributed]"
 
 
-def require(*modules: str) -> None:
-    """Import the extra's packages that a feature needs, or say which extra brings them."""
-    for module in modules:
-        try:
-            __import__(module)
-        except ImportError as exc:
-            raise ExtraUnavailableError(f"{module.split('.')[0]} is not installed ({exc})", None,
-                                        f"scheduler=, store= and reduce= of a sweep need Dask, xarray and zarr: "
-                                        f"{EXTRA}") from None
+def require(store: bool = False, cluster: bool = False) -> None:
+    """Import what a sweep in chunks needs of the extra (xarray; zarr and dask.array for a
+    store; dask.distributed for a cluster), or say which extra brings it."""
+    try:
+        import xarray  # noqa: F401
+        if store:
+            import dask.array  # noqa: F401
+            import zarr  # noqa: F401
+        if cluster:
+            import dask.distributed  # noqa: F401
+    except ImportError as exc:
+        raise ExtraUnavailableError(f"{exc.name or 'a package'} is not installed ({exc})", None,
+                                    f"scheduler=, store= and reduce= of a sweep need Dask, xarray and zarr: "
+                                    f"{EXTRA}") from None
 
 
 class LocalPool:
@@ -89,7 +94,7 @@ def pool(scheduler) -> Iterator[LocalPool | DaskPool]:
     if scheduler is None:
         yield LocalPool()
         return
-    require("dask.distributed")
+    require(cluster=True)
     from dask.distributed import Client, LocalCluster
     if isinstance(scheduler, Client):
         yield DaskPool(scheduler)

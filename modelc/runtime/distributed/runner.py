@@ -28,7 +28,7 @@ def run_sweep(job: SweepJob, scheduler=None, store=None, reduce=None, chunk_size
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
                                    or chunk_size < 1):
         raise InvalidValueError(f"chunk_size must be a whole number >= 1 of sets, got {chunk_size!r}")
-    require("xarray", *(("zarr", "dask.array") if store is not None else ()))
+    require(store=store is not None)
     summary = reduction(reduce, job.sampling_steps * job.dt)
     reduced = None if reduce is None else ("callable" if callable(reduce) else reduce)
     layout = Layout(job, reduced)
