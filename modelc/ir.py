@@ -13,7 +13,7 @@ from typing import Iterable
 import sympy
 
 from .equations import TIME, Equation, free_names, operator_equations, raise_all, symbol
-from .equations.functions import CONSTANTS, NOISE, RESERVED
+from .equations.functions import CONSTANTS, NOISE, RESERVED, with_real_symbols
 from .equations.limits import ExpressionLimits, computing
 from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, EventError, InvalidNameError,
                      Location,
@@ -94,6 +94,7 @@ class System:
     equations: list[tuple[str, Equation]] = field(default_factory=list)
     noise: dict[str, Diffusion] = field(default_factory=dict)  # state -> its white noise, in state order
     events: list[Event] = field(default_factory=list)  # threshold-reset rules (modelc/events.py)
+    complex_names: frozenset[str] = frozenset()  # the variables declared complex (the module computes in complex)
 
     @property
     def outputs(self) -> list[str]:
@@ -125,6 +126,7 @@ class _Builder:
         self.populations: dict[str, list[str]] = {}
         self.equations: list[tuple[str, Equation]] = []
         self.events: list[Event] = []
+        self.complex_names: set[str] = set()  # qualified names of the variables declared complex
         self.noise: dict[str, Diffusion] = {}
         self.errors: list[ModelcError] = []
 
@@ -143,6 +145,8 @@ class _Builder:
                 self.errors.append(exc)
         for use, equations in parsed:
             for var in use.operator.variables.values():
+                if isinstance(var.default, complex):
+                    self.complex_names.add(f"{prefix}{use.operator.name}/{var.name}")
                 if var.kind == "output":
                     outputs_by_var.setdefault(var.name, []).append(f"{prefix}{use.operator.name}/{var.name}")
         for use, equations in parsed:
@@ -159,7 +163,8 @@ class _Builder:
         _check_variable_names(op)
         variables = _declared(op, equations)
         defined = self._equations_by_target(prefix, op, equations, variables)
-        qualify = {symbol(name): symbol(f"{prefix}{op.name}/{name}") for name in variables}
+        qualify = {symbol(name, isinstance(var.default, complex)): self._symbol(f"{prefix}{op.name}/{name}")
+                   for name, var in variables.items()}
         names = []
         for var in variables.values():
             name = f"{prefix}{op.name}/{var.name}"
@@ -170,7 +175,7 @@ class _Builder:
             elif var.kind == "input":
                 own = f"{prefix}{op.name}/"  # an operator's input never reads its own output
                 sources = outputs_by_var.get(var.name, [])
-                self.input_sources[name] = [symbol(n) for n in sources if not n.startswith(own)]
+                self.input_sources[name] = [self._symbol(n) for n in sources if not n.startswith(own)]
                 self.input_specs[name] = VariableSpec(name, "input", default, var.location, var.unit, var.description)
             elif eq is None:
                 raise UndefinedSymbolError(
@@ -255,7 +260,7 @@ class _Builder:
         if connection.target not in self.input_sources:
             raise WiringError(f"edge target '{connection.target}' must be declared input(...)", connection.location,
                               "edges add into inputs; declare the target variable as input(0.0)")
-        source = symbol(connection.source)
+        source = self._symbol(connection.source)
         if isinstance(connection.weight, str):
             weight = symbol(connection.weight)
             if connection.weight not in self.params:
@@ -282,12 +287,26 @@ class _Builder:
                 self.algebraic_defs[name] = (_input_sum(name, sources, spec.location), spec.location)
             else:
                 self.inputs[name] = Input(name, spec.default, spec.location, spec.unit, spec.description)
+        self._with_real_symbols()
         unread = self._drop_unread()
         self._make_vectors(vector_params, unread)
         algebraics = _dependency_order(self.algebraic_defs)
         self._check_with_constants_put_in(algebraics)
         return System(self.name, self.description, self.states, self.params, self.inputs, algebraics,
-                      self.derivatives, self.populations, self.equations, noise=self.noise, events=self.events)
+                      self.derivatives, self.populations, self.equations, noise=self.noise, events=self.events,
+                      complex_names=frozenset(self.complex_names))
+
+    def _symbol(self, name: str) -> sympy.Symbol:
+        """The symbol of a qualified variable: complex where it is declared complex."""
+        return symbol(name, name in self.complex_names)
+
+    def _with_real_symbols(self) -> None:
+        """Every expression in real symbols, as later stages look them up by name (complex ones
+        were needed while parsing and wiring, so that SymPy kept conj(z) and |z|^2), and the
+        complex functions as the backends print them (angle(x) of a real x stays too)."""
+        self.derivatives = {name: with_real_symbols(expr) for name, expr in self.derivatives.items()}
+        self.algebraic_defs = {name: (with_real_symbols(expr), where)
+                               for name, (expr, where) in self.algebraic_defs.items()}
 
     def _check_with_constants_put_in(self, algebraics: list[tuple[str, sympy.Expr]]) -> None:
         """Code generation puts the computed variables that are numbers into the expressions that

@@ -171,6 +171,8 @@ FUNCTION_CASES = {
     "ifelse(x > 0, a, b)": sympy.Piecewise((a, x > 0), (b, True)),
     "where(x, a, b)": sympy.Piecewise((a, sympy.Ne(x, 0)), (b, True)),
     "exprel(x)": Exprel(x), "mean(x)": PopMean(x), "sum(x)": PopSum(x),
+    # complex numbers: of a real x (every name not declared complex) they are x, x, 0 and arg(x)
+    "absv(x)": sympy.Abs(x), "conj(x)": x, "real(x)": x, "imag(x)": sympy.S.Zero, "angle(x)": sympy.arg(x),
 }
 
 

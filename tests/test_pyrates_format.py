@@ -14,9 +14,11 @@ import sympy
 from modelc import compile_model
 from modelc.cli import main
 from modelc.equations import parse_equation
-from modelc.errors import EditTargetError, ErrorGroup, TemplateFormatError, UndefinedSymbolError, WiringError
+from modelc.errors import (EditTargetError, ErrorGroup, TemplateFormatError, UndefinedSymbolError,
+                           UnsupportedFeatureError, WiringError)
+from modelc.runtime.compiler import compile_source
 from modelc.ir import build_system
-from modelc.spec import EdgeTemplate, Library
+from modelc.spec import EdgeTemplate, Library, parse_value
 
 # Oscillators coupled through an edge operator that reads both ends (Kuramoto's sin(theta_s - theta_t)),
 # a rate pair whose edges depress (an edge operator with a state), and circuits made of circuits.
@@ -109,7 +111,7 @@ def models(tmp_path_factory) -> Path:
 
 def _euler(rate, y0, dt, steps):
     """Rows k = the state after step k + 1."""
-    y, rows = np.array(y0, dtype=float), []
+    y, rows = np.array(y0, dtype=complex if any(isinstance(v, complex) for v in y0) else float), []
     for _ in range(steps):
         y = y + dt * rate(y)
         rows.append(y)
@@ -288,3 +290,101 @@ def test_a_label_may_not_name_both_a_node_and_a_circuit(tmp_path, models):
         """)
     with pytest.raises(Exception, match="labels both a node and a circuit"):
         Library([]).get(f"{path}:bad")
+
+
+# --- complex numbers ------------------------------------------------------------------------------
+
+COMPLEX = """
+landau:
+  base: OperatorTemplate
+  equations:
+    - "z' = (lam + i*omega)*z - absv(z)^2*z + u"
+    - "r = absv(z)"
+    - "phi = angle(z)"
+    - "x = real(z)"
+    - "y = imag(z)"
+    - "w = conj(z)"
+  variables: {z: output(0.5+0.2j), i: 0.0+1.0j, lam: 1.0, omega: 3.0, u: input(0.0), r: output, phi: output,
+              x: output, y: output, w: variable(complex)}
+
+mean_field:
+  base: OperatorTemplate
+  equations: "z' = (i*omega - Delta)*z + (s_in - conj(s_in)*z^2)/2"
+  variables: {z: output(0.3-0.1j), i: 1j, omega: 2.0, Delta: 0.5, s_in: input(complex)}
+
+mean_field_node:
+  base: NodeTemplate
+  operators: [mean_field]
+
+coupled:
+  base: CircuitTemplate
+  nodes: {a: mean_field_node}
+  edges:
+    - [a/mean_field/z, a/mean_field/s_in, null, {weight: 1.5}]
+"""
+
+
+@pytest.fixture(scope="module")
+def complex_models(tmp_path_factory) -> Path:
+    return _write(tmp_path_factory.mktemp("pyrates_complex"), COMPLEX)
+
+
+@pytest.mark.parametrize("text, value", [("variable(-0.6-0.8j)", -0.6 - 0.8j), ("output(0.5+0.1j)", 0.5 + 0.1j),
+                                         ("0.0+1.0j", 1j), ("1j", 1j), ("input(complex)", 0j),
+                                         ("variable(complex)", 0j), ("variable(2.5)", 2.5)])
+def test_complex_values_are_read_as_PyRates_writes_them(text, value):
+    parsed = parse_value(text, None, "z")[1]
+    assert parsed == value and isinstance(parsed, complex) == isinstance(value, complex)
+
+
+def test_complex_functions_keep_their_meaning_for_complex_variables():
+    eq = parse_equation("y = conj(z) + real(z) + imag(z) + angle(z) + absv(z)^2", complex_names={"z"})
+    z = sympy.Symbol("z", complex=True)
+    assert eq.rhs == sympy.conjugate(z) + sympy.re(z) + sympy.im(z) + sympy.arg(z) + sympy.Abs(z) ** 2
+    assert parse_equation("y = conj(x) + imag(x)").rhs == sympy.Symbol("x", real=True)  # a real x
+
+
+def test_a_complex_oscillator_matches_a_hand_loop(complex_models):
+    mod = compile_model(f"{complex_models}:landau")
+    dt, steps = 0.01, 300
+    got = mod.run(mod.initial_state(1), {}, {"landau/u": 0.1}, dt, steps,
+                  record=["landau/z", "landau/r", "landau/phi", "landau/x", "landau/y", "landau/w"])
+    want = _euler(lambda z: (1.0 + 3.0j) * z - abs(z) ** 2 * z + 0.1, [0.5 + 0.2j], dt, steps)[:, 0]
+    np.testing.assert_allclose(got["landau/z"][:, 0], want, rtol=0, atol=1e-13)
+    for name, part in [("r", np.abs), ("phi", np.angle), ("x", np.real), ("y", np.imag), ("w", np.conj)]:
+        np.testing.assert_allclose(got[f"landau/{name}"][:, 0], part(want), rtol=0, atol=1e-13)
+    assert abs(want[-1]) == pytest.approx(1.0, abs=0.1)  # on its limit cycle: something happened
+
+
+def test_a_complex_input_fed_by_an_edge_matches_a_hand_loop(complex_models):
+    mod = compile_model(f"{complex_models}:coupled")
+    dt, steps = 0.01, 400
+    got = mod.run(mod.initial_state(1), {}, {}, dt, steps)["a/mean_field/z"][:, 0]
+
+    def rate(z):
+        s = 1.5 * z
+        return (2.0j - 0.5) * z + (s - np.conj(s) * z ** 2) / 2
+    np.testing.assert_allclose(got, _euler(rate, [0.3 - 0.1j], dt, steps)[:, 0], rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("options, message", [({"backend": "cupy"}, "need backend='numpy'"),
+                                              ({"trainable": ["landau/lam"]}, "and no trainable parameters")])
+def test_complex_models_where_a_backend_cannot_compute_them_are_an_error(complex_models, options, message):
+    with pytest.raises(UnsupportedFeatureError, match=message):
+        compile_source(f"{complex_models}:landau", **options)
+
+
+def test_the_angle_of_a_real_variable_is_0_or_pi_on_one_unit_and_on_arrays(tmp_path):
+    path = _write(tmp_path, """
+        m:
+          base: OperatorTemplate
+          equations: "x' = angle(x - 1) - x/2"
+          variables: {x: output(0.5)}
+        """)
+    mod = compile_model(f"{path}:m")
+    assert mod.DTYPE == np.float64
+    want = _euler(lambda y: np.where(y < 1, np.pi, 0.0) - y / 2, [0.5, 3.0], 0.1, 50)  # two units
+    one = mod.run(mod.initial_state(1), {}, {}, 0.1, 50)["m/x"][:, 0]  # Python floats
+    both = mod.run({"m/x": np.array([0.5, 3.0])}, {}, {}, 0.1, 50)["m/x"]  # arrays
+    np.testing.assert_allclose(one, want[:, 0], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(both, want, rtol=0, atol=1e-13)

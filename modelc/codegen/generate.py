@@ -1,7 +1,7 @@
 """generate(): a checked System -> the source text of one Python module."""
 from __future__ import annotations
 
-from ..errors import UnknownVariableError, did_you_mean
+from ..errors import UnknownVariableError, UnsupportedFeatureError, did_you_mean
 from ..ir import System
 from .options import check_backend, check_dtype, get_scheme
 from .plan import make_plan
@@ -26,12 +26,26 @@ def generate(system: System, method: str = "euler", backend: str = "numpy", dtyp
     check_backend(backend)
     check_dtype(dtype)
     trainable = check_trainable(system, trainable)
+    dtype = complex_dtype(system, backend, dtype, trainable)
     scheme = get_scheme(method)
     plan = make_plan(system, scheme, trainable)
     context = module_context(backend)(system, plan, key, version, dtype)
     source = environment().get_template(f"{backend}/module.py.j2").render(**context)
     compile(source, f"<modelc {backend} module>", "exec")  # a generator bug fails here, not at import
     return source
+
+
+def complex_dtype(system: System, backend: str, dtype: str, trainable) -> str:
+    """A model with complex variables computes in the complex dtype of its precision, where the
+    backend can (NumPy's array code; no gradients through complex values yet)."""
+    if not system.complex_names:
+        return dtype
+    some = sorted(system.complex_names)[0]
+    if backend != "numpy" or trainable:  # (numba: its kernels compute in real numbers too)
+        raise UnsupportedFeatureError(f"complex variables ('{some}') need backend='numpy'" +
+                                      (" and no trainable parameters" if trainable else ""), None,
+                                      "the CuPy kernels and the generated gradients compute in real numbers")
+    return {"float64": "complex128", "float32": "complex64"}[dtype]
 
 
 def check_trainable(system: System, trainable) -> tuple[str, ...]:

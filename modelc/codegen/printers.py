@@ -148,6 +148,22 @@ class NumPyPrinter(ChoicesMixin, _SympyNumPyPrinter):
     def _print_sign(self, expr) -> str:
         return f"{self.np}.sign({self._print(expr.args[0])})"
 
+    # complex numbers (generate() lets only NumPy's array code compute in complex)
+    def _print_Conj(self, expr) -> str:
+        return f"{self.np}.conj({self._print(expr.args[0])})"
+
+    def _print_Real(self, expr) -> str:
+        return f"{self.np}.real({self._print(expr.args[0])})"
+
+    def _print_Imag(self, expr) -> str:
+        return f"{self.np}.imag({self._print(expr.args[0])})"
+
+    def _print_Angle(self, expr) -> str:
+        return f"{self.np}.angle({self._print(expr.args[0])})"
+
+    def _print_ComplexAbs(self, expr) -> str:
+        return f"{self.np}.abs({self._print(expr.args[0])})"
+
     def _print_Function(self, expr) -> str:
         raise UnsupportedFeatureError(f"the NumPy backend has no function '{expr.func.__name__}'")
 
@@ -192,6 +208,9 @@ class ScalarPrinter(NumPyPrinter):
 
     def _choose(self, cond: str, value: str, otherwise: str) -> str:
         return f"({value} if {cond} else {otherwise})"
+
+    def _print_Angle(self, expr) -> str:  # floats are real: the angle is 0 or pi, as NumPy's
+        return f"math.atan2(0.0, {self._print(expr.args[0])})"
 
     def _print_Relational(self, expr) -> str:
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"

@@ -22,22 +22,28 @@ from .printer import equation_text, expression_text
 
 def operator_equations(operator: OperatorTemplate) -> list[Equation]:
     """Parse an operator's equations and apply its edits in order, the oldest ancestor's first."""
-    equations = parse_all(operator.equations)
+    complex_names = complex_variables(operator)
+    equations = parse_all(operator.equations, complex_names)
     for edits in operator.edits:
         for old, new in edits.replace:
-            equations = _replace(equations, old, new)
+            equations = _replace(equations, old, new, complex_names)
         for removed in edits.remove:
-            equations = _remove(equations, removed)
-        equations += parse_all(edits.add)
+            equations = _remove(equations, removed, complex_names)
+        equations += parse_all(edits.add, complex_names)
     return equations
 
 
-def parse_all(texts: Iterable[str]) -> list[Equation]:
+def complex_variables(operator: OperatorTemplate) -> frozenset[str]:
+    """The names of an operator's complex variables (declared with a complex value)."""
+    return frozenset(name for name, var in operator.variables.items() if isinstance(var.default, complex))
+
+
+def parse_all(texts: Iterable[str], complex_names=frozenset()) -> list[Equation]:
     """Every equation parsed; all syntax errors of the texts are raised together."""
     parsed, errors = [], []
     for text in texts:
         try:
-            parsed.append(parse_equation(str(text), getattr(text, "origin", None)))
+            parsed.append(parse_equation(str(text), getattr(text, "origin", None), complex_names))
         except ModelcError as exc:
             errors.append(exc)
     raise_all(errors)
@@ -52,17 +58,17 @@ def raise_all(errors: list[ModelcError]) -> None:
         raise ErrorGroup(errors)
 
 
-def _replace(equations: list[Equation], old_text: str, new_text: str) -> list[Equation]:
-    old, _, old_where = _edit_expression(old_text)
+def _replace(equations: list[Equation], old_text: str, new_text: str, complex_names) -> list[Equation]:
+    old, _, old_where = _edit_expression(old_text, complex_names)
     _check_found(equations, old, "replace", old_where)
-    new, introduced, where = _edit_expression(new_text)
+    new, introduced, where = _edit_expression(new_text, complex_names)
     renames = isinstance(old, sympy.Symbol) and isinstance(new, sympy.Symbol)  # replace: {x: y} renames x's equation
     return [_edited(eq, new.name if renames and eq.target == old.name else eq.target,
                     _substituted(eq, old, new, where), introduced) for eq in equations]
 
 
-def _remove(equations: list[Equation], removed: str) -> list[Equation]:
-    term, _, where = _edit_expression(removed)
+def _remove(equations: list[Equation], removed: str, complex_names) -> list[Equation]:
+    term, _, where = _edit_expression(removed, complex_names)
     _check_found(equations, term, "remove", where)
     if isinstance(term, sympy.Symbol) and any(eq.target == term.name for eq in equations):
         return [eq for eq in equations if eq.target != term.name]  # drop the equation of that variable
@@ -80,10 +86,10 @@ def _check_found(equations: list[Equation], old: sympy.Expr, edit: str, where: L
                               if equations else "the parent has no equations")
 
 
-def _edit_expression(text: str) -> tuple[sympy.Expr, dict[str, Location], Location]:
+def _edit_expression(text: str, complex_names) -> tuple[sympy.Expr, dict[str, Location], Location]:
     """The expression of an edit, where in the edit each of its names is written, and where the edit is."""
     origin = getattr(text, "origin", None) or TextOrigin.for_string(str(text))
-    expr, spans = parse_expression(str(text), origin)
+    expr, spans = parse_expression(str(text), origin, complex_names)
     names = {name: origin.at(found[0].offset, found[0].length) for name, found in spans.items()}
     return expr, names, origin.at(0, len(text))
 

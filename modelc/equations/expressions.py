@@ -53,9 +53,10 @@ def check_name(name: str, offset: int, origin: TextOrigin) -> None:
                                f"rename it, e.g. '{name}_'")
 
 
-def build_expression(node, origin: TextOrigin) -> tuple[sympy.Expr, dict[str, list[Span]]]:
-    """SymPy expression and variable spans of an expression node."""
-    builder = _ExpressionBuilder(origin)
+def build_expression(node, origin: TextOrigin, complex_names=frozenset()) -> tuple[sympy.Expr, dict[str, list[Span]]]:
+    """SymPy expression and variable spans of an expression node (complex_names: the names of
+    complex variables; every other name is real)."""
+    builder = _ExpressionBuilder(origin, complex_names)
     span = node_span(node)
     try:
         expr = builder.transform(Tree("expression", [node]))
@@ -98,9 +99,10 @@ class _ExpressionBuilder(Transformer_NonRecursive):
     Not recursive: a long sum is a deep parse tree. What the tree builds is checked against
     the limits (limits.py) node by node, so an error points at the part that crosses one."""
 
-    def __init__(self, origin: TextOrigin):
+    def __init__(self, origin: TextOrigin, complex_names=frozenset()):
         super().__init__()
         self.origin = origin
+        self.complex_names = complex_names
         self.spans: dict[str, list[Span]] = {}
         self.limits = ExpressionLimits()
 
@@ -138,7 +140,7 @@ class _ExpressionBuilder(Transformer_NonRecursive):
             raise EquationSyntaxError(f"'{name}' is a function, not a variable", self._at(name),
                                       f"call it with arguments, e.g. {name}(x)")
         self.spans.setdefault(str(name), []).append(Span(name.start_pos, len(name)))
-        return symbol(str(name))
+        return symbol(str(name), str(name) in self.complex_names)
 
     def primed(self, children):
         name, primes = children

@@ -1,7 +1,8 @@
 """The names equations may use: the closed whitelist of functions, the constants, time.
 
-Every model quantity is a real SymPy symbol (`symbol`); the few functions SymPy lacks are
-defined here and stay unevaluated so that each backend prints its own safe form.
+Every model quantity is a real SymPy symbol (`symbol`), but those a model declares complex
+(PyRates' `variable(-0.6-0.8j)`); the few functions SymPy lacks are defined here and stay
+unevaluated so that each backend prints its own safe form.
 """
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Callable
 
 import sympy
 
-def symbol(name: str) -> sympy.Symbol:
-    """The one way modelc makes symbols: every model quantity is real."""
-    return sympy.Symbol(name, real=True)
+def symbol(name: str, is_complex: bool = False) -> sympy.Symbol:
+    """The one way modelc makes symbols: every model quantity is real, or declared complex
+    (conj(z), real(z) of a real z would simplify to z and z: SymPy must know which is which)."""
+    return sympy.Symbol(name, complex=True) if is_complex else sympy.Symbol(name, real=True)
 
 
 TIME = symbol("t")
@@ -78,6 +80,47 @@ class PopSum(sympy.Function):
         return self.args[0].is_real
 
 
+class _ComplexPart(sympy.Function):
+    """A function of complex numbers that stays as it is: in the IR every symbol is real (later
+    stages look symbols up by name), so SymPy must not simplify with that assumption."""
+
+    nargs = 1
+
+
+class Conj(_ComplexPart):
+    """conj(z): the complex conjugate."""
+
+
+class Real(_ComplexPart):
+    """real(z): the real part."""
+
+
+class Imag(_ComplexPart):
+    """imag(z): the imaginary part."""
+
+
+class Angle(_ComplexPart):
+    """angle(z): the argument, in (-pi, pi]."""
+
+
+class ComplexAbs(_ComplexPart):
+    """abs(z) of a complex z (|z|^2 is not z^2)."""
+
+
+_AS_OPAQUE = {sympy.conjugate: Conj, sympy.re: Real, sympy.im: Imag, sympy.arg: Angle}
+
+
+def with_real_symbols(expr: sympy.Expr) -> sympy.Expr:
+    """An expression with complex symbols (parsed knowing which variables are complex, so that
+    conj(z) stayed) as one of real symbols of the same names, its complex functions opaque."""
+    complex_symbols = {s: symbol(s.name) for s in expr.free_symbols if s.is_real is not True}
+    opaque = {**_AS_OPAQUE, sympy.Abs: ComplexAbs} if complex_symbols else _AS_OPAQUE
+    for function, stand_in in opaque.items():
+        if expr.has(function):
+            expr = expr.replace(function, stand_in)
+    return expr.xreplace(complex_symbols) if complex_symbols else expr
+
+
 def free_names(expr: sympy.Basic) -> set[str]:
     """Names of the free symbols of an expression (including 't' when time is used)."""
     return {s.name for s in expr.free_symbols}
@@ -99,6 +142,8 @@ _ONE_ARGUMENT: dict[str, Callable] = {
     "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)),
     "heaviside": lambda x: sympy.Heaviside(x, 1),  # H(0) = 1
     "exprel": Exprel, "mean": PopMean, "sum": PopSum,
+    # complex numbers (PyRates' names); of a real argument conj and real are it, imag is 0
+    "conj": sympy.conjugate, "real": sympy.re, "imag": sympy.im, "angle": sympy.arg,
 }
 # name -> (fewest arguments, most arguments or None for any number, builder)
 FUNCTIONS: dict[str, tuple[int, int | None, Callable]] = {
@@ -107,7 +152,7 @@ FUNCTIONS: dict[str, tuple[int, int | None, Callable]] = {
     "min": (2, None, sympy.Min), "max": (2, None, sympy.Max),
     "where": (3, 3, _where), "ifelse": (3, 3, _where),
 }
-_ALIASES = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2",
+_ALIASES = {"absv": "abs", "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2",
             "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh"}
 FUNCTIONS.update({alias: FUNCTIONS[name] for alias, name in _ALIASES.items()})
 CONDITIONALS = {"where", "ifelse"}  # their first argument is a condition, not a number

@@ -53,20 +53,20 @@ class Equation:
         return self.origin.at(span.offset, span.length)
 
 
-def parse_equation(text: str, origin: TextOrigin | None = None) -> Equation:
+def parse_equation(text: str, origin: TextOrigin | None = None, complex_names=frozenset()) -> Equation:
     """Parse `x' = f`, `dx/dt = f`, `d/dt * x = f` (ODEs) or `y = g` (algebraic)."""
     origin = _origin_for(text, origin)
     lhs, rhs_node = _parse(text, "equation", origin).children
     kind, target, target_span = _classify_lhs(lhs, origin)
-    rhs, spans = build_expression(rhs_node, origin)
+    rhs, spans = build_expression(rhs_node, origin, complex_names)
     return Equation(kind, target, rhs, text, origin, target_span, spans)
 
 
-def parse_expression(text: str, origin: TextOrigin | None = None):
+def parse_expression(text: str, origin: TextOrigin | None = None, complex_names=frozenset()):
     """Parse a lone expression (a `replace:` edit) -> (SymPy expression, symbol spans)."""
     origin = _origin_for(text, origin)
     (node,) = _parse(text, "expression", origin).children
-    return build_expression(node, origin)
+    return build_expression(node, origin, complex_names)
 
 
 def _origin_for(text, origin: TextOrigin | None) -> TextOrigin:

@@ -14,7 +14,7 @@ from sympy.printing.str import StrPrinter
 from .functions import Exprel, PopMean, PopSum
 
 _RENAMED = {sympy.Abs: "abs", sympy.Min: "min", sympy.Max: "max", Exprel: "exprel", PopMean: "mean",
-            PopSum: "sum"}
+            PopSum: "sum", sympy.conjugate: "conj", sympy.re: "real", sympy.im: "imag", sympy.arg: "angle"}
 
 
 class _ModelSyntaxPrinter(StrPrinter):
@@ -37,7 +37,7 @@ class _ModelSyntaxPrinter(StrPrinter):
             return super()._print_Function(expr)
         return f"{name}({self.stringify(expr.args, ', ')})"
 
-    _print_Abs = _print_Min = _print_Max = _print_Function
+    _print_Abs = _print_Min = _print_Max = _print_conjugate = _print_re = _print_im = _print_arg = _print_Function
 
     def _print_Heaviside(self, expr) -> str:
         return f"heaviside({self._print(expr.args[0])})"  # the grammar's heaviside is H(0) = 1

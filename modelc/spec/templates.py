@@ -20,7 +20,7 @@ class VariableSpec:
 
     name: str
     kind: str  # "parameter", "output", "input" or "variable"
-    default: float
+    default: float | complex  # complex: a complex variable (PyRates' `variable(-0.6-0.8j)`, `input(complex)`)
     location: Location | None = None
     unit: str | None = None
     description: str | None = None

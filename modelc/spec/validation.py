@@ -5,6 +5,7 @@ error located at the offending key or value.
 """
 from __future__ import annotations
 
+import cmath
 import math
 import re
 from typing import Any
@@ -15,8 +16,12 @@ from .templates import EdgeSpec, EdgeTemplate, EquationEdits, OperatorTemplate, 
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan)"
-_DECLARATION = re.compile(rf"\s*(output|input|variable)\s*(?:\(\s*({_NUMBER})?\s*\))?\s*\Z")
-_NUMBER_TEXT = re.compile(rf"\s*{_NUMBER}\s*\Z")
+_UNSIGNED = r"(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"
+# PyRates' complex values: -0.6-0.8j, 1j; `complex` alone declares a complex value 0
+_COMPLEX = rf"[-+]?{_UNSIGNED}\s*[-+]\s*{_UNSIGNED}[jJ]|[-+]?{_UNSIGNED}[jJ]"
+_VALUE = rf"{_COMPLEX}|{_NUMBER}|complex"
+_DECLARATION = re.compile(rf"\s*(output|input|variable)\s*(?:\(\s*({_VALUE})?\s*\))?\s*\Z")
+_NUMBER_TEXT = re.compile(rf"\s*(?:{_COMPLEX}|{_NUMBER})\s*\Z")
 _EQUATION_EXAMPLE = "write an equation such as x' = -x/tau, or a list of them"
 
 
@@ -68,8 +73,9 @@ def equation_texts(body: MarkedDict, name: str) -> list[MarkedStr]:
     return string_list(raw, where, "equations")
 
 
-def parse_value(raw: Any, location: Location | None, name: str) -> tuple[str, float]:
-    """A variable declaration: a number, or output(x0) / input(x0) / variable(x0)."""
+def parse_value(raw: Any, location: Location | None, name: str) -> tuple[str, float | complex]:
+    """A variable declaration: a number, or output(x0) / input(x0) / variable(x0); a complex
+    number (-0.6-0.8j) or `complex` (0j) makes the variable complex."""
     if isinstance(raw, bool) or raw is None:
         raise TemplateFormatError(f"variable '{name}' needs a number or output(...)/input(...)/variable(...), "
                                   f"got {raw!r}", location)
@@ -79,17 +85,25 @@ def parse_value(raw: Any, location: Location | None, name: str) -> tuple[str, fl
     elif isinstance(raw, str):
         declared = _DECLARATION.match(raw)
         if declared:
-            kind, value = declared.group(1), float(declared.group(2)) if declared.group(2) else 0.0
+            kind, value = declared.group(1), _number(declared.group(2)) if declared.group(2) else 0.0
         elif _NUMBER_TEXT.match(raw):
-            kind, value = "parameter", float(raw)
+            kind, value = "parameter", _number(raw)
     if kind is None:
         raise TemplateFormatError(f"cannot read the value of variable '{name}': {excerpt(raw)}", location,
                                   "write a number (10.0), or output(0.0), input(0.0), variable(0.0)")
-    if not math.isfinite(value):
+    if not cmath.isfinite(value):
         raise TemplateFormatError(f"variable '{name}' must have a finite value, got {excerpt(raw)}", location,
                                   "write an ordinary number (inf, nan and numbers beyond about 1.8e308 are not "
                                   "allowed)")
     return kind, value
+
+
+def _number(text: str) -> float | complex:
+    """A number as the declaration writes it (text matched by _VALUE: never evaluated)."""
+    text = "".join(text.split())
+    if text == "complex":
+        return 0j
+    return complex(text) if text[-1] in "jJ" else float(text)
 
 
 def _as_float(number: int | float) -> float:
