@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidNameError, InvalidValueError, UnknownVariableError, WiringError, did_you_mean
-from ...spec import VariableSpec
+from ...spec import CircuitTemplate, VariableSpec
 
 RECURRENT = ""  # the source part of a recurrent matrix's key: ("", label)
 
@@ -21,7 +21,7 @@ RECURRENT = ""  # the source part of a recurrent matrix's key: ("", label)
 class Node:
     label: str
     kind: str                      # "diffeq" or "func"
-    template: Any                  # NodeTemplate | OperatorTemplate
+    template: Any                  # NodeTemplate | OperatorTemplate | CircuitTemplate (n copies of it)
     n: int
     variables: dict[str, VariableSpec]   # "op/var" -> spec (defaults with the node's overrides)
     op: str | None = None
@@ -37,7 +37,8 @@ class Node:
     spiking: Any = None            # spikes.Spiking: spike/reset pairs and surrogate settings (add_diffeq_node)
 
     def __repr__(self) -> str:
-        return f"<{self.kind} node {self.label!r}: {self.n} units of {getattr(self.template, 'path', '?')}>"
+        what = "copies of the circuit" if isinstance(self.template, CircuitTemplate) else "units of"
+        return f"<{self.kind} node {self.label!r}: {self.n} {what} {getattr(self.template, 'path', '?')}>"
 
 
 @dataclass
