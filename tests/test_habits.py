@@ -136,7 +136,8 @@ def test_no_node_free_of_outgoing_edges_says_to_pass_output_to_run():
 def test_nan_or_inf_weights_are_refused_at_the_call_naming_node_or_edge():
     bad = np.eye(3)
     bad[1, 2] = np.nan
-    with pytest.raises(InvalidValueError, match=r"recurrent weights of node 'q' must be finite, got nan at index \(1, 2\)"):
+    with pytest.raises(InvalidValueError,
+                       match=r"recurrent weights of node 'q' must be finite, got nan at index \(1, 2\)"):
         Network(dt=1e-2).add_diffeq_node("q", TANH, weights=bad, source_var="tanh_op/r", target_var="li_op/r_in")
     net = population()
     net.add_func_node("out", 3)

@@ -148,7 +148,8 @@ def finite_array(value, what: str, dtype: np.dtype) -> np.ndarray:
     # min and max carry any NaN or infinity and read the array without a temporary copy
     if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
         where = tuple(int(k) for k in np.argwhere(~np.isfinite(array))[0])
-        raise InvalidValueError(f"{what} must be finite, got {array[where]} at index {where if len(where) != 1 else where[0]}")
+        index = where if len(where) != 1 else where[0]
+        raise InvalidValueError(f"{what} must be finite, got {array[where]} at index {index}")
     return array
 
 
