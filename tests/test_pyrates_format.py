@@ -388,3 +388,25 @@ def test_the_angle_of_a_real_variable_is_0_or_pi_on_one_unit_and_on_arrays(tmp_p
     both = mod.run({"m/x": np.array([0.5, 3.0])}, {}, {}, 0.1, 50)["m/x"]  # arrays
     np.testing.assert_allclose(one, want[:, 0], rtol=0, atol=1e-13)
     np.testing.assert_allclose(both, want, rtol=0, atol=1e-13)
+
+
+def test_a_complex_value_for_a_variable_declared_real_is_an_error(tmp_path, complex_models):
+    path = _write(tmp_path, f"""
+        n:
+          base: NodeTemplate
+          operators: {{{complex_models}:landau: {{lam: 1.0+2.0j}}}}
+        """)
+    with pytest.raises(TemplateFormatError) as info:
+        Library([]).get(f"{path}:n")
+    assert info.value.message == "complex value '1.0+2.0j' for 'lam', which 'landau' declares real"
+
+
+def test_complex_noise_is_an_error(tmp_path):
+    path = _write(tmp_path, """
+        m:
+          base: OperatorTemplate
+          equations: "z' = -z + xi"
+          variables: {z: output(1j)}
+        """)
+    with pytest.raises(UnsupportedFeatureError, match="and no noise"):
+        compile_source(f"{path}:m")

@@ -41,10 +41,11 @@ def complex_dtype(system: System, backend: str, dtype: str, trainable) -> str:
     if not system.complex_names:
         return dtype
     some = sorted(system.complex_names)[0]
-    if backend != "numpy" or trainable:  # (numba: its kernels compute in real numbers too)
-        raise UnsupportedFeatureError(f"complex variables ('{some}') need backend='numpy'" +
-                                      (" and no trainable parameters" if trainable else ""), None,
-                                      "the CuPy kernels and the generated gradients compute in real numbers")
+    if backend != "numpy" or trainable or system.noise:  # (numba: its kernels compute in real numbers too)
+        extra = " and no trainable parameters" if trainable else " and no noise" if system.noise else ""
+        raise UnsupportedFeatureError(f"complex variables ('{some}') need backend='numpy'{extra}", None,
+                                      "the CuPy kernels, the generated gradients and the noise draws compute in "
+                                      "real numbers")
     return {"float64": "complex128", "float32": "complex64"}[dtype]
 
 

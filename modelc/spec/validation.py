@@ -143,9 +143,18 @@ def overrides(values: Any, location: Location, operator: OperatorTemplate) -> di
         if name not in operator.variables:
             raise TemplateFormatError(f"operator '{operator.name}' has no variable '{name}'", values.where(name),
                                       did_you_mean(name, operator.variables))
-        _, value = parse_value(raw, values.where_value(name), name)
-        result[name] = (value, values.where_value(name))
+        result[name] = (new_value(raw, values.where_value(name), operator, name), values.where_value(name))
     return result
+
+
+def new_value(raw: Any, where: Location, operator: OperatorTemplate, name: str) -> float | complex:
+    """A new value for a declared variable: complex only where the declaration is (the equations
+    were read knowing which variables are complex)."""
+    value = parse_value(raw, where, name)[1]
+    if isinstance(value, complex) and not isinstance(operator.variables[name].default, complex):
+        raise TemplateFormatError(f"complex value {excerpt(raw)} for '{name}', which '{operator.name}' declares real",
+                                  where, f"declare it complex in '{operator.name}', e.g. {name}: variable(complex)")
+    return value
 
 
 def equation_edits(raw: MarkedDict) -> EquationEdits:
@@ -233,4 +242,4 @@ def _edge_operator_value(spec: EdgeSpec, key: str, value: Any, attrs: MarkedDict
                                       "only an input of an edge operator can read the source or another variable")
         spec.bindings[name] = value.strip()
     else:
-        spec.overrides[name] = (parse_value(value, attrs.where_value(key), parts[1])[1], attrs.where_value(key))
+        spec.overrides[name] = (new_value(value, attrs.where_value(key), operator, parts[1]), attrs.where_value(key))
