@@ -47,6 +47,9 @@ from .loops import BLOCK_INDEX
 from .steps import NO_WORK, refuse_statement
 
 
+ROW = "(mc_step + 1) % mc_sampling == 0 ? (mc_step + 1) / mc_sampling - 1 : -1"   # a step's record row, or -1
+
+
 @dataclass(frozen=True)
 class Elem:
     group: int
@@ -109,8 +112,9 @@ class GradientKernels:
         self._prune()
         self.storage = self._storage()
         self.kernels: list[Kernel] = []
-        self.ops = {name: self._kernels(name, ops) for name, ops in
-                    (("forward", self.forward), ("reverse", self.reverse_plain), ("observed", self.reverse_observed))}
+        lists = {"forward": self.forward, "reverse": self.reverse_plain, "observed": self.reverse_observed}
+        self.ops = {name: self._kernels(name, ops) for name, ops in lists.items()}
+        self.pipelines = self._pipelines(lists)
         self.coupling_idents = {name: self.m.namer.fresh(name.split("/")[-1]) for name in self.couplings}
         if len(self.layout.groups) == 1:
             self.kernels.append(self._block_kernel())
@@ -422,6 +426,63 @@ class GradientKernels:
                 launches.append(("kernel", k.name))
         return launches
 
+    def _pipelines(self, lists: dict) -> dict:
+        """The graph strategy's steps with one kernel fewer: the element-wise work that ends a step
+        and the work that begins the next one (before its first matmul or reduction) in ONE
+        kernel. Per op list with a barrier: its head (the first step's), middle, tail alone (the
+        segment's last step) and tails merged with the head of each list that may come next."""
+        ends = {}
+        for what, ops in lists.items():
+            parts = _runs(ops)
+            if len(parts) >= 3 and isinstance(parts[0], list) and isinstance(parts[-1], list):
+                ends[what] = parts
+        nexts = {"forward": ("forward",), "reverse": ("reverse", "observed"), "observed": ("reverse", "observed")}
+        found = {}
+        for what, parts in ends.items():
+            launches = self.ops[what]
+            first, last = (len(dict.fromkeys(op.group for op in part)) for part in (parts[0], parts[-1]))
+            tails = {}
+            for following in nexts[what]:
+                if following in ends:
+                    tails[following] = [("kernel", k.name) for k in self._merged(what, following, parts[-1],
+                                                                                  ends[following][0])]
+            found[what] = {"head": launches[:first], "middle": launches[first:-last], "tail": launches[-last:],
+                           "tails": tails}
+        return found
+
+    def _merged(self, what: str, following: str, tail: list[Elem], head: list[Elem]) -> list[Kernel]:
+        """One kernel per group: the tail of a step, then (unless mc_next < 0) the head of step mc_next."""
+        kernels = []
+        for group in dict.fromkeys(op.group for op in tail + head):
+            k = Kernel(f"mc_grad_{what}_then_{following}_g{group}", "elem", group,
+                       f"grad(): the end of a {what} step and the beginning of the next ({following}) step")
+            k.arg("long long", f"mc_E@{group}")
+            k.arg("long long", f"mc_n@{group}")
+            body: list[str] = []
+            local: dict = {}
+            for op in tail:
+                if op.group == group:
+                    self._emit(k, op, local, body)
+            inner: list[str] = []
+            local = {}
+            ops = [op for op in head if op.group == group]
+            for op in ops:
+                self._emit(k, op, local, inner, own_row=True)
+            reads = {self.keys[x.name] for op in ops for x in op.expr.free_symbols if x.name in self.keys}
+            step = ["const long long mc_local = mc_next;", "const long long mc_step = mc_base[0] + mc_local;"]
+            if any(_is_time(key) and key[1].stage != OBSERVE for key in reads):
+                step.append("const double mc_tstep = mc_t0 + (double)mc_step * mc_dt64;")
+            if any(key[0] == "cot" for key in reads):
+                step.append(f"const long long mc_row = {ROW};")
+            k.use("step")
+            k.body = body + block(step + ["(void)mc_step;"] + inner, "if (mc_next >= 0) {")
+            finish(k)
+            k.top += ["(void)mc_step;"] + (["(void)mc_tstep;"] if "step time" in k.uses else [])
+            k.arg("long long", "mc_next")
+            self.kernels.append(k)
+            kernels.append(k)
+        return kernels
+
     def _kernel(self, name: str, group: int, ops: list[Elem], what: str) -> Kernel:
         k = Kernel(name, "elem", group, f"grad(), {what} step: {len(ops)} element-wise statements (group {group})")
         k.arg("long long", f"mc_E@{group}")
@@ -433,10 +494,12 @@ class GradientKernels:
         k.body = body
         return finish(k)
 
-    def _emit(self, k: Kernel, op: Elem, local: dict, body: list[str], in_block: bool = False) -> None:
+    def _emit(self, k: Kernel, op: Elem, local: dict, body: list[str], in_block: bool = False,
+              own_row: bool = False) -> None:
         """One Elem in C: a register, and its memory when another kernel or step reads it. (In the
         block kernel, threads past the population's end compute but never write.)"""
-        names = {x.name: self._read(k, x.name, local, body, in_block) for x in sorted(op.expr.free_symbols, key=str)}
+        names = {x.name: self._read(k, x.name, local, body, in_block or own_row)
+                 for x in sorted(op.expr.free_symbols, key=str)}
         k.helpers |= helpers_of(op.expr)
         text = CPrinter(names, self.m.dtype).doprint(op.expr)
         guard = "if (mc_active) " if in_block else ""
@@ -475,7 +538,7 @@ class GradientKernels:
                                                                              self.reverse_observed))
         head = ["const long long mc_step = mc_base[0] + mc_local;",
                 "const double mc_tstep = mc_t0 + (double)mc_step * mc_dt64;",
-                "const long long mc_row = (mc_step + 1) % mc_sampling == 0 ? (mc_step + 1) / mc_sampling - 1 : -1;",
+                f"const long long mc_row = {ROW};",
                 "(void)mc_tstep; (void)mc_row;"]
         k.body = (block(head + block(forward), "for (long long mc_local = 0; mc_local < mc_L; ++mc_local) {")
                   + block(head + block(observed, "if (mc_observed && mc_row >= 0) {") + block(plain, "else {"),
@@ -521,8 +584,9 @@ class GradientKernels:
         """The block kernel's copy of a coupling's scaled matrix (transposed: read coalesced forward)."""
         return f"mc_g{'wt' if transposed else 'w'}_{self.coupling_idents[coupling]}"
 
-    def _read(self, k: Kernel, name: str, local: dict, body: list[str], in_block: bool = False) -> str:
-        """The C text of a name an op reads: a register, a load, a kernel argument."""
+    def _read(self, k: Kernel, name: str, local: dict, body: list[str], own_row: bool = False) -> str:
+        """The C text of a name an op reads: a register, a load, a kernel argument. own_row: the
+        enclosing scope computes the step's record row mc_row (else the kernel's top does)."""
         key = self.keys.get(name)
         if key is None:
             return self._constant(k, name, local, body)
@@ -536,10 +600,10 @@ class GradientKernels:
         elif key[0] == "cot":  # this step's record row (-1: the step is not recorded)
             cot = k.array(f"mc_cot_{self.m.ident(key[1])}")
             flag = k.arg("long long", f"mc_hc_{self.m.ident(key[1])}")
-            if not in_block:  # (the block kernel's step loop computes mc_row)
-                k.use("step")
-                k.arg("long long", "mc_sampling")
-                k.load("const long long mc_row = (mc_step + 1) % mc_sampling == 0 ? (mc_step + 1) / mc_sampling - 1 : -1;")
+            k.use("step")
+            k.arg("long long", "mc_sampling")
+            if not own_row:
+                k.load(f"const long long mc_row = {ROW};")
             row = "(mc_row - mc_base[0] / mc_sampling)"   # the device holds the segment's rows only
             text = f"(mc_row >= 0 && {flag} ? {cot}[{row} * mc_E + mc_i] : {self.m.writer.lit(0)})"
         else:
