@@ -187,12 +187,15 @@ def _check(args) -> int:
 
 def _sweep(args) -> None:
     """Run a sweep file's grid into its store; an interrupted sweep resumes when run again."""
-    from .runtime.distributed.sweep_file import read_sweep_file  # (late: see _compile)
+    from .runtime.distributed.sweep_file import located, read_sweep_file  # (late: see _compile)
     from .runtime.simulate import simulate
-    options = read_sweep_file(args.file)
+    options, places = read_sweep_file(args.file)
     if args.scheduler:
         options["scheduler"] = args.scheduler
-    dataset = simulate(**options, verbose=not args.quiet)
+    try:
+        dataset = simulate(**options, verbose=not args.quiet)
+    except ModelcError as exc:  # an unknown path, say: shown where the sweep file names it
+        raise located(exc, places) from None
     sizes = ", ".join(f"{dim}: {size}" for dim, size in dataset.sizes.items())
     print(f"wrote {options['store']} ({sizes})")
 

@@ -1072,7 +1072,8 @@ cli("sweep_file_unknown_reduce", "MC209", "sweep {model}", "unknown reduce 'maen
     store: sweep.zarr
     reduce: maen
     """, line=6, column=9)
-cli("sweep_file_bad_grid_value", "MC209", "sweep {model}", "a value of 'qif_op/eta' must be a finite number, got 'five'",
+cli("sweep_file_bad_grid_value", "MC209", "sweep {model}",
+    "a value of 'qif_op/eta' must be a finite number, got 'five'",
     file_source="""
     model: model_templates.neural_mass_models.qif.qif
     grid:
@@ -1081,6 +1082,14 @@ cli("sweep_file_bad_grid_value", "MC209", "sweep {model}", "a value of 'qif_op/e
     dt: 1e-3
     store: sweep.zarr
     """, line=3, column=20)
+cli("sweep_file_unknown_path", "MC205", "sweep {model}", "sweep parameter 'qif_op/etta' is not a variable of any node",
+    file_source="""
+    model: model_templates.neural_mass_models.qif.qif
+    grid: {qif_op/etta: [-5, -4]}
+    T: 1.0
+    dt: 1e-3
+    store: sweep.zarr
+    """, line=2, column=8)
 
 # Codes with no case, and why (test_errors checks every other code has one).
 UNCOVERED = {

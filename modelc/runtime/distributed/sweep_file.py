@@ -18,12 +18,13 @@ the run and the store; read with marks, so every mistake is located (SweepFileEr
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...errors import Location, ModelcError, SweepFileError, did_you_mean
+from ...errors import Location, ModelcError, SweepFileError, TemplateFormatError, did_you_mean
 from ...spec.library import read_model_file
 from ...spec.marked_yaml import MarkedDict, excerpt, load_yaml
 from ...spec.validation import parse_value
@@ -34,13 +35,14 @@ OPTIONAL = ("inputs", "outputs", "method", "sampling_step_size", "reduce", "chun
 MAX_GRID = 10 ** 9  # sets in one sweep file
 
 
-def read_sweep_file(path: Path) -> dict[str, Any]:
+def read_sweep_file(path: Path) -> tuple[dict[str, Any], dict[str, Location]]:
     """The keyword arguments of simulate(**...) for the sweep a file describes (store resolved
-    against the file's folder)."""
+    against the file's folder), and where each name it gives stands in the file (see located)."""
     try:
         data = load_yaml(read_model_file(path), str(path))
-    except SweepFileError:
-        raise
+    except TemplateFormatError as exc:  # not a mapping
+        raise SweepFileError("a sweep file must be a mapping of keys (model, grid, T, dt, store, ...)",
+                             exc.location) from None
     except ModelcError as exc:  # YAML syntax, not UTF-8, not a regular file: located already
         raise SweepFileError(exc.message, exc.location, exc.hint) from None
     for key in data:
@@ -68,7 +70,30 @@ def read_sweep_file(path: Path) -> dict[str, Any]:
         options["reduce"] = _choice(data, "reduce", tuple(NAMED))
     if "chunk_size" in data:
         options["chunk_size"] = _whole(data, "chunk_size")
-    return options
+    return options, _places(data)
+
+
+def _places(data: MarkedDict) -> dict[str, Location]:
+    """{text: where it stands} of the model, the grid's and inputs' paths and the outputs' paths."""
+    model = str(data["model"])  # the dotted path, and its template (what a lookup error quotes)
+    places = {model: data.where_value("model"), re.split(r"[.:]", model)[-1]: data.where_value("model")}
+    for key in ("grid", "inputs"):
+        if isinstance(data.get(key), MarkedDict):
+            places.update({str(path): data[key].where(path) for path in data[key]})
+    outputs = data.get("outputs")
+    if isinstance(outputs, MarkedDict):
+        places.update({str(path): outputs.where_value(name) for name, path in outputs.items()})
+    elif isinstance(outputs, list):
+        places.update({str(path): where for path, where in zip(outputs, outputs.item_locations)})
+    return places
+
+
+def located(error: ModelcError, places: dict[str, Location]) -> ModelcError:
+    """An error found while running the sweep (an unknown path, say), pointed at the place in
+    the sweep file whose text it quotes when it has no place of its own."""
+    if error.location is None:
+        error.location = next((where for text, where in places.items() if f"'{text}'" in error.message), None)
+    return error
 
 
 def _text(data: MarkedDict, key: str) -> str:
