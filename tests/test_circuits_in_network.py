@@ -219,3 +219,26 @@ def test_the_readmes_circuit_examples_run_and_the_example_file_is_the_first():
     assert second["obs"][("jrc", "pc/rpo_e_ext/v")].shape == (20000, 10)
     call = blocks[0].split("eeg =")[0]
     assert call in (root / "examples" / "jansen_rit.py").read_text()
+
+
+def test_circuits_and_drives_run_the_same_on_the_cupy_backend(tmp_path):
+    """The fake CuPy of tests/generated.py (NumPy underneath, CuPy's API on top): a circuit node,
+    a feedback edge into a driven node and an edge into a circuit's variable, as with NumPy."""
+    from generated import fake_cupy_installed
+
+    def build(device):
+        net = Network(dt=1e-2, device=device)
+        net.add_diffeq_node("A", TANH, "li_op/I_ext", "tanh_op/r", N=3)
+        net.add_diffeq_node("B", TANH, "li_op/I_ext", "tanh_op/r", N=2)
+        net.add_edge("A", "B", np.ones((2, 3)))
+        net.add_edge("B", "A", np.full((3, 2), 0.5), feedback=True)
+        net.add_diffeq_node("J", JRC, "pc/rpo_e_ext/u", "pc/pro/m_out", N=2)
+        net.add_edge("J", "A", np.full((3, 2), 0.1), target_var="li_op/r_in")
+        net.add_edge("A", "J", np.full((2, 3), 5.0), target_var="pc/rpo_e_ext/m_in")
+        return net
+
+    inputs = {"A": np.random.default_rng(5).normal(size=(200, 3)), "J": np.full((200, 1), 220.0)}
+    want = build("cpu").run(inputs, output="B")
+    with fake_cupy_installed(tmp_path):
+        got = build("cuda").run(inputs, output="B")
+    np.testing.assert_allclose(np.asarray(got["out"]), want["out"], rtol=1e-12, atol=1e-12)
