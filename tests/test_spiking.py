@@ -324,3 +324,37 @@ def test_a_spiking_network_learns_target_rates():
     assert losses[0] > 10 * min(losses)
     rates = net.get_var("lif", "lif_op/eta")
     assert np.all(np.diff(rates) > 0)  # higher targets need more drive
+
+
+TWO_OPERATORS = """
+a_op:
+  base: OperatorTemplate
+  equations: ["x' = I + 0*spike_a"]
+  variables: {x: variable(0.0), I: 3.0, spike_a: input(0.0)}
+b_op:
+  base: OperatorTemplate
+  equations: ["y' = J + 0*spike_b"]
+  variables: {y: output(0.0), J: 5.0, spike_b: input(0.0)}
+pair:
+  base: NodeTemplate
+  operators: [a_op, b_op]
+"""
+
+
+def test_several_spike_reset_pairs_and_spikes_of_a_sweep(tmp_path):
+    """Lists of spike_var/reset_var: one event per pair, each on its own operator; a sweep's spikes
+    come with their batch index."""
+    from modelc import Network
+    (tmp_path / "pair.yaml").write_text(TWO_OPERATORS)
+    net = Network(dt=0.01)
+    net.add_diffeq_node("p", f"{tmp_path / 'pair.yaml'}:pair", None, "b_op/y", N=2,
+                        spike_var=["a_op/spike_a", "b_op/spike_b"], reset_var=["a_op/x", "b_op/y"],
+                        spike_threshold=[1.0, 1.0], spike_reset=[0.0, 0.0])
+    obs = net.run(steps=1000, record_output=False, record_vars=[("p", "spike_a"), ("p", "spike_b")])
+    # x climbs 0.03 per step: >= 1 after step 33 (0.99 + 0.03), spikes in step 34, reset after it
+    assert np.flatnonzero(obs[("p", "spike_a")][:, 0]).tolist()[:2] == [34, 69]
+    assert obs[("p", "spike_b")].sum() > obs[("p", "spike_a")].sum() > 0
+    sweep = net.sweep({"p/a_op/I": [3.0, 6.0]}, steps=1000, record_output=False, record_vars=[("p", "spike_a")])
+    times, units = sweep.spikes(("p", "spike_a"))
+    assert units.shape == (len(times), 2) and set(units[:, 0]) == {0, 1}  # (batch index, unit)
+    assert (units[:, 0] == 1).sum() > (units[:, 0] == 0).sum()  # the faster set spikes more
