@@ -146,6 +146,9 @@ def test_couplings_are_cublas_matmuls_and_segments_replay_a_graph(seed_modules, 
     captured = cupy_grad(cupy, *args, checkpoint_steps=5, checkpoints=checkpoints, strategy="graph")
     assert [c for c, _ in fake.calls].count("begin_capture") == 1
     assert [c for c, _ in fake.calls].count("graph.launch") == 4
+    # one segment captured (5 steps): a step's last kernel begins the next step, forward and backwards
+    per_step = sum(launch[0] == "kernel" for launch in cupy._GRAD_FORWARD + cupy._GRAD_REVERSE)
+    assert [c for c, _ in fake.calls].count("kernel") == 2 + 5 * (per_step - 2)
     fake.Stream.fail_capture = True
     try:
         launched = cupy_grad(cupy, *args, checkpoint_steps=5, strategy="graph")
