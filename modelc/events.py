@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .equations import TIME, parse_equation, parse_expression, symbol
-from .errors import EventError, Location, TextOrigin, UndefinedSymbolError, did_you_mean
+from .equations import TIME, parse_equation, parse_expression, raise_all, symbol
+from .errors import EventError, Location, ModelcError, TextOrigin, UndefinedSymbolError, did_you_mean
 from .spec import OperatorTemplate
 from .spec.events import EventSpec
 
@@ -49,8 +49,13 @@ def operator_events(prefix: str, op: OperatorTemplate, states: set[str]) -> list
     emitted: dict[str, str] = {}
     events = []
     own = f"{prefix}{op.name}/"
+    errors = []
     for spec in op.events.values():
-        local = _event(spec, op, states, emitted)  # names as the operator writes them
+        try:
+            local = _event(spec, op, states, emitted)  # names as the operator writes them
+        except ModelcError as error:  # every event's mistakes reported together (modelc check)
+            errors.append(error)
+            continue
         name = own + spec.name
         events.append(dataclasses.replace(
             local, name=name, condition=local.condition.xreplace(qualify),
@@ -58,6 +63,7 @@ def operator_events(prefix: str, op: OperatorTemplate, states: set[str]) -> list
             emit=own + local.emit if local.emit else None,
             duration=local.duration.xreplace(qualify) if local.duration is not None else None,
             refractory=refractory_clock(name) if local.duration is not None else None))
+    raise_all(errors)
     return events
 
 

@@ -278,3 +278,12 @@ def test_events_with_white_noise(tmp_path, method):
     assert spikes.sum() > 50  # tau*I = 0.9 < 1: every spike is the noise's
     assert np.all(v[spikes.astype(bool)] == 0.0)
     np.testing.assert_array_equal(runs[0]["nlif/n"][-1], spikes.sum(axis=0))
+
+
+def test_every_event_mistake_of_an_operator_is_reported_together(tmp_path):
+    from modelc.errors import ErrorGroup
+    text = RAMP.replace('spike: {when: "v > 1", reset: ["v = 0"], emit: spike}',
+                        'a: {when: "v > 1", reset: ["a = 0"]}\n    b: {when: "vv > 1"}')
+    with pytest.raises(ErrorGroup) as info:
+        _system(tmp_path, text, "ramp")
+    assert [e.code for e in info.value.errors] == ["MC131", "MC103"]
