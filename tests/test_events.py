@@ -283,7 +283,8 @@ def test_events_with_white_noise(tmp_path, method):
 def test_every_event_mistake_of_an_operator_is_reported_together(tmp_path):
     from modelc.errors import ErrorGroup
     text = RAMP.replace('spike: {when: "v > 1", reset: ["v = 0"], emit: spike}',
-                        'a: {when: "v > 1", reset: ["a = 0"]}\n    b: {when: "vv > 1"}')
+                        'e1: {when: "v > 1", reset: ["a = 0"]}\n    e2: {when: "vv > 1"}')
     with pytest.raises(ErrorGroup) as info:
         _system(tmp_path, text, "ramp")
     assert [e.code for e in info.value.errors] == ["MC131", "MC103"]
+    assert "resets 'a', which is not a state" in info.value.errors[0].message
