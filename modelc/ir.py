@@ -456,9 +456,8 @@ def _edge_connections(builder: _Builder, prefix: str, edge: EdgeSpec) -> list[Co
     if edge.template is None:
         return [Connection(edge.source, edge.target, edge.weight, edge.location)]
     label = _unique_label(prefix + edge.template.name, set(builder.populations))
-    uses = [OperatorUse(use.operator, {**use.overrides, **{var.partition("/")[2]: value for var, value in
-                                                            edge.overrides.items() if var.startswith(f"{name}/")}})
-            for use in edge.template.operators for name in [use.operator.name]]
+    uses = [OperatorUse(use.operator, {**use.overrides, **edge.overrides.get(use.operator.name, {})})
+            for use in edge.template.operators]
     builder.add_population(label, dataclasses.replace(edge.template, operators=uses))
     free_inputs, output = _edge_ends(edge)
     bindings = edge.bindings or {free_inputs[0]: "source"}

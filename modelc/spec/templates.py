@@ -53,7 +53,7 @@ class OperatorUse:
     """An operator inside a node, with the node's value overrides for it."""
 
     operator: OperatorTemplate
-    overrides: dict[str, tuple[float, Location | None]] = field(default_factory=dict)
+    overrides: dict[str, tuple[float | complex, Location | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,7 +83,7 @@ class EdgeSpec:
 
     With an edge template, `target += weight * output of the edge's operators`; `bindings` feed
     the edge's inputs ("op/var" -> "source" or a path node/op/var) and `overrides` set its values
-    ("op/var" -> (value, where it is set)). Without bindings the edge's one free input reads the source."""
+    (op -> {var: (value, where it is set)}). Without bindings the edge's one free input reads the source."""
 
     source: str
     target: str
@@ -91,7 +91,7 @@ class EdgeSpec:
     location: Location | None = None
     template: EdgeTemplate | None = None
     bindings: dict[str, str] = field(default_factory=dict)
-    overrides: dict[str, tuple[float, Location | None]] = field(default_factory=dict)
+    overrides: dict[str, dict[str, tuple[float | complex, Location | None]]] = field(default_factory=dict)
 
 
 @dataclass

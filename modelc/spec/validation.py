@@ -242,4 +242,5 @@ def _edge_operator_value(spec: EdgeSpec, key: str, value: Any, attrs: MarkedDict
                                       "only an input of an edge operator can read the source or another variable")
         spec.bindings[name] = value.strip()
     else:
-        spec.overrides[name] = (new_value(value, attrs.where_value(key), operator, parts[1]), attrs.where_value(key))
+        spec.overrides.setdefault(parts[0], {})[parts[1]] = (new_value(value, attrs.where_value(key), operator, parts[1]),
+                                                             attrs.where_value(key))
