@@ -146,8 +146,9 @@ def test_testing_on_trials_leaves_the_state():
         net.test(rng.standard_normal((4, 10, 3)), np.zeros(10))
 
 
-def test_the_progress_bar_of_epochs_shows_the_loss(capsys, monkeypatch):
-    """fit_bptt(verbose=True) over trials: one bar tick per epoch, the last epoch's loss beside it."""
+def test_the_progress_bar_of_fit_bptt_shows_the_loss(capsys, monkeypatch):
+    """fit_bptt(verbose=True): one bar tick per epoch (trials) or per update (one sequence), the
+    last one's loss beside it."""
     import builtins
     real_import = builtins.__import__
 
@@ -162,3 +163,6 @@ def test_the_progress_bar_of_epochs_shows_the_loss(capsys, monkeypatch):
     obs = net.fit_bptt([rng.standard_normal((20, 3))], rng.standard_normal((1, 20, 3)), epochs=3, verbose=True)
     shown = capsys.readouterr().err.split("\r")[-1]
     assert "3/3 epochs" in shown and f"loss={obs['epoch_loss'][-1]:.4g}" in shown
+    obs = net.fit_bptt(rng.standard_normal((25, 3)), rng.standard_normal((25, 3)), update_steps=10, verbose=True)
+    shown = capsys.readouterr().err.split("\r")[-1]
+    assert "3/3 updates" in shown and f"loss={obs['loss'][-1]:.4g}" in shown

@@ -6,6 +6,7 @@ train_params ("label/op/var", "label/weights") and edges made with train="gd" ("
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import ModuleType
 
 import numpy as np
@@ -65,21 +66,24 @@ class Trainer:
 
 
 def bptt_updates(module, trainer: Trainer, y0: dict, inputs: dict, targets, steps: int, dt: float,
-                 loss_name: str, loss_kwargs, sampling_steps: int, update_steps: int, t0: float):
+                 loss_name: str, loss_kwargs, sampling_steps: int, update_steps: int, t0: float,
+                 verbose: bool = False):
     """Online truncated BPTT over one sequence: a step of the optimiser every update_steps steps,
     the state carried on (the gradient stops at each update). Returns (Observer, final states)."""
     loss = _loss(loss_name, loss_kwargs)
     if update_steps % sampling_steps:
         raise InvalidValueError(f"update_steps ({update_steps}) must be a multiple of sampling_steps ({sampling_steps})")
     output, losses, outputs = output_name(trainer.graph), [], []
-    for start, stop, window in windows(inputs, steps, update_steps):
-        rows = targets[start // sampling_steps:stop // sampling_steps]
-        value, gradients, result = loss_and_gradients(module, y0, trainer.params, window, dt, stop - start, output,
-                                                      rows, loss, sampling_steps, t0 + start * dt)
-        trainer.step(gradients)
-        losses.append(value)
-        outputs.append(result[output])
-        y0 = result["final"]
+    with _progress(-(-steps // update_steps), "update", verbose) as bar:
+        for start, stop, window in windows(inputs, steps, update_steps):
+            rows = targets[start // sampling_steps:stop // sampling_steps]
+            value, gradients, result = loss_and_gradients(module, y0, trainer.params, window, dt, stop - start,
+                                                          output, rows, loss, sampling_steps, t0 + start * dt)
+            trainer.step(gradients)
+            losses.append(value)
+            outputs.append(result[output])
+            y0 = result["final"]
+            _tick(bar, len(losses), value)
     return observer(dt, sampling_steps, t0, np.concatenate(outputs), loss=losses), y0
 
 
@@ -88,20 +92,31 @@ def bptt_epochs(module, trainer: Trainer, y0: dict, inputs: dict, targets, steps
     """Epochs over all trials as one batch: one optimiser step per epoch, every epoch from y0."""
     loss = _loss(loss_name, loss_kwargs)
     output, losses = output_name(trainer.graph), []
-    bar = ProgressBar(int(epochs), unit="epoch") if verbose else None
-    try:
+    with _progress(int(epochs), "epoch", verbose) as bar:
         for epoch in range(int(epochs)):
             value, gradients, result = loss_and_gradients(module, y0, trainer.params, inputs, dt, steps, output,
                                                           targets, loss, sampling_steps, t0)
             trainer.step(gradients)
             losses.append(value)
-            if bar is not None:
-                bar.show(loss=value)
-                bar.update(epoch + 1)
+            _tick(bar, epoch + 1, value)
+    return observer(dt, sampling_steps, t0, result[output], epoch_loss=losses)
+
+
+@contextmanager
+def _progress(total: int, unit: str, verbose: bool):
+    """fit_bptt's progress bar (None when not verbose), closed however the loop ends."""
+    bar = ProgressBar(total, unit=unit) if verbose else None
+    try:
+        yield bar
     finally:
         if bar is not None:
             bar.close()
-    return observer(dt, sampling_steps, t0, result[output], epoch_loss=losses)
+
+
+def _tick(bar: ProgressBar | None, done: int, loss: float) -> None:
+    if bar is not None:
+        bar.show(loss=loss)
+        bar.update(done)
 
 
 def windows(inputs: dict, steps: int, update_steps: int):

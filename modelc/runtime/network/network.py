@@ -401,7 +401,7 @@ class Network:
             return fitting.bptt_epochs(module, trainer, y0, given, targets, steps, self.dt, loss, loss_kwargs,
                                        sampling_steps, epochs, t0, verbose)
         obs, final = fitting.bptt_updates(module, trainer, y0, given, targets, steps, self.dt, loss, loss_kwargs,
-                                          sampling_steps, update_steps, t0)
+                                          sampling_steps, update_steps, t0, verbose)
         self._states.advance(final, steps)
         return obs
 
