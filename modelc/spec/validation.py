@@ -235,12 +235,12 @@ def _edge_operator_value(spec: EdgeSpec, key: str, value: Any, attrs: MarkedDict
         known = [f"{template.name}/{op}/{var}" for op, o in uses.items() for var in o.variables]
         raise TemplateFormatError(f"edge template '{template.name}' has no variable '{key}'", where,
                                   did_you_mean(key, known) or f"write {template.name}/op/var")
-    name = "/".join(parts)
+    op, var = parts
     if isinstance(value, str) and (value.strip() == "source" or "/" in value):
-        if operator.variables[parts[1]].kind != "input":
+        if operator.variables[var].kind != "input":
             raise TemplateFormatError(f"'{key}' is fed from '{value}', but it is not declared input(...)", where,
                                       "only an input of an edge operator can read the source or another variable")
-        spec.bindings[name] = value.strip()
+        spec.bindings[f"{op}/{var}"] = value.strip()
     else:
-        spec.overrides.setdefault(parts[0], {})[parts[1]] = (new_value(value, attrs.where_value(key), operator, parts[1]),
-                                                             attrs.where_value(key))
+        at = attrs.where_value(key)
+        spec.overrides.setdefault(op, {})[var] = (new_value(value, at, operator, var), at)
