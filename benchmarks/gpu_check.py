@@ -233,9 +233,12 @@ class Context:
                     {"li_op/I_ext": rng.standard_normal((steps, 4, n))}, 1e-2, steps,
                     {"li_op/v": rng.standard_normal(rows), "tanh_op/r": rng.standard_normal(rows)})
             want = mn.grad(*args, sampling_steps=5, checkpoint_steps=64)
-            got = mc.grad(*args, sampling_steps=5, checkpoint_steps=64)
-            err = max(self.rel_error(got["params"], want["params"], trained), self.rel_error(got["y0"], want["y0"], mn.STATES))
-            self.report.check(err <= 1e-9, f"seed {method} N={n} B=4, weights, tau, per-unit eta, y0: {err:.2e}")
+            for strategy in ("block", "graph"):
+                got = self.cupy_grad(mc, strategy, *args, sampling_steps=5, checkpoint_steps=64)
+                err = max(self.rel_error(got["params"], want["params"], trained),
+                          self.rel_error(got["y0"], want["y0"], mn.STATES))
+                self.report.check(err <= 1e-9, f"seed {method} N={n} B=4, weights, tau, per-unit eta, y0 "
+                                  f"[{mc.LAST_GRAD.get('strategy')}]: {err:.2e}")
         kuramoto = dict(method="heun", vector_params=["kuramoto_op/omega"], trainable=["kuramoto_op/K", "kuramoto_op/omega"])
         kn = self.compile_model(KURAMOTO_MODEL, **kuramoto)
         kc = self.compile_model(KURAMOTO_MODEL, backend="cupy", **kuramoto)
@@ -269,10 +272,22 @@ class Context:
                 times.append((forward, backward))
             (fg, bg), (fc, bc) = times
             print(f"   {n:>5} {fg * 1e3:>11.2f} {bg * 1e3:>12.2f} {bg / fg:>5.1f}x {fc * 1e3:>13.1f} {bc * 1e3:>13.1f} "
-                  f"{bc / fc:>5.1f}x   (GPU forward strategy: {mc.LAST_RUN.get('strategy', '?')})", flush=True)
+                  f"{bc / fc:>5.1f}x   (GPU forward: {mc.LAST_RUN.get('strategy', '?')}, backward: "
+                  f"{mc.LAST_GRAD.get('strategy', '?')})", flush=True)
             if not self.quick:
                 self.report.check(bg / fg <= 3.0, f"seed N={n}: GPU backward {bg / fg:.1f}x the forward <= 3x")
         print(flush=True)
+
+    @staticmethod
+    def cupy_grad(module, strategy: str, *args, **kwargs) -> dict:
+        """grad() with the given strategy: "block" (chosen for one small group) or "graph" (forced
+        by a block limit of 0 units)."""
+        limit = module.PERSISTENT_MAX_UNITS
+        module.PERSISTENT_MAX_UNITS = limit if strategy == "block" else 0
+        try:
+            return module.grad(*args, **kwargs)
+        finally:
+            module.PERSISTENT_MAX_UNITS = limit
 
     def cpu_seconds(self, run, repeats: int = 3) -> float:
         """Median wall time of run() on the CPU, after one warm-up call."""
