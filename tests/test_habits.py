@@ -218,3 +218,28 @@ def test_a_parameter_that_puts_an_equation_out_of_its_domain_is_named_not_dt():
     blow_up = population()  # finite where it starts, then overflows: that one is the step size's
     with pytest.raises(NonFiniteError, match="reduce dt"):
         blow_up.run(np.full((1000, 3), 5e307))  # v tends to tau * 5e307, past the largest float
+
+
+def test_gradients_and_fitting_take_inputs_that_add_up_with_a_feedback_edge():
+    """grad() through a FeedbackNetwork whose driven node is fed back: against central finite
+    differences of the loss of runs."""
+    u = np.random.default_rng(6).normal(size=(60, 3))
+    target = np.zeros((60, 2))
+
+    def network(tau):
+        net = FeedbackNetwork(dt=1e-2)
+        net.add_diffeq_node("A", TANH, "li_op/I_ext", "tanh_op/r", N=3, node_vars={"li_op/tau": tau},
+                            train_params=["li_op/tau"])
+        net.add_diffeq_node("B", TANH, "li_op/I_ext", "tanh_op/r", N=2)
+        net.add_edge("A", "B", np.ones((2, 3)))
+        net.add_edge("B", "A", np.full((3, 2), 0.5), feedback=True)
+        return net
+
+    def loss(tau):
+        return np.mean((network(tau).run(u)["out"] - target) ** 2)
+
+    value, gradients = network(4.0).grad(u, target)
+    assert value == pytest.approx(loss(4.0), rel=1e-12)
+    assert gradients["A/li_op/tau"] == pytest.approx((loss(4.0 + 1e-5) - loss(4.0 - 1e-5)) / 2e-5, rel=1e-5)
+    obs, tested = network(4.0).test(u, target)
+    assert tested == pytest.approx(value, rel=1e-12)

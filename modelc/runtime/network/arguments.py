@@ -62,7 +62,7 @@ def _driven_inputs(graph: Graph, module: ModuleType, inputs, batch, dtype) -> di
         if name not in module.INPUTS and drive_input(name) in module.INPUTS:
             name = drive_input(name)
         elif name not in module.INPUTS:
-            raise WiringError(f"input '{local}' of node '{node.label}' is fed by edges or operators, "
+            raise WiringError(f"input '{local}' of node '{node.label}' is another operator's output inside the node, "
                               "so run(inputs=...) cannot drive it", None,
                               f"free inputs: {', '.join(module.INPUTS) or 'none'}")
         given[name] = _input_array(node, value, batch, dtype)

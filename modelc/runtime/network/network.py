@@ -369,7 +369,7 @@ class Network:
         which stays where it is. Names: "label/op/var" and "label/weights" for train_params,
         "source->target" for edges made with train="gd"; each gradient has its value's shape.
         For users who bring their own optimiser (set the new values with set_var)."""
-        module = self.compile()
+        module = self.compile(drives=drives(self._graph, inputs))
         names = fitting.trained_names(self._graph)
         steps, given, targets, _ = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         value, gradients, _ = loss_and_gradients(module, self._states.current(self._graph, module),
@@ -393,7 +393,7 @@ class Network:
         mse, l1, nll, ce, kld. Returns an Observer with obs["out"] (the last pass), obs["loss"]
         (one per update) or obs["epoch_loss"] (one per epoch).
         """
-        module = self.compile()
+        module = self.compile(drives=drives(self._graph, inputs))
         trainer = fitting.Trainer(self._graph, optimizer, lr, optimizer_kwargs)
         steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         y0, t0 = self._states.current(self._graph, module), self.time
@@ -409,7 +409,7 @@ class Network:
     def test(self, inputs, targets, loss: str = "mse", sampling_steps: int = 1) -> tuple[Observer, float]:
         """Run from the current state and score the output: (Observer, loss(obs["out"], targets)).
         One sequence leaves the state at its end, as run() does; trials (a batch) leave it as it was."""
-        module = self.compile()
+        module = self.compile(drives=drives(self._graph, inputs))
         steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         output = output_name(self._graph)
         result = self._call(module, self._states.current(self._graph, module), parameter_values(self._graph), given,
@@ -428,8 +428,8 @@ class Network:
         fit_bptt, targets (..., k): a sequence goes on from the current state, trials start there and
         leave it. add_readout_node: W feeds a new identity node "readout", the output from now on.
         Returns an Observer: obs["out"] (X), obs["y"] (X Wᵀ, the fit) and obs["w_out"] (W)."""
-        return readout.fit_ridge(self._graph, self._states, self.compile(), self.dt, inputs, targets,
-                                 sampling_steps, alpha, add_readout_node)
+        return readout.fit_ridge(self._graph, self._states, self.compile(drives=drives(self._graph, inputs)), self.dt,
+                                 inputs, targets, sampling_steps, alpha, add_readout_node)
 
     @exclusive
     def fit_rls(self, inputs, targets, update_steps: int = 1, sampling_steps: int = 1, beta: float = 1.0,
@@ -439,8 +439,8 @@ class Network:
         time; after each chunk the weights take one RLS step on its last recorded row (targets
         (T // sampling_steps, n_out), or lists of both). P = I/alpha at first, kept on the edge; beta forgets.
         Returns an Observer: obs["out"] and obs["loss"] (the mean squared error at each update)."""
-        return readout.fit_rls(self._graph, self._states, self.compile(), self.dt, inputs, targets, update_steps,
-                               sampling_steps, beta, alpha)
+        return readout.fit_rls(self._graph, self._states, self.compile(drives=drives(self._graph, inputs)), self.dt,
+                               inputs, targets, update_steps, sampling_steps, beta, alpha)
 
     def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan, seed=None) -> dict:
         """One call into the generated run(), with the progress bar and a NonFiniteError for overflow."""
