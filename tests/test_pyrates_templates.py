@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from modelc import compile_model
+from modelc.cli import main
 from modelc.errors import ModelcError
 from modelc.ir import build_system
 from modelc.spec import EdgeTemplate, Library
@@ -101,6 +102,20 @@ def test_every_template_pyrates_loads_is_accepted_but_the_features_still_to_come
     with capsys.disabled():
         print(f"\nmodelc accepts {len(accepted)} of {len(accepted) + len(rejected)} PyRates templates "
               f"({len(set(rejected) - PYRATES_REJECTS)} wait for delays)")
+
+
+@pytest.mark.parametrize("file", ["base_templates.yaml", "oscillators/kuramoto.yaml", "neural_mass_models/ik.yaml",
+                                  "neural_mass_models/wilsoncowan.yaml", "neural_mass_models/synaptic_plasticity.yaml",
+                                  "test_resources/test_operator_caching_templates.yml"])
+def test_modelc_check_takes_pyrates_files(library, monkeypatch, capsys, file):
+    """The command line, with PyRates' folder on MODELC_PATH (aliases name templates of other files)."""
+    monkeypatch.setenv("MODELC_PATH", str(library.search_path[0]))
+    status = main(["check", str(TEMPLATES / file)])
+    out, err = capsys.readouterr()
+    if file.startswith("test_resources"):  # its TestOpCos names a base that is not there (PyRates fails too)
+        assert status != 0 and "template 'TestOp1' is not in test_operator_caching_templates.yml" in err
+    else:
+        assert status == 0 and " ok (" in out, err
 
 
 # (circuit, outputs, constant inputs, T, dt): each runs a feature of the format in PyRates' own files
