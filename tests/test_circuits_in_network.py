@@ -183,6 +183,22 @@ def test_feedback_edge_into_an_input_driven_node_adds_up_with_the_input():
     np.testing.assert_allclose(obs["out"], out, rtol=1e-10, atol=1e-10)
 
 
+def test_an_input_adds_up_with_a_circuits_own_edges_and_with_another_operator():
+    """PyRates adds an input into a variable its circuit's edges feed (pc's excitatory m_in, fed
+    by ein) to them; so does modelc, and likewise for an input another operator feeds."""
+    steps, dt = 600, 1e-4
+    extra = np.random.default_rng(7).uniform(0.0, 200.0, steps)
+    obs = modelc.simulate(JRC, T=steps * dt, dt=dt, inputs={"pc/rpo_e_ext/m_in": extra},
+                          outputs={"m": "pc/pro/m_out"})
+    ref = jansen_rit(np.full((steps, 1), 220.0), dt, extra_pc_m_in=lambda step, y: extra[step])
+    np.testing.assert_allclose(obs["m"], ref["pc/pro/m_out"], **TOL)
+    u = np.random.default_rng(8).normal(size=(50, 2))
+    net = Network(dt=0.1)
+    net.add_diffeq_node("p", TANH, "li_op/I_ext", "tanh_op/r", N=2)
+    out = net.run({("p", "tanh_op/v"): u}, steps=50)["out"]  # r = tanh(v + u): v' = -v/tau alone keeps v = 0
+    np.testing.assert_allclose(out, np.tanh(u), rtol=1e-12)
+
+
 def test_an_input_adds_up_with_recurrent_weights_into_the_same_variable():
     rng = np.random.default_rng(4)
     J, u = rng.normal(0, 0.7, (4, 4)), rng.normal(size=(100, 4))

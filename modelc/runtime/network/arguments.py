@@ -40,14 +40,15 @@ def run_inputs(graph: Graph, module: ModuleType, inputs, steps, batch: int | Non
     return steps, given
 
 
-def drives(graph: Graph, inputs) -> tuple[str, ...]:
-    """The "label/op/var" that run(inputs=...) drives and edges feed too: each needs a drive
-    (nodes.py) in the compiled module, so that the input and the edges add up."""
+def drives(graph: Graph, module: ModuleType, inputs) -> tuple[str, ...]:
+    """The "label/op/var" that run(inputs=...) drives but that are no free inputs of the module
+    compiled without drives (edges, a circuit's edges or another operator feed them): each needs
+    a drive (nodes.py), so that the input and what feeds the variable add up."""
     if inputs is None:
         return ()
     keys = inputs if isinstance(inputs, dict) else [graph.input_label()]
-    targets = (_input_target(graph, key) for key in keys)
-    return tuple(sorted(f"{node.label}/{local}" for node, local in targets if graph.edge_fed(node.label, local)))
+    names = (f"{node.label}/{local}" for node, local in (_input_target(graph, key) for key in keys))
+    return tuple(sorted(name for name in names if name not in module.INPUTS))
 
 
 def _driven_inputs(graph: Graph, module: ModuleType, inputs, batch, dtype) -> dict[str, np.ndarray]:
@@ -59,12 +60,8 @@ def _driven_inputs(graph: Graph, module: ModuleType, inputs, batch, dtype) -> di
     for key, value in inputs.items():
         node, local = _input_target(graph, key)
         name = f"{node.label}/{local}"
-        if name not in module.INPUTS and drive_input(name) in module.INPUTS:
+        if name not in module.INPUTS:  # fed inside the network: its drive takes the input
             name = drive_input(name)
-        elif name not in module.INPUTS:
-            raise WiringError(f"input '{local}' of node '{node.label}' is another operator's output inside the node, "
-                              "so run(inputs=...) cannot drive it", None,
-                              f"free inputs: {', '.join(module.INPUTS) or 'none'}")
         given[name] = _input_array(node, value, batch, dtype)
     return given
 

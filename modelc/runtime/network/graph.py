@@ -159,12 +159,6 @@ class Graph:
         out.update({names[key]: edge.weights for key, edge in self.edges.items()})
         return out
 
-    def edge_fed(self, label: str, local: str) -> bool:
-        """Whether edges (or the node's recurrent weights) feed the variable."""
-        node = self.nodes[label]
-        return (node.weights is not None and node.target_var == local) or \
-            any(e.target == label and e.target_var == local for e in self.edges.values())
-
     def connections(self) -> list[tuple[str, str, str]]:
         """(source, target, matrix name) of every coupling: target += matrix @ source."""
         names = self._matrix_names()

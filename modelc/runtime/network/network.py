@@ -70,7 +70,7 @@ class Network:
         self._np_dtype = np.dtype(self.dtype)
         self._graph = Graph()
         self._states = States(self._np_dtype)
-        self._compiled: tuple[tuple, ModuleType] | None = None  # (signature, module)
+        self._compiled: dict[tuple, ModuleType] = {}  # signature -> module, of the graph's current version
         self._noise_streams = None  # the random generators the last run left: its noise goes on from there
         self._lock = threading.Lock()  # held by the one call that changes the network (see exclusive)
         self._busy_with = "another call"  # what holds the lock, for the message
@@ -249,26 +249,32 @@ class Network:
 
     # -- compiling ------------------------------------------------------------------
 
-    def compile(self, method: str | None = None, extra_vector_params=(), drives=()) -> ModuleType:
+    def compile(self, method: str | None = None, extra_vector_params=(), inputs=None) -> ModuleType:
         """The generated module of the whole network (compiled once per structure, then cached).
 
         The structure includes which parameters are per-unit vectors: setting one number where
-        there was an array (or the other way round) compiles another module; and the drives:
-        the variables fed by edges that a run drives from outside too ("label/op/var")."""
+        there was an array (or the other way round) compiles another module. With a run's
+        inputs, it includes a drive (nodes.py) for each driven variable that the network feeds
+        too (by edges, a circuit's own edges or another operator), so that both add up."""
+        module = self._module(method, extra_vector_params, ())
+        wanted = drives(self._graph, module, inputs)
+        return self._module(method, extra_vector_params, wanted) if wanted else module
+
+    def _module(self, method: str | None, extra_vector_params, with_drives: tuple[str, ...]) -> ModuleType:
         method = method or self._graph.method()
         vector = tuple(sorted(set(self._graph.vector_params()) | set(extra_vector_params)))
-        drives = tuple(sorted(drives))
-        signature = (self._graph.version, method, vector, drives)
-        if self._compiled is None or self._compiled[0] != signature:
+        signature = (self._graph.version, method, vector, with_drives)
+        if signature not in self._compiled:
             populations = {label: node.template for label, node in self._graph.nodes.items()}
-            populations.update(drive_populations(drives))
-            connections = self._graph.connections() + drive_connections(drives)
+            populations.update(drive_populations(with_drives))
+            connections = self._graph.connections() + drive_connections(with_drives)
             module = compile_network(populations, connections, method=method, backend=self.backend,
                                      dtype=self.dtype, vector_params=vector, name="network",
                                      trainable=self._graph.trainables().values())
             check_node_values(self._graph, module)
-            self._compiled = (signature, module)
-        return self._compiled[1]
+            self._compiled = {key: value for key, value in self._compiled.items() if key[0] == self._graph.version}
+            self._compiled[signature] = module
+        return self._compiled[signature]
 
     # -- running --------------------------------------------------------------------
 
@@ -303,7 +309,7 @@ class Network:
         The run starts from the network's current state and time (the end of the last run,
         until reset()) and leaves the network in its final state.
         """
-        module = self.compile(method, drives=drives(self._graph, inputs))
+        module = self.compile(method, inputs=inputs)
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=None, dtype=self._np_dtype)
         every = module_sampling_steps(steps, sampling_steps, sampling)
         y0 = self._states.current(self._graph, module)
@@ -346,7 +352,7 @@ class Network:
         if seed is not None and chunked:
             raise InvalidValueError("a sweep in chunks (scheduler, store, reduce, chunk_size) does not take a seed yet",
                                     None, "run the sweep as one batch to give it a seed")
-        module = self.compile(method, extra_vector_params=sweep.parameters(), drives=drives(self._graph, inputs))
+        module = self.compile(method, extra_vector_params=sweep.parameters(), inputs=inputs)
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=sweep.size, dtype=self._np_dtype)
         if chunked:
             return run_in_chunks(sweep, module, self._states.current(self._graph, module),
@@ -369,7 +375,7 @@ class Network:
         which stays where it is. Names: "label/op/var" and "label/weights" for train_params,
         "source->target" for edges made with train="gd"; each gradient has its value's shape.
         For users who bring their own optimiser (set the new values with set_var)."""
-        module = self.compile(drives=drives(self._graph, inputs))
+        module = self.compile(inputs=inputs)
         names = fitting.trained_names(self._graph)
         steps, given, targets, _ = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         value, gradients, _ = loss_and_gradients(module, self._states.current(self._graph, module),
@@ -393,7 +399,7 @@ class Network:
         mse, l1, nll, ce, kld. Returns an Observer with obs["out"] (the last pass), obs["loss"]
         (one per update) or obs["epoch_loss"] (one per epoch).
         """
-        module = self.compile(drives=drives(self._graph, inputs))
+        module = self.compile(inputs=inputs)
         trainer = fitting.Trainer(self._graph, optimizer, lr, optimizer_kwargs)
         steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         y0, t0 = self._states.current(self._graph, module), self.time
@@ -409,7 +415,7 @@ class Network:
     def test(self, inputs, targets, loss: str = "mse", sampling_steps: int = 1) -> tuple[Observer, float]:
         """Run from the current state and score the output: (Observer, loss(obs["out"], targets)).
         One sequence leaves the state at its end, as run() does; trials (a batch) leave it as it was."""
-        module = self.compile(drives=drives(self._graph, inputs))
+        module = self.compile(inputs=inputs)
         steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         output = output_name(self._graph)
         result = self._call(module, self._states.current(self._graph, module), parameter_values(self._graph), given,
@@ -428,7 +434,7 @@ class Network:
         fit_bptt, targets (..., k): a sequence goes on from the current state, trials start there and
         leave it. add_readout_node: W feeds a new identity node "readout", the output from now on.
         Returns an Observer: obs["out"] (X), obs["y"] (X Wᵀ, the fit) and obs["w_out"] (W)."""
-        return readout.fit_ridge(self._graph, self._states, self.compile(drives=drives(self._graph, inputs)), self.dt,
+        return readout.fit_ridge(self._graph, self._states, self.compile(inputs=inputs), self.dt,
                                  inputs, targets, sampling_steps, alpha, add_readout_node)
 
     @exclusive
@@ -439,7 +445,7 @@ class Network:
         time; after each chunk the weights take one RLS step on its last recorded row (targets
         (T // sampling_steps, n_out), or lists of both). P = I/alpha at first, kept on the edge; beta forgets.
         Returns an Observer: obs["out"] and obs["loss"] (the mean squared error at each update)."""
-        return readout.fit_rls(self._graph, self._states, self.compile(drives=drives(self._graph, inputs)), self.dt,
+        return readout.fit_rls(self._graph, self._states, self.compile(inputs=inputs), self.dt,
                                inputs, targets, update_steps, sampling_steps, beta, alpha)
 
     def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan, seed=None) -> dict:
