@@ -85,6 +85,8 @@ class GradientModule(NumPyModule):
                     r = r.via
             if isinstance(s, WeightAdjoint):
                 read.append(s.source)
+            if isinstance(s, ResetAdjoint):
+                read += self._bound(s.keep, 0)
         return list(dict.fromkeys(read))
 
     def _bound(self, expr: sympy.Expr, stage: int) -> list[Value]:
