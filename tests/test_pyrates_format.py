@@ -14,8 +14,8 @@ import sympy
 from modelc import compile_model
 from modelc.cli import main
 from modelc.equations import parse_equation
-from modelc.errors import (EditTargetError, ErrorGroup, TemplateFormatError, UndefinedSymbolError,
-                           UnsupportedFeatureError, WiringError)
+from modelc.errors import (EditTargetError, ErrorGroup, InheritanceCycleError, TemplateFormatError,
+                           UndefinedSymbolError, UnsupportedFeatureError, WiringError)
 from modelc.runtime.compiler import compile_source
 from modelc.ir import build_system
 from modelc.spec import EdgeTemplate, Library, parse_value
@@ -410,3 +410,17 @@ def test_complex_noise_is_an_error(tmp_path):
         """)
     with pytest.raises(UnsupportedFeatureError, match="and no noise"):
         compile_source(f"{path}:m")
+
+
+def test_a_circuit_inside_itself_is_a_cycle(tmp_path, models):
+    path = _write(tmp_path, f"""
+        a:
+          base: CircuitTemplate
+          nodes: {{p: {models}:osc}}
+          circuits: {{inner: b}}
+        b:
+          base: CircuitTemplate
+          circuits: {{again: a}}
+        """)
+    with pytest.raises(InheritanceCycleError, match="contain each other in a cycle: a -> b -> a"):
+        Library([]).get(f"{path}:a")

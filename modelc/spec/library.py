@@ -207,7 +207,7 @@ class Library:
                                        did_you_mean(name, data.keys()) or f"it holds: {', '.join(data)}")
         if key in self._resolving:
             names = [n for _, n in self._resolving[self._resolving.index(key):]] + [name]
-            raise InheritanceCycleError(f"templates inherit from each other in a cycle: {_chain(names)}",
+            raise InheritanceCycleError(f"templates inherit from or contain each other in a cycle: {_chain(names)}",
                                         data.where(name))
         self._resolving.append(key)
         try:
