@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import tempfile
 
@@ -195,6 +196,7 @@ class ModelcModule(_ModelcBase):
     name = "modelc module.run"
     families = ("seed", "qif", "jr", "sweep")
     note = "modelc's generated module called directly (compile_model(...).run)"
+    backend = "numpy"
 
     def setup(self):
         mc = _modelc()
@@ -204,7 +206,7 @@ class ModelcModule(_ModelcBase):
             if wl.family == "sweep":   # tau differs per parameter set: compile it as an array
                 extra = dict(vector_params=("li_op/tau",))
             self.mod = mod = mc.compile_model(SEED_MODEL, method=wl.method,
-                                              coupling=dict(SEED_COUPLING), **extra)
+                                              coupling=dict(SEED_COUPLING), backend=self.backend, **extra)
             self.params = {weights_param(mod): d["J"]}
             if wl.family == "sweep":
                 self.params[find_name(mod.PARAMS, "li_op/tau")] = d["taus"][:, None]
@@ -213,13 +215,13 @@ class ModelcModule(_ModelcBase):
             self.out = find_name(mod.OUTPUTS, SEED_COUPLING["output_var"])
             self.compare = [find_name(mod.STATES, "li_op/v")]
         elif wl.family == "qif":
-            self.mod = mod = mc.compile_model(QIF_MODEL, method=wl.method)
+            self.mod = mod = mc.compile_model(QIF_MODEL, method=wl.method, backend=self.backend)
             self.params, self.y0 = {}, mod.initial_state(1)
             self.inputs = {find_name(mod.INPUTS, "qif_op/I_ext"): d["I_ext"]}
             self.out = find_name(mod.OUTPUTS, "qif_op/r")
             self.compare = [find_name(mod.STATES, s) for s in handwritten.QIF_STATES]
         else:
-            self.mod = mod = mc.compile_model(JR_MODEL, method=wl.method)
+            self.mod = mod = mc.compile_model(JR_MODEL, method=wl.method, backend=self.backend)
             self.params, self.inputs, self.y0 = {}, {}, mod.initial_state(1)
             self.out = find_name(mod.OUTPUTS, "pc/rpo_e_in_op/v")
             self.compare = [find_name(mod.STATES, s) for s in handwritten.JR_STATES]
@@ -520,5 +522,53 @@ class Brian2(Contender):
         return np.array([float(getattr(self.G, n + "_")[0]) for n in self.compare])
 
 
+class ModelcNumba(ModelcModule):
+    name = "modelc numba module.run"
+    note = ("backend='numba' (issue 17): the module's chunk of steps compiled by numba; setup includes the "
+            "compile and numba's JIT (a 1-step run), the timed runs are cache hits")
+
+    backend = "numba"
+
+    @classmethod
+    def unavailable(cls, wl, peers_all=False):
+        if importlib.util.find_spec("numba") is None:
+            return "skipped: numba not installed (pip install modelc[compiled])"
+        return super().unavailable(wl, peers_all)
+
+    def setup(self):
+        super().setup()
+        y = _fresh(self.y0, self.wl.B if self.wl.family == "sweep" else None)
+        inputs = {k: v[:1] if np.ndim(v) else v for k, v in self.inputs.items()}
+        self.mod.run(y, self.params, inputs, self.wl.dt, 1, record=[self.out])  # numba's JIT (or its cache)
+
+
+class HandNumba(Contender):
+    name = "hand-written numba loop (C + BLAS class)"
+    kind = "baseline"
+    families = ("seed", "sweep")
+    note = ("the seed step written by hand in one @njit loop: r = tanh(v) fused, (dt*k*J) @ r by BLAS "
+            "(gemv; gemm over a sweep's B sets), v = (1 - dt/tau)*v + p + dt*(I + eta); the floor a "
+            "compiled backend aims at (a C loop calling the same BLAS measured the same: see issue 17's note)")
+
+    @classmethod
+    def unavailable(cls, wl, peers_all=False):
+        if importlib.util.find_spec("numba") is None:
+            return "skipped: numba not installed"
+        if wl.method != "euler":
+            return "n/a: Euler only"
+        return super().unavailable(wl, peers_all)
+
+    def setup(self):
+        from . import hand_numba
+        self.loop = hand_numba.for_workload(self.wl, self.data)
+        self.loop.run(steps=1)  # the JIT
+
+    def run(self):
+        self.loop.run()
+
+    def final_state(self):
+        return self.loop.final_state()
+
+
 ALL = [HandWritten, HandOptimised, ModelcNetwork, ModelcModule, HandWrittenSequential,
-       ModelcSequential, RectiPy, PyRates, Brian2]
+       ModelcSequential, RectiPy, PyRates, Brian2, ModelcNumba, HandNumba]

@@ -19,7 +19,8 @@ from ...equations import TIME
 from ...errors import UnsupportedFeatureError
 from ...equations import PopMean, PopSum
 from ..printers import SCALAR_HELPERS, ScalarPrinter
-from ..step import Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Record, Reset, Stage, Value
+from ..step import (OBSERVE, Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Record, Reset, Stage,
+                    Value, make_observation)
 from ..numpy.arrays import NumPyModule
 
 TEMPLATES = ("numpy/module.py.j2", "numpy/run_helpers.py.j2", "numba/run.py.j2")
@@ -53,7 +54,12 @@ class NumbaModule(NumPyModule):
         super().__init__(program)
         self.reductions: list[tuple[str, str, sympy.Expr, str]] = []  # (symbol, kind, argument, population)
         self.namer_reverse = {ident: name for name, ident in self.names.items()}
-        self.blocks = self._blocks()
+        self.algebraic_names = {n for n, _ in self.system.algebraics}
+        self.observation = make_observation(self.plan)
+        self.blocks = self._blocks(self.program.statements)
+        self.observe_from = len(self.blocks)  # the blocks from here on compute the recorded algebraics
+        self.observed_population = self._observed_populations()
+        self.blocks += self._blocks(self.observation.statements)
         self.stored = self._stored()
 
     @staticmethod
@@ -67,8 +73,28 @@ class NumbaModule(NumPyModule):
 
     # -- what each value is --------------------------------------------------------------
 
+    def _observed_populations(self) -> dict[str, str]:
+        """The population of each value of the observation: an algebraic's own; a product's
+        argument that of what it reads, a product that of the algebraic that reads it."""
+        out = {}
+        statements = self.observation.statements
+        for s in statements:
+            if isinstance(s, Evaluate):
+                owners = [self.population_of[x.name] for x in sorted(s.expr.free_symbols, key=str)
+                          if x.name in self.population_of and x.name not in self.scalars] + \
+                    [out[x.name] for x in s.expr.free_symbols if x.name in out]
+                out[s.target.name] = self.population_of.get(s.target.name) or (owners[0] if owners else "")
+        for s in statements:
+            if isinstance(s, Product):
+                readers = [e.target.name for e in statements if isinstance(e, Evaluate) and
+                           s.target.name in {x.name for x in e.expr.free_symbols}]
+                out[s.target.name] = out[readers[0]]
+        return out
+
     def population(self, v: Value) -> str:
         """The population whose units a value has."""
+        if v.role == "observed":
+            return self.observed_population[v.name]
         if v.role == "product":
             owner = self.population_of.get(v.name)
             if owner is None:
@@ -105,10 +131,19 @@ class NumbaModule(NumPyModule):
     # -- arguments of the kernel --------------------------------------------------------
 
     def read_names(self) -> set[str]:
-        reads = self.program.reads()
+        """IR names the kernel reads: the step's, the couplings' and the recorded algebraics'."""
+        reads = self.program.reads() | self.observation_reads()
         for c in self.plan.couplings:
             reads |= {x.name for x in c.source.free_symbols}
         return reads
+
+    def run_params(self) -> list[tuple[str, str]]:
+        """NumPy's run() parameters and those only the recorded algebraics read."""
+        used = {n for n, _ in super().run_params()} | self.observation_reads()
+        return [(n, self.ident(n)) for n in self.system.params if n in used]
+
+    def observation_reads(self) -> set[str]:
+        return {x.name for s in self.observation.statements if isinstance(s, Evaluate) for x in s.expr.free_symbols}
 
     def param_args(self) -> list[tuple[str, str, bool]]:
         """(identifier, population, per unit) of the parameters and invariants the steps read
@@ -127,7 +162,7 @@ class NumbaModule(NumPyModule):
 
     def input_args(self) -> list[tuple[str, str, str]]:
         """(window identifier, input, population) of the inputs the steps read."""
-        reads = self.program.reads()
+        reads = self.program.reads() | self.observation_reads()
         return [(self.derived("*_w", n), n, self.population_of[n]) for n in self.system.inputs
                 if n in reads and n not in self.system.emitted]
 
@@ -142,6 +177,15 @@ class NumbaModule(NumPyModule):
         return [(self.derived("w_*", c.name), self.derived("wt_*", c.name), self.ident(c.matrix), c)
                 for c in self.plan.couplings]
 
+    def observed_matrices(self) -> list[tuple[str, str, str]]:
+        """(W, W transposed, matrix parameter) of the matrices the recorded algebraics apply (unscaled)."""
+        matrices = sorted({s.coupling.matrix for s in self.observation.statements if isinstance(s, Product)})
+        return [(self.derived("ow_*", n), self.derived("owt_*", n), self.ident(n)) for n in matrices]
+
+    def algebraic_records(self) -> list[tuple[str, str]]:
+        """(algebraic, its record argument) of every algebraic the kernel can record."""
+        return [(n, self.derived("rec_*", n)) for n, _ in self.system.algebraics]
+
     def noise_with_drive(self) -> list[str]:
         return []  # the kernel adds each step's drive itself (no chunk-wide sum to save)
 
@@ -150,22 +194,22 @@ class NumbaModule(NumPyModule):
         return self.derived("all_*", state)
 
     def record_names(self) -> list[str]:
-        return list(self.system.states) + [e.name for e in self.system.events]
+        return list(self.system.states) + [e.name for e in self.system.events] + [n for n, _ in self.system.algebraics]
 
     def kernel_args(self) -> list[str]:
         states = [self.full(n) for n in self.system.states]
-        records = [self.derived("rec_*", n) for n in self.system.states] + \
-            [self.derived("rec_*", e.name) for e in self.system.events]
-        return (["b0", "b1", "start", "nsteps", "sampling_steps", "t0", "dt"] + [w for _, w in self.populations()] +
-                states + [i for i, _, _ in self.param_args()] + [w for w, _, _, _ in self.coupling_args()] +
-                [wt for _, wt, _, _ in self.coupling_args()] + [w for w, _, _ in self.input_args()] +
+        records = [self.derived("rec_*", n) for n in self.record_names()]
+        return (["b0", "b1", "start", "nsteps", "sampling_steps", "t0", "dt", "observe"] +
+                [w for _, w in self.populations()] + states + [i for i, _, _ in self.param_args()] +
+                [w for w, _, _, _ in self.coupling_args()] + [wt for _, wt, _, _ in self.coupling_args()] +
+                [w for w, _, _ in self.observed_matrices()] + [wt for _, wt, _ in self.observed_matrices()] + [w for w, _, _ in self.input_args()] +
                 [d for d, _ in self.drive_args()] + [d for d, _ in self.noise_args()] + records)
 
     # -- blocks: element-wise loops, products, reductions --------------------------------
 
-    def _blocks(self) -> list:
+    def _blocks(self, statements) -> list:
         blocks: list = []
-        for s in self.program.statements:
+        for s in statements:
             if isinstance(s, Stage):
                 blocks.append(s)
                 continue
@@ -245,8 +289,8 @@ class NumbaModule(NumPyModule):
         if isinstance(block, Stage):
             return set()
         if isinstance(block, Product):
-            return {self.program.bindings(block.stage)[x.name] for x in block.coupling.source.free_symbols
-                    if x.name in self.program.bindings(block.stage)}
+            bindings = self._bindings_of(block)
+            return {bindings[x.name] for x in block.coupling.source.free_symbols if x.name in bindings}
         if isinstance(block, tuple):  # a reduction
             s = block[4]
             bindings = self._bindings_of(s)
@@ -259,7 +303,24 @@ class NumbaModule(NumPyModule):
     def _bindings_of(self, s) -> dict[str, Value]:
         if isinstance(s, Reset):
             return self.program.reset_bindings()
+        if getattr(s, "stage", 0) == OBSERVE:
+            return self.observation_bindings()
         return self.program.bindings(getattr(s, "stage", 0))
+
+    def observation_bindings(self) -> dict[str, Value]:
+        """The observation reads the committed states (the states' own arrays), its own values and
+        t + dt; a spike train is 0 there, as in algebraics()."""
+        names = {n: Value(n, "state", 0) for n in self.system.states}
+        names.update({s.target.name: s.target for s in self.observation.statements})
+        names[TIME.name] = Value(TIME.name, "time", OBSERVE)
+        return names
+
+    def value(self, v: Value) -> str:
+        if v.role == "observed":
+            return self.derived("obs_*", v.name)
+        if v.role == "time" and v.stage == OBSERVE:
+            return "t_next"
+        return super().value(v)
 
     def _statement_reads(self, s) -> set[Value]:
         bindings = self._bindings_of(s)
@@ -288,11 +349,16 @@ class NumbaModule(NumPyModule):
             if v.role == "state" and v.stage == 0:
                 continue
             kind = "np.bool_" if v.role in ("fired", "held") else "DTYPE"
-            width = f"{self.coupling_width(v)}" if v.role == "product" else self.width(self.population(v))
+            product = v.role == "product" or v.role == "observed" and v.name not in self.algebraic_names and \
+                any(isinstance(s, Product) and s.target == v for s in self.observation.statements)
+            width = self.coupling_width(v) if product else self.width(self.population(v))
             out.append((self.buffer(v), width, kind))
         return out
 
     def coupling_width(self, v: Value) -> str:
+        if v.role == "observed":
+            matrix = next(s.coupling.matrix for s in self.observation.statements if s.target == v)
+            return f"{self.derived('ow_*', matrix)}.shape[0]"
         for w, _, _, c in self.coupling_args():
             if c.name == v.name:
                 return f"{w}.shape[0]"
@@ -319,6 +385,8 @@ class NumbaModule(NumPyModule):
             names[name] = f"{w}[i, b, j]"
         names.update({name: self.element(v, loop) for name, v in self._bindings_of(s).items()})
         names[TIME.name] = self.value(self._bindings_of(s)[TIME.name])
+        if getattr(s, "stage", 0) == OBSERVE:
+            names.update({n: "0.0" for n in self.system.emitted})
         names.update({str(sym): f"{red}[m]" for sym, red in reductions.items()})
         return names
 
@@ -330,25 +398,33 @@ class NumbaModule(NumPyModule):
     def kernel_lines(self) -> list[str]:
         """The body of one step inside `for i in range(nsteps)`."""
         lines = []
-        for block in self.blocks:
-            if isinstance(block, Stage):
-                if self.program.stage_uses_time(block.k):
-                    lines.append(f"{self.value(Value(TIME.name, 'time', block.k))} = t + {float(block.time)!r} * dt")
-            elif isinstance(block, Product):
-                lines += self.product_lines(block)
-            elif isinstance(block, tuple):
-                lines += self.reduction_lines(block)
-            else:
-                lines += self.loop_lines(block)
+        for index, block in enumerate(self.blocks):
+            if index == self.observe_from:  # the recorded algebraics, from the committed states
+                lines += ["if recorded and observe:", "    t_next = t0 + (start + i + 1) * dt"]
+            indent = "    " if index >= self.observe_from else ""
+            lines += [indent + line for line in self.block_lines(block)]
         return lines
 
+    def block_lines(self, block) -> list[str]:
+        if isinstance(block, Stage):
+            if not self.program.stage_uses_time(block.k):
+                return []
+            return [f"{self.value(Value(TIME.name, 'time', block.k))} = t + {float(block.time)!r} * dt"]
+        if isinstance(block, Product):
+            return self.product_lines(block)
+        if isinstance(block, tuple):
+            return self.reduction_lines(block)
+        return self.loop_lines(block)
+
     def product_lines(self, s: Product) -> list[str]:
-        source = self.program.bindings(s.stage).get(s.coupling.source.name)
+        source = self._bindings_of(s).get(s.coupling.source.name)
         if source is None:
             raise UnsupportedFeatureError(f"coupling '{s.coupling.name}' of '{s.coupling.source}', which is no value "
                                           "of the step (compiled backend)")
         x, target = self.buffer(source), self.buffer(s.target)
         w, wt = self.derived("w_*", s.coupling.name), self.derived("wt_*", s.coupling.name)
+        if s.stage == OBSERVE:
+            w, wt = self.derived("ow_*", s.coupling.matrix), self.derived("owt_*", s.coupling.matrix)
         return ["if bs == 1:  # one member: gemv",
                 f"    np.dot({w}, {x}[0], {target}[0])",
                 "else:  # the members at once: gemm",
@@ -381,7 +457,11 @@ class NumbaModule(NumPyModule):
 
     def element_lines(self, s, loop: Loop, reductions: dict) -> list[str]:
         if isinstance(s, Evaluate):
-            return self.assign(s.target, self.print_expr(s.expr, self.names_for(s, loop, reductions), reductions), loop)
+            lines = self.assign(s.target, self.print_expr(s.expr, self.names_for(s, loop, reductions), reductions), loop)
+            if s.stage == OBSERVE and s.target.name in self.algebraic_names:
+                rec = self.derived("rec_*", s.target.name)
+                lines += [f"if {rec}.shape[0]:", f"    {rec}[row, b, j] = {self.local(s.target)}"]
+            return lines
         if isinstance(s, Combine):
             return self.assign(s.target, self.combine_code(s, loop), loop)
         if isinstance(s, Rate):
