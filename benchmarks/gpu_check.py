@@ -234,7 +234,7 @@ class Context:
                     {"li_op/v": rng.standard_normal(rows), "tanh_op/r": rng.standard_normal(rows)})
             want = mn.grad(*args, sampling_steps=5, checkpoint_steps=64)
             for strategy in ("block", "graph"):
-                got = self.cupy_grad(mc, strategy, *args, sampling_steps=5, checkpoint_steps=64)
+                got = mc.grad(*args, sampling_steps=5, checkpoint_steps=64, strategy=strategy)
                 err = max(self.rel_error(got["params"], want["params"], trained),
                           self.rel_error(got["y0"], want["y0"], mn.STATES))
                 self.report.check(err <= 1e-9, f"seed {method} N={n} B=4, weights, tau, per-unit eta, y0 "
@@ -277,17 +277,6 @@ class Context:
             if not self.quick:
                 self.report.check(bg / fg <= 3.0, f"seed N={n}: GPU backward {bg / fg:.1f}x the forward <= 3x")
         print(flush=True)
-
-    @staticmethod
-    def cupy_grad(module, strategy: str, *args, **kwargs) -> dict:
-        """grad() with the given strategy: "block" (chosen for one small group) or "graph" (forced
-        by a block limit of 0 units)."""
-        limit = module.PERSISTENT_MAX_UNITS
-        module.PERSISTENT_MAX_UNITS = limit if strategy == "block" else 0
-        try:
-            return module.grad(*args, **kwargs)
-        finally:
-            module.PERSISTENT_MAX_UNITS = limit
 
     def cpu_seconds(self, run, repeats: int = 3) -> float:
         """Median wall time of run() on the CPU, after one warm-up call."""

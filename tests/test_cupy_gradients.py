@@ -51,15 +51,8 @@ def backends(system, method, trainable, folder: pathlib.Path, name: str):
 
 
 def cupy_grad(module, *args, strategy="block", **kwargs) -> dict:
-    """module.grad(...) with the given strategy: "block" (the default for one small group) or
-    "graph" (kernels and cuBLAS per step; forced by a block limit of 0 units)."""
-    limit = module.PERSISTENT_MAX_UNITS
-    if strategy == "graph":
-        module.PERSISTENT_MAX_UNITS = 0
-    try:
-        result = module.grad(*args, **kwargs)
-    finally:
-        module.PERSISTENT_MAX_UNITS = limit
+    """module.grad(...) with the given strategy, and the check that it ran."""
+    result = module.grad(*args, strategy=strategy, **kwargs)
     assert module.LAST_GRAD["strategy"] == strategy, module.LAST_GRAD
     return result
 
@@ -205,8 +198,12 @@ def test_edge_weights_and_per_unit_parameters_of_a_network(fake, tmp_path, metho
     rows = steps // 2
     cotangents = {"B/li/v": rng.standard_normal((rows,) + batch + (4,)), "R/f/y": rng.standard_normal((rows,) + batch + (2,))}
     args = (y0, params, inputs, 0.05, steps, cotangents)
-    assert_same_gradients(cupy.grad(*args, sampling_steps=2, checkpoint_steps=6),
+    assert_same_gradients(cupy_grad(cupy, *args, sampling_steps=2, checkpoint_steps=6, strategy="graph"),
                           numpy.grad(*args, sampling_steps=2, checkpoint_steps=6))
+    assert cupy.grad(*args, sampling_steps=2) and cupy.LAST_GRAD["strategy"] == "graph"   # (three groups)
+    for bad in ("block", "bogus"):   # (the generated module's own InvalidValueError, code MC202)
+        with pytest.raises(cupy.InvalidValueError, match="strategy"):
+            cupy.grad(*args, sampling_steps=2, strategy=bad)
 
 
 REDUCTIONS = """

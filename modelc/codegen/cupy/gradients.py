@@ -526,8 +526,13 @@ class GradientKernels:
         """One thread block per batch member, a thread per unit: the segment integrated again
         step by step, then swept backwards, the ops of each step in order; a matmul is a mat-vec
         over shared memory, a reduction a tree in shared memory (the forward strategy
-        "persistent"'s way). Values go through the same device arrays as the other strategy's."""
-        k = Kernel("mc_grad_block", "block", 0, "grad(): a segment forward again, then backwards, a block per batch member")
+        "persistent"'s way). Values go through the same device arrays as the other strategy's.
+        Without any barrier, a thread per element of any number of them (kind "flat")."""
+        flat = not any(isinstance(op, (MatMul, Reduce)) for ops in (self.forward, self.reverse_plain,
+                                                                     self.reverse_observed) for op in ops)
+        k = Kernel("mc_grad_block", "flat" if flat else "block", 0,
+                   "grad(): a segment forward again, then backwards, " +
+                   ("a thread per element" if flat else "a block per batch member"))
         k.arg("long long", "mc_E@0")
         k.arg("long long", "mc_n@0")
         for key in ("mc_t0", "mc_dt64"):
@@ -543,7 +548,13 @@ class GradientKernels:
         k.body = (block(head + block(forward), "for (long long mc_local = 0; mc_local < mc_L; ++mc_local) {")
                   + block(head + block(observed, "if (mc_observed && mc_row >= 0) {") + block(plain, "else {"),
                           "for (long long mc_local = mc_L - 1; mc_local >= 0; --mc_local) {"))
-        k.top = ["MODELC_SMEM;"] + BLOCK_INDEX + ["(void)mc_T;  /* (read by reductions only) */"] + k.top
+        if flat:  # (every thread is a unit: mc_active is 1, the writes need no guard)
+            k.top = ["const long long mc_i = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
+                     "if (mc_i >= mc_E) return;", "const long long mc_b = mc_i / mc_n;",
+                     "const long long mc_j = mc_i - mc_b * mc_n;", "const int mc_active = 1;",
+                     "(void)mc_b; (void)mc_j; (void)mc_active;"] + k.top
+        else:
+            k.top = ["MODELC_SMEM;"] + BLOCK_INDEX + ["(void)mc_T;  /* (read by reductions only) */"] + k.top
         if "dt" in k.uses:
             k.arg("REAL", "mc_dt")
         k.arg("long long", "mc_L")
@@ -691,11 +702,11 @@ class GradientKernels:
 
     def block_name(self) -> str | None:
         """The block kernel (a model of one population group has one)."""
-        return next((k.name for k in self.kernels if k.kind == "block"), None)
+        return next((k.name for k in self.kernels if k.name == "mc_grad_block"), None)
 
     def block_matrices(self) -> dict[str, tuple[str, str]]:
         """coupling -> (its scaled matrix's key, its transpose's key) in the block kernel."""
-        keys = next((set(k.keys) for k in self.kernels if k.kind == "block"), set())
+        keys = next((set(k.keys) for k in self.kernels if k.name == "mc_grad_block"), set())
         return {c: (self._matrix_key(c, False), self._matrix_key(c, True)) for c in self.couplings
                 if {self._matrix_key(c, False), self._matrix_key(c, True)} & keys}
 
