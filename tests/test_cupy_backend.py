@@ -552,6 +552,8 @@ def test_nvcc_compiles_every_generated_source(tmp_path, zoo_path):
     trainable = ["weights", "li_op/tau", "li_op/k", "li_op/eta"]   # grad()'s kernels too
     for dtype, method in [("float64", m) for m in METHODS] + [("float32", "rk4")]:
         labelled[(dtype, "seed grad", method)] = module_source(seed_system, method, dtype, trainable)
+    hh = build_system(load("neuron_model_templates.conductance.hodgkin_huxley.hh"))   # grad() without barriers
+    labelled[("float64", "hh grad", "rk4")] = module_source(hh, "rk4", trainable=["hh_op/g_Na", "hh_op/C_m"])
     kuramoto = build_system(load("model_templates.oscillators.kuramoto.kuramoto"))
     labelled[("float64", "kuramoto grad", "heun")] = module_source(
         kuramoto, "heun", trainable=[n for n, p in kuramoto.params.items() if p.shape == "scalar"])
