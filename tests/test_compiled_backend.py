@@ -134,3 +134,20 @@ def test_the_written_module_runs_without_modelc(tmp_path):
     assert main(["compile", SEED, "--backend", "numba", "-o", str(out)]) == 0
     source = out.read_text()
     assert "import numba" in source and "modelc" not in source.split('"""', 2)[2].split("KEY =")[0]
+
+
+def test_a_new_process_loads_the_compiled_steps_from_the_cache(tmp_path):
+    """numba's cache beside the cached module: a second process loads the kernel, compiles nothing."""
+    import os
+    import subprocess
+    script = (
+        "import numpy as np\n"
+        "from modelc import compile_model\n"
+        "mod = compile_model('model_templates.neural_mass_models.qif.qif', backend='numba')\n"
+        "mod.run({}, {}, {}, 1e-3, 10)\n"
+        "print(sum(mod._KERNELS[False].stats.cache_hits.values()))\n")
+    env = {**os.environ, "MODELC_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
+    assert [r.stdout.split()[-1] for r in runs] == ["0", "1"]
