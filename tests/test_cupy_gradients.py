@@ -24,7 +24,6 @@ import pathlib
 import numpy as np
 import pytest
 
-import fake_cupy
 from generated import fake_cupy_installed, load_source
 from modelc.codegen.generate import generate
 from modelc.codegen.options import METHODS

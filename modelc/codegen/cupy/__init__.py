@@ -11,6 +11,8 @@ This package only decides how that work is laid out on a GPU and prints it in C:
     kernels.py   the graph/stream strategies' kernels: per stage, level and group; observation
     loops.py     the fused and persistent strategies' kernels: every step of a chunk in one launch
     launches.py  what the Python side launches in order, and the tables it reads
+    grad_ops.py  grad(): the step program and adjoint.py's reverse step as ops over keys, where keys live
+    gradients.py grad(): those ops printed as kernels (graph and block strategies), the host's tables
     module.py    identifiers, every kernel, host-side code, the templates' variables
 
 Strategies (chosen by the generated module from the sizes at run time, see its `strategy_for`):
