@@ -424,3 +424,15 @@ def test_a_circuit_inside_itself_is_a_cycle(tmp_path, models):
         """)
     with pytest.raises(InheritanceCycleError, match="contain each other in a cycle: a -> b -> a"):
         Library([]).get(f"{path}:a")
+
+
+def test_a_complex_node_runs_in_a_network(complex_models):
+    from modelc import Network
+    net = Network(dt=0.01)
+    net.add_diffeq_node("m", f"{complex_models}:mean_field_node", weights=np.array([[1.5]]),
+                        source_var="mean_field/z", target_var="mean_field/s_in", output_var="mean_field/z")
+    got = net.run(steps=100)["out"][:, 0]
+
+    def rate(z):
+        return (2.0j - 0.5) * z + (1.5 * z - np.conj(1.5 * z) * z ** 2) / 2
+    np.testing.assert_allclose(got, _euler(rate, [0.3 - 0.1j], 0.01, 100)[:, 0], rtol=0, atol=1e-13)

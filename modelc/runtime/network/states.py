@@ -28,7 +28,7 @@ class States:
             if name not in self.values:
                 label, local = name.split("/", 1)
                 node = graph.nodes[label]
-                self.values[name] = self._array(node.values.get(local, initial), node)
+                self.values[name] = self._array(node.values.get(local, initial), node, module.DTYPE)
         for name in [n for n in self.values if n not in module.STATES]:
             del self.values[name]
         return dict(self.values)
@@ -40,7 +40,7 @@ class States:
             raise InvalidValueError(f"'{local}' of node '{node.label}' is computed by an equation; it has no value "
                                     "to set", None, "set the states or parameters it is computed from")
         self.current(graph, module)
-        self.values[name] = self._array(value, node)
+        self.values[name] = self._array(value, node, module.DTYPE)
 
     def advance(self, final: dict, steps: int) -> None:
         """After a run of `steps` steps that ended in the states `final`."""
@@ -56,5 +56,7 @@ class States:
         self.values.clear()
         self.steps_done = 0
 
-    def _array(self, value, node: Node) -> np.ndarray:
-        return np.array(np.broadcast_to(np.asarray(value, dtype=self.dtype), (node.n,)))
+    def _array(self, value, node: Node, module_dtype) -> np.ndarray:
+        """A state's value for every unit, in the network's dtype (complex where the module computes in complex)."""
+        dtype = np.result_type(self.dtype, module_dtype)
+        return np.array(np.broadcast_to(np.asarray(value, dtype=dtype), (node.n,)))
