@@ -542,6 +542,16 @@ class ModelcNumba(ModelcModule):
         self.mod.run(y, self.params, inputs, self.wl.dt, 1, record=[self.out])  # numba's JIT (or its cache)
 
 
+class ModelcNumbaThreads(ModelcNumba):
+    name = "modelc numba module.run, threads=2"
+    families = ("sweep",)
+    note = "the same module, the sweep's B sets split between 2 threads (run(..., threads=2))"
+
+    def run(self):
+        self.res = self.mod.run(self.y, self.params, self.inputs, self.wl.dt, self.wl.steps, record=[self.out],
+                                threads=2)
+
+
 class HandNumba(Contender):
     name = "hand-written numba loop (C + BLAS class)"
     kind = "baseline"
@@ -571,4 +581,4 @@ class HandNumba(Contender):
 
 
 ALL = [HandWritten, HandOptimised, ModelcNetwork, ModelcModule, HandWrittenSequential,
-       ModelcSequential, RectiPy, PyRates, Brian2, ModelcNumba, HandNumba]
+       ModelcSequential, RectiPy, PyRates, Brian2, ModelcNumba, ModelcNumbaThreads, HandNumba]

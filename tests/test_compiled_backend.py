@@ -137,17 +137,19 @@ def test_the_written_module_runs_without_modelc(tmp_path):
 
 
 def test_a_new_process_loads_the_compiled_steps_from_the_cache(tmp_path):
-    """numba's cache beside the cached module: a second process loads the kernel, compiles nothing."""
-    import os
+    """numba's cache beside the module file: a second process loads the kernel and compiles nothing
+    (the module, as `modelc compile -o` writes it, imported from its file by two processes)."""
     import subprocess
+    path = tmp_path / "qif_numba.py"
+    path.write_text(compile_source("model_templates.neural_mass_models.qif.qif", backend="numba"))
     script = (
-        "import numpy as np\n"
-        "from modelc import compile_model\n"
-        "mod = compile_model('model_templates.neural_mass_models.qif.qif', backend='numba')\n"
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('qif_numba', {str(path)!r})\n"
+        "mod = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(mod)\n"
         "mod.run({}, {}, {}, 1e-3, 10)\n"
         "print(sum(mod._KERNELS[False].stats.cache_hits.values()))\n")
-    env = {**os.environ, "MODELC_CACHE_DIR": str(tmp_path)}
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
             for _ in range(2)]
     assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
     assert [r.stdout.split()[-1] for r in runs] == ["0", "1"]
