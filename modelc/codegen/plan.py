@@ -25,6 +25,21 @@ from .schemes import ExplicitRungeKutta, stochastic
 DT = symbol("dt")
 
 
+@dataclass(frozen=True)
+class SpikeDriven:
+    """A product whose source changes only through an event's spike train (H/dt where the event
+    fired, 0 elsewhere), so that it can be computed from the columns of W of the units that
+    fired: O(n * fired) instead of O(n^2), as Brian2 propagates spikes. Either the source is the
+    train itself (decay None), or it is a state that each step (one stage, dt folded in) takes to
+    decay*source + gain*train with decay and gain numbers, so that the product is carried from
+    step to step: acc_new = decay*acc + (scale*W) @ (gain*train). A backend may ignore this and
+    compute the product densely: the values are equal to rounding."""
+
+    train: str                          # the emitted input (an event's spike train)
+    decay: sympy.Expr | None = None     # None: the source is the train itself
+    gain: sympy.Expr | None = None
+
+
 @dataclass
 class MatrixProduct:
     """acc = (scale * W) @ source, where scale * W is prepared once."""
@@ -33,6 +48,7 @@ class MatrixProduct:
     matrix: str             # the IR matrix parameter
     scale: sympy.Expr       # folded coefficient (1 when nothing folds)
     source: sympy.Expr      # the coupled expression (a symbol after planning)
+    spikes: SpikeDriven | None = None  # set when the source changes only through spikes
 
 
 @dataclass
@@ -136,6 +152,8 @@ class _Planner:
         needed = plan.step_symbols()
         extra = [(n, self._hoist(e)) for n, e in drive_defs.items() if n in needed]
         plan.algebraics = extra + plan.algebraics
+        for coupling in plan.couplings:
+            coupling.spikes = self._spike_driven(coupling.source, derivatives)
 
     # -- classification ------------------------------------------------------------
 
@@ -227,6 +245,30 @@ class _Planner:
         """Every W @ y left in an expression becomes an accumulator computed once per stage."""
         found = {m: symbol(self._coupling(m, sympy.Integer(1))) for m in expr.atoms(MatVec)}
         return expr.xreplace(found) if found else expr
+
+    def _spike_driven(self, source: sympy.Expr, derivatives: dict) -> SpikeDriven | None:
+        """How a product's source changes through spikes alone, if it does: it is a spike train,
+        or (one stage) a state whose derivative is a*source + b*train with a and b numbers (not
+        trained), no noise and no reset (a synaptic trace s' = -s/tau_s + spike)."""
+        system, name = self.plan.system, getattr(source, "name", None)
+        if name in system.emitted:
+            return SpikeDriven(name)
+        if not self.plan.fold_dt or name not in derivatives or name in system.noise or \
+                any(state == name for e in system.events for state, _ in e.resets):
+            return None
+        own, trains = symbol(name), {symbol(n) for n in system.emitted}
+        factors: dict[sympy.Symbol, sympy.Expr] = {}
+        for term in _terms(derivatives[name]):
+            factor = next((x for x in term.free_symbols if x == own or x in trains), None)
+            coeff = term / factor if factor is not None else term
+            if factor is None or coeff.free_symbols - self.scalar_params or coeff.has(factor):
+                return None
+            factors[factor] = factors.get(factor, sympy.Integer(0)) + coeff
+        found = [x for x in factors if x in trains]
+        if len(found) != 1:
+            return None
+        step = DT * rational(self.plan.scheme.b[0])
+        return SpikeDriven(found[0].name, 1 + step * factors.get(own, sympy.Integer(0)), step * factors[found[0]])
 
     # -- hoisting --------------------------------------------------------------------
 

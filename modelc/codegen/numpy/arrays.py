@@ -35,6 +35,7 @@ class NumPyModule:
     step_time = "DTYPE(t0 + (start + i) * dt)"  # a NumPy number: 1/t at t = 0 is inf, as for arrays
     counts_units = True  # sum() of a value given once (a number) counts the population's units
     templates = TEMPLATES  # whose declared names no model identifier takes
+    event_driven = True  # a product of a spike train from the units that fired (plan.SpikeDriven)
 
     def __init__(self, program: StepProgram):
         self.program = program
@@ -125,6 +126,7 @@ class NumPyModule:
         plan = self.plan
         exprs = [e for _, e in plan.hoisted] + [c.scale for c in plan.couplings] + [s.drive for s in plan.states] + \
             [s.diffusion for s in plan.states]
+        exprs += [e for c in self.spike_products() for e in (c.spikes.decay, c.spikes.gain) if e is not None]
         used = {x.name for e in exprs for x in e.free_symbols} | {c.matrix for c in plan.couplings}
         used |= self.program.reads()
         return [(n, self.ident(n)) for n in self.system.params if n in used]
@@ -159,7 +161,15 @@ class NumPyModule:
         return [f"{self.derived('product_*', c.name)} = _product(weights={self.ident(c.matrix)}, "
                 f"scale={self.code(c.scale)}, unbatched=unbatched)  "
                 f"# x -> ({self.code(c.scale)}) * {self.ident(c.matrix)} @ x"
-                for c in self.plan.couplings]
+                for c in self.plan.couplings] + \
+            [f"{self.derived('spikes_*', c.name)} = _spike_product(weights={self.ident(c.matrix)}, "
+             f"scale={self.code(c.scale)})  # the same product from the units that fired"
+             for c in self.spike_products()]
+
+    def spike_products(self) -> list:
+        """The couplings run() computes from the units that fired (plan.SpikeDriven)."""
+        return [s.coupling for s in self.program.statements
+                if isinstance(s, Product) and s.coupling.spikes and self.event_driven]
 
     def drive_lines(self) -> list[str]:
         """State-independent terms for all steps of a chunk, as one array expression each."""
@@ -227,12 +237,27 @@ class NumPyModule:
     def step_lines(self) -> list[str]:
         """One integration step: the step program's statements, each printed as array code."""
         lines = self.step_inputs()
-        new_values_started = False
+        new_values_started = committing = False
         for s in self.program.statements:
             if getattr(s, "target", Value("", "")).role == "new" and not new_values_started:
                 new_values_started = True
                 lines += self.new_value_buffers()
+            if isinstance(s, Commit) and not committing:
+                committing = True
+                lines += self.carried_products()
             lines += self.statement(s)
+        return lines
+
+    def carried_products(self) -> list[str]:
+        """After the update, before the commit: each carried product (a synaptic trace's W @ s)
+        follows its source to the new states, acc = decay*acc + (scale*W) @ (gain*train)."""
+        lines = []
+        for c in self.spike_products():
+            if c.spikes.decay is not None:
+                acc, names = self.ident(c.name), self.stage_names(0)
+                lines += [f"{acc} *= {self.code(c.spikes.decay, names)}",
+                          f"{acc} = {self.derived('spikes_*', c.name)}({self.ident(c.spikes.train)}, out={acc}, "
+                          f"factor={self.code(c.spikes.gain, names)}, add=True)"]
         return lines
 
     def record_lines(self) -> list[str]:
@@ -300,7 +325,14 @@ class NumPyModule:
         target = self.value(s.target)
         self.keep(target)
         source = self.code(s.coupling.source, self.stage_names(s.stage))
-        return [f"{target} = {self.derived('product_*', s.coupling.name)}({source}, out={target})"]
+        dense = f"{target} = {self.derived('product_*', s.coupling.name)}({source}, out={target})"
+        spikes = s.coupling.spikes if self.event_driven else None
+        if spikes is None:
+            return [dense]
+        if spikes.decay is None:  # the source is a spike train
+            return [f"{target} = {self.derived('spikes_*', s.coupling.name)}({source}, out={target})"]
+        # carried from step to step (carried_products); computed in full on the run's first step
+        return [f"if {target} is None:", f"    {dense}"]
 
     def rate(self, s: Rate) -> list[str]:
         """The plan's sum for one state (x_new itself when dt is folded in), in place."""

@@ -21,6 +21,8 @@ from .arrays import NumPyModule
 class GradientModule(NumPyModule):
     """Identifiers and lines of grad() for one reverse step."""
 
+    event_driven = False  # every recomputed step stands alone: its products in full
+
     def __init__(self, reverse: ReverseStep, observed: ReverseObservation):
         super().__init__(reverse.program)
         self.reverse, self.observed = reverse, observed
