@@ -199,6 +199,11 @@ class NoiseMethodError(ModelcError):
     code, title = "MC142", "method cannot integrate noise"
 
 
+# --- delays: past(x, tau), x(t - tau), edge delay and spread (MC145-MC149) --------------
+
+class DelayError(ModelcError):
+    code, title = "MC145", "bad delay"
+
 # --- code generation (MC3xx) -----------------------------------------------------------
 
 class UnsupportedFeatureError(ModelcError):

@@ -13,9 +13,9 @@ from typing import Iterable
 import sympy
 
 from .equations import TIME, Equation, free_names, operator_equations, raise_all, symbol
-from .equations.functions import CONSTANTS, NOISE, RESERVED, with_real_symbols
+from .equations.functions import CONSTANTS, NOISE, RESERVED, Delayed, with_real_symbols
 from .equations.limits import ExpressionLimits, computing
-from .errors import (AlgebraicCycleError, DuplicateDefinitionError, EquationSyntaxError, EventError, InvalidNameError,
+from .errors import (AlgebraicCycleError, DelayError, DuplicateDefinitionError, EquationSyntaxError, EventError, InvalidNameError,
                      Location,
                      ModelcError, NotAStateError, TemplateFormatError, UndefinedSymbolError, WiringError,
                      NoisePlacementError, NoiseTermError, did_you_mean)
@@ -68,6 +68,8 @@ class Connection:
     target: str
     weight: float | str = 1.0
     location: Location | None = None
+    delay: float = 0.0      # the source as it was `delay` time units ago (zero before the run began)
+    spread: float = 0.0     # > 0: PyRates' gamma-distributed delay, a chain of linear ODEs (_Builder._spread)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class _Builder:
         self.complex_names: set[str] = set()  # qualified names of the variables declared complex
         self.noise: dict[str, Diffusion] = {}
         self.errors: list[ModelcError] = []
+        self.chains = 0  # delay chains of edges with a spread, numbered in the states' names
 
     # -- one population ---------------------------------------------------------------
 
@@ -260,7 +263,7 @@ class _Builder:
         if connection.target not in self.input_sources:
             raise WiringError(f"edge target '{connection.target}' must be declared input(...)", connection.location,
                               "edges add into inputs; declare the target variable as input(0.0)")
-        source = self._symbol(connection.source)
+        source = self._delayed(connection, self._symbol(connection.source))
         if isinstance(connection.weight, str):
             weight = symbol(connection.weight)
             if connection.weight not in self.params:
@@ -269,6 +272,40 @@ class _Builder:
         else:
             term = sympy.Float(connection.weight) * source
         self.input_sources[connection.target].append(term)
+
+    def _delayed(self, connection: Connection, source: sympy.Symbol) -> sympy.Expr:
+        """What an edge passes on: its source now, delayed, or through a chain for a spread.
+
+        An edge's delay is PyRates' and RectiPy's transmission delay: the target receives zero
+        until the delay has passed (nothing was sent before the run began); with a spread the
+        chain starts at rest (0) for the same reason."""
+        if connection.spread > 0:
+            return self._spread(connection, source)
+        if connection.delay > 0:
+            return Delayed(source, sympy.Float(connection.delay), sympy.Integer(0))
+        return source
+
+    def _spread(self, connection: Connection, source: sympy.Symbol) -> sympy.Expr:
+        """PyRates' spread: a gamma kernel of mean `delay` and standard deviation `spread`, of order
+        n = round((delay/spread)^2) and rate a = n/delay, realised as n linear ODEs
+        z_k' = a*(z_{k-1} - z_k), z_0 the source, z_k(t0) = 0; the edge passes z_n (n = 0: the
+        source itself). States "source_d{j}_{k}" in the source's population."""
+        order = round((connection.delay / connection.spread) ** 2)
+        if order == 0:
+            return source
+        label = next(label for label, names in self.populations.items() if connection.source in names)
+        chain, self.chains = self.chains, self.chains + 1
+        rate, previous = sympy.Float(order / connection.delay), source
+        for k in range(1, order + 1):
+            name = f"{connection.source}_d{chain}_{k}"
+            self.states[name] = State(name, 0.0, connection.location, None,
+                                      f"stage {k} of {order} of the delay chain of an edge from {connection.source}")
+            self.derivatives[name] = rate * (previous - symbol(name))
+            self.derivative_locations[name] = connection.location
+            self.variables[name] = "variable"
+            self.populations[label].append(name)
+            previous = symbol(name)
+        return previous
 
     # -- checks and ordering ------------------------------------------------------------
 
@@ -288,6 +325,7 @@ class _Builder:
             else:
                 self.inputs[name] = Input(name, spec.default, spec.location, spec.unit, spec.description)
         self._with_real_symbols()
+        self._check_delays()
         unread = self._drop_unread()
         self._make_vectors(vector_params, unread)
         algebraics = _dependency_order(self.algebraic_defs)
@@ -307,6 +345,29 @@ class _Builder:
         self.derivatives = {name: with_real_symbols(expr) for name, expr in self.derivatives.items()}
         self.algebraic_defs = {name: (with_real_symbols(expr), where)
                                for name, (expr, where) in self.algebraic_defs.items()}
+
+    def _check_delays(self) -> None:
+        """past(x, tau): x a state (as in PyRates: its history before t0 is its initial value); tau a
+        number or made of parameters (one value for a run: the history's length comes from it).
+        (An edge's delay, added after this check, may delay a computed variable too.)"""
+        defined = [(name, expr, where) for name, (expr, where) in self.algebraic_defs.items()]
+        defined += [(name, expr, self.derivative_locations[name]) for name, expr in self.derivatives.items()]
+        for name, expr, where in defined:
+            for delayed in expr.atoms(Delayed):
+                x, tau, before = delayed.args
+                if not before and x.name in self.algebraic_defs:  # an edge's delay of a computed variable
+                    continue
+                if not isinstance(x, sympy.Symbol) or x.name not in self.states:
+                    raise DelayError(f"the delay in the equation of '{name}' delays {x}, which is not a state", where,
+                                     "delay a state (a variable with a differential equation): past(x, tau) or "
+                                     "x(t - tau); its history before t0 is its initial value")
+                if not tau.free_symbols <= {symbol(p) for p in self.params}:
+                    raise DelayError(f"the delay {tau} of {x} in the equation of '{name}' must be a number or made "
+                                     "of parameters", where, "a delay is fixed for a run, e.g. past(x, 1.5) or "
+                                     "past(x, d) with d: 1.5")
+                if tau.is_number and tau < 0:
+                    raise DelayError(f"the delay {tau} of {x} in the equation of '{name}' is negative", where,
+                                     "past(x, tau) is x at t - tau: tau >= 0")
 
     def _check_with_constants_put_in(self, algebraics: list[tuple[str, sympy.Expr]]) -> None:
         """Code generation puts the computed variables that are numbers into the expressions that
@@ -454,15 +515,16 @@ def _edge_connections(builder: _Builder, prefix: str, edge: EdgeSpec) -> list[Co
     """An edge as connections; an edge with operators first adds them as a population of its own
     (one unit per connection, labelled by its template) that reads the source and feeds the target."""
     if edge.template is None:
-        return [Connection(edge.source, edge.target, edge.weight, edge.location)]
+        return [Connection(edge.source, edge.target, edge.weight, edge.location, edge.delay, edge.spread)]
     label = _unique_label(prefix + edge.template.name, set(builder.populations))
     uses = [OperatorUse(use.operator, {**use.overrides, **edge.overrides.get(use.operator.name, {})})
             for use in edge.template.operators]
     builder.add_population(label, dataclasses.replace(edge.template, operators=uses))
     free_inputs, output = _edge_ends(edge)
     bindings = edge.bindings or {free_inputs[0]: "source"}
-    reads = [Connection(edge.source if path == "source" else path, f"{label}/{var}", 1.0, edge.location)
-             for var, path in bindings.items()]
+    reads = [Connection(edge.source, f"{label}/{var}", 1.0, edge.location, edge.delay, edge.spread)
+             if path == "source" else Connection(path, f"{label}/{var}", 1.0, edge.location)
+             for var, path in bindings.items()]  # (the source is delayed before the edge's operators: PyRates)
     return reads + [Connection(f"{label}/{output}", edge.target, edge.weight, edge.location)]
 
 

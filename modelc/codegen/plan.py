@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from ..equations import TIME, symbol
+from ..equations.functions import Delayed
 from ..errors import NoiseMethodError, UnsupportedFeatureError
 from ..ir import MatVec, System
 from .schemes import ExplicitRungeKutta, stochastic
@@ -51,6 +52,25 @@ class MatrixProduct:
     spikes: SpikeDriven | None = None  # set when the source changes only through spikes
 
 
+@dataclass(frozen=True)
+class History:
+    """The ring buffer of one delayed variable's past values, one per step (step.py: Remember)."""
+
+    name: str               # the buffer's name
+    source: str             # the delayed IR variable
+    value: sympy.Expr       # its value in a stage (a state, a computed variable, or their definition)
+    before: int             # its value before the run began: 1 the value at t0, 0 zero (ir.Delayed)
+
+
+@dataclass(frozen=True)
+class DelayedRead:
+    """`name` = the history's variable at (stage time - tau), read by interpolation (step.py: Recall)."""
+
+    name: str
+    history: str
+    tau: sympy.Expr         # a number or made of scalar parameters (fixed for a run)
+
+
 @dataclass
 class StatePlan:
     name: str
@@ -72,6 +92,8 @@ class Plan:
     algebraics: list[tuple[str, sympy.Expr]] = field(default_factory=list)  # per stage, in order
     couplings: list[MatrixProduct] = field(default_factory=list)
     states: list[StatePlan] = field(default_factory=list)
+    histories: list[History] = field(default_factory=list)
+    delays: list[DelayedRead] = field(default_factory=list)
 
     @property
     def noise(self) -> list[StatePlan]:
@@ -92,6 +114,8 @@ class Plan:
             used |= {x.name for x in (s.rest.free_symbols | s.linear.free_symbols | s.diffusion.free_symbols)}
         for c in self.couplings:
             used |= {x.name for x in c.source.free_symbols}
+        for h in self.histories:
+            used |= {x.name for x in h.value.free_symbols}
         return used
 
 
@@ -102,6 +126,10 @@ def make_plan(system: System, scheme: ExplicitRungeKutta, trainable=()) -> Plan:
     if trainable and system.noise:
         raise UnsupportedFeatureError("gradients of a model with noise (xi) are not generated yet", None,
                                       "train a model without noise, or leave train_params empty")
+    if trainable and delayed_reads(system):
+        raise UnsupportedFeatureError("gradients of a model with delays (past(), x(t - tau), edge delays) are not "
+                                      "generated yet", None, "train a model without delays, or leave train_params "
+                                      "empty (an edge's spread is ODEs: it trains)")
     plan = Plan(system, scheme, fold_dt=scheme.folds_dt, trainable=frozenset(trainable))
     _Planner(plan, plan.trainable).run()
     return plan
@@ -134,9 +162,10 @@ class _Planner:
 
     def run(self) -> None:
         system, plan = self.plan.system, self.plan
-        inline, kept = self._split_algebraics(system.algebraics)
-        stage_dependent = self._state_dependent(kept)
-        derivatives = {n: _inline(e, inline) for n, e in system.derivatives.items()}
+        reads = {d: symbol(f"delayed_{j}") for j, d in enumerate(delayed_reads(system))}
+        inline, kept = self._split_algebraics([(n, e.xreplace(reads)) for n, e in system.algebraics])
+        stage_dependent = self._state_dependent(kept, set(reads.values()))
+        derivatives = {n: _inline(e.xreplace(reads), inline) for n, e in system.derivatives.items()}
         expressions = list(derivatives.values()) + [_inline(e, inline) for _, e in kept]
         _refuse_constant_couplings(expressions, kept,
                                    {symbol(n) for n, p in system.params.items() if p.shape == "scalar"} | {DT, TIME})
@@ -148,12 +177,25 @@ class _Planner:
         for name, f in derivatives.items():
             plan.states.append(self._state(name, f, stage_dependent, drive_defs, matvec_uses))
         self._diffusions(inline, stage_dependent, drive_defs)
+        self._histories(reads, inline)
         # Algebraics that only need inputs stay per step only if per-step code reads them.
         needed = plan.step_symbols()
         extra = [(n, self._hoist(e)) for n, e in drive_defs.items() if n in needed]
         plan.algebraics = extra + plan.algebraics
         for coupling in plan.couplings:
             coupling.spikes = self._spike_driven(coupling.source, derivatives)
+
+    def _histories(self, reads: dict, inline: dict) -> None:
+        """One history per delayed variable (and convention before t0), one read per delay."""
+        histories: dict[tuple, History] = {}
+        for delayed, name in reads.items():
+            x, tau, before = delayed.args
+            key = (x.name, int(before))
+            if key not in histories:
+                value = self._extract_matvecs(_inline(x, inline))
+                histories[key] = History(f"history_{len(histories)}", x.name, value, int(before))
+            self.plan.delays.append(DelayedRead(name.name, histories[key].name, tau))
+        self.plan.histories = list(histories.values())
 
     # -- classification ------------------------------------------------------------
 
@@ -169,9 +211,10 @@ class _Planner:
                 kept.append((name, expr))
         return inline, kept
 
-    def _state_dependent(self, kept) -> set[sympy.Symbol]:
-        # an event's spike train is computed each step from the states (never a precomputed drive)
-        dependent = set(self.states) | {symbol(name) for name in self.plan.system.emitted}
+    def _state_dependent(self, kept, delayed: set[sympy.Symbol]) -> set[sympy.Symbol]:
+        # an event's spike train is computed each step from the states (never a precomputed drive),
+        # a delayed value from the history at each stage
+        dependent = set(self.states) | {symbol(name) for name in self.plan.system.emitted} | delayed
         for name, expr in kept:
             if expr.free_symbols & dependent:
                 dependent.add(symbol(name))
@@ -341,6 +384,14 @@ def _refuse_constant_couplings(exprs, algebraics, constants) -> None:
             if source.free_symbols <= constants:
                 raise UnsupportedFeatureError(f"'{weights.name}' couples {source}, one number for every unit, into "
                                               "a population", None, "couple a variable with a value per unit")
+
+
+def delayed_reads(system: System) -> list[Delayed]:
+    """Every distinct delayed value the equations read, in a fixed order."""
+    found = set()
+    for expr in [e for _, e in system.algebraics] + list(system.derivatives.values()):
+        found |= expr.atoms(Delayed)
+    return sorted(found, key=sympy.default_sort_key)
 
 
 def _count_matvecs(exprs) -> dict:

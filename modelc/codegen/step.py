@@ -55,7 +55,7 @@ import sympy
 from ..equations import TIME, symbol
 from ..errors import UnsupportedFeatureError
 from ..ir import MatVec
-from .plan import MatrixProduct, Plan, StatePlan
+from .plan import DelayedRead, History, MatrixProduct, Plan, StatePlan
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,20 @@ class Record:
     value: Value
 
 
-Statement = Stage | Combine | Evaluate | Product | Rate | Commit | Record | Noise | Check | Emit | Reset
+@dataclass(frozen=True)
+class Remember:
+    history: History            # at stage 0: the history's value at the step's start joins its buffer
+
+
+@dataclass(frozen=True)
+class Recall:
+    target: Value               # Value(name, "delayed", k)
+    read: DelayedRead
+    stage: int
+
+
+Statement = Stage | Combine | Evaluate | Product | Rate | Commit | Record | Noise | Check | Emit | Reset | Remember | \
+    Recall
 
 
 @dataclass
@@ -167,6 +180,7 @@ class StepProgram:
         names.update({n: Value(n, "algebraic", k) for n, _ in self.plan.algebraics})
         names.update({c.name: Value(c.name, "product", k) for c in self.plan.couplings})
         names.update({n: Value(n, "emitted") for n in self.plan.system.emitted})
+        names.update({d.name: Value(d.name, "delayed", k) for d in self.plan.delays})
         names[TIME.name] = Value(TIME.name, "time", k)
         return names
 
@@ -201,6 +215,10 @@ class StepProgram:
                 used |= {x.name for x in s.coefficient.free_symbols}
             elif isinstance(s, Check):
                 used |= {x.name for x in s.condition.free_symbols}
+            elif isinstance(s, Remember):
+                used |= {x.name for x in s.history.value.free_symbols}
+            elif isinstance(s, Recall):
+                used |= {x.name for x in s.read.tau.free_symbols}
             elif isinstance(s, Reset):
                 exprs = [v for _, v in s.assignments] + ([s.duration] if s.duration is not None else [])
                 used |= {x.name for e in exprs for x in e.free_symbols}
@@ -287,9 +305,10 @@ def _values_read(program: StepProgram, s) -> set[Value]:
         bindings = program.bindings(s.stage)
         reads = s.coefficient.free_symbols if s.coefficient is not None else set()
         return {bindings[x.name] for x in reads if x.name in bindings}
-    if isinstance(s, (Evaluate, Product)):
-        bindings = program.bindings(s.stage)
-        expr = s.expr if isinstance(s, Evaluate) else s.coupling.source
+    if isinstance(s, (Evaluate, Product, Remember)):
+        bindings = program.bindings(0 if isinstance(s, Remember) else s.stage)
+        expr = {Evaluate: lambda: s.expr, Product: lambda: s.coupling.source, Remember: lambda: s.history.value}[
+            type(s)]()
         return {bindings[x.name] for x in expr.free_symbols if x.name in bindings}
     return set()
 
@@ -314,6 +333,7 @@ class _Builder:
                 out.append(Combine(Value(s.name, "state", k), Value(s.name, "state", 0), terms, _noise_terms(s, noise)))
         elif start:
             raise ValueError("the first stage of an explicit scheme starts from the step's states")
+        out += [Recall(Value(d.name, "delayed", k), d, k) for d in self.plan.delays]
         for kind, name, expr in self.body:
             if kind == "evaluate":
                 out.append(Evaluate(Value(name, "algebraic", k), expr, k))
@@ -321,6 +341,8 @@ class _Builder:
                 out.append(Evaluate(Value(name, "rest", k), expr, k))
             else:
                 out.append(Product(Value(name, "product", k), expr, k))
+        if k == 0:  # after the values it writes, before a later stage reads the step's start from it
+            out += [Remember(h) for h in self.plan.histories]
         out += [Noise(Value(s.name, "noise", k), None if s.diffusion_per_chunk else s.diffusion, k)
                 for s in self.plan.noise if k == 0 or not s.diffusion_per_chunk]  # (unread ones are dropped)
         role = "new" if self.plan.fold_dt else "rate"
@@ -381,7 +403,7 @@ def _stage_body(plan: Plan) -> list[tuple[str, str, object]]:
     defined = {n: ("evaluate", n, e, e.free_symbols) for n, e in plan.algebraics}
     defined.update({c.name: ("product", c.name, c, c.source.free_symbols) for c in plan.couplings})
     needed = _closure({x.name for s in plan.states for x in s.rest.free_symbols | s.linear.free_symbols |
-                       s.diffusion.free_symbols} |
+                       s.diffusion.free_symbols} | {x.name for h in plan.histories for x in h.value.free_symbols} |
                       {c for s in plan.states for c in s.couplings}, defined)
     pending = {n: (kind, name, what, {x.name for x in reads}) for n, (kind, name, what, reads) in defined.items()
                if n in needed}
@@ -408,4 +430,4 @@ def _closure(names: set[str], defined: dict) -> set[str]:
 
 
 __all__ = ["StepProgram", "Observation", "make_observation", "OBSERVE", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",
-           "Check", "Emit", "Reset", "Noise", "Statement", "make_step_program"]
+           "Check", "Emit", "Reset", "Noise", "Remember", "Recall", "Statement", "make_step_program"]

@@ -20,7 +20,7 @@ from sympy.logic.boolalg import BooleanAtom
 
 from ..errors import (ArityError, EquationSyntaxError, InvalidNameError, Location, ModelcError, TextOrigin,
                       UnknownFunctionError, did_you_mean)
-from .functions import COMPARISONS, CONDITIONALS, CONSTANTS, FUNCTION_NAMES, FUNCTIONS, symbol
+from .functions import COMPARISONS, CONDITIONALS, CONSTANTS, FUNCTION_NAMES, FUNCTIONS, TIME, past, symbol
 from .limits import FLOAT64_MAX, ExpressionLimits
 
 
@@ -175,6 +175,8 @@ class _ExpressionBuilder(Transformer_NonRecursive):
     @v_args(meta=True)
     def call(self, meta, children):
         name, *args = children
+        if name not in FUNCTIONS and name not in CONSTANTS and len(args) == 1 and _delay_of(args[0]) is not None:
+            return self._checked(past(self.var([name]), _delay_of(args[0])), meta)  # x(t - tau), PyRates' spelling
         if name not in FUNCTIONS:
             hint = did_you_mean(name, FUNCTION_NAMES)
             if name in CONSTANTS:
@@ -191,6 +193,14 @@ class _ExpressionBuilder(Transformer_NonRecursive):
         else:
             value = build(*map(_as_number, args))
         return self._checked(value, meta)
+
+
+def _delay_of(argument) -> sympy.Expr | None:
+    """tau of an argument t - tau (tau without t), else None."""
+    if not isinstance(argument, sympy.Expr) or TIME not in argument.free_symbols:
+        return None
+    tau = TIME - argument
+    return None if TIME in tau.free_symbols else tau
 
 
 def _count_words(fewest: int, most: int | None) -> str:

@@ -80,6 +80,23 @@ class PopSum(sympy.Function):
         return self.args[0].is_real
 
 
+class Delayed(sympy.Function):
+    """Delayed(x, tau, history): the value x had tau time units ago (a delay differential
+    equation's x(t - tau)). history says what x was before the run began: 1 its initial value
+    (PyRates' past(x, tau) and x(t - tau)), 0 zero (an edge's delay: nothing was sent before t0).
+    The run keeps a history of x (a ring buffer): codegen/step.py says how it is read."""
+
+    nargs = 3
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+
+def past(x, tau):
+    """past(x, tau) and x(t - tau) in equation text: history before the run is x's initial value."""
+    return Delayed(x, tau, sympy.Integer(1))
+
+
 class _ComplexPart(sympy.Function):
     """A function of complex numbers that stays as it is: in the IR every symbol is real (later
     stages look symbols up by name), so SymPy must not simplify with that assumption."""
@@ -151,6 +168,7 @@ FUNCTIONS: dict[str, tuple[int, int | None, Callable]] = {
     "atan2": (2, 2, sympy.atan2),
     "min": (2, None, sympy.Min), "max": (2, None, sympy.Max),
     "where": (3, 3, _where), "ifelse": (3, 3, _where),
+    "past": (2, 2, past),
 }
 _ALIASES = {"absv": "abs", "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2",
             "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh"}

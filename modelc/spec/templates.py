@@ -92,6 +92,8 @@ class EdgeSpec:
     template: EdgeTemplate | None = None
     bindings: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, dict[str, tuple[float | complex, Location | None]]] = field(default_factory=dict)
+    delay: float = 0.0      # the source as it was `delay` time units ago (0 before the run began)
+    spread: float = 0.0     # > 0: a gamma-distributed delay of mean `delay` (PyRates' chain of linear ODEs)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import math
 import re
 from typing import Any
 
-from ..errors import InvalidNameError, Location, TemplateFormatError, did_you_mean
+from ..errors import DelayError, InvalidNameError, Location, TemplateFormatError, did_you_mean
 from .marked_yaml import MarkedDict, MarkedStr, excerpt, marked_text
 from .templates import EdgeSpec, EdgeTemplate, EquationEdits, OperatorTemplate, VariableSpec
 
@@ -204,13 +204,12 @@ def edge(row: Any, location: Location, template: EdgeTemplate | None = None) -> 
         if key == "weight":
             spec.weight = _edge_weight(value, attrs.where_value(key))
         elif key in ("delay", "spread"):
-            if value not in (None, 0, 0.0):
-                raise TemplateFormatError(f"edge {key}s are not supported yet", attrs.where(key))
+            setattr(spec, key, _edge_delay(key, value, attrs.where_value(key)))
         elif template is not None and "/" in key:
             _edge_operator_value(spec, key, value, attrs)
         else:
             raise TemplateFormatError(f"unknown edge attribute '{key}'", attrs.where(key),
-                                      "edges take weight and delay" + (
+                                      "edges take weight, delay and spread" + (
                                           f", and values of the edge's operators ({template.name}/op/var)"
                                           if template is not None else ""))
     return spec
@@ -220,6 +219,15 @@ def _edge_weight(weight: Any, where: Location) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(_as_float(weight)):
         raise TemplateFormatError(f"edge weight must be a finite number, got {excerpt(weight)}", where)
     return float(weight)
+
+
+def _edge_delay(key: str, value: Any, where: Location) -> float:
+    """An edge's delay or spread: a finite number >= 0 in time units (null means 0)."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise DelayError(f"edge {key} must be a finite number >= 0 (time units), got {excerpt(value)}", where)
+    return float(value)
 
 
 def _edge_operator_value(spec: EdgeSpec, key: str, value: Any, attrs: MarkedDict) -> None:

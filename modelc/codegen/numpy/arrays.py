@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import sympy
 
-from ...equations import TIME
+from ...equations import TIME, symbol
+from ...equations.functions import Delayed
 from ...ir import System
 from ..layout import population_of
 from ..naming import Namer
 from ..plan import DT
 from ..printers import NUMPY_HELPERS, NumPyPrinter
-from ..step import (Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Record, Reset, Stage, StepProgram,
-                    Value)
+from ..plan import delayed_reads
+from ..step import (Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Recall, Record, Remember, Reset,
+                    Stage, StepProgram, Value)
 from ..templating import declared_names, literal
 
 TEMPLATES = ("numpy/module.py.j2", "numpy/run.py.j2", "numpy/run_single.py.j2")
@@ -51,6 +53,8 @@ class NumPyModule:
         self.names = dict(self.namer.names)
         self.names[TIME.name] = "t"
         self.names[DT.name] = "dt"
+        # algebraics() and rhs() take the delayed values as an argument (run() reads its histories)
+        self.names.update({d.name: f"delayed[{literal(d.name)}]" for d in plan.delays})
         scalars = {n for n, p in system.params.items() if p.shape == "scalar"} | {TIME.name, DT.name}
         scalars |= {n for n, e in plan.hoisted if {x.name for x in e.free_symbols} <= scalars}
         self.scalars = frozenset(scalars)  # one number for every unit (no array to write into)
@@ -84,6 +88,7 @@ class NumPyModule:
         if v.role in ("state", "algebraic") and k == 0 or v.role in ("product", "emitted"):
             return self.ident(x)
         pattern = {"state": f"*_{k + 1}", "algebraic": f"*_{k + 1}", "rate": f"d*_{k + 1}", "rest": "inc_*",
+                   "delayed": f"*_at_{k + 1}",
                    "new": "*_out", "fired": "*_fired", "held": "*_held"}[v.role]
         return self.derived(pattern, x)
 
@@ -140,8 +145,61 @@ class NumPyModule:
         return [(n, self.plain(e)) for n, e in self.system.derivatives.items()]
 
     def plain(self, expr: sympy.Expr) -> str:
-        """For algebraics() and rhs(), which bind no `shapes`."""
-        return self.printer_class(self.names, scalars=self.scalars).doprint(expr)
+        """For algebraics() and rhs(), which bind no `shapes`; a delayed value is delayed[name]."""
+        reads = {d: symbol(r.name) for d, r in zip(delayed_reads(self.system), self.plan.delays)}
+        return self.printer_class(self.names, scalars=self.scalars).doprint(expr.xreplace(reads))
+
+    # -- delays: histories (step.py: Remember, Recall) -------------------------------------
+
+    def reads_delayed(self, exprs) -> bool:
+        return any(e.has(Delayed) for e in exprs)
+
+    def history_lines(self) -> list[str]:
+        """Before the loop: how many steps back each stage (and the record step, at t + dt) reads
+        each delay, and the ring buffers: `history`'s (the run before's) or new ones, filled with
+        the state's initial value (past(x, tau)) or zeros (an edge's delay)."""
+        lines = []
+        times = [float(c) for c in self.program.stage_times] + [1.0]
+        for d in self.plan.delays:
+            back = self.derived("back_*", d.name)
+            lines.append(f"{back} = _steps_back({self.code(d.tau)}, dt, {literal(self.source_of(d))})")
+            lines += [f"{self.derived(f'*_{k + 1}', back)} = {back} - {c!r}" for k, c in enumerate(times) if c]
+        reach = {h.name: ", ".join(self.derived("back_*", d.name) for d in self.plan.delays if d.history == h.name)
+                 for h in self.plan.histories}  # (a step's start reads furthest back)
+        layout = ", ".join(f"{literal(h.source)}: (max({reach[h.name]}, 0.0), "
+                           f"shapes[{literal(self.population_of[h.source])}], "
+                           f"{self.ident(h.source) if h.before else None})" for h in self.plan.histories)
+        buffers = ", ".join(self.derived("*_buf", h.name) for h in self.plan.histories)
+        return lines + [f"h0, ({buffers},) = _histories(history, dt, {{{layout}}})"]
+
+    def delays_layout(self) -> dict[str, tuple[str, str]]:
+        """DELAYED of the module: {name: (delayed variable, its delay as text)}."""
+        return {d.name: (self.source_of(d), str(d.tau)) for d in self.plan.delays}
+
+    def source_of(self, d) -> str:
+        return next(h.source for h in self.plan.histories if h.name == d.history)
+
+    def history_result(self) -> str:
+        """rec["history"]: what the next run goes on from."""
+        buffers = ", ".join(f"{literal(h.source)}: {self.derived('*_buf', h.name)}" for h in self.plan.histories)
+        return f'rec["history"] = {{"dt": dt, "step": h0 + steps, "buffers": {{{buffers}}}}}'
+
+    def record_delayed(self) -> str:
+        """The delayed values at the recorded step's end (t + dt), for algebraics()."""
+        k = len(self.program.stage_times)  # (history_lines: the record step's read after the stages')
+        return "{" + ", ".join(f"{literal(d.name)}: _recall({self.derived('*_buf', d.history)}, hpos, "
+                               f"{self.derived(f'*_{k + 1}', self.derived('back_*', d.name))})"
+                               for d in self.plan.delays) + "}"
+
+    def remember(self, s: Remember) -> list[str]:
+        buffer = self.derived("*_buf", s.history.name)
+        value = self.code(s.history.value, self.stage_names(0))
+        return [f"{buffer}[hpos % len({buffer})] = {value}"]
+
+    def recall(self, s: Recall) -> list[str]:
+        back = self.derived("back_*", s.read.name)
+        back = self.derived(f"*_{s.stage + 1}", back) if self.program.stage_times[s.stage] else back
+        return [f"{self.value(s.target)} = _recall({self.derived('*_buf', s.read.history)}, hpos, {back})"]
 
     # -- run: once, per chunk ----------------------------------------------------------------
 
@@ -232,6 +290,7 @@ class NumPyModule:
         """This step's input values and time, as the step's expressions read them."""
         reads = self.program.reads()
         lines = [f"{self.ident(n)} = {self.derived('*_w', n)}[i]" for n in self.system.inputs if n in reads]
+        lines += ["hpos = h0 + start + i  # this step's slot in the histories"] if self.plan.histories else []
         return lines + ([f"t = {self.step_time}"] if TIME.name in reads else [])
 
     def step_lines(self) -> list[str]:
@@ -266,7 +325,8 @@ class NumPyModule:
     def statement(self, s) -> list[str]:
         printers = {Stage: self.stage, Combine: self.combine, Evaluate: self.evaluate, Product: self.product,
                     Rate: self.rate, Commit: self.commit, Noise: self.noise,
-                    Check: self.check, Emit: self.emit, Reset: self.reset}
+                    Check: self.check, Emit: self.emit, Reset: self.reset, Remember: self.remember,
+                    Recall: self.recall}
         return printers[type(s)](s) if type(s) in printers else []  # Record: at the record step (record_lines)
 
     def stage(self, s: Stage) -> list[str]:
@@ -435,4 +495,4 @@ class NumPyModule:
 
 def applies_to_floats(system: System) -> bool:
     """The Python-float loop needs every population's work to be element-wise (no weight matrix)."""
-    return not any(p.shape == "matrix" for p in system.params.values())
+    return not any(p.shape == "matrix" for p in system.params.values()) and not delayed_reads(system)
