@@ -1091,6 +1091,17 @@ cli("sweep_file_unknown_path", "MC205", "sweep {model}", "sweep parameter 'qif_o
     store: sweep.zarr
     """, line=2, column=8)
 
+# --- delays ------------------------------------------------------------------------------------
+
+file("delay_of_a_computed_variable", "MC145", """
+    m:
+      base: OperatorTemplate
+      equations: ["x' = -past(y, 1.0)", "y = 2*x"]
+      variables: {x: output(1.0), y: variable(0.0)}
+    """, "the delay in the equation of 'm/x' delays m/y, which is not a state", 3, 19,
+     "delay a state (a variable with a differential equation): past(x, tau) or x(t - tau); its history before t0 "
+     "is its initial value")
+
 # Codes with no case, and why (test_errors checks every other code has one).
 UNCOVERED = {
     "MC000": "the base class ModelcError; every error raised has a more specific code",
