@@ -1098,7 +1098,7 @@ file("delay_of_a_computed_variable", "MC145", """
       base: OperatorTemplate
       equations: ["x' = -past(y, 1.0)", "y = 2*x"]
       variables: {x: output(1.0), y: variable(0.0)}
-    """, "the delay in the equation of 'm/x' delays m/y, which is not a state", 3, 19,
+    """, "the delay in the equation of 'm/x' delays m/y, which is not a state", 3, 16,
      "delay a state (a variable with a differential equation): past(x, tau) or x(t - tau); its history before t0 "
      "is its initial value")
 
