@@ -396,13 +396,24 @@ class NumbaModule(NumPyModule):
         return ElementPrinter(names, scalars=self.scalars).doprint(expr)
 
     def kernel_lines(self) -> list[str]:
-        """The body of one step inside `for i in range(nsteps)`."""
+        """The body of one step inside `for i in range(nsteps)`: the step, its records, and the
+        recorded algebraics computed from the committed states."""
+        lines = [line for block in self.blocks[:self.observe_from] for line in self.block_lines(block)]
+        lines += self.record_lines()
+        observation = [line for block in self.blocks[self.observe_from:] for line in self.block_lines(block)]
+        if observation:
+            lines += ["if recorded and observe:", "    t_next = t0 + (start + i + 1) * dt"]
+            lines += [f"    {line}" for line in observation]
+        return lines
+
+    def record_lines(self) -> list[str]:
+        """The committed new states into this step's record rows (a Record reads the new value,
+        which its Commit has put into the state's array)."""
         lines = []
-        for index, block in enumerate(self.blocks):
-            if index == self.observe_from:  # the recorded algebraics, from the committed states
-                lines += ["if recorded and observe:", "    t_next = t0 + (start + i + 1) * dt"]
-            indent = "    " if index >= self.observe_from else ""
-            lines += [indent + line for line in self.block_lines(block)]
+        for s in self.program.statements:
+            if isinstance(s, Record):
+                rec, state = self.derived("rec_*", s.state), self.buffer(Value(s.state, "state"))
+                lines += [f"if recorded and {rec}.shape[0]:", f"    {rec}[row, b0:b1] = {state}"]
         return lines
 
     def block_lines(self, block) -> list[str]:
@@ -444,6 +455,8 @@ class NumbaModule(NumPyModule):
         body = []
         for s, reductions in loop.items:
             body += self.element_lines(s, loop, reductions)
+        if not body:  # (records only: written after the step)
+            return []
         width = self.width(loop.population)
         return ["for m in range(bs):", "    b = b0 + m", f"    for j in range({width}):"] + \
             [f"        {line}" for line in body]
@@ -474,8 +487,7 @@ class NumbaModule(NumPyModule):
         if isinstance(s, Commit):
             return [f"{self.buffer(Value(s.state, 'state'))}[m, j] = {self.element(s.value, loop)}"]
         if isinstance(s, Record):
-            rec = self.derived("rec_*", s.state)
-            return [f"if recorded and {rec}.shape[0]:", f"    {rec}[row, b, j] = {self.element(s.value, loop)}"]
+            return []  # after the step, a row at a time (record_lines): no branch in the loop
         if isinstance(s, Check):
             return self.check_lines(s, loop, reductions)
         if isinstance(s, Emit):
