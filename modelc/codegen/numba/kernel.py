@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import sympy
 
-from ...equations import TIME
+from ...equations import TIME, PopMean, PopSum
 from ...errors import UnsupportedFeatureError
-from ...equations import PopMean, PopSum
 from ..printers import SCALAR_HELPERS, ScalarPrinter
 from ..step import (OBSERVE, Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Record, Reset, Stage,
                     Value, make_observation)
@@ -52,7 +51,8 @@ class NumbaModule(NumPyModule):
     def __init__(self, program):
         self._refuse(program)
         super().__init__(program)
-        self.reductions: list[tuple[str, str, sympy.Expr, str]] = []  # (symbol, kind, argument, population)
+        # (buffer, "mean" | "sum", the reduction, the population it sums over, the statement reading it)
+        self.reductions: list[tuple[str, str, sympy.Expr, str, object]] = []
         self.namer_reverse = {ident: name for name, ident in self.names.items()}
         self.algebraic_names = {n for n, _ in self.system.algebraics}
         self.observation = make_observation(self.plan)
