@@ -522,10 +522,10 @@ def _edge_connections(builder: _Builder, prefix: str, edge: EdgeSpec) -> list[Co
     builder.add_population(label, dataclasses.replace(edge.template, operators=uses))
     free_inputs, output = _edge_ends(edge)
     bindings = edge.bindings or {free_inputs[0]: "source"}
-    reads = [Connection(edge.source, f"{label}/{var}", 1.0, edge.location, edge.delay, edge.spread)
-             if path == "source" else Connection(path, f"{label}/{var}", 1.0, edge.location)
-             for var, path in bindings.items()]  # (the source is delayed before the edge's operators: PyRates)
-    return reads + [Connection(f"{label}/{output}", edge.target, edge.weight, edge.location)]
+    reads = [Connection(edge.source if path == "source" else path, f"{label}/{var}", 1.0, edge.location)
+             for var, path in bindings.items()]
+    # the delay is the edge operators' output's, on its way to the target (as in PyRates)
+    return reads + [Connection(f"{label}/{output}", edge.target, edge.weight, edge.location, edge.delay, edge.spread)]
 
 
 def _unique_label(name: str, labels: set[str]) -> str:
