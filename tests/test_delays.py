@@ -172,6 +172,19 @@ def test_run_in_two_parts_equals_one_run(models, name, method):
         module.run(first["final"], dt=0.02, steps=5, history=first["history"])
 
 
+@pytest.mark.parametrize("name, method", [("pair", "heun"), ("dde2", "rk4"), ("spread", "euler")])
+def test_python_floats_equal_numpy_arrays(models, name, method):
+    """A single unit runs in Python floats (floats.py), with a batch axis of one in NumPy arrays."""
+    module = models(name, method=method)
+    record = list(module.STATES) + [n for n in module.OUTPUTS if n.endswith("r_in")]
+    floats = module.run({}, dt=0.05, steps=80, record=record)
+    arrays = module.run({n: v[None] for n, v in module.initial_state(1).items()}, dt=0.05, steps=80, record=record)
+    for name_ in record:
+        np.testing.assert_allclose(floats[name_][:, 0], arrays[name_][:, 0, 0], rtol=0, atol=1e-13)
+    for source, buffer in floats.get("history", {"buffers": {}})["buffers"].items():  # (a spread has none)
+        np.testing.assert_allclose(buffer[:, 0], arrays["history"]["buffers"][source][:, 0, 0], rtol=0, atol=1e-13)
+
+
 def test_batch_equals_runs_one_by_one(models):
     """A batch of initial states (and of units): each member runs as it would alone."""
     module = models("pair", method="heun")

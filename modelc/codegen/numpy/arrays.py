@@ -85,6 +85,8 @@ class NumPyModule:
             return "t" if self.program.stage_times[k] == 0 else self.derived(f"t_{k + 1}", TIME.name)
         if v.role == "noise":  # g*dW: a row of the chunk's array, or the stage's own buffer
             return f"{self.derived('dW_*', x)}[i]" if self.noise_per_chunk(x) else self.derived(f"noise_*_{k + 1}", x)
+        if v.role == "delayed":  # (its name in self.names is algebraics()' delayed[...])
+            return self.derived(f"{x}_at_{k + 1}", x)
         if v.role in ("state", "algebraic") and k == 0 or v.role in ("product", "emitted"):
             return self.ident(x)
         pattern = {"state": f"*_{k + 1}", "algebraic": f"*_{k + 1}", "rate": f"d*_{k + 1}", "rest": "inc_*",
@@ -161,16 +163,24 @@ class NumPyModule:
         lines = []
         times = [float(c) for c in self.program.stage_times] + [1.0]
         for d in self.plan.delays:
-            back = self.derived("back_*", d.name)
+            back = self.steps_back(d)
             lines.append(f"{back} = _steps_back({self.code(d.tau)}, dt, {literal(self.source_of(d))})")
             lines += [f"{self.derived(f'*_{k + 1}', back)} = {back} - {c!r}" for k, c in enumerate(times) if c]
-        reach = {h.name: ", ".join(self.derived("back_*", d.name) for d in self.plan.delays if d.history == h.name)
+        reach = {h.name: ", ".join(self.steps_back(d) for d in self.plan.delays if d.history == h.name)
                  for h in self.plan.histories}  # (a step's start reads furthest back)
-        layout = ", ".join(f"{literal(h.source)}: (max({reach[h.name]}, 0.0), "
-                           f"shapes[{literal(self.population_of[h.source])}], "
+        layout = ", ".join(f"{literal(h.source)}: (max({reach[h.name]}, 0.0), {self.history_shape(h.source)}, "
                            f"{self.ident(h.source) if h.before else None})" for h in self.plan.histories)
-        buffers = ", ".join(self.derived("*_buf", h.name) for h in self.plan.histories)
-        return lines + [f"h0, ({buffers},) = _histories(history, dt, {{{layout}}})"]
+        return lines + [f"h0, ({', '.join(self.history_buffers())},) = _histories(history, dt, {{{layout}}})"]
+
+    def steps_back(self, d) -> str:
+        """How many steps before a step's start its stage 0 reads the delayed value d."""
+        return self.derived(f"{d.name}_back", d.name)
+
+    def history_shape(self, source: str) -> str:
+        return f"shapes[{literal(self.population_of[source])}]"
+
+    def history_buffers(self) -> list[str]:
+        return [self.derived("*_buf", h.name) for h in self.plan.histories]
 
     def delays_layout(self) -> dict[str, tuple[str, str]]:
         """DELAYED of the module: {name: (delayed variable, its delay as text)}."""
@@ -179,16 +189,17 @@ class NumPyModule:
     def source_of(self, d) -> str:
         return next(h.source for h in self.plan.histories if h.name == d.history)
 
-    def history_result(self) -> str:
-        """rec["history"]: what the next run goes on from."""
-        buffers = ", ".join(f"{literal(h.source)}: {self.derived('*_buf', h.name)}" for h in self.plan.histories)
-        return f'rec["history"] = {{"dt": dt, "step": h0 + steps, "buffers": {{{buffers}}}}}'
+    def history_result(self, step: str = "h0 + steps", buffers: list[str] | None = None) -> str:
+        """rec["history"] (what the next run goes on from): the histories at `step`."""
+        pairs = zip(self.plan.histories, buffers or self.history_buffers())
+        entries = ", ".join(f"{literal(h.source)}: {buffer}" for h, buffer in pairs)
+        return f'{{"dt": dt, "step": {step}, "buffers": {{{entries}}}}}'
 
     def record_delayed(self) -> str:
         """The delayed values at the recorded step's end (t + dt), for algebraics()."""
         k = len(self.program.stage_times)  # (history_lines: the record step's read after the stages')
         return "{" + ", ".join(f"{literal(d.name)}: _recall({self.derived('*_buf', d.history)}, hpos, "
-                               f"{self.derived(f'*_{k + 1}', self.derived('back_*', d.name))})"
+                               f"{self.derived(f'*_{k + 1}', self.steps_back(d))})"
                                for d in self.plan.delays) + "}"
 
     def remember(self, s: Remember) -> list[str]:
@@ -197,7 +208,7 @@ class NumPyModule:
         return [f"{buffer}[hpos % len({buffer})] = {value}"]
 
     def recall(self, s: Recall) -> list[str]:
-        back = self.derived("back_*", s.read.name)
+        back = self.steps_back(s.read)
         back = self.derived(f"*_{s.stage + 1}", back) if self.program.stage_times[s.stage] else back
         return [f"{self.value(s.target)} = _recall({self.derived('*_buf', s.read.history)}, hpos, {back})"]
 
@@ -495,4 +506,4 @@ class NumPyModule:
 
 def applies_to_floats(system: System) -> bool:
     """The Python-float loop needs every population's work to be element-wise (no weight matrix)."""
-    return not any(p.shape == "matrix" for p in system.params.values()) and not delayed_reads(system)
+    return not any(p.shape == "matrix" for p in system.params.values())

@@ -53,6 +53,24 @@ class FloatModule(NumPyModule):
         g = self.code(s.coefficient, self.stage_names(s.stage))
         return [f"{self.value(s.target)} = ({g})*{self.derived('dW_*', s.target.name)}[i]"]
 
+    def history_shape(self, source: str) -> str:
+        return "(1,)"
+
+    def history_lines(self) -> list[str]:
+        """The histories as lists of floats (a read is a float)."""
+        return super().history_lines() + [f"{b} = {b}.ravel().tolist()" for b in self.history_buffers()]
+
+    def history_result(self, step: str = "h0 + steps", buffers: list[str] | None = None) -> str:
+        """As NumPy's run() keeps them: arrays (length, 1)."""
+        return super().history_result(step, [f"np.reshape({b}, (-1, 1))" for b in buffers or self.history_buffers()])
+
+    def history_snapshot(self) -> list[str]:
+        """Copies of the histories at a chunk's start: a chunk handed over to NumPy restarts from them."""
+        return [self.derived("*_kept", b) for b in self.history_buffers()]
+
+    def history_kept(self) -> list[tuple[str, str]]:
+        return list(zip(self.history_snapshot(), self.history_buffers()))
+
     def new_value_buffers(self) -> list[str]:
         return []
 
