@@ -28,6 +28,9 @@ update, Euler's folded dt or the record write: it prints these statements, each 
     Reset(event, assignments)      after the update, before the commit: where fired (or held), the
                                    states take their reset values, all computed from the new states
                                    before any is assigned; the clock takes the refractory time where fired
+    Remember(history)              stage 0: the delayed variable's value at the step's start joins its
+                                   history (a ring buffer of one value per step, after its evaluation)
+    Recall(target, read)           target = the history's variable tau before the stage's time
 
 Events, precisely (RectiPy's convention, for every scheme): the spike of step n -> n+1 is
 detected on x_n, the state the previous step left. Its spike train H/dt is one constant input
@@ -41,6 +44,18 @@ refractory time T, the event's clock (a state, clock' = -1) is set to T where it
 it is above dt/2 (for round(T/dt) steps after the spike's step) the event does not fire and its
 resets are applied again after each step (held).
 
+Delays, precisely (one rule for every scheme): a delayed variable x (past(x, tau), x(t - tau), an
+edge's delay) has a history of its values at the step times t0 + n*dt: stage 0 of step n writes
+x_n (Remember). A stage at time t_n + c*dt reads x at t_n + c*dt - tau, which lies p = tau/dt - c
+steps before t_n: the stored value x_{n-p} when p is a whole number, else linear between the two
+stored values around it, (1 - f)*x_{n-i} + f*x_{n-i-1} with i = floor(p), f = p - i (Recall).
+So Euler with delays of whole steps reads stored values only (exact); Heun and RK4 read the
+history at their own stage times, which makes RK4 second order where it reads between steps.
+A delay must be at least dt (a step's start then reads only steps before it). Before the run
+began, x is its initial value for past(x, tau) (PyRates' DDEHistory) and 0 for an edge's delay
+(PyRates' and RectiPy's buffers: nothing was sent before t0). The histories are state: run()
+returns them (rec["history"]) and a run given them goes on as one run would. An edge's spread
+is no history but PyRates' chain of linear ODEs (ir._Builder._spread).
 Expressions use the IR's names; `bindings(k)` maps each name to the Value it means in stage k
 (the state x means x itself in stage 0 and the stage's starting value later). Each backend
 names every Value once (its `ident`), so one expression prints correctly in every stage.
