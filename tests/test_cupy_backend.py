@@ -254,6 +254,18 @@ def test_a_step_statement_it_does_not_know_is_refused_by_name(monkeypatch, train
     assert info.value.code == "MC301" and "backend='numpy'" in str(info.value)
 
 
+def test_a_model_with_delays_is_refused_naming_the_feature(tmp_path):
+    path = tmp_path / "delayed.yaml"
+    path.write_text("""
+delayed:
+  base: OperatorTemplate
+  equations: "x' = -x + past(x, 0.5)"
+  variables: {x: output(0.1)}
+""")
+    with pytest.raises(UnsupportedFeatureError, match=r"CuPy backend cannot translate .*'Recall' statements \(delays"):
+        generate(build_system(load(f"{path}:delayed")), "euler", "cupy")
+
+
 # --- every model: the kernels against the NumPy backend -------------------------------------
 
 @pytest.mark.parametrize("path", MODEL_TEMPLATES, ids=_short)

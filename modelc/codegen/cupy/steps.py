@@ -25,7 +25,8 @@ def refuse_statement(s) -> None:
                                   f"({feature}) yet", None, "run this model with backend='numpy' (device='cpu')")
 
 
-_FEATURES = {"Check": "events (spikes)", "Emit": "events (spikes)", "Reset": "events (resets)"}
+_FEATURES = {"Check": "events (spikes)", "Emit": "events (spikes)", "Reset": "events (resets)",
+             "Noise": "noise", "Remember": "delays (histories)", "Recall": "delays (histories)"}
 
 
 @dataclass
