@@ -197,6 +197,15 @@ def test_batch_equals_runs_one_by_one(models):
             np.testing.assert_allclose(batch["b/li_op/v"][:, b, unit], alone["b/li_op/v"][:, 0], rtol=0, atol=1e-14)
 
 
+def test_spellings_of_a_delay():
+    """x(t - tau) is past(x, tau) (PyRates' two spellings), x(t) is x, and the text printed for an
+    edited equation reads back as the same expression."""
+    from modelc.equations import equation_text, parse_equation
+    equation = parse_equation("x' = -x(t - d) + y(t) + past(z, 2*d)")
+    assert equation.rhs == parse_equation("x' = -past(x, d) + y + past(z, 2*d)").rhs
+    assert parse_equation(equation_text(equation.kind, equation.target, equation.rhs)).rhs == equation.rhs
+
+
 def test_delay_shorter_than_the_step_is_refused(models):
     module = models("dde", method="euler")
     with pytest.raises(ValueError, match="shorter than the step"):

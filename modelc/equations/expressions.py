@@ -176,7 +176,8 @@ class _ExpressionBuilder(Transformer_NonRecursive):
     def call(self, meta, children):
         name, *args = children
         if name not in FUNCTIONS and name not in CONSTANTS and len(args) == 1 and _delay_of(args[0]) is not None:
-            return self._checked(past(self.var([name]), _delay_of(args[0])), meta)  # x(t - tau), PyRates' spelling
+            tau = _delay_of(args[0])  # x(t - tau), PyRates' spelling (x(t) is x)
+            return self._checked(past(self.var([name]), tau) if tau != 0 else self.var([name]), meta)
         if name not in FUNCTIONS:
             hint = did_you_mean(name, FUNCTION_NAMES)
             if name in CONSTANTS:

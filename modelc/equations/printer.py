@@ -39,6 +39,9 @@ class _ModelSyntaxPrinter(StrPrinter):
 
     _print_Abs = _print_Min = _print_Max = _print_conjugate = _print_re = _print_im = _print_arg = _print_Function
 
+    def _print_Delayed(self, expr) -> str:
+        return f"past({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _print_Heaviside(self, expr) -> str:
         return f"heaviside({self._print(expr.args[0])})"  # the grammar's heaviside is H(0) = 1
 
