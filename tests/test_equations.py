@@ -9,6 +9,7 @@ import sympy
 from modelc.equations import (FUNCTION_NAMES, TIME, Equation, Exprel, PopMean, PopSum, Span, equation_text,
                               expression_text, free_names, operator_equations, parse_equation, parse_expression,
                               symbol)
+from modelc.equations.functions import Delayed
 from modelc.errors import (ArityError, EquationSyntaxError, HigherOrderDerivativeError,
                            InvalidNameError, ModelcError, TextOrigin, UnknownFunctionError)
 from modelc.spec import Library
@@ -173,6 +174,7 @@ FUNCTION_CASES = {
     "exprel(x)": Exprel(x), "mean(x)": PopMean(x), "sum(x)": PopSum(x),
     # complex numbers: of a real x (every name not declared complex) they are x, x, 0 and arg(x)
     "absv(x)": sympy.Abs(x), "conj(x)": x, "real(x)": x, "imag(x)": sympy.S.Zero, "angle(x)": sympy.arg(x),
+    "past(x, tau)": Delayed(x, tau, 1),  # x at t - tau, its initial value before t0 (tests/test_delays.py)
 }
 
 
