@@ -142,7 +142,7 @@ LATE_IMPORTS = {  # module -> what it may import inside a function, and why
                "runtime.compiler", "runtime.cache", "spec", "resources",  # `modelc --version` loads no YAML
                "runtime.distributed.sweep_file", "runtime.simulate"},     # nor NumPy (`sweep`)
     "runtime/compiler.py": {"codegen.generate", "ir"},      # a cache hit imports no SymPy, lark or Jinja
-    "runtime/network/device.py": {"cupy"},                  # optional dependencies
+    "runtime/network/device.py": {"cupy", "numba"},         # optional dependencies
     "runtime/network/progress.py": {"tqdm.auto"},
     "runtime/observer.py": {"matplotlib.pyplot", "pandas"},
     "runtime/distributed/pools.py": {"dask.distributed", "dask.array", "xarray", "zarr"},  # modelc[distributed]
