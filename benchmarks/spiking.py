@@ -12,12 +12,16 @@ input; time in units of tau = 1, 1 s read as T = 1 at dt = 1e-4 (10 000 steps). 
 - hand-written NumPy: the same loop in place, the baseline;
 - RectiPy 0.12.2: its own qif template with spike_var/reset_var (torch CPU, one thread);
 - Brian2 2.x, numpy and cython targets: NeuronGroup with threshold/reset (s += 1 at the reset),
-  the dense J @ s in a network_operation (Synapses would be N^2 objects).
+  the dense J @ s in a network_operation; and Brian2's event-driven way (cython): N^2 Synapses
+  whose spikes add J[:, j] onto a decaying synaptic input.
+- modelc's run() computes J @ s from the spikes as well: s' = -s/tau_s + spike changes only
+  through spikes, so J @ s is carried from step to step (plan.SpikeDriven).
 Every contender runs `--repeats` alternating rounds; the figure is the median µs per step, and
 the spike count shows that they simulate the same network (the peers detect a spike after the
 step that crosses, modelc and RectiPy on the state the step starts from: counts differ a little).
 Targets: modelc >= 10x RectiPy and faster than Brian2's numpy target. Numbers measured on a busy
-machine are noisy: re-measure on a quiet one.
+machine are noisy: re-measure on a quiet one. `--steps` shortens a run (N = 4000's dense peers
+take about 10 ms a step).
 """
 from __future__ import annotations
 
@@ -169,7 +173,36 @@ class Brian2Cython(Brian2):
     target = "cython"
 
 
-CONTENDERS = [Modelc, HandWritten, RectiPy, Brian2, Brian2Cython]
+class Brian2Synapses(Brian2):
+    """Brian2's own event-driven coupling: N^2 Synapses, each spike adds its weights onto the
+    targets' synaptic input (s_in_i += J_ij; s_in decays as s does): the same network."""
+
+    target = "cython"
+
+    @property
+    def name(self):
+        return f"Brian2 ({self.target}, Synapses)"
+
+    def setup(self):
+        import brian2 as b2
+        b2.prefs.codegen.target = self.target
+        b2.defaultclock.dt = DT * b2.second
+        group = b2.NeuronGroup(self.n, """
+            dv/dt = (v**2 + eta + I_ext)/second + s_in/second : 1
+            ds_in/dt = -s_in/second : 1
+            """, threshold="v > peak", reset="v = reset_value", method="euler",
+            namespace=dict(eta=ETA, I_ext=I_EXT, peak=PEAK, reset_value=RESET))
+        group.v = self.d["v0"]
+        synapses = b2.Synapses(group, group, "w : 1", on_pre="s_in_post += w")
+        synapses.connect()
+        synapses.w[:] = self.d["J"][synapses.j[:], synapses.i[:]]  # J[target, source]
+        self.monitor = b2.SpikeMonitor(group)
+        self.net = b2.Network(group, synapses, self.monitor)
+        self.net.store()
+        self.b2 = b2
+
+
+CONTENDERS = [Modelc, HandWritten, RectiPy, Brian2, Brian2Cython, Brian2Synapses]
 
 
 def measure(n: int, steps: int, repeats: int) -> list[tuple[str, float | None, int | None, str]]:
@@ -199,10 +232,11 @@ def measure(n: int, steps: int, repeats: int) -> list[tuple[str, float | None, i
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps instead of {STEPS}")
+    parser.add_argument("--steps", type=int, help=f"steps per run (default {STEPS}: 1 s at dt = {DT:g})")
     parser.add_argument("--repeats", type=int, default=5, help="alternating timed rounds (default 5)")
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES), help="network sizes N")
     args = parser.parse_args(argv)
-    steps = QUICK_STEPS if args.quick else STEPS
+    steps = args.steps or (QUICK_STEPS if args.quick else STEPS)
     for n in args.sizes:
         rows = measure(n, steps, max(1, args.repeats))
         ours = next((us for name, us, _, _ in rows if name.startswith("modelc")), None)
