@@ -119,9 +119,19 @@ def test_network_runs_on_the_compiled_backend():
         Network(dt=1e-2, backend="cupy")
 
 
-def test_what_the_backend_does_not_do_is_refused_by_name(monkeypatch):
+@pytest.fixture
+def delayed_model(tmp_path):
+    path = tmp_path / "delayed.yaml"
+    path.write_text('d_op:\n  base: OperatorTemplate\n  equations: "x\' = -x + 0.5*past(x, 0.3)"\n'
+                    '  variables: {x: output(1.0)}\n')
+    return f"{path}:d_op"
+
+
+def test_what_the_backend_does_not_do_is_refused_by_name(monkeypatch, delayed_model):
     with pytest.raises(UnsupportedFeatureError, match="gradients.*numba"):
         compile_source(SEED, backend="numba", coupling=SEED_COUPLING, trainable=["li_op/tau"])
+    with pytest.raises(UnsupportedFeatureError, match="Recall.*delayed values"):
+        compile_source(delayed_model, backend="numba")
     monkeypatch.setitem(sys.modules, "numba", None)  # numba missing: the error names the extra
     with pytest.raises(BackendUnavailableError, match=r"modelc\[compiled\]"):
         Network(dt=1e-2, backend="numba")

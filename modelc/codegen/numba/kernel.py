@@ -66,7 +66,10 @@ class NumbaModule(NumPyModule):
     def _refuse(program) -> None:
         for s in program.statements:
             if not isinstance(s, (Stage, Combine, Evaluate, Product, Rate, Commit, Record, Noise, Check, Emit, Reset)):
-                raise UnsupportedFeatureError(f"the compiled backend has no step statement {type(s).__name__}")
+                name = type(s).__name__
+                feature = " (delayed values: past(), x(t - tau))" if name in ("Remember", "Recall") else ""
+                raise UnsupportedFeatureError(f"the compiled backend has no step statement {name}{feature}", None,
+                                              "use backend='numpy'")
         for c in program.plan.couplings:
             if not isinstance(c.source, sympy.Symbol):
                 raise UnsupportedFeatureError(f"coupling '{c.name}': its argument is no variable (compiled backend)")
