@@ -236,9 +236,10 @@ class NumPyModule:
              for c in self.spike_products()]
 
     def spike_products(self) -> list:
-        """The couplings run() computes from the units that fired (plan.SpikeDriven)."""
-        return [s.coupling for s in self.program.statements
-                if isinstance(s, Product) and s.coupling.spikes and self.event_driven]
+        """The couplings run() computes from the units that fired (plan.SpikeDriven), once each."""
+        found = {s.coupling.name: s.coupling for s in self.program.statements
+                 if isinstance(s, Product) and s.coupling.spikes and self.event_driven}
+        return list(found.values())
 
     def drive_lines(self) -> list[str]:
         """State-independent terms for all steps of a chunk, as one array expression each."""
