@@ -84,6 +84,43 @@ def test_linear_delay_equation_converges(models, method, order):
     assert errors[0] / errors[1] == pytest.approx(2 ** order, rel=0.15)
 
 
+def _steps_reference(tau, end):
+    """x' = -x - 2 x(t - tau), x = 1 for t <= 0, by the method of steps: solve_ivp on each
+    interval of length tau, reading the interval before through its dense output."""
+    from scipy.integrate import solve_ivp
+    pieces = [lambda t: np.ones_like(t)]
+    start, x0 = 0.0, 1.0
+    while start < end:
+        before = pieces[-1]
+        solution = solve_ivp(lambda t, x, before=before: -x - 2 * before(t - tau), (start, start + tau), [x0],
+                             dense_output=True, rtol=1e-12, atol=1e-13)
+        pieces.append(lambda t, f=solution.sol: f(t)[0])
+        start, x0 = start + tau, solution.y[0, -1]
+
+    def x(t):
+        return np.array([pieces[min(int(s // tau) + 1, len(pieces) - 1)](s) for s in t])
+    return x
+
+
+@pytest.mark.parametrize("tau, largest_dt", [(1.0, 0.1), (1.5, 0.07)])
+@pytest.mark.parametrize("method, order", [("euler", 1), ("heun", 2), ("rk4", 2)])
+def test_delay_equation_converges_at_the_schemes_order(models, tau, largest_dt, method, order):
+    """Issue 15's check: x' = -x(t) - 2 x(t - tau) with history 1 on [-tau, 0], against the
+    method of steps: tau = 1 a whole number of steps (dt = 0.1 ... 0.0125), tau = 1.5 not (dt =
+    0.07 ... 0.00875). The solution has kinks (t = 0, tau, ...) that the steps need not meet, so
+    the order is the slope of log(error) over four step sizes."""
+    pytest.importorskip("scipy")
+    module = models("dde2", method=method)
+    reference = _steps_reference(tau, 3.5)
+    sizes, errors = largest_dt / 2 ** np.arange(4), []
+    for dt in sizes:
+        steps = int(round(3.5 / dt))
+        x = module.run({}, params={"dde2/d": tau}, dt=dt, steps=steps)["dde2/x"][:, 0]
+        errors.append(abs(x - reference(dt * np.arange(1, steps + 1))).max())
+    slope = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
+    assert slope == pytest.approx(order, abs=0.3)
+
+
 @pytest.mark.parametrize("method", ["euler", "heun", "rk4"])
 def test_delay_not_a_multiple_of_dt_equals_hand_loop(models, method):
     """x' = -x - 2 x(t - 1.5) with dt = 0.04 (1.5/0.04 = 37.5 steps), against a hand loop."""
