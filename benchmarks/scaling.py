@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import importlib.util
+
 from .timing import cold_and_hit, warm_up_files
 from .workloads import JR_MODEL, QIF_MODEL, SEED_COUPLING, SEED_MODEL
 
@@ -24,6 +26,9 @@ def compile_figures(quick: bool = False, log=print) -> dict:
                                                           method="euler", N=0)),
              ("compile_model(Jansen-Rit circuit)", None, dict(what="compile", model=JR_MODEL,
                                                               method="euler", N=0))]
+    if importlib.util.find_spec("numba"):  # backend="numba": compile_model + the first run (numba's JIT or cache)
+        specs += [(f"{label.replace('compile_model', 'numba: compile_model')} + 1-step run", None,
+                   dict(spec, backend="numba")) for label, _, spec in specs[:]]
     for N in (100, 1000, 4000):
         specs.append(("Network(seed) add+compile", N,
                       dict(what="network", model=SEED_MODEL, method="euler", coupling=SEED_COUPLING, N=N)))

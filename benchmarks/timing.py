@@ -238,7 +238,10 @@ else:
 res["import_s"] = time.perf_counter() - t0
 if what == "compile":
     t0 = time.perf_counter()
-    compile_model(spec["model"], method=spec["method"], coupling=spec.get("coupling"))
+    mod = compile_model(spec["model"], method=spec["method"], coupling=spec.get("coupling"),
+                        backend=spec.get("backend", "numpy"))
+    if spec.get("backend") == "numba":  # + numba's JIT (cold) or its cache load (hit): a 1-step run
+        mod.run(mod.initial_state(2), {{k: np.eye(2) for k, v in mod.PARAMS.items() if v is None}}, {{}}, 1e-3, 1)
     res["compile_s"] = time.perf_counter() - t0
 elif what == "network":
     J = np.random.default_rng(0).standard_normal((N, N)) / np.sqrt(N)
