@@ -358,8 +358,8 @@ class MultiNetwork:
                       ("I", "sigmoid_op/r", "E", "li_op/r_in", "W_EI", True),
                       ("K", "kuramoto_op/theta", "E", "li_op/r_in", "W_EK", True)]
 
-    def network(self, method, device="cpu"):
-        net = Network(dt=0.01, device=device)
+    def network(self, method, device="cpu", backend=None):
+        net = Network(dt=0.01, device=device, backend=backend)
         net.add_diffeq_node("E", SEED, weights=self.W["W_E"], source_var="tanh_op/r", target_var="li_op/r_in",
                             input_var="li_op/I_ext", output_var="tanh_op/r", method=method,
                             node_vars={"li_op/v": self.v_E, "li_op/tau": 3.0})
@@ -680,3 +680,19 @@ def test_numba_templates(path):
                          record=outputs, sampling_steps=2)
     got = mod.run(y0, params, inputs, dt, steps, record=outputs, sampling_steps=2, chunk_steps=8)
     compare_runs(got, want, outputs, f"numba {path}")
+
+
+@numba_installed
+def test_numba_network_of_four_populations():
+    """Four populations of three models, edges between them, fan-in, per-unit parameters (euler)."""
+    spec = MultiNetwork(seed=3)
+    net = spec.network("euler", backend="numba")
+    y0, params, shapes = spec.arguments()
+    steps = 30
+    u = np.random.default_rng(2).standard_normal((steps, 4))
+    obs = net.run(u, record_vars=MultiNetwork.RECORD, output="E")
+    names = [f"{label}/{var}" for label, var in MultiNetwork.RECORD]
+    want = spec.reference().integrate("euler", y0, params, {"E/li_op/I_ext": u}, 0.01, steps, shapes, record=names)
+    assert_close(obs["out"], np.tanh(want["E/li_op/v"]), RTOL, "numba network out")
+    for key, name in zip(MultiNetwork.RECORD, names):
+        assert_close(obs[key], want[name], RTOL, f"numba network {name}")
