@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("-o", "--output", required=True, type=Path, help="the .py file to write")
     # The choices are checked by the compiler, which names the error and suggests a spelling.
     compile_.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKENDS)} (default: numpy); "
-                          "writing a module needs no CuPy, only running it does")
+                          "writing a module needs no CuPy or numba, only running it does")
     compile_.add_argument("--method", default="euler", help=f"integration scheme: {', '.join(METHODS)} "
                           "(default: euler)")
     compile_.add_argument("--dtype", default="float64", help=f"one of {', '.join(DTYPES)} (default: float64)")
