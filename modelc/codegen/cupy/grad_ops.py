@@ -149,7 +149,7 @@ class GradientOps:
         if group is not None:
             self.groups.setdefault(key, group)
         group = self._group(key, expr)
-        ops.append(Elem(group, key, self._reduced(sympy.sympify(expr), group, ops), accumulate))
+        ops.append(Elem(group, key, self._reduced(expr, group, ops), accumulate))
 
     def _reduced(self, expr: sympy.Expr, group: int, ops: list) -> sympy.Expr:
         """expr with each mean(g)/sum(g) replaced by its value per batch member: g is computed
