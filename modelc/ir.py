@@ -349,7 +349,9 @@ class _Builder:
     def _check_delays(self) -> None:
         """past(x, tau): x a state (as in PyRates: its history before t0 is its initial value); tau a
         number or made of parameters (one value for a run: the history's length comes from it).
-        (An edge's delay, added after this check, may delay a computed variable too.)"""
+        An input wired to a state (tanh_op's v, li_op's output) is that state. (An edge's delay may
+        delay a computed variable too: its history before t0 is 0.)"""
+        self._delays_of_wired_states()
         defined = [(name, expr, where) for name, (expr, where) in self.algebraic_defs.items()]
         defined += [(name, expr, self.derivative_locations[name]) for name, expr in self.derivatives.items()]
         for name, expr, where in defined:
@@ -368,6 +370,18 @@ class _Builder:
                 if tau.is_number and tau < 0:
                     raise DelayError(f"the delay {tau} of {x} in the equation of '{name}' is negative", where,
                                      "past(x, tau) is x at t - tau: tau >= 0")
+
+    def _delays_of_wired_states(self) -> None:
+        """past(v, tau) of an input v that is another operator's state is past of that state."""
+        def state_of(x: sympy.Expr) -> sympy.Expr:
+            while isinstance(x, sympy.Symbol) and isinstance(self.algebraic_defs.get(x.name, (None,))[0], sympy.Symbol):
+                x = self.algebraic_defs[x.name][0]
+            return x
+        exprs = [e for e, _ in self.algebraic_defs.values()] + list(self.derivatives.values())
+        wired = {d: Delayed(state_of(d.args[0]), *d.args[1:]) for e in exprs for d in e.atoms(Delayed) if d.args[2]}
+        if any(d != w for d, w in wired.items()):
+            self.derivatives = {n: e.xreplace(wired) for n, e in self.derivatives.items()}
+            self.algebraic_defs = {n: (e.xreplace(wired), at) for n, (e, at) in self.algebraic_defs.items()}
 
     def _check_with_constants_put_in(self, algebraics: list[tuple[str, sympy.Expr]]) -> None:
         """Code generation puts the computed variables that are numbers into the expressions that

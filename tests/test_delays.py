@@ -43,6 +43,21 @@ spread:
   edges:
     - [a/li_op/r, b/li_op/r_in, null, {weight: 2.0, delay: 1.0, spread: 0.4}]
     - [b/li_op/r, a/li_op/r_in, null, {weight: -1.0}]
+one_op:
+  base: OperatorTemplate
+  equations: "v' = -v + 0.5*tanh(past(v, 0.2))"
+  variables: {v: output(0.3)}
+leak_op:
+  base: OperatorTemplate
+  equations: "v' = -v + 0.5*r"
+  variables: {v: output(0.3), r: input(0.0)}
+delayed_tanh_op:
+  base: OperatorTemplate
+  equations: "r = tanh(v(t - 0.2))"
+  variables: {r: output(0.0), v: input(0.0)}
+two_ops:
+  base: NodeTemplate
+  operators: [leak_op, delayed_tanh_op]
 bad_past:
   base: OperatorTemplate
   equations: ["x' = -past(y, 1.0)", "y = 2*x"]
@@ -241,6 +256,13 @@ def test_spellings_of_a_delay():
     equation = parse_equation("x' = -x(t - d) + y(t) + past(z, 2*d)")
     assert equation.rhs == parse_equation("x' = -past(x, d) + y + past(z, 2*d)").rhs
     assert parse_equation(equation_text(equation.kind, equation.target, equation.rhs)).rhs == equation.rhs
+
+
+def test_past_of_an_input_wired_to_a_state(models):
+    """x(t - tau) of an input that another operator's state feeds is that state's past."""
+    one = models("one_op", method="heun").run({}, dt=0.05, steps=40)["one_op/v"]
+    two = models("two_ops", method="heun").run({}, dt=0.05, steps=40)["leak_op/v"]
+    np.testing.assert_allclose(two, one, rtol=0, atol=1e-15)
 
 
 def test_delay_shorter_than_the_step_is_refused(models):

@@ -1,0 +1,72 @@
+"""Cost of a delay: a network coupled through delayed rates against the same network without.
+
+    python -m benchmarks.delays            # full length
+    python -m benchmarks.delays --quick    # shorter runs (a smoke test of the workload)
+
+Leaky integrators with dense random recurrent weights, r_in = W @ tanh(v) against
+r_in = W @ tanh(v(t - d)) with d = 10 steps (benchmarks/models/delays.yaml), through the
+generated module's run() with the same weights, inputs and dt, alternating, `--repeats` rounds;
+the figure is the median round per step. A delayed step adds one write into the history and one
+read (per stage). Numbers measured on a busy machine are noisy: re-measure on a quiet one.
+(Issue 15's target, <= 2x for one delay per connection drawn from 1-20 steps, needs per-connection
+delays, which Network.add_edge does not take yet.)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+from . import limit_threads  # noqa: F401  (the package __init__ pinned the BLAS threads)
+
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "delays.yaml")
+TARGET = 2.0
+# (N, method, steps, quick steps)
+WORKLOADS = [(100, "euler", 20_000, 2_000), (1000, "euler", 5_000, 500), (1000, "heun", 5_000, 500)]
+
+
+def module(kind: str, method: str):
+    from modelc import compile_model
+    return compile_model(f"{MODELS}:{kind}", method=method,
+                         coupling={"source_var": "tanh_op/r" if kind == "plain" else "delayed_tanh_op/r",
+                                   "target_var": "li_op/r_in", "input_var": "li_op/I_ext", "output_var": "li_op/v"})
+
+
+def per_step(n: int, method: str, steps: int, repeats: int) -> dict[str, float]:
+    """Median seconds per step of each module's run(), from alternating timed runs."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    params = {"weights": rng.normal(0.0, 1.0 / np.sqrt(n), (n, n))}
+    inputs = {"li_op/I_ext": rng.normal(0.0, 0.1, (steps, n))}
+    modules = {kind: module(kind, method) for kind in ("plain", "delayed")}
+    y0 = {"li_op/v": np.zeros(n)}
+    for m in modules.values():  # warm up
+        m.run(y0, params, {"li_op/I_ext": inputs["li_op/I_ext"][:100]}, dt=1e-3, steps=100)
+    times: dict[str, list[float]] = {kind: [] for kind in modules}
+    for round_ in range(repeats):
+        for kind in (list(modules) if round_ % 2 == 0 else list(modules)[::-1]):
+            start = time.perf_counter()
+            modules[kind].run(y0, params, inputs, dt=1e-3, steps=steps, record=["li_op/v"])
+            times[kind].append(time.perf_counter() - start)
+    return {kind: statistics.median(values) / steps for kind, values in times.items()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating timed rounds (default 5)")
+    args = parser.parse_args(argv)
+    print(f"{'N':>6} {'method':>7} {'plain µs/step':>14} {'delayed µs/step':>16} {'ratio':>6}  target <= {TARGET}")
+    met = True
+    for n, method, steps, quick_steps in WORKLOADS:
+        figures = per_step(n, method, quick_steps if args.quick else steps, args.repeats)
+        ratio = figures["delayed"] / figures["plain"]
+        met &= ratio <= TARGET
+        print(f"{n:>6} {method:>7} {figures['plain'] * 1e6:>14.2f} {figures['delayed'] * 1e6:>16.2f} {ratio:>6.2f}  "
+              f"{'met' if ratio <= TARGET else 'missed'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
