@@ -265,6 +265,27 @@ def test_past_of_an_input_wired_to_a_state(models):
     np.testing.assert_allclose(two, one, rtol=0, atol=1e-15)
 
 
+def test_network_runs_go_on_with_their_histories(tmp_path):
+    """Network.run twice equals one run of both lengths (the histories go on); reset() starts a
+    new history; calls that would run in parts or from a batch refuse delays."""
+    from modelc import Network
+    path = tmp_path / "delays.yaml"
+    path.write_text(MODELS)
+    weights = np.array([[0.0, 1.5, -0.5], [0.8, 0.0, 0.2], [-1.0, 0.4, 0.0]])
+    inputs = np.sin(np.arange(120)[:, None] * np.array([0.1, 0.2, 0.3]))
+    net = Network(dt=0.05)
+    net.add_diffeq_node("p", f"{path}:two_ops", weights=weights, source_var="delayed_tanh_op/r",
+                        target_var="leak_op/r", input_var="leak_op/r", output_var="leak_op/v", method="heun")
+    one = net.run(inputs)["out"]
+    net.reset()
+    parts = np.concatenate([net.run(inputs[:50])["out"], net.run(inputs[50:])["out"]])
+    np.testing.assert_array_equal(parts, one)
+    with pytest.raises(UnsupportedFeatureError, match="delays"):
+        net.fit_ridge(inputs, np.zeros((120, 3)))
+    net.reset()
+    np.testing.assert_array_equal(net.run(inputs)["out"], one)
+
+
 def test_delay_shorter_than_the_step_is_refused(models):
     module = models("dde", method="euler")
     with pytest.raises(ValueError, match="shorter than the step"):

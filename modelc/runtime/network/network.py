@@ -29,7 +29,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ...errors import InvalidValueError, NonFiniteError
+from ...errors import InvalidValueError, NonFiniteError, UnsupportedFeatureError
 from ...spec import load
 from ...training import get_loss, loss_and_gradients
 from ..compiler import compile_network
@@ -72,6 +72,7 @@ class Network:
         self._states = States(self._np_dtype)
         self._compiled: dict[tuple, ModuleType] = {}  # signature -> module, of the graph's current version
         self._noise_streams = None  # the random generators the last run left: its noise goes on from there
+        self._history = None  # (graph version, the delays' histories the last run left): the next run goes on
         self._lock = threading.Lock()  # held by the one call that changes the network (see exclusive)
         self._busy_with = "another call"  # what holds the lock, for the message
 
@@ -246,6 +247,7 @@ class Network:
     def reset(self) -> None:
         """Back to time 0 and the initial states (template defaults, overridden by node_vars)."""
         self._states.reset()
+        self._history = None
 
     # -- compiling ------------------------------------------------------------------
 
@@ -315,8 +317,9 @@ class Network:
         y0 = self._states.current(self._graph, module)
         recorded = records(self._graph, record_output, record_vars, output)
         result = self._call(module, y0, parameter_values(self._graph), inputs, steps, recorded.names,
-                            every, verbose, on_nan, self._noise_streams if seed is None else seed)
+                            every, verbose, on_nan, self._noise_streams if seed is None else seed, self._histories())
         self._noise_streams = result.get("rng", self._noise_streams)
+        self._keep_histories(result)
         t0 = self.time
         self._states.advance(result["final"], steps)
         if every != sampling_steps:
@@ -354,6 +357,8 @@ class Network:
                                     None, "run the sweep as one batch to give it a seed")
         module = self.compile(method, extra_vector_params=sweep.parameters(), inputs=inputs)
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=sweep.size, dtype=self._np_dtype)
+        self._refuse_delays(module, "a sweep of a network with delays starts from a new history, not from where "
+                            "the network stands after a run", "reset() first", when=self._history is not None)
         if chunked:
             return run_in_chunks(sweep, module, self._states.current(self._graph, module),
                                  parameter_values(self._graph), inputs,
@@ -418,11 +423,15 @@ class Network:
         module = self.compile(inputs=inputs)
         steps, given, targets, batch = fitting.trials(self._graph, module, inputs, targets, self._np_dtype)
         output = output_name(self._graph)
+        self._refuse_delays(module, "test() with trials of a network with delays starts from a new history, not "
+                            "from where the network stands after a run", "reset() first",
+                            when=batch is not None and self._history is not None)
         result = self._call(module, self._states.current(self._graph, module), parameter_values(self._graph), given,
-                            steps, [output], sampling_steps, False, "raise")
+                            steps, [output], sampling_steps, False, "raise", history=self._histories())
         t0 = self.time
         if batch is None:
             self._states.advance(result["final"], steps)
+            self._keep_histories(result)
         value, _ = get_loss(loss)(result[output], np.asarray(targets))
         return fitting.observer(self.dt, sampling_steps, t0, result[output]), value
 
@@ -434,6 +443,8 @@ class Network:
         fit_bptt, targets (..., k): a sequence goes on from the current state, trials start there and
         leave it. add_readout_node: W feeds a new identity node "readout", the output from now on.
         Returns an Observer: obs["out"] (X), obs["y"] (X Wᵀ, the fit) and obs["w_out"] (W)."""
+        self._refuse_delays(self.compile(inputs=inputs), "fit_ridge of a network with delays is not supported yet (it "
+                            "runs in parts, which would lose the delays' histories)", "use run() and fit the records")
         return readout.fit_ridge(self._graph, self._states, self.compile(inputs=inputs), self.dt,
                                  inputs, targets, sampling_steps, alpha, add_readout_node)
 
@@ -445,17 +456,36 @@ class Network:
         time; after each chunk the weights take one RLS step on its last recorded row (targets
         (T // sampling_steps, n_out), or lists of both). P = I/alpha at first, kept on the edge; beta forgets.
         Returns an Observer: obs["out"] and obs["loss"] (the mean squared error at each update)."""
+        self._refuse_delays(self.compile(inputs=inputs), "fit_rls of a network with delays is not supported yet (it "
+                            "runs in parts, which would lose the delays' histories)", "use run() and fit the records")
         return readout.fit_rls(self._graph, self._states, self.compile(inputs=inputs), self.dt,
                                inputs, targets, update_steps, sampling_steps, beta, alpha)
 
-    def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan, seed=None) -> dict:
+    def _histories(self):
+        """The delays' histories the last run left, while the graph is the one it ran."""
+        return self._history[1] if self._history is not None and self._history[0] == self._graph.version else None
+
+    def _keep_histories(self, result: dict) -> None:
+        if "history" in result:
+            self._history = (self._graph.version, result["history"])
+
+    @staticmethod
+    def _refuse_delays(module, message: str, hint: str, when: bool = True) -> None:
+        """Where the delays' histories would not go on (a call that runs in parts or from a batch)."""
+        if when and getattr(module, "DELAYED", None):
+            raise UnsupportedFeatureError(message, None, hint)
+
+    def _call(self, module, y0, params, inputs, steps, record, sampling_steps, verbose, on_nan, seed=None,
+              history=None) -> dict:
         """One call into the generated run(), with the progress bar and a NonFiniteError for overflow."""
         bar = ProgressBar(steps) if verbose else None
-        noise = {"seed": seed} if getattr(module, "NOISE", None) else {}  # (a model without noise has no streams)
+        extra = {"seed": seed} if getattr(module, "NOISE", None) else {}  # (a model without noise has no streams)
+        if getattr(module, "DELAYED", None):  # (nor one without delays histories)
+            extra["history"] = history
         try:
             return module.run(y0, params, inputs, dt=self.dt, steps=steps, record=record,
                               sampling_steps=sampling_steps, t0=self.time,
-                              on_chunk=bar.update if bar is not None else None, on_nan=on_nan, **noise)
+                              on_chunk=bar.update if bar is not None else None, on_nan=on_nan, **extra)
         except FloatingPointError as exc:
             error = domain_error(module, y0, params, inputs, self.time)
             if error is not None:  # the values, not dt: say which
