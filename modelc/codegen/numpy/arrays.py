@@ -8,6 +8,10 @@ recorded (no copy), otherwise into the state's own buffer.
 White noise: run() draws each chunk's Wiener increments at once (_increments, one NumPy Generator
 per batch member) into an array dW_x (steps, batch..., n) per noisy state; g that reads no stage
 value is multiplied into it there, any other g times the row dW_x[i] is a Noise statement.
+
+Couplings driven by spikes (plan.SpikeDriven): run() computes W @ x of a spike train from the
+weights out of the units that fired (_spike_product), and carries a synaptic trace's W @ s from
+step to step (in full only on a run's first step); grad() recomputes every product in full.
 """
 from __future__ import annotations
 
