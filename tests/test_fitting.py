@@ -166,3 +166,16 @@ def test_the_progress_bar_of_fit_bptt_shows_the_loss(capsys, monkeypatch):
     obs = net.fit_bptt(rng.standard_normal((25, 3)), rng.standard_normal((25, 3)), update_steps=10, verbose=True)
     shown = capsys.readouterr().err.split("\r")[-1]
     assert "3/3 updates" in shown and f"loss={obs['loss'][-1]:.4g}" in shown
+
+
+def test_a_parameter_left_at_its_default_trains():
+    """train_params may name a parameter nobody set (its template's default): one sgd step moves it by lr * grad."""
+    rng = np.random.default_rng(3)
+    net = _two_layers(rng)
+    assert "li_op/tau" not in net.get_node("out").values
+    inputs, targets = rng.standard_normal((20, 3)), rng.standard_normal((20, 2))
+    tau = float(net.get_var("out", "li_op/tau"))
+    _, gradients = net.grad(inputs, targets)
+    net.reset()
+    net.fit_bptt(inputs, targets, optimizer="sgd", lr=0.1, update_steps=20, verbose=False)
+    assert float(net.get_var("out", "li_op/tau")) == pytest.approx(tau - 0.1 * gradients["out/li_op/tau"], rel=1e-12)

@@ -17,7 +17,7 @@ from ..observer import Observer
 from .arguments import output_name, run_inputs
 from .graph import Graph
 from .progress import ProgressBar
-from .variables import parameter_values
+from .variables import parameter_value, parameter_values
 
 
 def trained_names(graph: Graph) -> dict[str, str]:
@@ -53,7 +53,10 @@ class Trainer:
         self.graph = graph
         self.names = trained_names(graph)
         self.params = parameter_values(graph)
-        for module_name in self.names.values():  # copies: the user's arrays are never changed in place
+        for name, module_name in self.names.items():  # copies: the user's arrays are never changed in place
+            if module_name not in self.params:  # a parameter left at its template's default
+                label, local = name.split("/", 1)
+                self.params[module_name] = parameter_value(graph.nodes[label], local)
             value = self.params[module_name]
             self.params[module_name] = np.array(value) if np.ndim(value) else float(value)
         self.optimizer = get_optimizer(optimizer, lr, **(optimizer_kwargs or {}))
