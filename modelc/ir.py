@@ -70,6 +70,7 @@ class Connection:
     location: Location | None = None
     delay: float = 0.0      # the source as it was `delay` time units ago (zero before the run began)
     spread: float = 0.0     # > 0: PyRates' gamma-distributed delay, a chain of linear ODEs (_Builder._spread)
+    delays: str | None = None  # a parameter of one delay per source unit (time units): RectiPy's add_edge delays=
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,12 @@ class _Builder:
         chain starts at rest (0) for the same reason."""
         if connection.spread > 0:
             return self._spread(connection, source)
+        if connection.delays is not None:  # one per source unit: a parameter of the source's population
+            label = next(label for label, names in self.populations.items() if connection.source in names)
+            self.params[connection.delays] = Param(connection.delays, 0.0, "vector", connection.location, None,
+                                                   f"the delay of each unit of {connection.source} on an edge")
+            self.populations[label].append(connection.delays)
+            return Delayed(source, symbol(connection.delays), sympy.Integer(0))
         if connection.delay > 0:
             return Delayed(source, sympy.Float(connection.delay), sympy.Integer(0))
         return source

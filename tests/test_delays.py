@@ -286,6 +286,42 @@ def test_network_runs_go_on_with_their_histories(tmp_path):
     np.testing.assert_array_equal(net.run(inputs)["out"], one)
 
 
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_add_edge_delays_one_per_source_unit(method):
+    """RectiPy's add_edge(delays=...): b's input reads unit j of a as it was delays[j] steps ago
+    (0 before the run), against a hand loop with the same rule; two runs equal one."""
+    from modelc import Network
+    tanh = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
+    rng = np.random.default_rng(3)
+    w_ab, delays, dt, steps = rng.normal(0, 1, (2, 3)), np.array([1, 4, 7]), 0.5, 40
+    inputs = rng.normal(0, 1, (steps, 3))
+
+    def network():
+        net = Network(dt=dt)
+        net.add_diffeq_node("a", tanh, input_var="li_op/I_ext", output_var="tanh_op/r", N=3, method=method)
+        net.add_diffeq_node("b", tanh, input_var="li_op/r_in", output_var="li_op/v", N=2, method=method)
+        net.add_edge("a", "b", weights=w_ab, delays=delays)
+        return net
+    out = network().run(inputs)["out"]
+    va, vb, history, expected = np.zeros(3), np.zeros(2), [np.zeros(3)] * 8, []
+    for u in inputs:
+        history = history + [np.tanh(va)]
+        read = [np.array([history[-1 - int(d - c)][j] for j, d in enumerate(delays)])
+                for c in ([0.0] if method == "euler" else [0.0, 1.0])]
+        k1a, k1b = -va / 10 + u, -vb / 10 + w_ab @ read[0]
+        if method == "euler":
+            va, vb = va + dt * k1a, vb + dt * k1b
+        else:
+            k2a, k2b = -(va + dt * k1a) / 10 + u, -(vb + dt * k1b) / 10 + w_ab @ read[1]
+            va, vb = va + dt / 2 * (k1a + k2a), vb + dt / 2 * (k1b + k2b)
+        expected.append(vb)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+    net = network()
+    np.testing.assert_array_equal(np.concatenate([net.run(inputs[:13])["out"], net.run(inputs[13:])["out"]]), out)
+    with pytest.raises(ValueError, match="whole numbers of steps >= 1"):
+        network().add_edge("b", "a", weights=np.ones((3, 2)), delays=[0, 1])
+
+
 def test_delay_shorter_than_the_step_is_refused(models):
     module = models("dde", method="euler")
     with pytest.raises(ValueError, match="shorter than the step"):

@@ -173,7 +173,8 @@ def compile_network(populations: "dict[str, Template]", connections: Iterable[tu
         with imports_undone_on_failure():
             from ..codegen.generate import generate
             from ..ir import Connection, build_network
-        system = build_network(populations, [Connection(s, t, w) for s, t, w in connections], name=name,
+        system = build_network(populations, [Connection(*c[:3], delays=c[3] if len(c) > 3 else None)
+                                             for c in connections], name=name,
                                description=description, vector_params=vector_params)
         return generate(system, method, backend, dtype, key, __version__, trainable)
 

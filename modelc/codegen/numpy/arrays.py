@@ -172,8 +172,9 @@ class NumPyModule:
             lines += [f"{self.derived(f'*_{k + 1}', back)} = {back} - {c!r}" for k, c in enumerate(times) if c]
         reach = {h.name: ", ".join(self.steps_back(d) for d in self.plan.delays if d.history == h.name)
                  for h in self.plan.histories}  # (a step's start reads furthest back)
-        layout = ", ".join(f"{literal(h.source)}: (max({reach[h.name]}, 0.0), {self.history_shape(h.source)}, "
-                           f"{self.ident(h.source) if h.before else None})" for h in self.plan.histories)
+        layout = ", ".join(f"{literal(h.source)}: (max(map(np.max, ({reach[h.name]},))), "
+                           f"{self.history_shape(h.source)}, {self.ident(h.source) if h.before else None})"
+                           for h in self.plan.histories)
         return lines + [f"h0, ({', '.join(self.history_buffers())},) = _histories(history, dt, {{{layout}}})"]
 
     def steps_back(self, d) -> str:

@@ -51,6 +51,7 @@ class Edge:
     feedback: bool = False
     train: str | None = None
     rls_P: np.ndarray | None = None  # train="rls": fit_rls's P, kept from one call to the next (readout.py)
+    delays: np.ndarray | None = None  # (n_source,) in time units: the source's units delayed (add_edge delays=)
 
 
 class Graph:
@@ -157,14 +158,17 @@ class Graph:
         names = self._matrix_names()
         out = {names[(RECURRENT, n.label)]: n.weights for n in self.nodes.values() if n.weights is not None}
         out.update({names[key]: edge.weights for key, edge in self.edges.items()})
+        out.update({f"{names[key]}_delays": edge.delays for key, edge in self.edges.items() if edge.delays is not None})
         return out
 
-    def connections(self) -> list[tuple[str, str, str]]:
-        """(source, target, matrix name) of every coupling: target += matrix @ source."""
+    def connections(self) -> list[tuple[str, ...]]:
+        """(source, target, matrix name) of every coupling: target += matrix @ source; an edge with
+        delays adds the name of its delays (target += matrix @ the source as it was)."""
         names = self._matrix_names()
         out = [(f"{n.label}/{n.source_var}", f"{n.label}/{n.target_var}", names[(RECURRENT, n.label)])
                for n in self.nodes.values() if n.weights is not None]
         out += [(f"{e.source}/{e.source_var}", f"{e.target}/{e.target_var}", names[key])
+                + ((f"{names[key]}_delays",) if e.delays is not None else ())  # (and its delays)
                 for key, e in self.edges.items()]
         return out
 

@@ -24,6 +24,7 @@ mixed into one state. Reading (get_var, state, time) during a run sees the state
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from types import ModuleType
 
@@ -127,7 +128,8 @@ class Network:
 
     @exclusive
     def add_edge(self, source: str, target: str, weights=None, source_var: str | None = None,
-                 target_var: str | None = None, feedback: bool = False, train: str | None = None) -> Edge:
+                 target_var: str | None = None, feedback: bool = False, train: str | None = None,
+                 delays=None) -> Edge:
         """Connect two nodes: target's input_var += weights @ source's output_var.
 
         weights has shape (n_target, n_source): ``weights[i, j]`` is the weight from source unit j
@@ -139,9 +141,15 @@ class Network:
         output nodes of the graph are still found; it changes nothing in the dynamics: every
         coupling reads the source as the step starts, which under euler is its output after the
         previous step (RectiPy's FeedbackNetwork); other methods read it at each stage.
+        delays: RectiPy's delays=, whole steps >= 1, one per source unit (or one for all): the edge
+        reads source unit j as it was delays[j] steps ago (0 before the first run began; later
+        stages of heun/rk4 read the history at their own times, see docs/delays.md).
         """
         src, tgt = self._graph.node(source), self._graph.node(target)
-        return self._graph.add_edge(edge(src, tgt, weights, source_var, target_var, feedback, train, self._np_dtype))
+        made = edge(src, tgt, weights, source_var, target_var, feedback, train, self._np_dtype)
+        if delays is not None:
+            made = dataclasses.replace(made, delays=self.dt * edge_delays(delays, src.n, f"{source} -> {target}"))
+        return self._graph.add_edge(made)
 
     @exclusive
     def pop_node(self, label: str) -> Node:
@@ -496,6 +504,19 @@ class Network:
         finally:
             if bar is not None:
                 bar.close()
+
+
+def edge_delays(delays, n_source: int, name: str) -> np.ndarray:
+    """add_edge's delays: whole numbers of steps >= 1, one per source unit (a number for all)."""
+    steps = np.asarray(delays)
+    if steps.ndim == 0:
+        steps = np.full(n_source, steps)
+    if steps.shape != (n_source,) or not np.issubdtype(steps.dtype, np.number) or np.iscomplexobj(steps) or \
+            not np.all(np.isfinite(steps)) or np.any(steps != np.round(steps)) or np.any(steps < 1):
+        raise InvalidValueError(f"delays of edge {name} must be whole numbers of steps >= 1, one per source unit "
+                                f"({n_source}), got {np.array2string(np.asarray(delays), threshold=6)}", None,
+                                "leave delays out for an edge without delays")
+    return steps.astype(float)
 
 
 FeedbackNetwork = Network  # RectiPy's name for a network with feedback edges: every Network takes them
