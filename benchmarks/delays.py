@@ -8,8 +8,8 @@ r_in = W @ tanh(v(t - d)) with d = 10 steps (benchmarks/models/delays.yaml), thr
 generated module's run() with the same weights, inputs and dt, alternating, `--repeats` rounds;
 the figure is the median round per step. A delayed step adds one write into the history and one
 read (per stage). Numbers measured on a busy machine are noisy: re-measure on a quiet one.
-(Issue 15's target, <= 2x for one delay per connection drawn from 1-20 steps, needs per-connection
-delays, which Network.add_edge does not take yet.)
+(Issue 15's target is <= 2x for one delay per connection drawn from 1-20 steps; Network.add_edge
+takes RectiPy's delays, one per source unit, not a matrix of them.)
 """
 from __future__ import annotations
 

@@ -322,6 +322,15 @@ def test_add_edge_delays_one_per_source_unit(method):
         network().add_edge("b", "a", weights=np.ones((3, 2)), delays=[0, 1])
 
 
+def test_one_delay_per_unit(models):
+    """past(x, d) with d given per unit: each unit as it runs alone with its own d."""
+    module = models("dde2", method="heun", vector_params=["dde2/d"])
+    both = module.run({"dde2/x": np.array([1.0, 0.5])}, params={"dde2/d": np.array([1.0, 1.5])}, dt=0.1, steps=40)
+    for unit, d in enumerate([1.0, 1.5]):
+        alone = module.run({"dde2/x": np.array([[1.0, 0.5][unit]])[None]}, params={"dde2/d": d}, dt=0.1, steps=40)
+        np.testing.assert_allclose(both["dde2/x"][:, unit], alone["dde2/x"][:, 0, 0], rtol=0, atol=1e-14)
+
+
 def test_delay_shorter_than_the_step_is_refused(models):
     module = models("dde", method="euler")
     with pytest.raises(ValueError, match="shorter than the step"):
