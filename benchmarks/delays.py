@@ -3,11 +3,12 @@
     python -m benchmarks.delays            # full length
     python -m benchmarks.delays --quick    # shorter runs (a smoke test of the workload)
 
-Leaky integrators with dense random recurrent weights, r_in = W @ tanh(v) against
+Part 1: leaky integrators with dense random recurrent weights, r_in = W @ tanh(v) against
 r_in = W @ tanh(v(t - d)) with d = 10 steps (benchmarks/models/delays.yaml), through the
 generated module's run() with the same weights, inputs and dt, alternating, `--repeats` rounds;
 the figure is the median round per step. A delayed step adds one write into the history and one
-read (per stage). Numbers measured on a busy machine are noisy: re-measure on a quiet one.
+read (per stage). Part 2: a Network of two such populations coupled both ways, with and
+without add_edge delays drawn from 1-20 steps per source unit (a gather per stage). Numbers measured on a busy machine are noisy: re-measure on a quiet one.
 (Issue 15's target is <= 2x for one delay per connection drawn from 1-20 steps; Network.add_edge
 takes RectiPy's delays, one per source unit, not a matrix of them.)
 """
@@ -24,6 +25,7 @@ MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "del
 TARGET = 2.0
 # (N, method, steps, quick steps)
 WORKLOADS = [(100, "euler", 20_000, 2_000), (1000, "euler", 5_000, 500), (1000, "heun", 5_000, 500)]
+EDGE_WORKLOADS = [(1000, "euler", 5_000, 500), (1000, "heun", 5_000, 500)]
 
 
 def module(kind: str, method: str):
@@ -52,6 +54,40 @@ def per_step(n: int, method: str, steps: int, repeats: int) -> dict[str, float]:
     return {kind: statistics.median(values) / steps for kind, values in times.items()}
 
 
+def network(n: int, method: str, delays):
+    """Two populations of the seed model coupled both ways (a -> b, b -> a), with RectiPy's delays
+    (one per source unit) or none."""
+    import numpy as np
+    from modelc import Network
+    rng = np.random.default_rng(1)
+    tanh = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
+    net = Network(dt=1e-3)
+    net.add_diffeq_node("a", tanh, input_var="li_op/I_ext", output_var="tanh_op/r", N=n, method=method)
+    net.add_diffeq_node("b", tanh, input_var="li_op/r_in", output_var="tanh_op/r", N=n, method=method)
+    net.add_edge("a", "b", weights=rng.normal(0, 1 / np.sqrt(n), (n, n)), delays=delays)
+    net.add_edge("b", "a", weights=rng.normal(0, 1 / np.sqrt(n), (n, n)), target_var="li_op/r_in",
+                 delays=delays, feedback=True)
+    return net
+
+
+def edge_per_step(n: int, method: str, steps: int, repeats: int) -> dict[str, float]:
+    """Median seconds per step of Network.run with and without add_edge delays (1-20 steps)."""
+    import numpy as np
+    delays = np.random.default_rng(2).integers(1, 21, n)
+    inputs = np.random.default_rng(0).normal(0.0, 0.1, (steps, n))
+    nets = {"plain": network(n, method, None), "delayed": network(n, method, delays)}
+    for net in nets.values():  # compile and warm up
+        net.run(inputs[:100])
+    times: dict[str, list[float]] = {kind: [] for kind in nets}
+    for round_ in range(repeats):
+        for kind in (list(nets) if round_ % 2 == 0 else list(nets)[::-1]):
+            nets[kind].reset()
+            start = time.perf_counter()
+            nets[kind].run(inputs)
+            times[kind].append(time.perf_counter() - start)
+    return {kind: statistics.median(values) / steps for kind, values in times.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs")
@@ -61,6 +97,13 @@ def main(argv=None) -> int:
     met = True
     for n, method, steps, quick_steps in WORKLOADS:
         figures = per_step(n, method, quick_steps if args.quick else steps, args.repeats)
+        ratio = figures["delayed"] / figures["plain"]
+        met &= ratio <= TARGET
+        print(f"{n:>6} {method:>7} {figures['plain'] * 1e6:>14.2f} {figures['delayed'] * 1e6:>16.2f} {ratio:>6.2f}  "
+              f"{'met' if ratio <= TARGET else 'missed'}")
+    print("Network, two populations coupled both ways, add_edge delays of 1-20 steps per source unit:")
+    for n, method, steps, quick_steps in EDGE_WORKLOADS:
+        figures = edge_per_step(n, method, quick_steps if args.quick else steps, args.repeats)
         ratio = figures["delayed"] / figures["plain"]
         met &= ratio <= TARGET
         print(f"{n:>6} {method:>7} {figures['plain'] * 1e6:>14.2f} {figures['delayed'] * 1e6:>16.2f} {ratio:>6.2f}  "
