@@ -495,7 +495,8 @@ class Network:
                               sampling_steps=sampling_steps, t0=self.time,
                               on_chunk=bar.update if bar is not None else None, on_nan=on_nan, **extra)
         except FloatingPointError as exc:
-            error = domain_error(module, y0, params, inputs, self.time)
+            # (rhs() of a model with delays needs delayed values: no diagnosis before its first step)
+            error = None if getattr(module, "DELAYED", None) else domain_error(module, y0, params, inputs, self.time)
             if error is not None:  # the values, not dt: say which
                 raise error from None
             if isinstance(exc, NonFiniteError):
