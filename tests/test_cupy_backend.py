@@ -272,10 +272,6 @@ delayed:
 def test_every_model_matches_the_numpy_backend(fake, path):
     template = load(path)
     mn = compile_model(path, method="rk4")
-    if build_system(template).events:  # the CuPy backend has no event statements yet: it says so
-        with pytest.raises(UnsupportedFeatureError, match=r"CuPy backend cannot translate .*'Check' statements"):
-            compile_model(path, method="rk4", backend="cupy")
-        pytest.skip("events (spikes) are not translated by the CuPy backend yet")
     mc = compile_model(path, method="rk4", backend="cupy")
     n = 3 if isinstance(template, NodeTemplate) else 1
     shape, steps, dt = (2, n), 6, 1e-3
@@ -557,8 +553,6 @@ def test_nvcc_compiles_every_generated_source(tmp_path, zoo_path):
     labelled = {}
     for path in MODEL_TEMPLATES:   # every model in every scheme in float64, a few in float32 (the spelling differs)
         system = build_system(load(path))
-        if system.events:   # (refused by the CuPy backend: test_every_model_matches_the_numpy_backend)
-            continue
         for method in METHODS:
             labelled[("float64", _short(path), method)] = module_source(system, method)
     trainable = ["weights", "li_op/tau", "li_op/k", "li_op/eta"]   # grad()'s kernels too

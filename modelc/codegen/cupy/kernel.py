@@ -14,7 +14,7 @@ import sympy
 
 from ...equations import symbol
 from ..c_printer import CPrinter, helpers_of
-from ..step import Combine, Rate, Value
+from ..step import Check, Combine, Rate, Reset, Value
 from .program import Barrier, Layout, Program, RateTerms
 from .steps import StepSections
 
@@ -41,6 +41,7 @@ class Kernel:
     uses: set[str] = field(default_factory=set)
     helpers: set[str] = field(default_factory=set)                 # C helper functions called
     buffers: dict[str, int] = field(default_factory=dict)         # graph/stream device arrays: key -> group
+    spikes: bool = False                                           # the body reads this step's spike trains
 
     def arg(self, ctype: str, key: str) -> str:
         for k, (old, existing) in enumerate(self.params):
@@ -132,7 +133,7 @@ class KernelWriter:
         """Bind only the time, inputs and states the targets read (once, for the nested C scopes
         that compute the definitions)."""
         _, base = prog.closure(targets)
-        outer = [symbol(n) for n in base if self.layout.kind(n, prog) in ("time", "input", "state")]
+        outer = [symbol(n) for n in base if self.layout.kind(n, prog) in ("time", "input", "state", "emitted")]
         return self.emit(k, prog, outer, scope)
 
     def emit(self, k: Kernel, prog: Program, targets, scope: Scope) -> list[str]:
@@ -140,7 +141,7 @@ class KernelWriter:
 
         Scalars become kernel arguments, per-unit constants loads at the kernel's top."""
         order, base = prog.closure(targets)
-        bind_order = {"time": 0, "input": 1, "state": 2, "barrier": 3}
+        bind_order = {"time": 0, "input": 1, "state": 2, "emitted": 3, "barrier": 4}
         lines = []
         for name in sorted(base, key=lambda n: (bind_order.get(self.layout.kind(n, prog), 9), n)):
             kind = self.layout.kind(name, prog)
@@ -151,7 +152,7 @@ class KernelWriter:
                 text = None if scope.get("input") is None else self.input_load(k, name, scope["input"])
             elif kind == "time":
                 text = None if scope.get("time") is None else scope["time"]()
-            else:   # state, barrier
+            else:   # state, emitted, barrier
                 text = None if scope.get(kind) is None else scope[kind](name)
             if text is not None:
                 lines.append(f"const REAL {self.ident(name)} = {text};")
@@ -264,6 +265,74 @@ class KernelWriter:
             return [f"{declare}{target} = {first};"] + [f"{target} += {term};" for term in added]
         linear = [f"{self.code(k, u.linear)} * {x}"] if u.linear != 0 else []
         return [f"{declare}{target} = {' + '.join(linear + added) or self.lit(0)};"]
+
+    # -- events (step.py says what a step does with them) -----------------------------------
+
+    def checks_of(self, g: int) -> list[Check]:
+        return [c for c in self.steps.checks if self.layout.group_of(c.event) == g]
+
+    def resets_of(self, g: int) -> list[Reset]:
+        return [r for r in self.steps.resets if self.layout.group_of(r.event) == g]
+
+    def spike_train(self, name: str, suffix: str = "") -> str:
+        """The register of an emitted input: fired / dt of its event (suffix: another step's)."""
+        return f"mc_e{suffix}_{self.ident(name)}"
+
+    def check_lines(self, k: Kernel, g: int, scope: Scope, suffix: str = "") -> list[str]:
+        """Check and Emit of group g's events on the states `scope` binds (the step's start):
+        mc_f_<event> (fired), mc_h_<event> (held: refractory) and the spike trains."""
+        checks = self.checks_of(g)
+        if not checks:
+            return []
+        lines, inner = [], []
+        for c in checks:
+            e = self.ident(c.event)
+            lines.append(f"int mc_f{suffix}_{e} = 0;")
+            condition = f"({self.code(k, c.condition)})"
+            if c.refractory:
+                k.use("time")
+                lines.append(f"int mc_h{suffix}_{e} = 0;")
+                inner.append(f"mc_h{suffix}_{e} = {self.ident(c.refractory)} > (REAL)(0.5 * mc_dt64);")
+                condition += f" && !mc_h{suffix}_{e}"
+            inner.append(f"mc_f{suffix}_{e} = {condition};")
+        reads = [c.condition for c in checks] + [symbol(c.refractory) for c in checks if c.refractory]
+        lines += block(self.emit(k, self.layout.stage, reads, scope) + inner)
+        for name, event in self.steps.emits.items():
+            if self.layout.group_of(event) == g:
+                k.use("dt")
+                lines.append(f"const REAL {self.spike_train(name, suffix)} = "
+                             f"(REAL)mc_f{suffix}_{self.ident(event)} / mc_dt;")
+        return lines
+
+    def reset_lines(self, k: Kernel, g: int, scope: Scope, new: Callable[[str], str]) -> list[str]:
+        """Group g's Resets: where the event fired (or is held), the reset values, all computed
+        from the new states (`scope`) first, replace them (`new(state)`: an assignable register);
+        the clock takes the refractory time where the event fired."""
+        lines = []
+        for r in self.resets_of(g):
+            e = self.ident(r.event)
+            if r.assignments:
+                values = [v for _, v in r.assignments]
+                body = self.emit(k, self.layout.stage, values, scope)
+                body += [f"const REAL mc_r{i} = {self.code(k, v)};" for i, v in enumerate(values)]
+                body += [f"{new(state)} = mc_r{i};" for i, (state, _) in enumerate(r.assignments)]
+                lines += block(body, f"if (mc_f_{e}{f' || mc_h_{e}' if r.held else ''}) {{")
+            if r.clock:
+                body = self.emit(k, self.layout.stage, [r.duration], scope)
+                lines += block(body + [f"{new(r.clock)} = {self.code(k, r.duration)};"], f"if (mc_f_{e}) {{")
+        return lines
+
+    def count_lines(self, k: Kernel, g: int, counter: Callable[[str], str]) -> list[str]:
+        """Each of group g's events adds this step's spike to its count (`counter(event)`)."""
+        return [f"{counter(c.event)} += (REAL)mc_f_{self.ident(c.event)};" for c in self.checks_of(g)]
+
+    def record_counts(self, k: Kernel, g: int, counter: Callable[[str], str], guard: str = "") -> list[str]:
+        """At a record step: each event's count of the row's steps into its record, then 0."""
+        lines = []
+        for c in self.checks_of(g):
+            lines += self.record_lines(k, c.event, counter(c.event), guard)
+            lines.append(f"{counter(c.event)} = {self.lit(0)};")
+        return lines
 
     def record_states(self, k: Kernel, value: Callable[[Value], str], g: int, guard: str = "") -> list[str]:
         """The step's Records of group g's states."""

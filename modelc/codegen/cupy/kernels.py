@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ...equations import symbol
 from ..step import Value
-from .kernel import Kernel, KernelWriter, element_index
+from .kernel import Kernel, KernelWriter, block, element_index
 
 
 class ElementKernels:
@@ -50,7 +50,28 @@ class ElementKernels:
         """Stage s reads its states from memory, its time and this step's row of the inputs."""
         return {"state": lambda name: self.memory(k, Value(name, "state", s)), "input": "mc_local",
                 "time": lambda: self.w.time(k, 0, self.steps.stages[s].stage.time),
-                "barrier": self.w.result_scope(k, self.layout.stage)}
+                "barrier": self.w.result_scope(k, self.layout.stage), "emitted": self.spike_train(k)}
+
+    def spike_train(self, k: Kernel, suffix: str = ""):
+        """How a kernel reads a spike train: from the checks at its top (finish_checks)."""
+        def text(name: str) -> str:
+            k.spikes = True
+            return self.w.spike_train(name, suffix)
+        return text
+
+    def start_scope(self, k: Kernel) -> dict:
+        """The step's start, where events are checked: its states in memory, its row, its time."""
+        return {"state": lambda name: self.memory(k, Value(name, "state")), "input": "mc_local",
+                "time": lambda: self.w.time(k, 0, 0)}
+
+    def counter(self, k: Kernel):
+        return lambda event: f"{k.array(f'mc_cnt_{self.w.ident(event)}', write=True)}[mc_i]"
+
+    def finish_checks(self, k: Kernel, checked: bool = False) -> None:
+        """Events checked first (on the step's states, before the last kernel commits the new ones)
+        in a kernel that reads a spike train or has checked them itself."""
+        if k.spikes and not checked:
+            k.body = self.w.check_lines(k, k.group, self.start_scope(k)) + k.body
 
     # -- kernels ---------------------------------------------------------------------------------
 
@@ -70,6 +91,7 @@ class ElementKernels:
                 k = self.kernel(f"mc_stage{s + 1}_l{level}_g{g}", g,
                                 f"stage {s + 1} of {stages}, group {g}: arguments of the level-{level} couplings")
                 k.body = self.w.arg_lines(k, prog, barriers, self.scope(k, s))
+                self.finish_checks(k)
                 kernels.append(finish(k))
         final = self.final_kernel(s, g)
         return kernels + ([final] if final is not None else [])
@@ -87,7 +109,9 @@ class ElementKernels:
         k = self.kernel(f"mc_stage{s + 1}_g{g}", g, f"stage {s + 1} of {len(steps.stages)}, group {g}: "
                         f"derivatives, {what}, next coupling arguments")
         value = self.value(k, s)
-        body = w.emit(k, prog, prog.rate_reads(rates), self.scope(k, s))
+        checked = last and bool(w.checks_of(g))   # the last kernel counts the spikes and resets
+        body = w.check_lines(k, g, self.start_scope(k)) + w.count_lines(k, g, self.counter(k)) if checked else []
+        body += w.emit(k, prog, prog.rate_reads(rates), self.scope(k, s))
         for r in rates:
             declare = "REAL " if r.target.role == "new" else "const REAL "   # x_new is summed term by term
             body += w.rate(k, r, value(r.target), declare)
@@ -96,17 +120,22 @@ class ElementKernels:
         for c in combines:
             if steps.resolve(c.target) != c.target:   # the stage starts from the step's own states
                 continue
-            body.append(f"const REAL {value(c.target)} = {w.combine(k, c, value)};")
+            body.append(f"{'REAL' if c.target.role == 'new' else 'const REAL'} {value(c.target)} = "
+                        f"{w.combine(k, c, value)};")
             if c.target.role == "state":
                 body.append(f"{self.memory(k, c.target, write=True)} = {value(c.target)};")
         if last:
+            new = {**self.start_scope(k), "state": lambda name: value(Value(name, "new")),
+                   "emitted": self.spike_train(k)}
+            body += w.reset_lines(k, g, new, lambda name: value(Value(name, "new")))
             body += [f"{self.memory(k, Value(c.state, 'state'), write=True)} = {value(c.value)};"
                      for c in steps.commits if self.layout.group_of(c.state) == g]
-            records = w.record_states(k, value, g)
+            records = w.record_states(k, value, g) + w.record_counts(k, g, self.counter(k))
             body += w.at_record_step(k, records) if records else []
         if next_args:
             body += self.next_arguments(k, s, next_args)
         k.body = body
+        self.finish_checks(k, checked)
         return finish(k)
 
     def next_arguments(self, k: Kernel, s: int, barriers) -> list[str]:
@@ -116,9 +145,16 @@ class ElementKernels:
         stage = 0 if last else s + 1
         scope = {"state": lambda name: value(self.steps.next_state(s, name)),
                  "input": "mc_local + 1" if last else "mc_local",
-                 "time": lambda: self.w.time(k, 1 if last else 0, self.steps.stages[stage].stage.time)}
+                 "time": lambda: self.w.time(k, 1 if last else 0, self.steps.stages[stage].stage.time),
+                 "emitted": self.spike_train(k)}
         what = "the next step" if last else f"stage {s + 2}"
-        return [f"/* arguments of the couplings of {what} */"] + self.w.arg_lines(k, self.layout.stage, barriers, scope)
+        if last and self.w.checks_of(k.group):   # the next step's events, checked on the new states
+            checks = self.w.check_lines(k, k.group, {**scope, "time": lambda: self.w.time(k, 1, 0)}, "n")
+            scope["emitted"] = lambda name: self.w.spike_train(name, "n")
+            lines = block(checks + self.w.arg_lines(k, self.layout.stage, barriers, scope))
+        else:
+            lines = self.w.arg_lines(k, self.layout.stage, barriers, scope)
+        return [f"/* arguments of the couplings of {what} */"] + lines
 
     def prologue_kernel(self, g: int) -> Kernel | None:
         args = self.layout.args_of(self.layout.stage, g, 0)
@@ -126,6 +162,7 @@ class ElementKernels:
             return None
         k = self.kernel(f"mc_prologue_g{g}", g, f"group {g}: coupling arguments of the first step's stage 1")
         k.body = self.w.arg_lines(k, self.layout.stage, args, self.scope(k, 0))
+        self.finish_checks(k)
         return finish(k)
 
     def observe_kernels(self, g: int) -> list[Kernel]:
@@ -139,7 +176,8 @@ class ElementKernels:
                 continue
             k = self.kernel(f"mc_observe_l{level}_g{g}", g, f"group {g}: recorded algebraic variables of level {level}")
             scope = {"state": lambda name: self.memory(k, Value(name, "state")), "input": "mc_local",
-                     "time": lambda: w.time(k, 1, 0), "barrier": w.result_scope(k, prog)}
+                     "time": lambda: w.time(k, 1, 0), "barrier": w.result_scope(k, prog),
+                     "emitted": lambda name: w.lit(0)}   # (algebraics() sees no spikes)
             body = w.emit(k, prog, [symbol(n) for n in outputs] + [b.arg for b in barriers], scope)
             if outputs:
                 k.arg("long long", "mc_sampling")

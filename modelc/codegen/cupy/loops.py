@@ -53,6 +53,8 @@ class LoopKernels:
         value = self.value(k)
         body = [f"REAL mc_s_{self.w.ident(n)} = {k.array(f'mc_y_{self.w.ident(n)}', write=True)}[mc_i];"
                 for n in states]
+        counts = [self.w.ident(c.event) for c in self.w.checks_of(g)]   # spikes of the record row so far
+        body += [f"REAL mc_c_{e} = {k.array(f'mc_cnt_{e}', write=True)}[mc_i];" for e in counts]
         loop = self.step(k, g, persistent, value)
         head = ["const long long mc_step = mc_base + mc_local;"]
         if "step time" in k.uses:
@@ -60,6 +62,7 @@ class LoopKernels:
         body += block(head + loop, "for (long long mc_local = 0; mc_local < mc_L; ++mc_local) {")
         guard = "if (mc_active) " if persistent else ""
         body += [f"{guard}mc_y_{self.w.ident(n)}[mc_i] = mc_s_{self.w.ident(n)};" for n in states]
+        body += [f"{guard}mc_cnt_{e}[mc_i] = mc_c_{e};" for e in counts]
         k.body = body
         if persistent:
             k.top = (["MODELC_SMEM;"] if "shared memory" in k.uses else []) + BLOCK_INDEX + k.top
@@ -77,14 +80,24 @@ class LoopKernels:
         rates = [r for section in steps.stages for r in section.rates if group_of(r.state.name) == g]
         registers = [value(r.target) for r in rates]   # they outlive their stage's scope
         lines = ["REAL " + ", ".join(registers) + ";"] if registers else []
+        start = {"state": lambda name: value(Value(name, "state")), "input": "mc_local",
+                 "time": lambda: w.time(k, 0, 0)}
+        lines += w.check_lines(k, g, start)
+        lines += w.count_lines(k, g, self.counter)
         for s in range(len(steps.stages)):
             lines += block(self.stage(k, s, g, value))
-        lines += [f"const REAL {value(c.target)} = {w.combine(k, c, value)};"
+        lines += [f"REAL {value(c.target)} = {w.combine(k, c, value)};"
                   for c in steps.update.values() if group_of(c.target.name) == g]
+        new = {**start, "state": lambda name: value(Value(name, "new")), "emitted": w.spike_train}
+        lines += w.reset_lines(k, g, new, lambda name: value(Value(name, "new")))
         lines += [f"{value(Value(c.state, 'state'))} = {value(c.value)};" for c in steps.commits
                   if group_of(c.state) == g]
         guard = "mc_active && " if persistent else ""
-        return lines + w.at_record_step(k, w.record_states(k, value, g, guard) + self.observe(k, g, persistent))
+        return lines + w.at_record_step(k, w.record_states(k, value, g, guard) +
+                                        w.record_counts(k, g, self.counter, guard) + self.observe(k, g, persistent))
+
+    def counter(self, event: str) -> str:
+        return f"mc_c_{self.w.ident(event)}"
 
     def stage(self, k: Kernel, s: int, g: int, value) -> list[str]:
         """Stage s: its states, time and inputs bound once; the barrier levels; the rates."""
@@ -92,7 +105,7 @@ class LoopKernels:
         rates = [r for r in section.rates if self.layout.group_of(r.state.name) == g]
         reads = prog.rate_reads(rates)
         outer = {"time": lambda: w.time(k, 0, section.stage.time), "input": "mc_local",
-                 "state": lambda name: value(Value(name, "state", s))}
+                 "state": lambda name: value(Value(name, "state", s)), "emitted": w.spike_train}
         lines = [f"/* stage {s + 1} of {len(self.steps.stages)} */"]
         lines += w.bind_outer(k, prog, reads + [b.arg for b in prog.barriers.values()], outer)
         for level in range(prog.depth):
@@ -140,7 +153,7 @@ class LoopKernels:
         targets = [symbol(n) for n in outputs] + ([b.arg for b in prog.barriers.values()] if persistent else [])
         value = self.value(k)
         outer = {"time": lambda: w.time(k, 1, 0), "input": "mc_local",
-                 "state": lambda name: value(Value(name, "state"))}
+                 "state": lambda name: value(Value(name, "state")), "emitted": lambda name: w.lit(0)}  # (no spikes)
         lines += w.bind_outer(k, prog, targets, outer)
         guard = "mc_active && " if persistent else ""
         for level in levels:

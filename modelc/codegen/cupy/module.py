@@ -63,8 +63,9 @@ class CuPyModule:
         self.groups = layout.groups
         generated = list(layout.hoisted) + [n for n in layout.stage.defs if n not in system.outputs] + \
             list(layout.stage.barriers) + list(layout.observe.barriers)
+        events = list(dict.fromkeys([e.name for e in system.events] + list(system.emitted)))
         self.namer = CNamer(list(system.states) + list(system.params) + list(system.inputs) +
-                            layout.algebraic_names + generated,
+                            layout.algebraic_names + events + generated,
                             taken=frozenset().union(*(declared_names(t) for t in TEMPLATES)))
         self.names = dict(self.namer.names)
         self.names[TIME.name] = "t"
@@ -171,6 +172,7 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
         "fused": {g: f"mc_fused_g{g}" for g in range(len(m.groups)) if f"mc_fused_g{g}" in names},
         "persistent": "mc_persistent_g0" if "mc_persistent_g0" in names else None,
         "state_group": {n: m.group_of(n) for n in system.states},
+        "events": {e.name: (m.ident(e.name), m.group_of(e.name)) for e in system.events},
         "output_group": {n: m.group_of(n) for n in system.outputs},
         "input_group": {n: m.group_of(n) for n in system.inputs},
         "has_barriers": m.layout.has_barriers,

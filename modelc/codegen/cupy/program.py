@@ -186,6 +186,8 @@ class Layout:
             return "state"
         if name in s.inputs:
             return "input"
+        if name in s.emitted:
+            return "emitted"
         if name in prog.defs:
             return "def"
         if name in prog.barriers:
@@ -206,7 +208,7 @@ class Layout:
         s = self.system
         for sym in expr.free_symbols:
             n = sym.name
-            if n in s.states or n in s.inputs or n in self.vector_params or (n in self.population_of and n in
+            if n in s.states or n in s.inputs or n in s.emitted or n in self.vector_params or (n in self.population_of and n in
                                                                               self.algebraic_names):
                 out.add(("pop", self.population_of[n]))
             elif n in self.vectors:          # a hoisted array: it belongs where its parameters do

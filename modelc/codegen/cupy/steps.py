@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...errors import UnsupportedFeatureError
-from ..step import Combine, Commit, Evaluate, Product, Rate, Record, Stage, StepProgram, Value
+from ..step import Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Record, Reset, Stage, StepProgram, Value
 
 NO_WORK = (Stage, Commit, Record)   # in grad()'s recomputed step: times are computed, states kept per step
 
 
 def refuse_statement(s) -> None:
-    """A statement kind this backend does not translate (an event, a noise draw, ...): a clear
-    error, never a step that silently leaves it out."""
+    """A statement kind this backend does not translate (a delay; in grad() an event or a noise
+    draw): a clear error, never a step that silently leaves it out."""
     kind = type(s).__name__
     feature = _FEATURES.get(kind, "a feature of this model")
     raise UnsupportedFeatureError(f"the CuPy backend cannot translate the step program's '{kind}' statements "
@@ -45,6 +45,10 @@ class StepSections:
         self.update: dict[str, Combine] = {}      # x_new = x + dt * sum(b_j k_j); none when dt is folded in
         self.commits: list[Commit] = []
         self.records: list[Record] = []
+        self.checks: list[Check] = []             # at the step's start, on the states it starts from
+        self.emits: dict[str, str] = {}           # emitted input -> its event (fired / dt for the whole step)
+        self.resets: list[Reset] = []             # after the update, before the commits
+        self.noise: dict[Value, Noise] = {}       # g * dW of a noisy state in a stage
         for s in program.statements:
             self._add(s)
 
@@ -59,6 +63,14 @@ class StepSections:
             self.commits.append(s)
         elif isinstance(s, Record):
             self.records.append(s)
+        elif isinstance(s, Check):
+            self.checks.append(s)
+        elif isinstance(s, Emit):
+            self.emits[s.input] = s.event
+        elif isinstance(s, Reset):
+            self.resets.append(s)
+        elif isinstance(s, Noise):
+            self.noise[s.target] = s
         elif not isinstance(s, (Evaluate, Product)):
             refuse_statement(s)
 
