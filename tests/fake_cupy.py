@@ -113,6 +113,34 @@ def matmul(a, b, out=None):
     return _deferred("matmul", lambda: np.matmul(a, b, out=out), (a.shape, b.shape, True))
 
 
+class _XORWOW:
+    """Stands in for cupy.random.XORWOW: seeded like it (an int or a SeedSequence), but its numbers
+    come from NumPy's PCG64 -- neither cuRAND's nor the NumPy backend's SFC64 stream."""
+
+    def __init__(self, seed=None, *, size=-1):
+        calls.append(("XORWOW", size))
+        self.size = size
+        self.generator = np.random.Generator(np.random.PCG64(seed))
+
+
+class _Generator:
+    """Stands in for cupy.random.Generator: standard_normal on the stand-in's arrays."""
+
+    def __init__(self, bit_generator):
+        self.bit_generator = bit_generator
+
+    def standard_normal(self, size=None, dtype=np.float64, out=None):
+        _no_capture("standard_normal")
+        count = int(np.prod(size)) if size is not None else 1
+        if 0 < self.bit_generator.size < count:
+            raise ValueError(f"FAKE_CUPY: {count} normals at once, more than the generator's size {self.bit_generator.size}")
+        calls.append(("standard_normal", size))
+        return _wrap(self.bit_generator.generator.standard_normal(size, dtype=dtype, out=out))
+
+
+random = types.SimpleNamespace(Generator=_Generator, XORWOW=_XORWOW)
+
+
 def __getattr__(name):
     """Everything else (tanh, where, isfinite, pi, ...) is NumPy's, on fake arrays."""
     attr = getattr(np, name)

@@ -114,3 +114,95 @@ def test_a_run_in_two_parts_counts_as_one(fake):
 def test_gradients_of_events_are_refused_by_name(fake):
     with pytest.raises(UnsupportedFeatureError, match=r"CuPy backend cannot translate .*events"):
         compile_model(LIF, method="euler", backend="cupy", trainable=["lif_op/tau"])
+
+
+# --- white noise ------------------------------------------------------------------------------
+
+NOISY = """\
+ou_op:
+  base: OperatorTemplate
+  equations: "x' = -x/tau + sigma*xi"
+  variables: {x: output(0.0), tau: 1.0, sigma: 0.5}
+ou:
+  base: NodeTemplate
+  operators: [ou_op]
+noisy_op:
+  base: neuron_model_templates.rate_neurons.leaky_integrator.li_op
+  equations: {replace: {eta: eta + sigma*xi + 0.3*v*tanh(r_in)*xi}}
+  variables: {sigma: 0.4}
+noisy:
+  base: NodeTemplate
+  operators: [noisy_op, neuron_model_templates.rate_neurons.leaky_integrator.tanh_op]
+"""
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("noise") / "noisy.yaml"
+    path.write_text(NOISY)
+    return str(path)
+
+
+@pytest.mark.parametrize("strategy", ["fused", "graph"])
+def test_ou_stationary_variance_from_the_device_generators(fake, noisy, strategy):
+    """Euler-Maruyama's OU process x_{n+1} = a x_n + sigma dW, a = 1 - dt/tau, has the stationary
+    variance sigma^2 dt / (1 - a^2); 2000 units over 190 time constants hit it within 2%."""
+    mc = compile_model(f"{noisy}:ou", method="euler", backend="cupy")
+    dt, steps, tau, sigma = 0.05, 4000, 1.0, 0.5
+    rec = mc.run({"ou_op/x": np.zeros((4, 500))}, None, None, dt, steps, sampling_steps=20, seed=3,
+                 strategy=strategy)
+    a = 1 - dt / tau
+    want = sigma ** 2 * dt / (1 - a ** 2)
+    got = rec["ou_op/x"][10:].var()
+    assert abs(got / want - 1) < 0.02, (got, want)
+
+
+def test_seeds_streams_per_member_and_bad_seeds(fake, noisy):
+    mc = compile_model(f"{noisy}:ou", method="heun", backend="cupy")
+    y0 = {"ou_op/x": np.zeros((2, 3))}
+
+    def run(seed, y=y0):
+        return mc.run(y, None, None, 0.01, 40, seed=seed, chunk_steps=16)
+    first, again, other = run(5), run(5), run(6)
+    np.testing.assert_array_equal(first["ou_op/x"], again["ou_op/x"])   # bit for bit
+    assert not np.array_equal(first["ou_op/x"], other["ou_op/x"])
+    assert not np.array_equal(first["ou_op/x"][:, 0], first["ou_op/x"][:, 1])   # a stream per member
+    both = run([11, 12])
+    for b, s in enumerate([11, 12]):   # member b of a batch with seeds [s0, s1] = a run of seed s_b
+        np.testing.assert_array_equal(both["ou_op/x"][:, b], run(s, {"ou_op/x": np.zeros(3)})["ou_op/x"])
+    assert len(first["rng"]) == 2
+    for bad in (-1, 1.5, "x", [1, 2, 3]):
+        with pytest.raises(ValueError, match="seed"):
+            run(bad)
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+@pytest.mark.parametrize("coupled", [False, True])
+def test_noise_with_numpys_normals_equals_the_numpy_backend(fake, noisy, method, coupled, monkeypatch):
+    """The same standard normals (the NumPy backend's SFC64 streams, drawn by _normals) give the
+    NumPy backend's trajectory: additive and multiplicative noise (g reads v and W @ tanh(v))."""
+    coupling = dict(source_var="tanh_op/r", target_var="noisy_op/r_in") if coupled else None
+    mc = compile_model(f"{noisy}:noisy", method=method, backend="cupy", coupling=coupling)
+    mn = compile_model(f"{noisy}:noisy", method=method, coupling=coupling)
+    B, n, steps, dt, seed = 3, 6, 50, 0.01, 7
+    rng = np.random.default_rng(1)
+    y0 = {"noisy_op/v": rng.standard_normal((B, n))}
+    params = {"weights": rng.standard_normal((n, n))} if coupled else {}
+    inputs = {"noisy_op/I_ext": rng.standard_normal((steps, B, n))}
+    want = mn.run(y0, params, inputs, dt, steps, seed=seed, sampling_steps=2)
+    ran = set()
+    for strategy in mc.STRATEGIES:
+        streams = [np.random.Generator(np.random.SFC64(s)) for s in np.random.SeedSequence(seed).spawn(B)]
+
+        def numpys(generators, rows, units, streams=streams):
+            return fake.asarray(np.stack([s.standard_normal((rows, units)) for s in streams]))
+        monkeypatch.setattr(mc, "_normals", numpys)
+        try:
+            got = mc.run(y0, params, inputs, dt, steps, seed=seed, sampling_steps=2, strategy=strategy,
+                         chunk_steps=8)
+        except ValueError as exc:
+            assert "cannot run this model" in str(exc)
+            continue
+        ran.add(strategy)
+        np.testing.assert_allclose(got["noisy_op/v"], want["noisy_op/v"], rtol=1e-12, atol=1e-13)
+    assert ran == ({"persistent", "graph", "stream"} if coupled else {"fused", "graph", "stream"})

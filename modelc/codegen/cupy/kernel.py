@@ -14,7 +14,7 @@ import sympy
 
 from ...equations import symbol
 from ..c_printer import CPrinter, helpers_of
-from ..step import Check, Combine, Rate, Reset, Value
+from ..step import Check, Combine, Noise, Rate, Reset, Value
 from .program import Barrier, Layout, Program, RateTerms
 from .steps import StepSections
 
@@ -245,10 +245,40 @@ class KernelWriter:
         return self.layout.stage.rates[rate.state.name]
 
     def combine(self, k: Kernel, s: Combine, value: Callable[[Value], str]) -> str:
-        """base + a_0*dt*v_0 + ... (left to right, the NumPy backend's order)."""
+        """base + a_0*dt*v_0 + ... (left to right, the NumPy backend's order) + c_0*g_0*dW + ..."""
         if s.terms:
             k.use("dt")
-        return " + ".join([value(s.base)] + [f"{self.lit(a)} * mc_dt * {value(v)}" for a, v in s.terms])
+        return " + ".join([value(s.base)] + [f"{self.lit(a)} * mc_dt * {value(v)}" for a, v in s.terms] +
+                          self.noise_terms(s.noise, value))
+
+    def noise_terms(self, noise, value: Callable[[Value], str]) -> list[str]:
+        return [value(v) if c == 1 else f"{self.lit(c)} * {value(v)}" for c, v in noise]
+
+    # -- white noise: g*dW, dW = sqrt(dt)*z from the chunk's normals --------------------------
+
+    def noise_reads(self, s: int, g: int) -> list[sympy.Expr]:
+        """The diffusion coefficients stage s of group g evaluates."""
+        return [self.diffusion(n) for n in self.steps.noise_of(s) if self.layout.group_of(n.target.name) == g]
+
+    def diffusion(self, n: Noise) -> sympy.Expr:
+        """g of a noise draw; one for the whole chunk (reading no stage value) is taken in stage 0."""
+        return self.layout.stage.noise[n.target.name]
+
+    def noise_lines(self, k: Kernel, s: int, g: int, value: Callable[[Value], str], declare: str) -> list[str]:
+        """g*dW of stage s's draws of group g: dW = sqrt(dt)*z of this step and unit, from the
+        chunk's block of normals mc_z (batch member, step, noisy unit), already scaled by sqrt(dt)."""
+        lines = []
+        for n in self.steps.noise_of(s):
+            if self.layout.group_of(n.target.name) != g:
+                continue
+            ident = self.ident(n.target.name)
+            z = k.array("mc_z")
+            for key in ("mc_rows", "mc_U", f"mc_off_{ident}"):
+                k.arg("long long", key)
+            k.use("batch member", "unit")
+            dw = f"{z}[(mc_b * mc_rows + mc_local) * mc_U + mc_off_{ident} + mc_j]"
+            lines.append(f"{declare}{value(n.target)} = ({self.code(k, self.diffusion(n))}) * {dw};")
+        return lines
 
     def rate(self, k: Kernel, rate: Rate, target: str, declare: str) -> list[str]:
         """The plan's sum for one state: the stage's derivative, or (dt folded in) the new value,
@@ -260,11 +290,16 @@ class KernelWriter:
         added = [self.ident(p) for p in u.products]
         added += [self.code(k, u.rest)] if u.rest != 0 else []
         added += [f"({self.code(k, u.drive)})"] if u.drive != 0 else []
-        if rate.target.role == "new":   # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive, term by term
+        if rate.target.role == "new":   # x_new = a*x + (dt*c*W) @ y + dt*rest + dt*drive + g*dW, term by term
+            added += self.noise_terms(rate.noise, self.noise_value)
             first = x if u.linear == 1 else f"{x} * {self.code(k, u.linear)}"
             return [f"{declare}{target} = {first};"] + [f"{target} += {term};" for term in added]
         linear = [f"{self.code(k, u.linear)} * {x}"] if u.linear != 0 else []
         return [f"{declare}{target} = {' + '.join(linear + added) or self.lit(0)};"]
+
+    def noise_value(self, v: Value) -> str:
+        """The register of a g*dW value (an Euler step's: read in its own stage)."""
+        return f"mc_w{v.stage}_{self.ident(v.name)}"
 
     # -- events (step.py says what a step does with them) -----------------------------------
 

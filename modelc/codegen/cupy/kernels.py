@@ -20,7 +20,7 @@ class ElementKernels:
     def __init__(self, writer: KernelWriter):
         self.w = writer
         self.layout, self.steps = writer.layout, writer.steps
-        self.stored_rates = self.steps.rates_read_later()
+        self.stored_rates = self.steps.rates_read_later() | self.steps.noise_read_later()
 
     # -- where the step's values live ---------------------------------------------------------
 
@@ -31,7 +31,7 @@ class ElementKernels:
         ident, g = self.w.ident(v.name), self.layout.group_of(v.name)
         if v.role == "state" and v.stage == 0:
             return f"{k.array(f'mc_y_{ident}', write)}[mc_i]"
-        key = f"mc_ys_{ident}" if v.role == "state" else f"mc_k{v.stage}_{ident}"
+        key = {"state": f"mc_ys_{ident}", "noise": f"mc_gw{v.stage}_{ident}"}.get(v.role, f"mc_k{v.stage}_{ident}")
         return f"{k.buffer(key, g, write)}[mc_i]"
 
     def value(self, k: Kernel, s: int):
@@ -41,6 +41,8 @@ class ElementKernels:
             v = self.steps.resolve(v)
             if v.role == "rate" and v.stage == s:
                 return f"mc_d_{self.w.ident(v.name)}"
+            if v.role == "noise" and v.stage == s:
+                return self.w.noise_value(v)
             if v.role == "new" or (v.role == "state" and v.stage == s + 1):
                 return f"mc_n_{self.w.ident(v.name)}"
             return self.memory(k, v)
@@ -111,7 +113,10 @@ class ElementKernels:
         value = self.value(k, s)
         checked = last and bool(w.checks_of(g))   # the last kernel counts the spikes and resets
         body = w.check_lines(k, g, self.start_scope(k)) + w.count_lines(k, g, self.counter(k)) if checked else []
-        body += w.emit(k, prog, prog.rate_reads(rates), self.scope(k, s))
+        body += w.emit(k, prog, prog.rate_reads(rates) + w.noise_reads(s, g), self.scope(k, s))
+        body += w.noise_lines(k, s, g, value, "const REAL ")
+        body += [f"{self.memory(k, n.target, write=True)} = {value(n.target)};" for n in steps.noise_of(s)
+                 if self.layout.group_of(n.target.name) == g and n.target in self.stored_rates]
         for r in rates:
             declare = "REAL " if r.target.role == "new" else "const REAL "   # x_new is summed term by term
             body += w.rate(k, r, value(r.target), declare)

@@ -37,6 +37,8 @@ class LoopKernels:
                 if v.stage == 0:
                     return f"mc_s_{ident}"
                 return self.w.combine(k, self.steps.stages[v.stage].starts[v.name], text)
+            if v.role == "noise":
+                return self.w.noise_value(v)
             return f"mc_k{v.stage}_{ident}" if v.role == "rate" else f"mc_n_{ident}"
         return text
 
@@ -79,6 +81,7 @@ class LoopKernels:
         steps, w, group_of = self.steps, self.w, self.layout.group_of
         rates = [r for section in steps.stages for r in section.rates if group_of(r.state.name) == g]
         registers = [value(r.target) for r in rates]   # they outlive their stage's scope
+        registers += [value(n.target) for n in steps.noise.values() if group_of(n.target.name) == g]
         lines = ["REAL " + ", ".join(registers) + ";"] if registers else []
         start = {"state": lambda name: value(Value(name, "state")), "input": "mc_local",
                  "time": lambda: w.time(k, 0, 0)}
@@ -103,7 +106,7 @@ class LoopKernels:
         """Stage s: its states, time and inputs bound once; the barrier levels; the rates."""
         prog, w, section = self.layout.stage, self.w, self.steps.stages[s]
         rates = [r for r in section.rates if self.layout.group_of(r.state.name) == g]
-        reads = prog.rate_reads(rates)
+        reads = prog.rate_reads(rates) + w.noise_reads(s, g)
         outer = {"time": lambda: w.time(k, 0, section.stage.time), "input": "mc_local",
                  "state": lambda name: value(Value(name, "state", s)), "emitted": w.spike_train}
         lines = [f"/* stage {s + 1} of {len(self.steps.stages)} */"]
@@ -112,7 +115,7 @@ class LoopKernels:
             barriers = [b for b in prog.barriers.values() if b.level == level]
             lines += w.arg_lines(k, prog, barriers, {}, store="shared")
             lines += ["MODELC_SYNC();"] + self.block_results(k, barriers) + ["MODELC_SYNC();"]
-        final = w.emit(k, prog, reads, {})
+        final = w.emit(k, prog, reads, {}) + w.noise_lines(k, s, g, value, "")
         for r in rates:
             final += w.rate(k, r, value(r.target), "")
         return lines + block(final)

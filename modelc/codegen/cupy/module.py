@@ -172,6 +172,8 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
         "fused": {g: f"mc_fused_g{g}" for g in range(len(m.groups)) if f"mc_fused_g{g}" in names},
         "persistent": "mc_persistent_g0" if "mc_persistent_g0" in names else None,
         "state_group": {n: m.group_of(n) for n in system.states},
+        "noise": [(s.name, m.ident(s.name), m.group_of(s.name)) for s in plan.noise],
+        "noise_states": [s.name for s in plan.noise],
         "events": {e.name: (m.ident(e.name), m.group_of(e.name)) for e in system.events},
         "output_group": {n: m.group_of(n) for n in system.outputs},
         "input_group": {n: m.group_of(n) for n in system.inputs},

@@ -69,6 +69,7 @@ class Program:
     defs: dict[str, sympy.Expr] = field(default_factory=dict)
     barriers: dict[str, Barrier] = field(default_factory=dict)
     rates: dict[str, RateTerms] = field(default_factory=dict)   # stage: state -> its rate's terms
+    noise: dict[str, sympy.Expr] = field(default_factory=dict)  # stage: noisy state -> g of g*dW (barriers out)
     outputs: list[str] = field(default_factory=list)            # observe: recordable algebraics
     level: dict[str, int] = field(default_factory=dict)
 
@@ -165,6 +166,7 @@ class Layout:
         for s in plan.states:  # what each Rate of the step program adds up (the same in every stage)
             prog.rates[s.name] = RateTerms(s.name, s.linear, [alias.get(c, c) for c in s.couplings], fix(s.rest),
                                            fix(s.drive), s.linear != 0 or plan.fold_dt)
+        prog.noise = {s.name: fix(s.diffusion) for s in plan.noise}
         return prog
 
     def _observe_program(self) -> Program:
@@ -242,7 +244,7 @@ class Layout:
                     uf.union(node, r)
         for name, terms in self.stage.rates.items():
             node = ("pop", self.population_of[name])
-            for e in terms.exprs():
+            for e in terms.exprs() + [self.stage.noise.get(name, sympy.Integer(0))]:
                 for r in self._refs(e, self.stage):
                     uf.union(node, r)
         roots: list = []

@@ -74,6 +74,14 @@ class StepSections:
         elif not isinstance(s, (Evaluate, Product)):
             refuse_statement(s)
 
+    def noise_of(self, s: int) -> list[Noise]:
+        """The noise draws of stage s (g*dW; a g for the whole chunk is stage 0's)."""
+        return [n for n in self.noise.values() if n.stage == s]
+
+    def noise_read_later(self) -> set[Value]:
+        """g*dW values read after the kernel of their own stage (stage by stage, one kernel each)."""
+        return {v for s in range(len(self.stages)) for c in self.after(s) for _, v in c.noise if v.stage != s}
+
     @property
     def last(self) -> int:
         return len(self.stages) - 1
