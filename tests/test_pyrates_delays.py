@@ -60,6 +60,7 @@ def test_euler_trajectories_of_delay_circuits_match_pyrates(library, tmp_path, m
                                                             inputs, T, dt):
     monkeypatch.chdir(tmp_path)  # PyRates writes its generated code into the working directory
     steps = int(round(T / dt))
+    pyrates.clear_frontend_caches()  # templates another test loaded stay in PyRates' cache, edited by its run
     frame = pyrates.CircuitTemplate.from_yaml(f"model_templates.{circuit}").run(
         simulation_time=T, step_size=dt, solver="euler", backend="numpy", vectorize=False, float_precision="float64",
         outputs={name: name for name in outputs}, verbose=False, clear=True,

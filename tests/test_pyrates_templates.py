@@ -59,17 +59,6 @@ PYRATES_REJECTS = {
     "test_resources.test_operator_caching_templates.TestEdge2",
     "test_resources.test_operator_caching_templates.TestCircuit2",
 }
-# Features of issue 15 not built yet (delays): each is a clear, located error until it lands.
-NOT_YET = {
-    **dict.fromkeys(["neural_mass_models.jansenrit.JRC_2delaycoupled", "neural_mass_models.qif.qif_sd",
-                     "test_resources.test_backend.net10", "test_resources.test_backend.net11",
-                     "test_resources.test_backend.net12", "test_resources.test_backend.net13",
-                     "test_resources.test_backend.net14"], "edge delay"),
-    **dict.fromkeys(["test_resources.test_backend.op_dde", "test_resources.test_backend.pop_dde",
-                     "test_resources.test_backend.net16"], "delayed variable x(t - d)"),
-}
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Library:
     """A library of PyRates' templates alone, under their own dotted names (model_templates....)."""
@@ -94,14 +83,13 @@ def _accepted(library: Library) -> tuple[set[str], dict[str, str]]:
     return accepted, rejected
 
 
-def test_every_template_pyrates_loads_is_accepted_but_the_features_still_to_come(library, capsys):
+def test_every_template_pyrates_loads_is_accepted(library, capsys):
     accepted, rejected = _accepted(library)
     assert len(accepted) + len(rejected) == 156
     refused = set(rejected) - PYRATES_REJECTS
-    assert refused <= set(NOT_YET), {name: rejected[name] for name in refused - set(NOT_YET)}
+    assert not refused, {name: rejected[name] for name in refused}
     with capsys.disabled():
-        print(f"\nmodelc accepts {len(accepted)} of {len(accepted) + len(rejected)} PyRates templates "
-              f"({len(refused)} wait for delays)")
+        print(f"\nmodelc accepts {len(accepted)} of {len(accepted) + len(rejected)} PyRates templates")
 
 
 @pytest.mark.parametrize("file", ["base_templates.yaml", "oscillators/kuramoto.yaml", "neural_mass_models/ik.yaml",
