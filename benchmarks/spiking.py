@@ -38,6 +38,7 @@ TEMPLATE = "neuron_model_templates.spiking_neurons.qif.qif"
 DT, STEPS, QUICK_STEPS = 1e-4, 10_000, 200
 SIZES = (1000, 4000)
 PEAK, RESET, ETA, I_EXT = 100.0, -100.0, -5.0, 10.0
+SYNAPSES_MAX_N = 2000  # Brian2's N^2 Synapses: their memory grows as N^2
 
 
 def data(n: int, steps: int) -> dict:
@@ -184,6 +185,9 @@ class Brian2Synapses(Brian2):
         return f"Brian2 ({self.target}, Synapses)"
 
     def setup(self):
+        if self.n > SYNAPSES_MAX_N:
+            raise MemoryError(f"skipped above N = {SYNAPSES_MAX_N}: Brian2 held over 10 GB building N = 4000's "
+                              "16M synapses")
         import brian2 as b2
         b2.prefs.codegen.target = self.target
         b2.defaultclock.dt = DT * b2.second
