@@ -7,12 +7,20 @@ strategy the sizes allow (the kernels do the NumPy backend's arithmetic in the s
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
+import fake_cupy
 from generated import fake_cupy_installed
 from modelc import compile_model
+from modelc.codegen.cupy import kernel_sources
 from modelc.errors import UnsupportedFeatureError
+from modelc.ir import Connection, build_system
+from modelc.spec import load
 
 QIF = "neuron_model_templates.spiking_neurons.qif.qif"
 LIF = "neuron_model_templates.spiking_neurons.lif.lif"
@@ -206,3 +214,22 @@ def test_noise_with_numpys_normals_equals_the_numpy_backend(fake, noisy, method,
         ran.add(strategy)
         np.testing.assert_allclose(got["noisy_op/v"], want["noisy_op/v"], rtol=1e-12, atol=1e-13)
     assert ran == ({"persistent", "graph", "stream"} if coupled else {"fused", "graph", "stream"})
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_event_and_noise_kernels_declare_only_what_they_use(tmp_path, noisy, method):
+    """Each kernel compiles as C with -Wall -Werror: no spike train, flag or g*dW declared
+    and not read (nvcc's -Werror all-warnings is as strict)."""
+    systems = [build_system(load(QIF), [Connection("qif_op/spike", "qif_op/s_in", "weights")]),
+               build_system(load(LIF)),
+               build_system(load(f"{noisy}:noisy"), [Connection("tanh_op/r", "noisy_op/r_in", "weights")])]
+    gcc = shutil.which(os.environ.get("CC", "gcc"))
+    if gcc is None:
+        pytest.skip("no C compiler")
+    for k, system in enumerate(systems):
+        for name, source in kernel_sources(system, method).items():
+            path = tmp_path / f"{k}_{name}.c"
+            path.write_text(fake_cupy.c_harness(source))
+            result = subprocess.run([gcc, "-std=gnu11", "-fsyntax-only", "-Wall", "-Werror", "-Wno-unused-function",
+                                     str(path)], capture_output=True, text=True)
+            assert result.returncode == 0, f"{system.name} {name}:\n{result.stderr[-3000:]}"

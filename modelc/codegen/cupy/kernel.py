@@ -41,7 +41,7 @@ class Kernel:
     uses: set[str] = field(default_factory=set)
     helpers: set[str] = field(default_factory=set)                 # C helper functions called
     buffers: dict[str, int] = field(default_factory=dict)         # graph/stream device arrays: key -> group
-    spikes: bool = False                                           # the body reads this step's spike trains
+    spikes: set = field(default_factory=set)                       # (emitted input, suffix): spike trains read
 
     def arg(self, ctype: str, key: str) -> str:
         for k, (old, existing) in enumerate(self.params):
@@ -309,14 +309,20 @@ class KernelWriter:
     def resets_of(self, g: int) -> list[Reset]:
         return [r for r in self.steps.resets if self.layout.group_of(r.event) == g]
 
-    def spike_train(self, name: str, suffix: str = "") -> str:
-        """The register of an emitted input: fired / dt of its event (suffix: another step's)."""
-        return f"mc_e{suffix}_{self.ident(name)}"
+    def spike_train(self, k: Kernel, suffix: str = "") -> Callable[[str], str]:
+        """How a kernel reads an emitted input: the register fired / dt of its event, which
+        check_lines declares (suffix: the next step's, in the graph strategy's last kernel)."""
+        def text(name: str) -> str:
+            k.spikes.add((name, suffix))
+            return f"mc_e{suffix}_{self.ident(name)}"
+        return text
 
-    def check_lines(self, k: Kernel, g: int, scope: Scope, suffix: str = "") -> list[str]:
+    def check_lines(self, k: Kernel, g: int, scope: Scope, suffix: str = "", every: bool = False) -> list[str]:
         """Check and Emit of group g's events on the states `scope` binds (the step's start):
-        mc_f_<event> (fired), mc_h_<event> (held: refractory) and the spike trains."""
-        checks = self.checks_of(g)
+        mc_f_<event> (fired), mc_h_<event> (held: refractory) and the spike trains the kernel
+        has read (call it after the lines that read them); `every` event, or only those."""
+        trains = {name: event for name, event in self.steps.emits.items() if (name, suffix) in k.spikes}
+        checks = [c for c in self.checks_of(g) if every or c.event in trains.values()]
         if not checks:
             return []
         lines, inner = [], []
@@ -332,11 +338,10 @@ class KernelWriter:
             inner.append(f"mc_f{suffix}_{e} = {condition};")
         reads = [c.condition for c in checks] + [symbol(c.refractory) for c in checks if c.refractory]
         lines += block(self.emit(k, self.layout.stage, reads, scope) + inner)
-        for name, event in self.steps.emits.items():
+        for name, event in trains.items():
             if self.layout.group_of(event) == g:
                 k.use("dt")
-                lines.append(f"const REAL {self.spike_train(name, suffix)} = "
-                             f"(REAL)mc_f{suffix}_{self.ident(event)} / mc_dt;")
+                lines.append(f"const REAL mc_e{suffix}_{self.ident(name)} = (REAL)mc_f{suffix}_{self.ident(event)} / mc_dt;")
         return lines
 
     def reset_lines(self, k: Kernel, g: int, scope: Scope, new: Callable[[str], str]) -> list[str]:

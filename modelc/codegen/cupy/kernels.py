@@ -52,14 +52,7 @@ class ElementKernels:
         """Stage s reads its states from memory, its time and this step's row of the inputs."""
         return {"state": lambda name: self.memory(k, Value(name, "state", s)), "input": "mc_local",
                 "time": lambda: self.w.time(k, 0, self.steps.stages[s].stage.time),
-                "barrier": self.w.result_scope(k, self.layout.stage), "emitted": self.spike_train(k)}
-
-    def spike_train(self, k: Kernel, suffix: str = ""):
-        """How a kernel reads a spike train: from the checks at its top (finish_checks)."""
-        def text(name: str) -> str:
-            k.spikes = True
-            return self.w.spike_train(name, suffix)
-        return text
+                "barrier": self.w.result_scope(k, self.layout.stage), "emitted": self.w.spike_train(k)}
 
     def start_scope(self, k: Kernel) -> dict:
         """The step's start, where events are checked: its states in memory, its row, its time."""
@@ -69,11 +62,10 @@ class ElementKernels:
     def counter(self, k: Kernel):
         return lambda event: f"{k.array(f'mc_cnt_{self.w.ident(event)}', write=True)}[mc_i]"
 
-    def finish_checks(self, k: Kernel, checked: bool = False) -> None:
-        """Events checked first (on the step's states, before the last kernel commits the new ones)
-        in a kernel that reads a spike train or has checked them itself."""
-        if k.spikes and not checked:
-            k.body = self.w.check_lines(k, k.group, self.start_scope(k)) + k.body
+    def finish_checks(self, k: Kernel, every: bool = False) -> None:
+        """Events checked first (on the step's states, before the last kernel commits the new
+        ones): those whose spike trains the kernel reads, or (the last kernel) every one."""
+        k.body = self.w.check_lines(k, k.group, self.start_scope(k), every=every) + k.body
 
     # -- kernels ---------------------------------------------------------------------------------
 
@@ -111,8 +103,7 @@ class ElementKernels:
         k = self.kernel(f"mc_stage{s + 1}_g{g}", g, f"stage {s + 1} of {len(steps.stages)}, group {g}: "
                         f"derivatives, {what}, next coupling arguments")
         value = self.value(k, s)
-        checked = last and bool(w.checks_of(g))   # the last kernel counts the spikes and resets
-        body = w.check_lines(k, g, self.start_scope(k)) + w.count_lines(k, g, self.counter(k)) if checked else []
+        body = w.count_lines(k, g, self.counter(k)) if last else []   # the last kernel counts and resets
         body += w.emit(k, prog, prog.rate_reads(rates) + w.noise_reads(s, g), self.scope(k, s))
         body += w.noise_lines(k, s, g, value, "const REAL ")
         body += [f"{self.memory(k, n.target, write=True)} = {value(n.target)};" for n in steps.noise_of(s)
@@ -131,7 +122,7 @@ class ElementKernels:
                 body.append(f"{self.memory(k, c.target, write=True)} = {value(c.target)};")
         if last:
             new = {**self.start_scope(k), "state": lambda name: value(Value(name, "new")),
-                   "emitted": self.spike_train(k)}
+                   "emitted": self.w.spike_train(k)}
             body += w.reset_lines(k, g, new, lambda name: value(Value(name, "new")))
             body += [f"{self.memory(k, Value(c.state, 'state'), write=True)} = {value(c.value)};"
                      for c in steps.commits if self.layout.group_of(c.state) == g]
@@ -140,7 +131,7 @@ class ElementKernels:
         if next_args:
             body += self.next_arguments(k, s, next_args)
         k.body = body
-        self.finish_checks(k, checked)
+        self.finish_checks(k, every=last)
         return finish(k)
 
     def next_arguments(self, k: Kernel, s: int, barriers) -> list[str]:
@@ -151,14 +142,12 @@ class ElementKernels:
         scope = {"state": lambda name: value(self.steps.next_state(s, name)),
                  "input": "mc_local + 1" if last else "mc_local",
                  "time": lambda: self.w.time(k, 1 if last else 0, self.steps.stages[stage].stage.time),
-                 "emitted": self.spike_train(k)}
+                 "emitted": self.w.spike_train(k, "n" if last else "")}
         what = "the next step" if last else f"stage {s + 2}"
-        if last and self.w.checks_of(k.group):   # the next step's events, checked on the new states
+        lines = self.w.arg_lines(k, self.layout.stage, barriers, scope)
+        if last:   # the next step's events, checked on the new states
             checks = self.w.check_lines(k, k.group, {**scope, "time": lambda: self.w.time(k, 1, 0)}, "n")
-            scope["emitted"] = lambda name: self.w.spike_train(name, "n")
-            lines = block(checks + self.w.arg_lines(k, self.layout.stage, barriers, scope))
-        else:
-            lines = self.w.arg_lines(k, self.layout.stage, barriers, scope)
+            lines = block(checks + lines) if checks else lines
         return [f"/* arguments of the couplings of {what} */"] + lines
 
     def prologue_kernel(self, g: int) -> Kernel | None:

@@ -85,14 +85,14 @@ class LoopKernels:
         lines = ["REAL " + ", ".join(registers) + ";"] if registers else []
         start = {"state": lambda name: value(Value(name, "state")), "input": "mc_local",
                  "time": lambda: w.time(k, 0, 0)}
-        lines += w.check_lines(k, g, start)
-        lines += w.count_lines(k, g, self.counter)
+        body = []
         for s in range(len(steps.stages)):
-            lines += block(self.stage(k, s, g, value))
-        lines += [f"REAL {value(c.target)} = {w.combine(k, c, value)};"
-                  for c in steps.update.values() if group_of(c.target.name) == g]
-        new = {**start, "state": lambda name: value(Value(name, "new")), "emitted": w.spike_train}
-        lines += w.reset_lines(k, g, new, lambda name: value(Value(name, "new")))
+            body += block(self.stage(k, s, g, value))
+        body += [f"REAL {value(c.target)} = {w.combine(k, c, value)};"
+                 for c in steps.update.values() if group_of(c.target.name) == g]
+        new = {**start, "state": lambda name: value(Value(name, "new")), "emitted": w.spike_train(k)}
+        body += w.reset_lines(k, g, new, lambda name: value(Value(name, "new")))
+        lines += w.check_lines(k, g, start, every=True) + w.count_lines(k, g, self.counter) + body
         lines += [f"{value(Value(c.state, 'state'))} = {value(c.value)};" for c in steps.commits
                   if group_of(c.state) == g]
         guard = "mc_active && " if persistent else ""
@@ -108,7 +108,7 @@ class LoopKernels:
         rates = [r for r in section.rates if self.layout.group_of(r.state.name) == g]
         reads = prog.rate_reads(rates) + w.noise_reads(s, g)
         outer = {"time": lambda: w.time(k, 0, section.stage.time), "input": "mc_local",
-                 "state": lambda name: value(Value(name, "state", s)), "emitted": w.spike_train}
+                 "state": lambda name: value(Value(name, "state", s)), "emitted": w.spike_train(k)}
         lines = [f"/* stage {s + 1} of {len(self.steps.stages)} */"]
         lines += w.bind_outer(k, prog, reads + [b.arg for b in prog.barriers.values()], outer)
         for level in range(prog.depth):
