@@ -22,6 +22,15 @@ runs many steps per launch, couplings as shared-memory mat-vecs and block reduct
 (per-stage kernels + cuBLAS, a chunk of steps captured once in a CUDA graph and replayed) and
 "stream" (the same launches issued one by one).
 
+Events and noise are statements like the others (docs/events.md, README's noise section):
+every kernel that reads a spike train checks the events first, on the states the step starts
+from (a few comparisons, cheaper than a buffer between kernels); the last kernel of a step (the
+loop body in fused/persistent) counts the spikes of the record row (mc_cnt_*, carried across
+chunks) and applies the resets to the new values before the commit. The noise's standard normals
+come from one cupy.random Generator (cuRAND XORWOW) per batch member, a chunk's block
+(B, steps, noisy units) at a time; each stage's kernel reads its dW. Delays (Remember, Recall)
+and, in grad(), events and noise are refused (MC301).
+
 Kernel bodies are printed by c_printer.CPrinter; they are plain C as well as CUDA C (the
 preamble's MODELC_* macros are the only CUDA-specific part), so tests can compile them with the
 host C compiler. Generating needs neither CuPy nor a GPU.

@@ -4,7 +4,8 @@ A stage's kernels compute its Rates; the values the next stage starts from (its 
 after the last stage, the update, the Commits and the Records follow in the same kernel (the
 element-wise strategies) or in the same loop body (fused, persistent). Nothing here knows a
 tableau: stage times, starting values, rates and the update are the program's statements (which
-already leaves out what nothing reads).
+already leaves out what nothing reads). Checks, spike trains, resets and noise draws are kept by
+kind for the kernels that print them (kernel.KernelWriter).
 """
 from __future__ import annotations
 
