@@ -141,6 +141,13 @@ noisy_op:
 noisy:
   base: NodeTemplate
   operators: [noisy_op, neuron_model_templates.rate_neurons.leaky_integrator.tanh_op]
+nlif_op:
+  base: neuron_model_templates.spiking_neurons.lif.lif_op
+  equations: {replace: {I_ext: I_ext + sigma*xi}}
+  variables: {sigma: 0.3}
+nlif:
+  base: NodeTemplate
+  operators: [nlif_op]
 """
 
 
@@ -202,11 +209,7 @@ def test_noise_with_numpys_normals_equals_the_numpy_backend(fake, noisy, method,
         monkeypatch.setattr(mc, "_NOISE_BYTES", B * n * 8 * 3)
     ran = set()
     for strategy in mc.STRATEGIES:
-        streams = [np.random.Generator(np.random.SFC64(s)) for s in np.random.SeedSequence(seed).spawn(B)]
-
-        def numpys(generators, rows, units, streams=streams):
-            return fake.asarray(np.stack([s.standard_normal((rows, units)) for s in streams]))
-        monkeypatch.setattr(mc, "_normals", numpys)
+        monkeypatch.setattr(mc, "_normals", _numpys_normals(fake, seed, B))
         try:
             got = mc.run(y0, params, inputs, dt, steps, seed=seed, sampling_steps=2, strategy=strategy,
                          chunk_steps=8)
@@ -217,6 +220,28 @@ def test_noise_with_numpys_normals_equals_the_numpy_backend(fake, noisy, method,
         np.testing.assert_allclose(got["noisy_op/v"], want["noisy_op/v"], rtol=1e-12, atol=1e-13)
         assert mc.LAST_RUN["chunk"] == (8 if method == "euler" else 3 if strategy in ("fused", "persistent") else 2)
     assert ran == ({"persistent", "graph", "stream"} if coupled else {"fused", "graph", "stream"})
+
+
+def _numpys_normals(fake, seed, members):
+    """A _normals that draws the NumPy backend's numbers: member b's SFC64 stream of seed."""
+    streams = [np.random.Generator(np.random.SFC64(s)) for s in np.random.SeedSequence(seed).spawn(members)]
+    return lambda generators, rows, units: fake.asarray(np.stack([s.standard_normal((rows, units)) for s in streams]))
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_noisy_lif_spikes_with_numpys_normals_equal_the_numpy_backend(fake, noisy, method, monkeypatch):
+    mc = compile_model(f"{noisy}:nlif", method=method, backend="cupy")
+    mn = compile_model(f"{noisy}:nlif", method=method)
+    B, n, steps, dt = 2, 5, 300, 0.1
+    y0, inputs, _ = _arguments(mn, B, n, steps, 0.3, seed=1)
+    params = {"nlif_op/t_ref": 0.3}
+    want = mn.run(y0, params, inputs, dt, steps, seed=7, record=mn.OUTPUTS, sampling_steps=2)
+    assert want["nlif_op/spike"].sum() > 10
+    for strategy in ("fused", "graph", "stream"):
+        monkeypatch.setattr(mc, "_normals", _numpys_normals(fake, 7, B))
+        got = mc.run(y0, params, inputs, dt, steps, seed=7, record=mn.OUTPUTS, sampling_steps=2, strategy=strategy)
+        np.testing.assert_array_equal(got["nlif_op/spike"], want["nlif_op/spike"], err_msg=strategy)
+        np.testing.assert_allclose(got["nlif_op/v"], want["nlif_op/v"], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["euler", "heun"])
