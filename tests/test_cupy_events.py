@@ -261,3 +261,21 @@ def test_event_and_noise_kernels_declare_only_what_they_use(tmp_path, noisy, met
             result = subprocess.run([gcc, "-std=gnu11", "-fsyntax-only", "-Wall", "-Werror", "-Wno-unused-function",
                                      str(path)], capture_output=True, text=True)
             assert result.returncode == 0, f"{system.name} {name}:\n{result.stderr[-3000:]}"
+
+
+def test_network_on_cuda_spikes_as_on_cpu(fake):
+    """RectiPy's way (spike_var/reset_var options) through Network(device='cuda')."""
+    from modelc import Network
+    n = 20
+    weights = np.random.default_rng(4).standard_normal((n, n))
+    spikes = {}
+    for device in ("cpu", "cuda"):
+        net = Network(dt=1e-2, device=device)
+        net.add_diffeq_node("qif", QIF, weights=weights, source_var="qif_op/s", target_var="qif_op/s_in",
+                            input_var="qif_op/I_ext", output_var="qif_op/s", spike_var="qif_op/spike",
+                            reset_var="qif_op/v", spike_threshold=100.0, spike_reset=-100.0)
+        obs = net.run(inputs=np.full((300, n), 20.0), record_vars=[("qif", "spike")])
+        spikes[device] = obs.spikes(("qif", "spike"))
+    assert len(spikes["cpu"][0]) > 20
+    for got, want in zip(spikes["cuda"], spikes["cpu"]):
+        np.testing.assert_array_equal(got, want)
