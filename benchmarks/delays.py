@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 from . import limit_threads  # noqa: F401  (the package __init__ pinned the BLAS threads)
+from .timing import alternating_medians
 
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "delays.yaml")
 TARGET = 2.0
@@ -45,13 +44,10 @@ def per_step(n: int, method: str, steps: int, repeats: int) -> dict[str, float]:
     y0 = {"li_op/v": np.zeros(n)}
     for m in modules.values():  # warm up
         m.run(y0, params, {"li_op/I_ext": inputs["li_op/I_ext"][:100]}, dt=1e-3, steps=100)
-    times: dict[str, list[float]] = {kind: [] for kind in modules}
-    for round_ in range(repeats):
-        for kind in (list(modules) if round_ % 2 == 0 else list(modules)[::-1]):
-            start = time.perf_counter()
-            modules[kind].run(y0, params, inputs, dt=1e-3, steps=steps, record=["li_op/v"])
-            times[kind].append(time.perf_counter() - start)
-    return {kind: statistics.median(values) / steps for kind, values in times.items()}
+    medians = alternating_medians({kind: lambda _, m=m: m.run(y0, params, inputs, dt=1e-3, steps=steps,
+                                                              record=["li_op/v"])
+                                   for kind, m in modules.items()}, repeats)
+    return {kind: median / steps for kind, median in medians.items()}
 
 
 def network(n: int, method: str, delays):
@@ -78,14 +74,9 @@ def edge_per_step(n: int, method: str, steps: int, repeats: int) -> dict[str, fl
     nets = {"plain": network(n, method, None), "delayed": network(n, method, delays)}
     for net in nets.values():  # compile and warm up
         net.run(inputs[:100])
-    times: dict[str, list[float]] = {kind: [] for kind in nets}
-    for round_ in range(repeats):
-        for kind in (list(nets) if round_ % 2 == 0 else list(nets)[::-1]):
-            nets[kind].reset()
-            start = time.perf_counter()
-            nets[kind].run(inputs)
-            times[kind].append(time.perf_counter() - start)
-    return {kind: statistics.median(values) / steps for kind, values in times.items()}
+    medians = alternating_medians({kind: lambda _, net=net: (net.reset(), net.run(inputs))
+                                   for kind, net in nets.items()}, repeats)
+    return {kind: median / steps for kind, median in medians.items()}
 
 
 def main(argv=None) -> int:

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 from . import limit_threads  # noqa: F401  (the package __init__ pinned the BLAS threads)
+from .timing import alternating_medians
 
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "noise.yaml")
 TARGET = 1.5
@@ -44,14 +43,13 @@ def per_step(n: int, method: str, steps: int, repeats: int) -> dict[str, float]:
     nets = {kind: network(kind, weights, method) for kind in ("plain", "noisy")}
     for net in nets.values():  # compile and warm up
         net.run(inputs[:100])
-    times: dict[str, list[float]] = {kind: [] for kind in nets}
-    for round_ in range(repeats):
-        for kind in (list(nets) if round_ % 2 == 0 else list(nets)[::-1]):
+    def call(kind):
+        def run(round_):
             nets[kind].reset()
-            start = time.perf_counter()
             nets[kind].run(inputs, **({"seed": round_} if kind == "noisy" else {}))
-            times[kind].append(time.perf_counter() - start)
-    return {kind: statistics.median(values) / steps for kind, values in times.items()}
+        return run
+    medians = alternating_medians({kind: call(kind) for kind in nets}, repeats)
+    return {kind: median / steps for kind, median in medians.items()}
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,18 @@ from . import contenders as C
 _MiB = 1024.0 * 1024.0
 
 
+def alternating_medians(calls: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each call(round) over `repeats` rounds, the order reversed every other
+    round so that neither side always runs first (a warm cache or a busy neighbour then favours none)."""
+    times: dict[str, list[float]] = {kind: [] for kind in calls}
+    for round_ in range(repeats):
+        for kind in (list(calls) if round_ % 2 == 0 else list(calls)[::-1]):
+            start = time.perf_counter()
+            calls[kind](round_)
+            times[kind].append(time.perf_counter() - start)
+    return {kind: statistics.median(values) for kind, values in times.items()}
+
+
 def _rss_kib(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
