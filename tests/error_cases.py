@@ -946,6 +946,16 @@ def run_unknown_record(mod, np, compile_model):
     mod.run(mod.initial_state(4), {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10, record=["li_op/r"])
 
 
+@api_case("MC202", "cannot record 'qif_op/s_in': it reads the spike train of event 'qif_op/spike', which exists "
+                   "only during a step (H/dt), not between steps where records are taken",
+          "record the event itself (record=['qif_op/spike'] gives its spike counts per row) or a state the spikes "
+          "drive")
+def run_record_reads_spike_train(mod, np, compile_model):
+    qif = compile_model("neuron_model_templates.spiking_neurons.qif.qif",
+                        coupling=dict(source_var="qif_op/spike", target_var="qif_op/s_in"))
+    qif.run(qif.initial_state(4), {"weights": np.zeros((4, 4))}, {}, dt=1e-3, steps=10, record=["qif_op/s_in"])
+
+
 @api_case("MC203", "state 'li_op/v' became inf at unit 1 in step 2 (t = 2997)",
           "reduce dt, or check the parameters, the weights and the inputs")
 def run_blows_up(mod, np, compile_model):

@@ -3,6 +3,7 @@ and the step program, and their exact meaning in the NumPy array and float backe
 against values worked out by hand."""
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 
 import numpy as np
@@ -288,3 +289,95 @@ def test_every_event_mistake_of_an_operator_is_reported_together(tmp_path):
         _system(tmp_path, text, "ramp")
     assert [e.code for e in info.value.errors] == ["MC131", "MC103"]
     assert "resets 'a', which is not a state" in info.value.errors[0].message
+
+
+# s_in reads the spike train: it has a value only during a step, never at a record (between steps)
+SPIKE_READER = """
+op:
+  base: OperatorTemplate
+  equations: ["v' = (v^2 + eta + I_ext)/tau + s_in", "s_in = J*spike", "u = 2*s_in"]
+  variables:
+    v: variable(-2.0)
+    eta: 5.0
+    tau: 1.0
+    J: 0.1
+    I_ext: input(0.0)
+    spike: input(0.0)
+    s_in: output(0.0)
+    u: output(0.0)
+  events:
+    spike: {when: "v > 100", reset: ["v = -100"], emit: spike}
+node:
+  base: NodeTemplate
+  operators: [op]
+"""
+
+
+def _refuses_spike_readers(module, params=None):
+    for name, n in (("op/s_in", 3), ("op/u", 3), ("op/s_in", 1)):  # u reads it through s_in; 1 unit: floats
+        with pytest.raises(ModelcError) as info:
+            module.run(module.initial_state(n), params or {}, {}, 1e-3, 10, record=["op/v", name])
+        assert info.value.code == "MC202"
+        assert f"cannot record '{name}': it reads the spike train of event 'op/spike'" in str(info.value)
+        assert "record=['op/spike']" in info.value.hint
+    rec = module.run(module.initial_state(3), params or {}, {}, 1e-3, 2000, record=["op/v", "op/spike"])
+    assert rec["op/spike"].sum(axis=0).tolist() == [1, 1, 1]  # each unit spikes once
+    assert rec["op/v"].max() > 100 and rec["op/v"].min() < -99
+
+
+@pytest.mark.parametrize("options", [{}, {"method": "rk4"}, {"dtype": "float32"},
+                                     pytest.param({"backend": "numba"}, marks=pytest.mark.skipif(
+                                         importlib.util.find_spec("numba") is None, reason="needs numba"))])
+def test_recording_a_computed_variable_that_reads_a_spike_train_is_refused(tmp_path, options):
+    module = _module(tmp_path, SPIKE_READER, "node", **options)
+    assert module.SPIKE_READERS == {"op/s_in": "op/spike", "op/u": "op/spike"}
+    _refuses_spike_readers(module)
+    # rhs() and algebraics() see no spikes (0), and keep working
+    y = module.initial_state(3)
+    np.testing.assert_allclose(module.rhs(0.0, y)["op/v"], [9.0, 9.0, 9.0])
+    computed = module.algebraics(0.0, y, module.default_params(), dict(module.INPUTS))
+    assert np.all(computed["op/s_in"] == 0) and np.all(computed["op/u"] == 0)
+
+
+def test_a_weighted_spike_train_is_refused_and_rhs_sees_zeros():
+    module = compile_model("neuron_model_templates.spiking_neurons.qif.qif", method="euler",
+                           coupling=dict(source_var="qif_op/spike", target_var="qif_op/s_in"))
+    assert module.SPIKE_READERS == {"qif_op/s_in": "qif_op/spike"}
+    params, y = {"weights": np.ones((4, 4))}, module.initial_state(4)
+    with pytest.raises(ModelcError, match="cannot record 'qif_op/s_in'"):
+        module.run(y, params, {}, 1e-3, 10, record=["qif_op/s_in"])
+    rec = module.run(y, params, {"qif_op/I_ext": 30.0}, 1e-3, 500, record=["qif_op/v", "qif_op/spike"])
+    assert rec["qif_op/spike"].sum() > 0
+    np.testing.assert_allclose(module.rhs(0.0, y, params)["qif_op/v"], [-1.0] * 4)  # W @ 0, no matmul error
+    computed = module.algebraics(0.0, y, {**module.default_params(), **params}, dict(module.INPUTS))
+    np.testing.assert_array_equal(computed["qif_op/s_in"], np.zeros(4))
+
+
+def test_the_network_refuses_recording_a_spike_reader_alike(tmp_path):
+    from modelc import Network
+    (tmp_path / "model.yaml").write_text(SPIKE_READER)
+    net = Network(dt=1e-3)
+    net.add_diffeq_node("n", f"{tmp_path / 'model.yaml'}:node", "op/I_ext", "op/v", N=3)
+    with pytest.raises(ModelcError, match="cannot record 'n/op/s_in': it reads the spike train of event 'n/op/spike'") \
+            as info:
+        net.run(steps=10, record_output=False, record_vars=[("n", "s_in")])
+    assert info.value.code == "MC202"
+    obs = net.run(steps=2000, record_output=False, record_vars=[("n", "v"), ("n", "spike")])
+    assert obs[("n", "spike")].sum(axis=0).tolist() == [1, 1, 1]
+
+
+def test_the_cupy_backend_refuses_recording_a_spike_reader_alike(tmp_path):
+    """The fake CuPy (tests/fake_cupy.py): the same SPIKE_READERS and the same refusal; rhs() and
+    algebraics() bind the quiet spike train (zeros) as the NumPy module does."""
+    from generated import fake_cupy_installed
+    with fake_cupy_installed(tmp_path / "cache"):
+        module = _module(tmp_path, SPIKE_READER, "node", backend="cupy")
+        assert module.SPIKE_READERS == {"op/s_in": "op/spike", "op/u": "op/spike"}
+        _refuses_spike_readers(module)
+        np.testing.assert_allclose(module.rhs(0.0, module.initial_state(3))["op/v"], [9.0, 9.0, 9.0])
+        weighted = compile_model("neuron_model_templates.spiking_neurons.qif.qif", method="euler", backend="cupy",
+                                 coupling=dict(source_var="qif_op/spike", target_var="qif_op/s_in"))
+        params, y = {"weights": np.ones((4, 4))}, weighted.initial_state(4)
+        with pytest.raises(ModelcError, match="cannot record 'qif_op/s_in'"):
+            weighted.run(y, params, {}, 1e-3, 10, record=["qif_op/s_in"])
+        np.testing.assert_allclose(weighted.rhs(0.0, y, params)["qif_op/v"], [-1.0] * 4)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..ir import MatVec, System
+from .step import spike_readers
 
 
 def population_of(system: System) -> dict[str, str]:
@@ -21,6 +22,7 @@ def layout(system: System) -> dict:
         "populations": {label: [n for n in names if n in s.states or n in s.inputs or
                                 n in dict(s.algebraics)] for label, names in s.populations.items()},
         "matrix_populations": matrix_populations(system),
+        "spike_readers": spike_readers(system),  # computed variables no record can observe
     }
 
 

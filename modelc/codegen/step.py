@@ -266,6 +266,27 @@ class Observation:
     def values(self) -> list[Value]:
         return [s.target for s in self.statements]
 
+    @property
+    def spike_readers(self) -> dict[str, str]:
+        """{computed variable: event} of those that read an event's spike train (see spike_readers)."""
+        return spike_readers(self.plan.system)
+
+
+def spike_readers(system) -> dict[str, str]:
+    """{computed variable: the event whose spike train it reads}, directly or through other
+    computed variables. A record is observed between steps, where a spike train has no value
+    (it is H/dt during a step only), so such a variable cannot be recorded: every backend's
+    run() refuses it (SPIKE_READERS of the generated module, its _check_record)."""
+    events = {name: e.name for name, e in system.emitted.items()}
+    found: dict[str, str] = {}
+    for name, expr in system.algebraics:  # in dependency order: what it reads is decided before
+        for x in sorted(expr.free_symbols, key=lambda x: x.name):
+            event = events.get(x.name) or found.get(x.name)
+            if event is not None:
+                found[name] = event
+                break
+    return found
+
 
 def make_observation(plan: Plan) -> Observation:
     observation = Observation(plan)
@@ -444,5 +465,5 @@ def _closure(names: set[str], defined: dict) -> set[str]:
     return seen
 
 
-__all__ = ["StepProgram", "Observation", "make_observation", "OBSERVE", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",
+__all__ = ["StepProgram", "Observation", "make_observation", "spike_readers", "OBSERVE", "Value", "Stage", "Combine", "Evaluate", "Product", "Rate", "Commit", "Record",
            "Check", "Emit", "Reset", "Noise", "Remember", "Recall", "Statement", "make_step_program"]

@@ -14,7 +14,7 @@ from ...equations import TIME, Exprel
 from ...errors import UnsupportedFeatureError
 from ...ir import System
 from ..c_printer import C_RESERVED, c_helpers
-from ..layout import common_context
+from ..layout import common_context, population_of
 from ..naming import Namer
 from ..options import DTYPES
 from ..plan import DT, Plan, make_plan
@@ -128,6 +128,18 @@ class CuPyModule:
         if which == "algebraics":
             return [(n, printer.doprint(e)) for n, e in self.system.algebraics]
         return [(n, printer.doprint(e)) for n, e in self.system.derivatives.items()]
+
+    def quiet_spike_trains(self) -> list[tuple[str, str]]:
+        """(identifier, value) of every emitted input in algebraics() and rhs(): 0, no events there
+        (events happen in run()); zeros of a state's shape of its population where there is one
+        (W @ spike needs an array)."""
+        owner = population_of(self.system)
+        out = []
+        for n in self.system.emitted:
+            state = next((x for x in self.system.states if owner.get(x) == owner.get(n)), None)
+            out.append((self.ident(n), "0.0" if state is None or n not in owner else
+                        f"cp.zeros(np.shape(y[{state!r}]), dtype=DTYPE)"))
+        return out
 
     def uses_exprel(self) -> bool:
         exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values())

@@ -119,9 +119,18 @@ class NumPyModule:
         sources = [("y", s.states), ("params", s.params), ("inputs", s.inputs)]
         return [(self.ident(n), source, n) for source, table in sources for n in table if n in names]
 
-    def quiet_spike_trains(self, names) -> list[str]:
-        """The emitted inputs among names: 0 in rhs() and algebraics() (no events there)."""
-        return [self.ident(n) for n in self.system.emitted if n in names]
+    def quiet_spike_trains(self, names) -> list[tuple[str, str]]:
+        """(identifier, value) of the emitted inputs among names: 0 in rhs() and algebraics() (no
+        events there), zeros of a state's shape of its population where there is one (W @ spike
+        needs an array)."""
+        out = []
+        for n in self.system.emitted:
+            if n in names:
+                label = self.population_of.get(n)
+                state = next((x for x in self.system.states if self.population_of.get(x) == label), None)
+                out.append((self.ident(n), "0.0" if state is None or label is None else
+                            f"np.zeros(np.shape(y[{literal(state)}]), dtype=DTYPE)"))
+        return out
 
     def algebraics_reads(self) -> set[str]:
         return {x.name for _, e in self.system.algebraics for x in e.free_symbols}
