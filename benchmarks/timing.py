@@ -46,6 +46,20 @@ def alternating_medians(calls: dict, repeats: int) -> dict[str, float]:
     return {kind: statistics.median(values) for kind, values in times.items()}
 
 
+def ratio_rows(workloads, per_step, kind: str, target: float, quick: bool, repeats: int) -> bool:
+    """Print one row per (n, method, steps, quick_steps) workload: the plain and the `kind`
+    network's µs per step (per_step(n, method, steps, repeats) -> {"plain": s, kind: s}) and their
+    ratio against the target. True when every ratio meets it."""
+    met = True
+    for n, method, steps, quick_steps in workloads:
+        figures = per_step(n, method, quick_steps if quick else steps, repeats)
+        ratio = figures[kind] / figures["plain"]
+        met &= ratio <= target
+        print(f"{n:>6} {method:>7} {figures['plain'] * 1e6:>14.2f} {figures[kind] * 1e6:>16.2f} {ratio:>6.2f}  "
+              f"{'met' if ratio <= target else 'missed'}")
+    return met
+
+
 def _rss_kib(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
