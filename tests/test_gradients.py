@@ -143,7 +143,7 @@ def test_every_shipped_model_against_finite_differences(tmp_path, path):
     trainable = [n for n, p in system.params.items() if p.shape == "scalar"]
     try:
         module = load_source(generate(system, "rk4", trainable=trainable), "generated", tmp_path)
-    except UnsupportedFeatureError as error:  # mean()/sum() over a population: said clearly, not silently wrong
+    except UnsupportedFeatureError as error:  # a reset that reads a trained parameter: said clearly, not silently wrong
         assert "not generated yet" in error.message
         pytest.skip(error.message)
     rng = np.random.default_rng(4)
@@ -221,20 +221,6 @@ def test_an_unknown_trainable_is_a_located_error():
     system = build_system(load(SEED))
     with pytest.raises(UnknownVariableError, match="li_op/tau"):
         generate(system, "euler", trainable=["li_op/taux"])
-
-
-def test_a_backend_that_does_not_print_reductions_refuses_them_clearly():
-    """make_reverse_step(..., reductions=False) (a backend without the Reduction terms) refuses
-    mean() and sum() instead of dropping their terms: never a silently wrong gradient."""
-    from modelc.codegen.adjoint import make_reverse_step
-    from modelc.codegen.options import get_scheme
-    from modelc.codegen.plan import make_plan
-    from modelc.codegen.step import make_step_program
-    system = build_system(load("model_templates.oscillators.kuramoto.kuramoto"))
-    plan = make_plan(system, get_scheme("euler"), ["kuramoto_op/K"])
-    with pytest.raises(UnsupportedFeatureError, match="mean\\(\\) or sum\\(\\) over a population are not generated"):
-        make_reverse_step(make_step_program(plan), plan.trainable)
-    assert make_reverse_step(make_step_program(plan), plan.trainable, reductions=True).statements
 
 
 def test_a_module_without_trainables_has_no_grad(tmp_path):

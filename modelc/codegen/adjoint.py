@@ -34,7 +34,7 @@ import sympy
 from ..errors import UnsupportedFeatureError
 from ..equations import PopMean, PopSum, symbol
 from .plan import DT, MatrixProduct
-from .step import Check, Combine, Emit, Evaluate, Observation, Product, Rate, Reset, StepProgram, Value
+from .step import Combine, Emit, Evaluate, Observation, Product, Rate, Reset, StepProgram, Value
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,10 @@ class ReverseStep:
 
 
 
-def make_reverse_step(program: StepProgram, trainable, reductions: bool = False) -> ReverseStep:
-    """The statements of one step's reverse sweep, for the given trainable parameters.
-    reductions: the backend prints terms with a Reduction (without, mean() and sum() over a
-    population are refused)."""
+def make_reverse_step(program: StepProgram, trainable) -> ReverseStep:
+    """The statements of one step's reverse sweep, for the given trainable parameters."""
     plan = program.plan
     trainable = frozenset(trainable)
-    if not reductions:
-        _refuse_population_reductions(program)
     reverse = ReverseStep(program, trainable)
     reverse.invariants = {name: expr for name, expr in plan.hoisted if {s.name for s in expr.free_symbols} & trainable}
     reverse.drives = {s.name: s.drive for s in plan.states if {x.name for x in s.drive.free_symbols} & trainable}
@@ -154,36 +150,20 @@ class ReverseObservation:
     into_states: list[Adjoint]    # added to the adjoint of the state's new value
     params: list[ParamAdjoint]
     weights: list[WeightAdjoint]
-    unsupported: list[str]        # computed variables whose gradient is not generated (mean/sum)
 
 
-def make_reverse_observation(observation: Observation, trainable, reductions: bool = False) -> ReverseObservation:
+def make_reverse_observation(observation: Observation, trainable) -> ReverseObservation:
     trainable = frozenset(trainable)
-    unsupported = _through_reductions(observation) if not reductions else set()
-    readers = {key: [t for t in terms if t.adjoint not in unsupported]
-               for key, terms in _readers(observation, trainable).items()}
+    readers = _readers(observation, trainable)
     new = [Value(n, "new") for n in observation.plan.system.states]
     bindings = observation.bindings()
     return ReverseObservation(
         observation,
-        [Adjoint(v, tuple(readers.get(v, ()))) for v in reversed(observation.values()) if v not in unsupported],
+        [Adjoint(v, tuple(readers.get(v, ()))) for v in reversed(observation.values())],
         [Adjoint(v, tuple(readers[v])) for v in new if readers.get(v)],
         [ParamAdjoint(n, tuple(readers[n])) for n in sorted(trainable) if readers.get(n)],
         [WeightAdjoint(s.coupling, s.target, bindings[s.coupling.source.name]) for s in observation.statements
-         if isinstance(s, Product) and s.coupling.matrix in trainable and s.target not in unsupported],
-        sorted(v.name for v in unsupported))
-
-
-def _through_reductions(observation: Observation) -> set[Value]:
-    """The observed values computed through mean() or sum() over a population, directly or not."""
-    bad: set[Value] = set()
-    for s in observation.statements:
-        reads = s.expr if isinstance(s, Evaluate) else s.coupling.source
-        bound = observation.bindings()
-        if (isinstance(s, Evaluate) and s.expr.has(PopMean, PopSum)) or \
-                {bound.get(x.name) for x in reads.free_symbols} & bad:
-            bad.add(s.target)
-    return bad
+         if isinstance(s, Product) and s.coupling.matrix in trainable])
 
 
 def _readers(program: "StepProgram | Observation", differentiable: set[str]) -> dict:
@@ -307,14 +287,6 @@ def _outermost_reductions(expr: sympy.Expr) -> list:
                 walk(a)
     walk(expr)
     return sorted(found, key=str)
-
-
-def _refuse_population_reductions(program: StepProgram) -> None:
-    for s in program.statements:
-        if isinstance(s, Evaluate) and s.expr.has(PopMean, PopSum):
-            raise UnsupportedFeatureError(
-                f"gradients through mean() or sum() over a population are not generated yet ('{s.target.name}')",
-                None, "train a model without population reductions, or fit this one without gradients")
 
 
 __all__ = ["ReverseStep", "ReverseObservation", "make_reverse_observation", "Adjoint", "ParamAdjoint", "DriveAdjoint",

@@ -73,9 +73,8 @@ class CuPyModule:
         self.writer = KernelWriter(layout, self.steps, self.names, dtype)
         self.kernels = self._kernels()
         self.launches = Launches(layout, self.kernels, len(self.steps.stages), self.ident)
-        self.grad = GradientKernels(self, make_reverse_step(program, plan.trainable, reductions=True),
-                                    make_reverse_observation(make_observation(plan), plan.trainable,
-                                                             reductions=True)) \
+        self.grad = GradientKernels(self, make_reverse_step(program, plan.trainable),
+                                    make_reverse_observation(make_observation(plan), plan.trainable)) \
             if plan.trainable else None
         if self.grad and self.grad.reduces() and "mc_reduce" not in {k.name for k in self.kernels}:
             self.kernels.append(reduce_kernel(self.writer))

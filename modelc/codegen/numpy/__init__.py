@@ -21,7 +21,7 @@ def module_context(system: System, plan: Plan, key: str, version: str, dtype: st
             "run_params": m.run_params(), "run_states": m.states_context(), "run_inputs": m.inputs_context(),
             "single_states": single.states_context() if single else [],
             "single_inputs": single.inputs_context() if single else [],
-            "g": GradientModule(make_reverse_step(program, plan.trainable, reductions=True),
-                                make_reverse_observation(make_observation(plan), plan.trainable, reductions=True))
+            "g": GradientModule(make_reverse_step(program, plan.trainable),
+                                make_reverse_observation(make_observation(plan), plan.trainable))
             if plan.trainable else None,
             "trainable": sorted(plan.trainable)}
