@@ -364,3 +364,19 @@ def test_network_sweep_equals_single_runs_with_the_same_seeds(drive):
 def test_a_sweep_in_chunks_refuses_a_seed_it_would_not_use(drive):
     with pytest.raises(InvalidValueError, match="does not take a seed yet"):
         make_net(drive).sweep({"drive_op/sigma": [0.5, 1.0]}, steps=10, chunk_size=1, seed=1)
+
+
+def test_simulate_takes_a_seed_and_draws_the_documented_stream(drive):
+    """modelc.simulate(..., seed=) is one run of the template: Euler-Maruyama on the seed's stream."""
+    import modelc
+    ou = drive.replace(":drive", ":ou")
+    tau, sigma, dt, steps = 1.0, 1.0, 0.02, 100  # the template's tau and sigma
+    obs = modelc.simulate(ou, T=steps * dt, dt=dt, outputs={"v": "ou/v"}, seed=7)
+    dw = np.sqrt(dt) * normals(7, steps, 1)[:, 0]
+    v, expected = 0.0, []
+    for i in range(steps):
+        v = v * (1 - dt / tau) + sigma * dw[i]
+        expected.append(v)
+    np.testing.assert_allclose(obs["v"][:, 0], expected, rtol=0, atol=1e-15)
+    again = modelc.simulate(ou, T=steps * dt, dt=dt, outputs={"v": "ou/v"}, seed=7)
+    np.testing.assert_array_equal(again["v"], obs["v"])

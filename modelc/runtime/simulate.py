@@ -21,7 +21,8 @@ from .network import Network, Observer
 
 def simulate(template, T: float, dt: float, inputs: dict | None = None, outputs=None, method: str = "euler",
              sampling_step_size: float | None = None, *, node_vars: dict | None = None, sampling: str = "snapshot",
-             device: str = "cpu", dtype: str = "float64", grid: dict | None = None, **sweep_options):
+             device: str = "cpu", dtype: str = "float64", backend: str | None = None, seed=None,
+             grid: dict | None = None, **sweep_options):
     """Run a template for T time units with step dt; returns an Observer of the outputs.
 
     template: a dotted path, "file.yaml:template" or a loaded template (circuit, node, operator).
@@ -36,11 +37,13 @@ def simulate(template, T: float, dt: float, inputs: dict | None = None, outputs=
               Row k holds the value after step (k + 1) * sampling steps (sampling="snapshot"),
               or the mean over its window (sampling="mean").
     node_vars: {path: value} parameters and initial values, as in Network.add_diffeq_node.
+    device, dtype, backend: as in Network (backend="numba": the compiled CPU backend).
+    seed:     the white noise's random numbers (a model with xi), as in Network.run and sweep.
     grid:     {path: [values]}: every combination runs (Network.sweep in chunks); the result is an
               xarray.Dataset of the outputs with one dimension per path, then time and unit.
               sweep_options: Network.sweep's scheduler, store, reduce, chunk_size and verbose.
     """
-    net = Network(dt=dt, device=device, dtype=dtype)
+    net = Network(dt=dt, device=device, dtype=dtype, backend=backend)
     template = load(template)
     label = template.name if template.name.isidentifier() else "model"
     constants = {path: value for path, value in (inputs or {}).items() if np.ndim(value) == 0}
@@ -54,9 +57,9 @@ def simulate(template, T: float, dt: float, inputs: dict | None = None, outputs=
                          record_vars=[(label, path) for path in named.values()],
                          names={(label, path): name for name, path in named.items()},
                          sampling_steps=1 if sampling_step_size is None else _whole_steps(
-                             sampling_step_size, net.dt, "sampling_step_size"), **sweep_options)
+                             sampling_step_size, net.dt, "sampling_step_size"), seed=seed, **sweep_options)
     obs = net.run(driven or None, steps=_whole_steps(T, net.dt, "T"), record_output=False,
-                  record_vars=[(label, path) for path in named.values()], sampling=sampling,
+                  record_vars=[(label, path) for path in named.values()], sampling=sampling, seed=seed,
                   sampling_steps=1 if sampling_step_size is None else _whole_steps(sampling_step_size, net.dt,
                                                                                    "sampling_step_size"))
     return Observer(net.dt, obs.sampling_steps, {name: obs[(label, path)] for name, path in named.items()}, obs.times)
