@@ -361,9 +361,18 @@ def test_network_sweep_equals_single_runs_with_the_same_seeds(drive):
         np.testing.assert_array_equal(swept[:, b], single)
 
 
-def test_a_sweep_in_chunks_refuses_a_seed_it_would_not_use(drive):
-    with pytest.raises(InvalidValueError, match="does not take a seed yet"):
-        make_net(drive).sweep({"drive_op/sigma": [0.5, 1.0]}, steps=10, chunk_size=1, seed=1)
+def test_a_sweep_in_chunks_draws_the_numbers_of_one_batch(drive):
+    """chunk_size= (or a scheduler, a store) splits the sets, never their streams: each chunk
+    draws what its sets draw in the one batched sweep, for an int seed and for a list."""
+    pytest.importorskip("xarray")
+    sigmas = [0.5, 1.0, 2.0]
+    for seed in (12, [4, 5, 6]):
+        batched = make_net(drive).sweep({"drive_op/sigma": sigmas}, steps=50, seed=seed)["out"]
+        chunked = make_net(drive).sweep({"drive_op/sigma": sigmas}, steps=50, seed=seed, chunk_size=2)
+        np.testing.assert_array_equal(chunked["out"].transpose("drive_op.sigma", "time", "unit").values,
+                                      np.moveaxis(batched, 1, 0))
+    with pytest.raises(InvalidValueError, match="seed has 2 entries but the sweep has 3 sets"):
+        make_net(drive).sweep({"drive_op/sigma": sigmas}, steps=10, chunk_size=1, seed=[1, 2])
 
 
 def test_simulate_takes_a_seed_and_draws_the_documented_stream(drive):

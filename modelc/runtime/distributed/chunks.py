@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...errors import CacheError, NonFiniteError, ShapeError
+from ...errors import CacheError, InvalidValueError, NonFiniteError, ShapeError
 from ..cache import CHECKSUM_PREFIX, with_checksum
 from ..compiler import cached_module
 from .sets import ParameterSets
@@ -34,7 +34,10 @@ class SweepJob:
     """A sweep as the workers receive it: the module by content hash and source text, the
     unbatched initial states, parameters and inputs, the parameter sets and the run's options.
 
-    inputs: {name: (T, n) shared by every set, (T, B, n) one per set, or a constant}."""
+    inputs: {name: (T, n) shared by every set, (T, B, n) one per set, or a constant}.
+    seed: the noise's (Network.sweep's): an int or SeedSequence s gives set b the stream of
+    SeedSequence(s).spawn(B)[b], a list of B seeds gives set b what run(seed=seeds[b]) gives;
+    so a chunk draws the numbers of the one batched run, whoever runs it and how often."""
 
     key: str
     source: str                    # the cache entry's text, checksum line included
@@ -48,6 +51,7 @@ class SweepJob:
     sampling_steps: int = 1
     t0: float = 0.0
     on_nan: str = "raise"
+    seed: object = None
 
     @classmethod
     def of(cls, module: ModuleType, **fields) -> "SweepJob":
@@ -64,7 +68,7 @@ class SweepJob:
         """A hash of everything that decides the results: a store written by another sweep is
         never resumed as this one."""
         digest = hashlib.sha256(repr((self.key, self.dt, self.steps, self.sampling_steps, self.t0, self.on_nan,
-                                      self.records, self.sets.grid, reduce_name)).encode())
+                                      self.records, self.sets.grid, reduce_name, _seed_text(self.seed))).encode())
         arrays = [(c.name, c.dim, c.state, c.table) for c in self.sets.columns] + \
             sorted(self.y0.items()) + sorted(self.params.items()) + sorted(self.inputs.items())
         for item in arrays:
@@ -91,10 +95,11 @@ def run_chunk(job: SweepJob, start: int, stop: int, reduce: Reduce | None = None
     module = load(job.key, job.source)
     y0, params = job.sets.batched(job.y0, job.params, start, stop)
     inputs = {name: value[:, start:stop] if np.ndim(value) == 3 else value for name, value in job.inputs.items()}
+    noise = {"seed": chunk_seed(job.seed, start, stop)} if getattr(module, "NOISE", None) else {}
     try:
         result = module.run(y0, params, inputs, dt=job.dt, steps=job.steps,
                             record=list(dict.fromkeys(r.target for r in job.records)),
-                            sampling_steps=job.sampling_steps, t0=job.t0, on_nan=job.on_nan)
+                            sampling_steps=job.sampling_steps, t0=job.t0, on_nan=job.on_nan, **noise)
     except FloatingPointError as exc:  # the batch index it names counts from this chunk's first set
         where = f"in the chunk of sets {start}..{stop - 1} (batch index 0 is set {start})"
         if isinstance(exc, NonFiniteError):
@@ -107,6 +112,39 @@ def run_chunk(job: SweepJob, start: int, stop: int, reduce: Reduce | None = None
         value = np.moveaxis(host, 1, 0)
         records[record.name] = np.ascontiguousarray(value.mean(axis=-1) if record.mean else value)
     return records if reduce is None else _checked(reduce(records), stop - start)
+
+
+def check_seed(seed, sets: int) -> None:
+    """A sweep's seed, checked before any chunk runs (a chunk's run() sees only its part)."""
+    if isinstance(seed, (list, tuple)):
+        if len(seed) != sets:
+            raise InvalidValueError(f"seed has {len(seed)} entries but the sweep has {sets} sets", None,
+                                    "give one seed per set, or one int for all of them")
+    elif not (seed is None or isinstance(seed, np.random.SeedSequence) or
+              (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)):
+        raise InvalidValueError(f"seed must be None, an int >= 0, a numpy SeedSequence, or a list of one per set, "
+                                f"got {seed!r}")
+
+
+def chunk_seed(seed, start: int, stop: int):
+    """The seeds of sets start..stop-1 as run() takes them for a batch of stop - start: set b's
+    Generator on SeedSequence(seed).spawn(...)[b] (a list of seeds: its entries start..stop-1)."""
+    if seed is None:
+        return None
+    if isinstance(seed, (list, tuple)):
+        return list(seed[start:stop])
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    # (spawn_key + (b,) is spawn()'s b-th child; spawn() itself would count the children it made)
+    return [np.random.Generator(np.random.SFC64(np.random.SeedSequence(root.entropy, spawn_key=root.spawn_key + (b,),
+                                                                     pool_size=root.pool_size)))
+            for b in range(start, stop)]
+
+
+def _seed_text(seed) -> str:
+    """A seed as the fingerprint sees it (a SeedSequence by its entropy and spawn key)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return f"SeedSequence({seed.entropy}, {seed.spawn_key})"
+    return repr(seed)
 
 
 def _checked(summary, sets: int) -> dict[str, np.ndarray]:

@@ -360,9 +360,6 @@ class Network:
         """
         sweep = Sweep(self._graph, params, grid)
         chunked = any(option is not None for option in (scheduler, store, reduce, chunk_size, names))
-        if seed is not None and chunked:
-            raise InvalidValueError("a sweep in chunks (scheduler, store, reduce, chunk_size) does not take a seed yet",
-                                    None, "run the sweep as one batch to give it a seed")
         module = self.compile(method, extra_vector_params=sweep.parameters(), inputs=inputs)
         steps, inputs = run_inputs(self._graph, module, inputs, steps, batch=sweep.size, dtype=self._np_dtype)
         self._refuse_delays(module, "a sweep of a network with delays starts from a new history, not from where "
@@ -372,8 +369,8 @@ class Network:
                                  parameter_values(self._graph), inputs,
                                  records(self._graph, record_output, record_vars, output), self._np_dtype,
                                  verbose, dt=self.dt, steps=steps, sampling_steps=sampling_steps, t0=self.time,
-                                 on_nan=on_nan, scheduler=scheduler, store=store, reduce=reduce, chunk_size=chunk_size,
-                                 names=names)
+                                 on_nan=on_nan, seed=seed, scheduler=scheduler, store=store, reduce=reduce,
+                                 chunk_size=chunk_size, names=names)
         y0, values = sweep.batched(module, self._states.current(self._graph, module),
                                    parameter_values(self._graph), self._np_dtype)
         recorded = records(self._graph, record_output, record_vars, output)

@@ -10,7 +10,7 @@ from types import ModuleType
 import numpy as np
 
 from ...errors import InvalidValueError, ShapeError
-from ..distributed.chunks import Record, SweepJob
+from ..distributed.chunks import Record, SweepJob, check_seed
 from ..distributed.runner import run_sweep
 from ..distributed.sets import Column, ParameterSets
 from .arguments import Records
@@ -111,14 +111,15 @@ def run_in_chunks(sweep: Sweep, module: ModuleType, y0: dict, params: dict, inpu
     """Network.sweep with scheduler=, store=, reduce=, chunk_size= or names=: the sets in chunks
     (distributed/), the results an xarray.Dataset. names: {record key as the user wrote it:
     name in the Dataset} ("/" becomes ".": a Zarr store cannot hold it in a name). options:
-    dt, steps, sampling_steps, t0, on_nan (the run's), scheduler, store, reduce, chunk_size
+    dt, steps, sampling_steps, t0, on_nan, seed (the run's), scheduler, store, reduce, chunk_size
     (run_sweep's)."""
-    run = {key: options.pop(key) for key in ("dt", "steps", "sampling_steps", "t0", "on_nan")}
+    run = {key: options.pop(key) for key in ("dt", "steps", "sampling_steps", "t0", "on_nan", "seed")}
     named = {recorded.aliases.get(key, key): dimension_name(str(name)) for key, name in (names or {}).items()}
     unknown = set(named) - set(recorded.keys)
     if unknown:
         raise InvalidValueError(f"names= names {sorted(map(repr, unknown))[0]}, which is not recorded", None,
                                 f"recorded: {', '.join(map(repr, recorded.keys))}")
+    check_seed(run["seed"], sweep.size)
     job = SweepJob.of(module, sets=sweep.sets(module, dtype), y0=y0, params=params, inputs=inputs,
                       records=[Record(named[key] if key in named else result_name(key, mean), name, mean)
                                for key, (name, mean) in recorded.keys.items()], **run)
