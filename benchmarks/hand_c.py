@@ -1,0 +1,183 @@
+"""The seed step written by hand in C (issue 17's "C + BLAS loop", the compiled backend's floor).
+
+One C function runs the whole Euler loop: a fused loop for r = tanh(v), the coupling by BLAS
+(dgemv for one network, one dgemm per step for a sweep's B sets), a fused update
+v = (1 - dt/tau)*v + (dt*k*J) @ r + dt*(I + eta) written straight into the record row, which is
+then the next step's state.  It is compiled at setup by the system C compiler (``$CC``, else
+``cc``/``gcc``) into a temporary shared library, loaded with ctypes, and handed the CBLAS
+functions of the BLAS NumPy itself loaded (NumPy's wheel ships OpenBLAS as
+``numpy.libs/libscipy_openblas64_*.so``, 64-bit integers, symbols ``scipy_cblas_dgemv64_``);
+that library runs on one thread, as every contender (benchmarks/__init__.py pins it).
+No fast-math: tanh is libm's, as NumPy's.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from .workloads import SEED_PARAMS
+
+_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef BLASINT blasint;
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };   /* CBLAS enum values */
+typedef void (*dgemv_fn)(int, int, blasint, blasint, double, const double *, blasint,
+                         const double *, blasint, double, double *, blasint);
+typedef void (*dgemm_fn)(int, int, int, blasint, blasint, blasint, double, const double *,
+                         blasint, const double *, blasint, double, double *, blasint);
+
+/* v (B, N): the initial state in, the final state out; rec (steps, B, N); r (B, N) scratch;
+   Wk = dt*k*J (N, N); a (B,) = 1 - dt/tau per set; I (steps, N). */
+void seed_euler(dgemv_fn gemv, dgemm_fn gemm, int64_t B, int64_t N, int64_t steps,
+                const double *Wk, const double *a, const double *I, double dt, double eta,
+                double *v, double *rec, double *r)
+{
+    const int64_t BN = B * N;
+    const double *x = v;                               /* the state: v, then a record row */
+    for (int64_t t = 0; t < steps; ++t) {
+        double *o = rec + t * BN;
+        for (int64_t i = 0; i < BN; ++i)
+            r[i] = tanh(x[i]);
+        if (B == 1)                                    /* o = Wk @ r */
+            gemv(ROW_MAJOR, NO_TRANS, N, N, 1.0, Wk, N, r, 1, 0.0, o, 1);
+        else                                           /* o = r @ Wk^T, all sets at once */
+            gemm(ROW_MAJOR, NO_TRANS, TRANS, B, N, N, 1.0, r, N, Wk, N, 0.0, o, N);
+        const double *u = I + t * N;
+        for (int64_t b = 0; b < B; ++b) {
+            const double ab = a[b];
+            const double *xb = x + b * N;
+            double *ob = o + b * N;
+            for (int64_t j = 0; j < N; ++j)
+                ob[j] += ab * xb[j] + dt * (u[j] + eta);
+        }
+        x = o;
+    }
+    if (steps > 0)
+        memcpy(v, x, (size_t)BN * sizeof(double));
+}
+"""
+
+# (dgemv, dgemm, integer width) in the order tried: NumPy's wheel (scipy-openblas, ILP64), an
+# OpenBLAS built with the 64_ suffix, then a plain LP64 CBLAS.
+_SYMBOLS = (("scipy_cblas_dgemv64_", "scipy_cblas_dgemm64_", "int64_t"),
+            ("cblas_dgemv64_", "cblas_dgemm64_", "int64_t"),
+            ("scipy_cblas_dgemv", "scipy_cblas_dgemm", "int32_t"),
+            ("cblas_dgemv", "cblas_dgemm", "int32_t"))
+
+
+class Unavailable(Exception):
+    """No C compiler, or no CBLAS found in NumPy's BLAS: the contender is skipped."""
+
+
+def c_compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _blas_paths(package: str) -> list[str]:
+    """The BLAS libraries a wheel of `package` (numpy, scipy) ships in <package>.libs; for NumPy,
+    also those this process has mapped (Linux: a NumPy built against a system BLAS)."""
+    site = os.path.dirname(os.path.dirname(np.__file__))
+    found = sorted(glob.glob(os.path.join(site, f"{package}.libs", "*blas*.so*")))
+    if package != "numpy":
+        return found
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                name = os.path.basename(path).lower()
+                if "blas" in name and name.startswith("lib") and "scipy.libs" not in path and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    return found
+
+
+def find_cblas(package: str = "numpy") -> tuple[int, int, str, str]:
+    """(dgemv address, dgemm address, C integer type, "library:symbol") of `package`'s BLAS."""
+    for path in _blas_paths(package):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for gemv, gemm, int_type in _SYMBOLS:
+            try:
+                fv, fm = getattr(lib, gemv), getattr(lib, gemm)
+            except AttributeError:
+                continue
+            return (ctypes.cast(fv, ctypes.c_void_p).value, ctypes.cast(fm, ctypes.c_void_p).value,
+                    int_type, f"{os.path.basename(path)}:{gemv}")
+    raise Unavailable(f"skipped: no CBLAS dgemv/dgemm found in {package}'s BLAS")
+
+
+def build(blas: str = "numpy") -> tuple[ctypes.CDLL, int, int, str]:
+    """Compile the C loop for `blas` ("numpy" or "scipy": the package whose BLAS it calls);
+    (library, dgemv, dgemm, "library:symbol")."""
+    cc = c_compiler()
+    if cc is None:
+        raise Unavailable("skipped: no C compiler (set CC, or install cc/gcc)")
+    gemv, gemm, int_type, which = find_cblas(blas)
+    with tempfile.TemporaryDirectory(prefix="modelc-bench-c-") as d:
+        src, lib = os.path.join(d, "seed.c"), os.path.join(d, "seed.so")
+        with open(src, "w") as f:
+            f.write(_SOURCE)
+        cmd = [cc, "-O3", "-march=native", "-fPIC", "-shared", f"-DBLASINT={int_type}", src, "-o", lib, "-lm"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip()[:300]}")
+        so = ctypes.CDLL(lib)  # mapped now: the file may go with the folder
+    dbl = ctypes.POINTER(ctypes.c_double)
+    so.seed_euler.restype = None
+    so.seed_euler.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                              ctypes.c_int64, dbl, dbl, dbl, ctypes.c_double, ctypes.c_double,
+                              dbl, dbl, dbl]
+    return so, gemv, gemm, which
+
+
+def _ptr(a: np.ndarray):
+    return a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+
+class SeedLoop:
+    """The seed network (N units) or the sweep (B sets of tau), Euler, through the C loop."""
+
+    def __init__(self, wl, data, blas: str = "numpy"):
+        if wl.method != "euler":
+            raise ValueError("the hand-written C loop is Euler only")
+        self.so, self.gemv, self.gemm, self.blas = build(blas)
+        taus = np.asarray(data.get("taus", [SEED_PARAMS["tau"]]), dtype=float)
+        self.dt, self.steps, self.N = wl.dt, wl.steps, wl.N
+        self.Wk = np.ascontiguousarray(data["J"] * (wl.dt * SEED_PARAMS["k"]))
+        self.a = np.ascontiguousarray(1.0 - wl.dt / taus)
+        self.I = np.ascontiguousarray(data["inputs"], dtype=float)
+        self.v = np.zeros((len(taus), wl.N))
+        self.r = np.empty_like(self.v)
+        self.rec = np.empty((wl.steps,) + self.v.shape)
+
+    def reset(self):
+        self.v[...] = 0.0
+
+    def run(self, steps=None):
+        steps = self.steps if steps is None else steps
+        B = self.v.shape[0]
+        self.so.seed_euler(self.gemv, self.gemm, B, self.N, steps, _ptr(self.Wk), _ptr(self.a),
+                           _ptr(self.I), self.dt, SEED_PARAMS["eta"], _ptr(self.v), _ptr(self.rec),
+                           _ptr(self.r))
+
+    def final_state(self):
+        return self.v[0].copy() if self.v.shape[0] == 1 else self.v.copy()
+
+
+def for_workload(wl, data, blas: str = "numpy"):
+    return SeedLoop(wl, data, blas)
