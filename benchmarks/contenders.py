@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 
 from . import handwritten
-from .workloads import JR_MODEL, QIF_MODEL, SEED_COUPLING, SEED_MODEL, Workload
+from .workloads import HH_MODEL, JR_MODEL, QIF_MODEL, SEED_COUPLING, SEED_MODEL, Workload
 
 PEER_MAX_N = 1000     # peers above this take minutes and GBs; --peers-all lifts the cap
 
@@ -64,7 +64,8 @@ class Contender:
     @classmethod
     def unavailable(cls, wl: Workload, peers_all: bool = False) -> str | None:
         if wl.family not in cls.families:
-            return cls.not_applicable(wl)
+            # the peers are not wired for issue 17's Hodgkin-Huxley circuit: no row at all
+            return "n/a" if cls.kind == "peer" and wl.family == "hh" else cls.not_applicable(wl)
         if cls.kind == "peer" and wl.N > PEER_MAX_N and not peers_all:
             return f"skipped: N={wl.N} > {PEER_MAX_N} for peers (use --peers-all)"
         return None
@@ -94,12 +95,13 @@ class Contender:
 class HandWritten(Contender):
     name = "hand-written in-place"
     kind = "baseline"
-    families = ("seed", "qif", "jr", "sweep")
+    families = ("seed", "qif", "jr", "hh", "sweep")
     note = ("THE BASELINE (speed ratios and agreement are against it): the hand-written NumPy loop "
             "of issues 2 and 6 -- preallocated buffers, in-place ufuncs (out=, +=), written the way "
             "the equations read: r = tanh(v), J@r, dv = -v/tau + k*(J@r) + I[t] + eta, v += dt*dv, "
             "rec[t] = v (per RK4 stage likewise); nothing hoisted. Python floats for the single "
-            "systems (QIF, Jansen-Rit); one (B,N) matrix product per step for a sweep")
+            "systems (QIF, Jansen-Rit, Hodgkin-Huxley RK4 with one derivative function called per "
+            "stage); one (B,N) matrix product per step for a sweep")
 
     def setup(self):
         self.loop = handwritten.for_workload(self.wl, self.data)
@@ -194,7 +196,7 @@ class _ModelcBase(Contender):
 
 class ModelcModule(_ModelcBase):
     name = "modelc module.run"
-    families = ("seed", "qif", "jr", "sweep")
+    families = ("seed", "qif", "jr", "hh", "sweep")
     note = "modelc's generated module called directly (compile_model(...).run)"
     backend = "numpy"
 
@@ -220,6 +222,12 @@ class ModelcModule(_ModelcBase):
             self.inputs = {find_name(mod.INPUTS, "qif_op/I_ext"): d["I_ext"]}
             self.out = find_name(mod.OUTPUTS, "qif_op/r")
             self.compare = [find_name(mod.STATES, s) for s in handwritten.QIF_STATES]
+        elif wl.family == "hh":
+            self.mod = mod = mc.compile_model(HH_MODEL, method=wl.method, backend=self.backend)
+            self.params, self.y0 = {}, mod.initial_state(1)
+            self.inputs = {find_name(mod.INPUTS, "hh_op/I_ext"): d["I_ext"]}
+            self.out = find_name(mod.OUTPUTS, "hh_op/v")
+            self.compare = [find_name(mod.STATES, s) for s in handwritten.HH_STATES]
         else:
             self.mod = mod = mc.compile_model(JR_MODEL, method=wl.method, backend=self.backend)
             self.params, self.inputs, self.y0 = {}, {}, mod.initial_state(1)
@@ -242,7 +250,7 @@ class ModelcModule(_ModelcBase):
 
 class ModelcNetwork(_ModelcBase):
     name = "modelc Network.run"
-    families = ("seed", "qif", "sweep")
+    families = ("seed", "qif", "hh", "sweep")
     note = "modelc's user API: Network.add_diffeq_node + run (net.sweep for a sweep)"
     need = ("Network",)
 
@@ -257,9 +265,13 @@ class ModelcNetwork(_ModelcBase):
         if wl.family in ("seed", "sweep"):
             net.add_diffeq_node("tanh", SEED_MODEL, weights=d["J"], method=wl.method, **SEED_COUPLING)
             self.inputs = d["inputs"]
-        else:
+        elif wl.family == "qif":
             net.add_diffeq_node("qif", QIF_MODEL, N=1, input_var="qif_op/I_ext",
                                 output_var="qif_op/r", method=wl.method)
+            self.inputs = np.full((wl.steps, 1), d["I_ext"])
+        else:
+            net.add_diffeq_node("hh", HH_MODEL, N=1, input_var="hh_op/I_ext",
+                                output_var="hh_op/v", method=wl.method)
             self.inputs = np.full((wl.steps, 1), d["I_ext"])
 
     def prepare(self):
@@ -273,9 +285,10 @@ class ModelcNetwork(_ModelcBase):
             self.obs = self.net.run(inputs=self.inputs)
 
     def final_state(self):
-        if self.wl.family == "qif":
-            return np.array([float(np.asarray(self.net.get_var("qif", v)).ravel()[0])
-                             for v in handwritten.QIF_STATES])
+        if self.wl.family in ("qif", "hh"):
+            states = handwritten.QIF_STATES if self.wl.family == "qif" else handwritten.HH_STATES
+            return np.array([float(np.asarray(self.net.get_var(self.wl.family, v)).ravel()[0])
+                             for v in states])
         return np.asarray(self.obs["out"])[-1]
 
 
@@ -284,11 +297,13 @@ class ModelcSequential(_ModelcBase):
     families = ("sweep",)
     note = ("the sweep as B calls of the generated module's run, one parameter set each; every "
             "call's records are kept, as the batched run returns all B of them")
+    backend = "numpy"
 
     def setup(self):
         mc = _modelc()
         wl, d = self.wl, self.data
-        self.mod = mod = mc.compile_model(SEED_MODEL, method=wl.method, coupling=dict(SEED_COUPLING))
+        self.mod = mod = mc.compile_model(SEED_MODEL, method=wl.method, coupling=dict(SEED_COUPLING),
+                                          backend=self.backend)
         self.w = weights_param(mod)
         self.tau = find_name(mod.PARAMS, "li_op/tau")
         self.y0 = mod.initial_state(wl.N)
@@ -522,6 +537,12 @@ class Brian2(Contender):
         return np.array([float(getattr(self.G, n + "_")[0]) for n in self.compare])
 
 
+def _numba_missing() -> str | None:
+    if importlib.util.find_spec("numba") is None:
+        return "skipped: numba not installed (pip install modelc[compiled])"
+    return None
+
+
 class ModelcNumba(ModelcModule):
     name = "modelc numba module.run"
     note = ("backend='numba' (issue 17): the module's chunk of steps compiled by numba; setup includes the "
@@ -531,9 +552,7 @@ class ModelcNumba(ModelcModule):
 
     @classmethod
     def unavailable(cls, wl, peers_all=False):
-        if importlib.util.find_spec("numba") is None:
-            return "skipped: numba not installed (pip install modelc[compiled])"
-        return super().unavailable(wl, peers_all)
+        return _numba_missing() or super().unavailable(wl, peers_all)
 
     def setup(self):
         super().setup()
@@ -552,21 +571,36 @@ class ModelcNumbaThreads(ModelcNumba):
                                 threads=2)
 
 
-class HandNumba(Contender):
-    name = "hand-written numba loop (C + BLAS class)"
-    kind = "baseline"
-    families = ("seed", "sweep")
-    note = ("the seed step written by hand in one @njit loop: r = tanh(v) fused, (dt*k*J) @ r by BLAS "
-            "(gemv; gemm over a sweep's B sets), v = (1 - dt/tau)*v + p + dt*(I + eta); the floor a "
-            "compiled backend aims at (a C loop calling the same BLAS measured the same: see issue 17's note)")
+class ModelcNumbaSequential(ModelcSequential):
+    name = "modelc numba, one set at a time"
+    note = ("the sweep as B calls of the numba module's run (one thread), one parameter set each: the "
+            "one-at-a-time baseline of issue 17's sweep target on the compiled backend")
+    backend = "numba"
 
     @classmethod
     def unavailable(cls, wl, peers_all=False):
-        if importlib.util.find_spec("numba") is None:
-            return "skipped: numba not installed"
-        if wl.method != "euler":
+        return _numba_missing() or super().unavailable(wl, peers_all)
+
+    def setup(self):
+        super().setup()
+        inputs = {k: v[:1] for k, v in self.inputs.items()}
+        self.mod.run(_fresh(self.y0), {self.w: self.data["J"], self.tau: 10.0}, inputs, self.wl.dt, 1,
+                     record=[self.out])  # numba's JIT (or its cache)
+
+
+class HandNumba(Contender):
+    name = "hand-written numba loop (@njit, np.dot)"
+    kind = "baseline"
+    families = ("seed", "sweep")
+    note = ("the seed step written by hand in one @njit loop: r = tanh(v) fused, (dt*k*J) @ r by np.dot "
+            "(gemv; gemm over a sweep's B sets; numba calls SciPy's BLAS), v = (1 - dt/tau)*v + p + "
+            "dt*(I + eta) fused")
+
+    @classmethod
+    def unavailable(cls, wl, peers_all=False):
+        if wl.family in cls.families and wl.method != "euler":
             return "n/a: Euler only"
-        return super().unavailable(wl, peers_all)
+        return _numba_missing() or super().unavailable(wl, peers_all)
 
     def setup(self):
         from . import hand_numba
@@ -580,5 +614,49 @@ class HandNumba(Contender):
         return self.loop.final_state()
 
 
+class HandC(Contender):
+    name = "hand-written C + BLAS loop"
+    kind = "baseline"
+    families = ("seed", "sweep")
+    blas = "numpy"
+    note = ("issue 17's reference: the seed step by hand in C (benchmarks/hand_c.py), one call runs the "
+            "loop: r = tanh(v) fused, (dt*k*J) @ r by cblas_dgemv (one dgemm per step over a sweep's B "
+            "sets) of the OpenBLAS NumPy ships (numpy.libs, ILP64), v = (1 - dt/tau)*v + p + dt*(I + eta) "
+            "fused into the record row; cc -O3 -march=native at setup (no fast-math), loaded with ctypes")
+
+    @classmethod
+    def unavailable(cls, wl, peers_all=False):
+        from . import hand_c
+        if wl.family in cls.families and wl.method != "euler":
+            return "n/a: Euler only"
+        if hand_c.c_compiler() is None:
+            return "skipped: no C compiler"
+        return super().unavailable(wl, peers_all)
+
+    def setup(self):
+        from . import hand_c
+        try:
+            self.loop = hand_c.for_workload(self.wl, self.data, self.blas)
+        except hand_c.Unavailable as exc:
+            raise _Missing(str(exc)) from exc
+
+    def prepare(self):
+        self.loop.reset()
+
+    def run(self):
+        self.loop.run()
+
+    def final_state(self):
+        return self.loop.final_state()
+
+
+class HandCScipyBlas(HandC):
+    name = "hand-written C + SciPy's BLAS"
+    blas = "scipy"
+    note = ("the same C loop calling SciPy's OpenBLAS (scipy.libs, LP64), the library numba's np.dot "
+            "calls: tells a BLAS version's share of a gap from the loop's")
+
+
 ALL = [HandWritten, HandOptimised, ModelcNetwork, ModelcModule, HandWrittenSequential,
-       ModelcSequential, RectiPy, PyRates, Brian2, ModelcNumba, ModelcNumbaThreads, HandNumba]
+       ModelcSequential, RectiPy, PyRates, Brian2, ModelcNumba, ModelcNumbaThreads, ModelcNumbaSequential,
+       HandNumba, HandC, HandCScipyBlas]

@@ -13,7 +13,7 @@ Two kinds for the seed network (and the sweep):
   ``1 - dt/tau``), the input term scaled for all steps with one array operation before the loop,
   and the record row doubling as the next state (no copy).  A floor, not the issues' baseline.
 
-The single systems (QIF, Jansen-Rit) have one unit each, where NumPy's per-call overhead would
+The single systems (QIF, Jansen-Rit, Hodgkin-Huxley) have one unit each, where NumPy's per-call overhead would
 dominate, so their loops use Python floats -- the natural way to hand-write them; they are the
 baseline there.
 
@@ -329,6 +329,61 @@ class JansenRit:
         return np.array(self.y)
 
 
+HH_STATES = ("hh_op/v", "hh_op/m", "hh_op/h", "hh_op/n")
+
+
+def _exprel(x):
+    """(exp(x) - 1)/x, 1 at x = 0 (the model file's exprel; the same series near 0 as modelc's)."""
+    return 1.0 + x / 2 + x * x / 6 if abs(x) < 1e-6 else math.expm1(x) / x
+
+
+class HodgkinHuxley:
+    """Hodgkin-Huxley (models/neuron_model_templates/conductance/hodgkin_huxley.yaml, rest at
+    -65 mV), classic RK4, Python floats: one derivative function called per stage, as the
+    equations read; the input held over a step."""
+
+    def __init__(self, steps, dt, I_ext, C_m=1.0, g_Na=120.0, g_K=36.0, g_L=0.3, E_Na=50.0,
+                 E_K=-77.0, E_L=-54.387):
+        self.steps, self.dt = steps, dt
+        self.c = (I_ext, C_m, g_Na, g_K, g_L, E_Na, E_K, E_L)
+        self.out = np.empty(steps)
+        self.y0 = (-65.0, 0.05293248525724958, 0.5961207535084603, 0.3176769140606974)
+        self.y = self.y0
+
+    def run(self):
+        I, C_m, g_Na, g_K, g_L, E_Na, E_K, E_L = self.c
+        exp, exprel = math.exp, _exprel
+
+        def f(v, m, h, n):
+            alpha_m = 1.0 / exprel(-(v + 40.0) / 10.0)
+            beta_m = 4.0 * exp(-(v + 65.0) / 18.0)
+            alpha_h = 0.07 * exp(-(v + 65.0) / 20.0)
+            beta_h = 1.0 / (1.0 + exp(-(v + 35.0) / 10.0))
+            alpha_n = 0.1 / exprel(-(v + 55.0) / 10.0)
+            beta_n = 0.125 * exp(-(v + 65.0) / 80.0)
+            dv = (I - g_Na * m ** 3 * h * (v - E_Na) - g_K * n ** 4 * (v - E_K) - g_L * (v - E_L)) / C_m
+            return (dv, alpha_m * (1.0 - m) - beta_m * m, alpha_h * (1.0 - h) - beta_h * h,
+                    alpha_n * (1.0 - n) - beta_n * n)
+
+        dt, out = self.dt, self.out
+        h2, h6 = dt / 2.0, dt / 6.0
+        v, m, h, n = self.y0
+        for t in range(self.steps):
+            a1, b1, c1, d1 = f(v, m, h, n)
+            a2, b2, c2, d2 = f(v + h2 * a1, m + h2 * b1, h + h2 * c1, n + h2 * d1)
+            a3, b3, c3, d3 = f(v + h2 * a2, m + h2 * b2, h + h2 * c2, n + h2 * d2)
+            a4, b4, c4, d4 = f(v + dt * a3, m + dt * b3, h + dt * c3, n + dt * d3)
+            v += h6 * (a1 + 2.0 * (a2 + a3) + a4)
+            m += h6 * (b1 + 2.0 * (b2 + b3) + b4)
+            h += h6 * (c1 + 2.0 * (c2 + c3) + c4)
+            n += h6 * (d1 + 2.0 * (d2 + d3) + d4)
+            out[t] = v
+        self.y = (v, m, h, n)
+
+    def final_state(self):
+        return np.array(self.y)
+
+
 def for_workload(wl: Workload, data: dict):
     """The hand-written loop that serves as the baseline of a workload (in place for the seed
     network and the sweep, Python floats for the single systems)."""
@@ -341,6 +396,10 @@ def for_workload(wl: Workload, data: dict):
         return QIF(wl.steps, wl.dt, data["I_ext"])
     if wl.family == "jr":
         return JansenRit(wl.steps, wl.dt)
+    if wl.family == "hh":
+        if wl.method != "rk4":
+            raise ValueError("the hand-written Hodgkin-Huxley loop is RK4")
+        return HodgkinHuxley(wl.steps, wl.dt, data["I_ext"])
     raise ValueError(wl.family)
 
 

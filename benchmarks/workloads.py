@@ -1,4 +1,4 @@
-"""The workloads of issue 6, and the data (weights, inputs, parameters) every contender shares.
+"""The workloads of issues 6 and 17, and the data (weights, inputs, parameters) every contender shares.
 
 Each workload builds its data once, from a fixed seed; every contender receives the same
 arrays (the same J, the same input array, the same dt), so their final states can be compared.
@@ -22,6 +22,10 @@ NMM_FILE = os.path.join(_HERE, "models", "nmm.yaml")
 QIF_MODEL = NMM_FILE + ":qif"
 JR_MODEL = NMM_FILE + ":JRC"
 QIF_INPUT = 3.0          # constant I_ext of the QIF workload
+# Hodgkin-Huxley from the shipped library (issue 17's third single-unit circuit); at 10 uA/cm^2
+# it fires repetitively (about 70 Hz), so the run crosses spikes, not only the resting state.
+HH_MODEL = "neuron_model_templates.conductance.hodgkin_huxley.hh"
+HH_INPUT = 10.0
 
 # Seed-model parameter defaults (DESIGN.md): tau 10, k 1, eta 0, v(0) = 0.
 SEED_PARAMS = dict(tau=10.0, k=1.0, eta=0.0)
@@ -30,7 +34,7 @@ SEED_PARAMS = dict(tau=10.0, k=1.0, eta=0.0)
 @dataclasses.dataclass(frozen=True)
 class Workload:
     name: str
-    family: str          # "seed" | "qif" | "jr" | "sweep"
+    family: str          # "seed" | "qif" | "jr" | "hh" | "sweep"
     N: int               # population size (1 for the single systems)
     steps: int
     method: str          # "euler" | "rk4"
@@ -69,6 +73,8 @@ def _data(wl: Workload) -> dict:
         return d
     if wl.family == "qif":
         return dict(I_ext=QIF_INPUT)
+    if wl.family == "hh":
+        return dict(I_ext=HH_INPUT)
     if wl.family == "jr":
         return dict()
     raise ValueError(wl.family)
@@ -87,6 +93,7 @@ ALL = [
     seed(4000, 500, "rk4", 50),
     Workload("qif-euler", "qif", 1, 10_000, "euler", 1e-3, quick_steps=2_000),
     Workload("jr-euler", "jr", 1, 10_000, "euler", 1e-4, quick_steps=2_000),
+    Workload("hh-rk4", "hh", 1, 10_000, "rk4", 1e-2, quick_steps=2_000),   # dt in ms: 100 ms
     Workload("sweep-B1", "sweep", 100, 1_000, "euler", 1e-3, B=1, quick_steps=200),
     Workload("sweep-B16", "sweep", 100, 1_000, "euler", 1e-3, B=16, quick_steps=200),
     Workload("sweep-B256", "sweep", 100, 1_000, "euler", 1e-3, B=256, quick_steps=200),
