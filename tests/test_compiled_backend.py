@@ -120,18 +120,24 @@ def test_network_runs_on_the_compiled_backend():
 
 
 @pytest.fixture
-def delayed_model(tmp_path):
-    path = tmp_path / "delayed.yaml"
-    path.write_text('d_op:\n  base: OperatorTemplate\n  equations: "x\' = -x + 0.5*past(x, 0.3)"\n'
-                    '  variables: {x: output(1.0)}\n')
-    return f"{path}:d_op"
+def complex_model(tmp_path):
+    """A complex oscillator whose equation text is filled in by each test."""
+    def write(term):
+        path = tmp_path / "complex.yaml"
+        path.write_text(f'c_op:\n  base: OperatorTemplate\n  equations: "z\' = -z + {term}"\n'
+                        '  variables: {z: output(0.5+0.2j)}\n')
+        return f"{path}:c_op"
+    return write
 
 
-def test_what_the_backend_does_not_do_is_refused_by_name(monkeypatch, delayed_model):
+def test_what_the_backend_does_not_do_is_refused_by_name(monkeypatch, complex_model):
     with pytest.raises(UnsupportedFeatureError, match="gradients.*numba"):
         compile_source(SEED, backend="numba", coupling=SEED_COUPLING, trainable=["li_op/tau"])
-    with pytest.raises(UnsupportedFeatureError, match="Recall.*delayed values"):
-        compile_source(delayed_model, backend="numba")
+    # numba orders no complex numbers (NumPy orders them lexicographically): refused, named
+    for term in ["max(z, 0.1)", "sign(z)", "heaviside(z)", "exprel(z)", "where(z > 0, z, 0)"]:
+        with pytest.raises(UnsupportedFeatureError, match="needs real values on the compiled backend"):
+            compile_source(complex_model(term), backend="numba")
+    compile_source(complex_model("where(real(z) > 0, absv(z), 0)*heaviside(imag(z))"), backend="numba")  # real: fine
     monkeypatch.setitem(sys.modules, "numba", None)  # numba missing: the error names the extra
     with pytest.raises(BackendUnavailableError, match=r"modelc\[compiled\]"):
         Network(dt=1e-2, backend="numba")

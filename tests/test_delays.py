@@ -342,7 +342,7 @@ def test_delay_of_a_computed_variable_in_equation_text_is_refused(models):
         models("bad_past")
 
 
-@pytest.mark.parametrize("backend", ["cupy", "numba"])
+@pytest.mark.parametrize("backend", ["cupy"])  # (numba: tests/test_numba_delays.py)
 def test_other_backends_refuse_delays_by_name(models, tmp_path, backend):
     path = tmp_path / "dde.yaml"
     path.write_text(MODELS)

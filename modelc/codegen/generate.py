@@ -37,13 +37,13 @@ def generate(system: System, method: str = "euler", backend: str = "numpy", dtyp
 
 def complex_dtype(system: System, backend: str, dtype: str, trainable) -> str:
     """A model with complex variables computes in the complex dtype of its precision, where the
-    backend can (NumPy's array code; no gradients through complex values yet)."""
+    backend can (NumPy's array code, numba's kernels; no gradients through complex values yet)."""
     if not system.complex_names:
         return dtype
     some = sorted(system.complex_names)[0]
-    if backend != "numpy" or trainable or system.noise:  # (numba: its kernels compute in real numbers too)
+    if backend not in ("numpy", "numba") or trainable or system.noise:
         extra = " and no trainable parameters" if trainable else " and no noise" if system.noise else ""
-        raise UnsupportedFeatureError(f"complex variables ('{some}') need backend='numpy'{extra}", None,
+        raise UnsupportedFeatureError(f"complex variables ('{some}') need backend='numpy' or 'numba'{extra}", None,
                                       "the CuPy kernels, the generated gradients and the noise draws compute in "
                                       "real numbers")
     return {"float64": "complex128", "float32": "complex64"}[dtype]

@@ -13,13 +13,18 @@ The kernel runs the members b0..b1 of the batch: threads= splits the batch betwe
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sympy
 
-from ...equations import TIME, PopMean, PopSum
+from ...equations import TIME, PopMean, PopSum, symbol
+from ...equations.functions import Angle, ComplexAbs, Conj, Imag, Real
 from ...errors import UnsupportedFeatureError
+from ..plan import DT, delayed_reads
 from ..printers import SCALAR_HELPERS, ScalarPrinter
-from ..step import (OBSERVE, Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Record, Reset, Stage,
-                    Value, make_observation)
+from ..templating import literal
+from ..step import (OBSERVE, Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Recall, Record, Remember,
+                    Reset, Stage, Value, make_observation)
 from ..numpy.arrays import NumPyModule
 
 TEMPLATES = ("numpy/module.py.j2", "numpy/run_helpers.py.j2", "numba/run.py.j2")
@@ -32,6 +37,100 @@ class ElementPrinter(ScalarPrinter):
         raise UnsupportedFeatureError("a reduction inside a reduction's argument on the compiled backend")
 
     _print_PopSum = _print_PopMean
+
+
+# cmath's functions (numba compiles them for complex128); any other function of a complex model is refused
+CMATH = frozenset({"exp", "log", "log10", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+                   "asinh", "acosh", "atanh"})
+
+
+class ComplexElementPrinter(ElementPrinter):
+    """One unit's value of a model with complex variables, where every value of the kernel is a
+    complex128 but time: cmath for functions, attributes for the parts of a complex number.
+    Orderings exist for real values only (numba, unlike NumPy, orders no complex numbers): a
+    comparison, min, max, heaviside or sign of anything else is refused by name."""
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        name = super()._module_format(fqn, register)
+        function = name.partition("math.")[2]
+        if not function or function in ("pi", "e"):
+            return name
+        if function not in CMATH:
+            raise UnsupportedFeatureError(f"the function '{function}' of complex values on the compiled backend "
+                                          "(numba has no complex version of it)", None, "use backend='numpy'")
+        return "c" + name
+
+    def _print_Pow(self, expr, rational=False) -> str:
+        base, exponent = expr.as_base_exp()
+        if exponent in (sympy.Rational(1, 2), -sympy.Rational(1, 2)):
+            root = f"cmath.sqrt({self._print(base)})"
+            return root if exponent > 0 else f"1.0/{root}"
+        if exponent.is_Integer:
+            return super()._print_Pow(expr, rational=rational)
+        power = sympy.printing.precedence.PRECEDENCE["Pow"]
+        return f"{self.parenthesize(base, power)}**{self.parenthesize(exponent, power)}"
+
+    def _print_Conj(self, expr) -> str:
+        return f"({self._print(expr.args[0])}).conjugate()"
+
+    def _print_Real(self, expr) -> str:
+        return f"({self._print(expr.args[0])}).real"
+
+    def _print_Imag(self, expr) -> str:
+        return f"({self._print(expr.args[0])}).imag"
+
+    def _print_Angle(self, expr) -> str:
+        return f"cmath.phase({self._print(expr.args[0])})"
+
+    def _print_ComplexAbs(self, expr) -> str:
+        return f"abs({self._print(expr.args[0])})"
+
+    def _real(self, expr) -> bool:
+        """Whether a value is a real float in the kernel: a real number, time, dt, a part or the
+        modulus of a complex value, and sums, products and whole powers of those."""
+        if isinstance(expr, (Real, Imag, Angle, ComplexAbs, sympy.Abs)):
+            return True
+        if isinstance(expr, sympy.Symbol):
+            return expr.name in (TIME.name, DT.name)
+        if expr.is_Number:
+            return bool(expr.is_real)
+        if isinstance(expr, sympy.Pow):
+            return self._real(expr.base) and expr.exp.is_Integer
+        return isinstance(expr, (sympy.Add, sympy.Mul)) and all(self._real(a) for a in expr.args)
+
+    def _ordered(self, expr, args) -> None:
+        if not all(self._real(a) for a in args):
+            raise UnsupportedFeatureError(f"'{expr}' needs real values on the compiled backend (numba orders no "
+                                          "complex numbers)", None, "apply it to real(z), imag(z) or absv(z), or "
+                                          "use backend='numpy'")
+
+    def _print_Relational(self, expr) -> str:
+        self._ordered(expr, expr.args)
+        return super()._print_Relational(expr)
+
+    def _print_Min(self, expr) -> str:
+        self._ordered(expr, expr.args)
+        return super()._print_Min(expr)
+
+    def _print_Max(self, expr) -> str:
+        self._ordered(expr, expr.args)
+        return super()._print_Max(expr)
+
+    def _print_Heaviside(self, expr) -> str:
+        self._ordered(expr, expr.args[:1])
+        return super()._print_Heaviside(expr)
+
+    def _print_sign(self, expr) -> str:
+        self._ordered(expr, expr.args)
+        return super()._print_sign(expr)
+
+    def _print_atan2(self, expr) -> str:
+        self._ordered(expr, expr.args)
+        return super()._print_atan2(expr)
+
+    def _print_Exprel(self, expr) -> str:
+        self._ordered(expr, expr.args)
+        return super()._print_Exprel(expr)
 
 
 class Loop:
@@ -55,7 +154,8 @@ class NumbaModule(NumPyModule):
         self.reductions: list[tuple[str, str, sympy.Expr, str, object]] = []
         self.namer_reverse = {ident: name for name, ident in self.names.items()}
         self.algebraic_names = {n for n, _ in self.system.algebraics}
-        self.observation = make_observation(self.plan)
+        self.delayed = {d.name: d for d in self.plan.delays}
+        self.observation = self._observation()
         self.blocks = self._blocks(self.program.statements)
         self.observe_from = len(self.blocks)  # the blocks from here on compute the recorded algebraics
         self.observed_population = self._observed_populations()
@@ -65,10 +165,9 @@ class NumbaModule(NumPyModule):
     @staticmethod
     def _refuse(program) -> None:
         for s in program.statements:
-            if not isinstance(s, (Stage, Combine, Evaluate, Product, Rate, Commit, Record, Noise, Check, Emit, Reset)):
-                name = type(s).__name__
-                feature = " (delayed values: past(), x(t - tau))" if name in ("Remember", "Recall") else ""
-                raise UnsupportedFeatureError(f"the compiled backend has no step statement {name}{feature}", None,
+            if not isinstance(s, (Stage, Combine, Evaluate, Product, Rate, Commit, Record, Noise, Check, Emit, Reset,
+                                  Remember, Recall)):
+                raise UnsupportedFeatureError(f"the compiled backend has no step statement {type(s).__name__}", None,
                                               "use backend='numpy'")
         for c in program.plan.couplings:
             if not isinstance(c.source, sympy.Symbol):
@@ -82,6 +181,8 @@ class NumbaModule(NumPyModule):
         out = {}
         statements = self.observation.statements
         for s in statements:
+            if isinstance(s, Recall):
+                out[s.target.name] = self.population(s.target)
             if isinstance(s, Evaluate):
                 owners = [self.population_of[x.name] for x in sorted(s.expr.free_symbols, key=str)
                           if x.name in self.population_of and x.name not in self.scalars] + \
@@ -98,6 +199,8 @@ class NumbaModule(NumPyModule):
         """The population whose units a value has."""
         if v.role == "observed":
             return self.observed_population[v.name]
+        if v.role == "delayed":  # the units of the delayed variable
+            return self.population_of[self.source_of(self.delayed[v.name])]
         if v.role == "product":
             owner = self.population_of.get(v.name)
             if owner is None:
@@ -110,6 +213,8 @@ class NumbaModule(NumPyModule):
             return self.population_of[s.event]
         if isinstance(s, (Commit, Record)):
             return self.population_of[s.state]
+        if isinstance(s, Remember):
+            return self.population_of[s.history.source]
         return self.population(s.target)
 
     def buffer(self, v: Value) -> str:
@@ -206,7 +311,8 @@ class NumbaModule(NumPyModule):
                 [w for _, w in self.populations()] + states + [i for i, _, _ in self.param_args()] +
                 [w for w, _, _, _ in self.coupling_args()] + [wt for _, wt, _, _ in self.coupling_args()] +
                 [w for w, _, _ in self.observed_matrices()] + [wt for _, wt, _ in self.observed_matrices()] + [w for w, _, _ in self.input_args()] +
-                [d for d, _ in self.drive_args()] + [d for d, _ in self.noise_args()] + records)
+                [d for d, _ in self.drive_args()] + [d for d, _ in self.noise_args()] + records +
+                self.history_args())
 
     # -- blocks: element-wise loops, products, reductions --------------------------------
 
@@ -261,7 +367,9 @@ class NumbaModule(NumPyModule):
             return [s.condition]
         if isinstance(s, Reset):
             return [v for _, v in s.assignments] + ([s.duration] if s.duration is not None else [])
-        return []
+        if isinstance(s, Remember):
+            return [s.history.value]
+        return []  # (a Recall reads its history: no value of the step)
 
     def _stored(self) -> set[Value]:
         """Values some block reads other than the loop that computes them: they get an array."""
@@ -396,7 +504,7 @@ class NumbaModule(NumPyModule):
     def print_expr(self, expr, names: dict[str, str], reductions: dict) -> str:
         expr = expr.xreplace({node: sympy.Symbol(red) for node, red in reductions.items()})
         names = {**names, **{red: f"{red}[m]" for red in reductions.values()}}
-        return ElementPrinter(names, scalars=self.scalars).doprint(expr)
+        return self.element_printer(names).doprint(expr)
 
     def kernel_lines(self) -> list[str]:
         """The body of one step inside `for i in range(nsteps)`: the step, its records, and the
@@ -448,7 +556,7 @@ class NumbaModule(NumPyModule):
         name, kind, node, population, s = r
         loop = Loop(population)
         names = self.names_for(s, loop, {})
-        arg = ElementPrinter(names, scalars=self.scalars).doprint(node.args[0])
+        arg = self.element_printer(names).doprint(node.args[0])
         width = self.width(population)
         lines = ["for m in range(bs):", "    b = b0 + m", "    acc = 0.0", f"    for j in range({width}):",
                  f"        acc += {arg}"]
@@ -496,6 +604,10 @@ class NumbaModule(NumPyModule):
         if isinstance(s, Emit):
             fired = self.element(Value(s.event, "fired"), loop)
             return self.assign(s.target, f"{fired} / dt", loop)
+        if isinstance(s, Remember):
+            return self.remember_lines(s, loop, reductions)
+        if isinstance(s, Recall):
+            return self.recall_lines(s, loop)
         return self.reset_lines(s, loop, reductions)
 
     def combine_code(self, s: Combine, loop: Loop) -> str:
@@ -553,6 +665,58 @@ class NumbaModule(NumPyModule):
             return [f"{self.local(v)} = {code}"] + ([f"{self.buffer(v)}[m, j] = {self.local(v)}"]
                                                   if v in self.stored else [])
         return [f"{self.buffer(v)}[m, j] = {code}"]
+
+    def element_printer(self, names: dict[str, str]) -> ElementPrinter:
+        """The printer of one unit's values: complex ones (cmath) where the model has complex variables."""
+        printer = ComplexElementPrinter if self.system.complex_names else ElementPrinter
+        return printer(names, scalars=self.scalars)
+
+    # -- delays: the histories as arrays of the kernel, updated in place (step.py: Remember, Recall)
+
+    def _observation(self):
+        """The step program's observation, each delayed value its algebraics read recalled at the
+        record step's time t + dt (what NumPy's run() passes to algebraics() as `delayed`)."""
+        observation = make_observation(self.plan)
+        reads = {delayed: symbol(d.name) for delayed, d in zip(delayed_reads(self.system), self.plan.delays)}
+        statements = [replace(s, expr=s.expr.xreplace(reads)) if isinstance(s, Evaluate) else s
+                      for s in observation.statements]
+        used = {x.name for s in statements if isinstance(s, Evaluate) for x in s.expr.free_symbols}
+        observation.statements = [Recall(Value(d.name, "delayed", OBSERVE), d, OBSERVE) for d in self.plan.delays
+                                  if d.name in used] + statements
+        return observation
+
+    def history_shape(self, source: str) -> str:
+        """Every batch member's history (the kernel's states hold the whole batch)."""
+        return f"batch + shapes[{literal(self.population_of[source])}][-1:]"
+
+    def back(self, read, stage: int) -> str:
+        """The steps back of a delay's read in a stage (OBSERVE: the record step's, at t + dt), as
+        history_lines names it."""
+        times = self.program.stage_times
+        k = len(times) if stage == OBSERVE else stage
+        return self.derived(f"*_{k + 1}", self.steps_back(read)) if stage == OBSERVE or times[k] else \
+            self.steps_back(read)
+
+    def recall_backs(self) -> list[tuple[str, str]]:
+        """(steps back, population of the delayed variable) of every read the kernel makes."""
+        reads = [s for s in self.program.statements + self.observation.statements if isinstance(s, Recall)]
+        return list(dict.fromkeys((self.back(s.read, s.stage), self.population(s.target)) for s in reads))
+
+    def history_args(self) -> list[str]:
+        """The step the run starts at in its histories, their buffers (length, members, n), and
+        the steps back of each read, one per unit."""
+        if not self.plan.histories:
+            return []
+        return ["h0"] + self.history_buffers() + [back for back, _ in self.recall_backs()]
+
+    def remember_lines(self, s: Remember, loop: Loop, reductions: dict) -> list[str]:
+        buffer = self.derived("*_buf", s.history.name)
+        value = self.print_expr(s.history.value, self.names_for(s, loop, reductions), reductions)
+        return [f"{buffer}[hpos % {buffer}.shape[0], b, j] = {value}"]
+
+    def recall_lines(self, s: Recall, loop: Loop) -> list[str]:
+        buffer = self.derived("*_buf", s.read.history)
+        return self.assign(s.target, f"_recalled({buffer}, hpos, {self.back(s.read, s.stage)}[j], b, j)", loop)
 
     def scalar_helpers(self) -> list[str]:
         exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values()) + \
