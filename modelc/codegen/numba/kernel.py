@@ -26,6 +26,7 @@ from ..templating import literal
 from ..step import (OBSERVE, Check, Combine, Commit, Emit, Evaluate, Noise, Product, Rate, Recall, Record, Remember,
                     Reset, Stage, Value, make_observation)
 from ..numpy.arrays import NumPyModule
+from .functions import VECTOR_FUNCTIONS, helper_texts
 
 TEMPLATES = ("numpy/module.py.j2", "numpy/run_helpers.py.j2", "numba/run.py.j2")
 
@@ -37,6 +38,11 @@ class ElementPrinter(ScalarPrinter):
         raise UnsupportedFeatureError("a reduction inside a reduction's argument on the compiled backend")
 
     _print_PopSum = _print_PopMean
+
+    def _print_tanh(self, expr) -> str:  # LLVM vectorizes a loop of these helpers, not one of libm's calls
+        return f"{VECTOR_FUNCTIONS[type(expr)]}({self._print(expr.args[0])})"
+
+    _print_exp = _print_tanh
 
 
 # cmath's functions (numba compiles them for complex128); any other function of a complex model is refused
@@ -69,6 +75,9 @@ class ComplexElementPrinter(ElementPrinter):
             return super()._print_Pow(expr, rational=rational)
         power = sympy.printing.precedence.PRECEDENCE["Pow"]
         return f"{self.parenthesize(base, power)}**{self.parenthesize(exponent, power)}"
+
+    _print_tanh = ScalarPrinter._print_tanh  # (cmath's: functions.py's helpers are for real floats)
+    _print_exp = ScalarPrinter._print_exp
 
     def _print_Conj(self, expr) -> str:
         return f"({self._print(expr.args[0])}).conjugate()"
@@ -718,9 +727,16 @@ class NumbaModule(NumPyModule):
         buffer = self.derived("*_buf", s.read.history)
         return self.assign(s.target, f"_recalled({buffer}, hpos, {self.back(s.read, s.stage)}[j], b, j)", loop)
 
-    def scalar_helpers(self) -> list[str]:
+    def functions_used(self) -> set[type]:
         exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values()) + \
             [e for ev in self.system.events for e in ev.expressions()] + [s.diffusion for s in self.plan.states]
-        used = {type(node) for expr in exprs for node in sympy.preorder_traversal(expr)}
+        return {type(node) for expr in exprs for node in sympy.preorder_traversal(expr)}
+
+    def scalar_helpers(self) -> list[str]:
+        used = self.functions_used()
         return [text for func, text in SCALAR_HELPERS.items() if func in used]
+
+    def vector_helpers(self) -> list[str]:
+        """functions.py's helpers the kernel calls (with their decorators); none for complex values (cmath)."""
+        return [] if self.system.complex_names else helper_texts(self.functions_used())
 
