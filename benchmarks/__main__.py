@@ -20,6 +20,11 @@ alternating timed rounds (default 5).
 
 What is printed (and written to DIR/results.md, DIR/results.png, DIR/results.json):
 - the issue-6 targets, each with its measured figure and "met" / "missed";
+- issue 17's targets for the numba backend, against a hand-written C + BLAS loop compiled at
+  setup by the system C compiler (benchmarks/hand_c.py; "skipped: no C compiler" without one):
+  seed N=100/1000/4000, the B=256 sweep against one-set-at-a-time runs (NumPy and numba) and
+  threads=2 against threads=1, the single-unit circuits (QIF, Jansen-Rit, Hodgkin-Huxley RK4)
+  against their hand-written float loops, numba's cold compile and cache hit per model;
 - per workload and contender: µs per step (median of the alternating runs), speed relative to
   the hand-written in-place loop (the baseline of issues 2 and 6: preallocated, in place,
   written as the equations read; its time / contender time, > 1 is faster), rank, setup time,
@@ -28,10 +33,10 @@ What is printed (and written to DIR/results.md, DIR/results.png, DIR/results.jso
   ranked), and "missing: <reason>" / "n/a: <reason>" for a contender that could not run; the
   hand-optimised loop (the compiler's tricks applied by hand) is a contender row, a floor;
 - the sweep's throughput (unit-steps per second), batched against one set at a time;
-- cold compile (empty MODELC_CACHE_DIR) and cache-hit load, each in a fresh interpreter, and
-  compile time against N and against the number of populations;
+- cold compile (empty MODELC_CACHE_DIR) and cache-hit load, each in a fresh interpreter (numba's
+  own import timed apart), and compile time against N and against the number of populations;
 - results.png: time per step against N (log-log), one line per contender, Euler and RK4
-  (the two hand-written loops dashed).
+  (the hand-written loops dashed).
 ``--render DIR/results.json`` rewrites the markdown and the plot from saved figures.
 All contenders run with one BLAS thread (set by benchmarks/__init__.py before NumPy loads).
 """

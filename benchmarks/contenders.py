@@ -615,19 +615,20 @@ class HandNumba(Contender):
 
 
 class HandC(Contender):
-    name = "hand-written C + BLAS loop"
+    name = "hand-written C loop (NumPy's BLAS)"
     kind = "baseline"
-    families = ("seed", "sweep")
+    families = ("seed", "sweep", "qif", "jr", "hh")
     blas = "numpy"
     note = ("issue 17's reference: the seed step by hand in C (benchmarks/hand_c.py), one call runs the "
             "loop: r = tanh(v) fused, (dt*k*J) @ r by cblas_dgemv (one dgemm per step over a sweep's B "
             "sets) of the OpenBLAS NumPy ships (numpy.libs, ILP64), v = (1 - dt/tau)*v + p + dt*(I + eta) "
-            "fused into the record row; cc -O3 -march=native at setup (no fast-math), loaded with ctypes")
+            "fused into the record row; cc -O3 -march=native at setup (no fast-math), loaded with ctypes. "
+            "The single-unit circuits (QIF, Jansen-Rit, Hodgkin-Huxley RK4) as plain C loops over doubles")
 
     @classmethod
     def unavailable(cls, wl, peers_all=False):
         from . import hand_c
-        if wl.family in cls.families and wl.method != "euler":
+        if wl.family in ("seed", "sweep") and wl.method != "euler":
             return "n/a: Euler only"
         if hand_c.c_compiler() is None:
             return "skipped: no C compiler"
@@ -651,7 +652,8 @@ class HandC(Contender):
 
 
 class HandCScipyBlas(HandC):
-    name = "hand-written C + SciPy's BLAS"
+    name = "hand-written C loop, SciPy's BLAS"
+    families = ("seed", "sweep")
     blas = "scipy"
     note = ("the same C loop calling SciPy's OpenBLAS (scipy.libs, LP64), the library numba's np.dot "
             "calls: tells a BLAS version's share of a gap from the loop's")

@@ -9,6 +9,10 @@ functions of the BLAS NumPy itself loaded (NumPy's wheel ships OpenBLAS as
 ``numpy.libs/libscipy_openblas64_*.so``, 64-bit integers, symbols ``scipy_cblas_dgemv64_``);
 that library runs on one thread, as every contender (benchmarks/__init__.py pins it).
 No fast-math: tanh is libm's, as NumPy's.
+
+The same library holds the single-unit circuits (QIF mean field and Jansen-Rit with Euler,
+Hodgkin-Huxley with RK4) as plain C loops over doubles, with the constants and initial state of
+the hand-written float loops (benchmarks/handwritten.py): the C figure next to those loops.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import numpy as np
 from .workloads import SEED_PARAMS
 
 _SOURCE = r"""
+#define _GNU_SOURCE   /* M_PI */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -63,6 +68,84 @@ void seed_euler(dgemv_fn gemv, dgemm_fn gemm, int64_t B, int64_t N, int64_t step
     }
     if (steps > 0)
         memcpy(v, x, (size_t)BN * sizeof(double));
+}
+
+/* The single-unit circuits: y the state (in and out), p the constants, rec[t] the output. */
+
+/* QIF mean field, Euler; y = (r, v), p = (tau, Delta, eta, J, I_ext); rec = r. */
+void qif_euler(int64_t steps, double dt, const double *p, double *y, double *rec)
+{
+    const double tau = p[0], Delta = p[1], eta = p[2], J = p[3], I = p[4], pi = M_PI;
+    double r = y[0], v = y[1];
+    for (int64_t t = 0; t < steps; ++t) {
+        const double prt = pi * r * tau;
+        const double dr = (Delta / (pi * tau) + 2.0 * r * v) / tau;
+        const double dv = (v * v + eta + I + J * r * tau - prt * prt) / tau;
+        r += dt * dr;
+        v += dt * dv;
+        rec[t] = r;
+    }
+    y[0] = r; y[1] = v;
+}
+
+/* Jansen-Rit, Euler; y = (pv, px, qv, qx, ev, ex, iv, ix): potential and derivative of the
+   pyramidal cells' excitatory and inhibitory synapses and of the two interneurons;
+   p = (he, te, hi, ti, u, e0, s, v_thr); rec = pv + qv. */
+void jr_euler(int64_t steps, double dt, const double *p, double *y, double *rec)
+{
+    const double he = p[0], te = p[1], hi = p[2], ti = p[3], u = p[4], e2 = 2.0 * p[5], s = p[6], vt = p[7];
+    double pv = y[0], px = y[1], qv = y[2], qx = y[3], ev = y[4], ex = y[5], iv = y[6], ix = y[7];
+    for (int64_t t = 0; t < steps; ++t) {
+        const double m_pc = e2 / (1.0 + exp(s * (vt - (pv + qv))));
+        const double m_e = e2 / (1.0 + exp(s * (vt - ev)));
+        const double m_i = e2 / (1.0 + exp(s * (vt - iv)));
+        const double dpx = he * (108.0 * m_e + u) / te - 2.0 * px / te - pv / (te * te);
+        const double dqx = hi * 33.75 * m_i / ti - 2.0 * qx / ti - qv / (ti * ti);
+        const double dex = he * 135.0 * m_pc / te - 2.0 * ex / te - ev / (te * te);
+        const double dix = he * 33.75 * m_pc / te - 2.0 * ix / te - iv / (te * te);
+        pv += dt * px; px += dt * dpx;
+        qv += dt * qx; qx += dt * dqx;
+        ev += dt * ex; ex += dt * dex;
+        iv += dt * ix; ix += dt * dix;
+        rec[t] = pv + qv;
+    }
+    y[0] = pv; y[1] = px; y[2] = qv; y[3] = qx; y[4] = ev; y[5] = ex; y[6] = iv; y[7] = ix;
+}
+
+static double exprel(double x)   /* (exp(x) - 1)/x, 1 at x = 0 */
+{
+    return fabs(x) < 1e-6 ? 1.0 + x / 2 + x * x / 6 : expm1(x) / x;
+}
+
+/* Hodgkin-Huxley: d = f(y) for y = (v, m, h, n); p = (I_ext, C_m, g_Na, g_K, g_L, E_Na, E_K, E_L). */
+static void hh_f(const double *p, const double *y, double *d)
+{
+    const double v = y[0], m = y[1], h = y[2], n = y[3];
+    const double alpha_m = 1.0 / exprel(-(v + 40.0) / 10.0), beta_m = 4.0 * exp(-(v + 65.0) / 18.0);
+    const double alpha_h = 0.07 * exp(-(v + 65.0) / 20.0), beta_h = 1.0 / (1.0 + exp(-(v + 35.0) / 10.0));
+    const double alpha_n = 0.1 / exprel(-(v + 55.0) / 10.0), beta_n = 0.125 * exp(-(v + 65.0) / 80.0);
+    d[0] = (p[0] - p[2] * m * m * m * h * (v - p[5]) - p[3] * n * n * n * n * (v - p[6])
+            - p[4] * (v - p[7])) / p[1];
+    d[1] = alpha_m * (1.0 - m) - beta_m * m;
+    d[2] = alpha_h * (1.0 - h) - beta_h * h;
+    d[3] = alpha_n * (1.0 - n) - beta_n * n;
+}
+
+/* Hodgkin-Huxley, classic RK4 (the input held over a step); rec = v. */
+void hh_rk4(int64_t steps, double dt, const double *p, double *y, double *rec)
+{
+    double k1[4], k2[4], k3[4], k4[4], x[4];
+    for (int64_t t = 0; t < steps; ++t) {
+        hh_f(p, y, k1);
+        for (int i = 0; i < 4; ++i) x[i] = y[i] + dt / 2 * k1[i];
+        hh_f(p, x, k2);
+        for (int i = 0; i < 4; ++i) x[i] = y[i] + dt / 2 * k2[i];
+        hh_f(p, x, k3);
+        for (int i = 0; i < 4; ++i) x[i] = y[i] + dt * k3[i];
+        hh_f(p, x, k4);
+        for (int i = 0; i < 4; ++i) y[i] += dt / 6 * (k1[i] + 2.0 * (k2[i] + k3[i]) + k4[i]);
+        rec[t] = y[0];
+    }
 }
 """
 
@@ -142,6 +225,10 @@ def build(blas: str = "numpy") -> tuple[ctypes.CDLL, int, int, str]:
     so.seed_euler.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                               ctypes.c_int64, dbl, dbl, dbl, ctypes.c_double, ctypes.c_double,
                               dbl, dbl, dbl]
+    for circuit in _CIRCUITS.values():
+        fn = getattr(so, circuit)
+        fn.restype = None
+        fn.argtypes = [ctypes.c_int64, ctypes.c_double, dbl, dbl, dbl]
     return so, gemv, gemm, which
 
 
@@ -157,7 +244,7 @@ class SeedLoop:
             raise ValueError("the hand-written C loop is Euler only")
         self.so, self.gemv, self.gemm, self.blas = build(blas)
         taus = np.asarray(data.get("taus", [SEED_PARAMS["tau"]]), dtype=float)
-        self.dt, self.steps, self.N = wl.dt, wl.steps, wl.N
+        self.dt, self.steps, self.N, self.batched = wl.dt, wl.steps, wl.N, wl.family == "sweep"
         self.Wk = np.ascontiguousarray(data["J"] * (wl.dt * SEED_PARAMS["k"]))
         self.a = np.ascontiguousarray(1.0 - wl.dt / taus)
         self.I = np.ascontiguousarray(data["inputs"], dtype=float)
@@ -176,8 +263,41 @@ class SeedLoop:
                            _ptr(self.r))
 
     def final_state(self):
-        return self.v[0].copy() if self.v.shape[0] == 1 else self.v.copy()
+        return self.v.copy() if self.batched else self.v[0].copy()   # a sweep's is (B, N), even for B = 1
+
+
+_CIRCUITS = {("qif", "euler"): "qif_euler", ("jr", "euler"): "jr_euler", ("hh", "rk4"): "hh_rk4"}
+
+
+class CircuitLoop:
+    """A single-unit circuit (QIF, Jansen-Rit, Hodgkin-Huxley) through its C loop, with the
+    constants and the initial state of the hand-written float loop of the same workload."""
+
+    def __init__(self, wl, data):
+        from . import handwritten
+        key = (wl.family, wl.method)
+        if key not in _CIRCUITS:
+            raise ValueError(f"no C loop for {wl.family} with {wl.method}")
+        self.so = build()[0]
+        self.fn = getattr(self.so, _CIRCUITS[key])
+        floats = handwritten.for_workload(wl, data)
+        self.p = np.array(floats.c, dtype=float)
+        self.y0 = np.array(getattr(floats, "y0", floats.y), dtype=float)
+        self.y = self.y0.copy()
+        self.dt, self.steps = wl.dt, wl.steps
+        self.rec = np.empty(wl.steps)
+
+    def reset(self):
+        self.y[...] = self.y0
+
+    def run(self, steps=None):
+        self.fn(self.steps if steps is None else steps, self.dt, _ptr(self.p), _ptr(self.y), _ptr(self.rec))
+
+    def final_state(self):
+        return self.y.copy()
 
 
 def for_workload(wl, data, blas: str = "numpy"):
-    return SeedLoop(wl, data, blas)
+    if wl.family in ("seed", "sweep"):
+        return SeedLoop(wl, data, blas)
+    return CircuitLoop(wl, data)

@@ -34,7 +34,7 @@ class SeedLoop:
         if wl.method != "euler":
             raise ValueError("the hand-written numba loop is Euler only")
         taus = data.get("taus", np.array([SEED_PARAMS["tau"]]))
-        self.dt, self.steps = wl.dt, wl.steps
+        self.dt, self.steps, self.batched = wl.dt, wl.steps, wl.family == "sweep"
         self.Jk = np.ascontiguousarray(data["J"] * (wl.dt * SEED_PARAMS["k"]))
         self.JkT = np.ascontiguousarray(self.Jk.T)
         self.a = (1.0 - wl.dt / taus)[:, None] * np.ones((wl.B if wl.family == "sweep" else 1, 1))
@@ -47,7 +47,7 @@ class SeedLoop:
         _euler(self.v, self.Jk, self.JkT, self.a, self.I, self.dt, SEED_PARAMS["eta"], self.rec, steps or self.steps)
 
     def final_state(self):
-        return self.v[0] if self.v.shape[0] == 1 else self.v
+        return self.v if self.batched else self.v[0]   # a sweep's is (B, N), even for B = 1
 
 
 def for_workload(wl, data):

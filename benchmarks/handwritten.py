@@ -303,13 +303,14 @@ class JansenRit:
 
     def __init__(self, steps, dt):
         self.steps, self.dt = steps, dt
+        self.c = (3.25, 0.01, -22.0, 0.02, 220.0, 2.5, 0.56, 6.0)   # he, te, hi, ti, u, e0, s, v_thr
         self.out = np.empty(steps)
         self.y = (0.0,) * 8
 
     def run(self):
         dt, out, exp = self.dt, self.out, math.exp
-        he, te, hi, ti, u = 3.25, 0.01, -22.0, 0.02, 220.0
-        e2, s, vt = 5.0, 0.56, 6.0
+        he, te, hi, ti, u, e0, s, vt = self.c
+        e2 = 2.0 * e0
         ae, ai = he / te, hi / ti                  # h/tau
         be, bi = 2.0 / te, 2.0 / ti                # 2/tau
         ce, ci = 1.0 / te ** 2, 1.0 / ti ** 2      # 1/tau^2

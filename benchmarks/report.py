@@ -13,8 +13,8 @@ import math
 import os
 import statistics
 
-from .contenders import (HandOptimised, HandWritten, ModelcModule, ModelcNetwork, ModelcSequential,
-                         RectiPy)
+from .contenders import (HandC, HandCScipyBlas, HandOptimised, HandWritten, ModelcModule, ModelcNetwork,
+                         ModelcNumba, ModelcNumbaSequential, ModelcNumbaThreads, ModelcSequential, RectiPy)
 
 MiB = 1024.0 * 1024.0
 
@@ -78,13 +78,14 @@ def workload_table(results: list[dict]) -> list[str]:
 
 def sweep_table(results: list[dict]) -> list[str]:
     out = ["| workload | contender | ms per run | unit-steps/s | vs modelc one-at-a-time | "
-           "max abs diff vs in-place | status |", "|---|---|---:|---:|---:|---:|---|"]
+           "vs numba one-at-a-time | max abs diff vs in-place | status |", "|---|---|---:|---:|---:|---:|---:|---|"]
     any_row = False
     for res in results:
         wl = res["workload"]
         if wl["family"] != "sweep":
             continue
         seq = _row(res, ModelcSequential.name).get("unit_steps_per_s")
+        seq_numba = _row(res, ModelcNumbaSequential.name).get("unit_steps_per_s")
         for r in res["rows"]:
             any_row = True
             tput = r.get("unit_steps_per_s")
@@ -94,6 +95,7 @@ def sweep_table(results: list[dict]) -> list[str]:
             out.append(f"| {wl['name']} (B={wl['B']}, N={wl['N']}, {wl['steps']} steps) | {r['name']} | "
                        f"{_f(r.get('median_s') and r['median_s'] * 1e3, '{:.1f}')} | "
                        f"{_f(tput, '{:.3g}')} | {_f(tput / seq if (tput and seq) else None, '{:.2f}×')} | "
+                       f"{_f(tput / seq_numba if (tput and seq_numba) else None, '{:.2f}×')} | "
                        f"{_f(r.get('max_abs_diff'), '{:.1e}')} | {status} |")
     return out if any_row else []
 
@@ -102,8 +104,9 @@ def compile_table(comp: dict) -> list[str]:
     if not comp:
         return []
     out = ["| what | N | cold (empty cache) s | of which add_diffeq_node s | cache hit s | "
-           "`import modelc` s | sympy/lark imported on hit |",
-           "|---|---:|---:|---:|---:|---:|---|"]
+           "`import numba` s (on hit) | cache hit + `import numba` s | `import modelc` s | "
+           "sympy/lark imported on hit |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for item in comp.get("items", []):
         cold, hit = item["cold"], item["hit"]
         imp = hit.get("imported") or {}
@@ -113,10 +116,18 @@ def compile_table(comp: dict) -> list[str]:
                    f"{_f(cold.get('compile_s'), '{:.3f}', err and 'error' or '—')} | "
                    f"{_f(cold.get('add_s'), '{:.3f}')} | "
                    f"{_f(hit.get('compile_s'), '{:.4f}', err and 'error' or '—')} | "
+                   f"{_f(hit.get('numba_import_s'), '{:.3f}')} | {_f(_with_numba_import(hit), '{:.3f}')} | "
                    f"{_f(hit.get('import_s'), '{:.3f}')} | {mods} |")
         if err:
-            out.append(f"| ↳ error | | {err} | | | | |")
+            out.append(f"| ↳ error | | {err} | | | | | | |")
     return out
+
+
+def _with_numba_import(run: dict) -> float | None:
+    """A numba figure with numba's own import added back (the child times the two apart)."""
+    if run.get("compile_s") is None or run.get("numba_import_s") is None:
+        return None
+    return run["compile_s"] + run["numba_import_s"]
 
 
 def scaling_table(sc: dict) -> list[str]:
@@ -247,6 +258,72 @@ def targets(results: list[dict], comp: dict, sc: dict) -> list[str]:
     return lines
 
 
+def compiled_targets(results: list[dict], comp: dict) -> list[str]:
+    """Issue 17's targets for the numba backend, against the hand-written C + BLAS loop run in
+    the same session (ratios of two contenders are the median of their per-round ratios: they
+    ran alternately, so a slow spell of the machine cancels out)."""
+    by = {r["workload"]["name"]: r for r in results}
+    lines = ["| target (issue 17: the compiled CPU backend, numba) | measured | verdict |", "|---|---|---|"]
+
+    def add(target, measured, ok):
+        verdict = "—" if ok is None else ("**met**" if ok else "**missed**")
+        lines.append(f"| {target} | {measured} | {verdict} |")
+
+    def us(wname, cname):
+        r = _row(by.get(wname, {"rows": []}), cname)
+        return r.get("us_per_step") if _ok(r) else None
+
+    for N, bound in ((100, 1.2), (1000, 1.05), (4000, 1.05)):
+        wname = f"seed-euler-N{N}"
+        label = (f"seed N={N} euler: numba module.run within {bound:.2f}× of the hand-written C + BLAS loop")
+        ratio = _paired_ratio(by.get(wname), ModelcNumba.name, HandC.name)
+        nb, c, cs = us(wname, ModelcNumba.name), us(wname, HandC.name), us(wname, HandCScipyBlas.name)
+        if ratio and nb and c:
+            scipy_c = f"; the C loop with SciPy's BLAS {cs:.2f} µs" if cs else ""
+            add(label, f"{nb:.2f} vs {c:.2f} µs; per-round ratio {ratio:.2f}×{scipy_c}", ratio <= bound)
+        else:
+            add(label, "not measured", None)
+    sw = by.get("sweep-B256")
+    batched = _row(sw, ModelcNumba.name) if sw else {}
+    for base in (ModelcSequential, ModelcNumbaSequential):
+        label = f"sweep B=256, N=100: numba module.run ≥ 8× the throughput of '{base.name}' (one thread)"
+        one = _row(sw, base.name) if sw else {}
+        if _ok(batched) and _ok(one):
+            b, o = batched["unit_steps_per_s"], one["unit_steps_per_s"]
+            add(label, f"{b:.3g} vs {o:.3g} unit-steps/s = {b / o:.1f}×", b / o >= 8)
+        else:
+            add(label, "not measured", None)
+    speedup = _paired_ratio(sw, ModelcNumba.name, ModelcNumbaThreads.name)
+    add("sweep B=256: threads=2 ≥ 1.8× the throughput of threads=1",
+        "not measured" if not speedup else f"{speedup:.2f}× (per-round ratio)",
+        None if not speedup else speedup >= 1.8)
+    for wname, label in (("qif-euler", "QIF mean field, euler"), ("jr-euler", "Jansen-Rit, euler"),
+                         ("hh-rk4", "Hodgkin-Huxley, rk4")):
+        target = f"{label}: numba module.run at or below the hand-written float loop"
+        hand, nb, npy, c = (us(wname, k.name) for k in (HandWritten, ModelcNumba, ModelcModule, HandC))
+        if hand and nb:
+            add(target, f"{nb:.2f} vs {hand:.2f} µs/step ({nb / hand:.2f}×); NumPy module "
+                + (f"{npy:.2f} µs ({npy / hand:.2f}×)" if npy else "not measured")
+                + (f"; the C loop {c:.3f} µs" if c else ""), nb <= hand)
+        else:
+            add(target, "not measured", None)
+    numba_items = [i for i in (comp or {}).get("items", []) if i["label"].startswith("numba:")]
+    if numba_items:
+        hits = [(i["label"], i["hit"].get("compile_s"), _with_numba_import(i["hit"])) for i in numba_items]
+        shown = "; ".join(f"{lbl.split('(', 1)[-1].split(')')[0]} {h * 1e3:.0f} ms (with numba's import "
+                          f"{hi * 1e3:.0f} ms)" for lbl, h, hi in hits if h is not None and hi is not None)
+        known = [h for _, h, _ in hits if h is not None]
+        add("numba cache hit < 100 ms per model (modelc's share, numba imported before; fresh interpreter)",
+            shown or "error", None if len(known) < len(hits) else max(known) < 0.1)
+        colds = [(i["label"], i["cold"].get("compile_s")) for i in numba_items]
+        add("(no target) numba cold compile per model (compile_model + numba's JIT of a 1-step run)",
+            "; ".join(f"{lbl.split('(', 1)[-1].split(')')[0]} {c:.1f} s" for lbl, c in colds if c is not None)
+            or "error", None)
+    else:
+        add("numba cache hit < 100 ms per model", "not measured (numba missing or --no-compile)", None)
+    return lines
+
+
 # ----------------------------------------------------------------------------- outputs
 
 def markdown(results, comp, sc, meta) -> str:
@@ -266,6 +343,7 @@ def markdown(results, comp, sc, meta) -> str:
          "the run's peak extra allocation; allowed = (weights + inputs + records) × 1.1.", "",
          "## Targets", ""]
     L += targets(results, comp, sc)
+    L += ["", "## Issue 17 targets (the compiled CPU backend)", ""] + compiled_targets(results, comp)
     L += ["", "## Time per step", ""] + workload_table(results)
     sw = sweep_table(results)
     if sw:
@@ -301,7 +379,8 @@ def plot(results, path) -> str | None:
     fig, axes = plt.subplots(1, len(methods), figsize=(6.2 * len(methods), 4.8), squeeze=False)
     names = sorted({r["name"] for res in results for r in res["rows"]})
     hand_styles = {HandWritten.name: dict(color="k", linestyle="--"),
-                   HandOptimised.name: dict(color="0.5", linestyle="--")}
+                   HandOptimised.name: dict(color="0.5", linestyle="--"),
+                   HandC.name: dict(color="C3", linestyle="--")}
     colors = {n: f"C{i % 10}" for i, n in enumerate(n for n in names if n not in hand_styles)}
     for ax, m in zip(axes[0], methods):
         series = {}
