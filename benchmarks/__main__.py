@@ -2,8 +2,9 @@
 
 Run from the repository root (never part of the test run):
 
-    python -m benchmarks                     # every workload, full length (about 10-12 min)
-    python -m benchmarks --quick             # shorter runs, same tables (about 1-2 min)
+    python -m benchmarks                     # every workload, full length (about 15-20 min)
+    python -m benchmarks --quick             # shorter runs, same tables (about 6 min; most of it
+                                             # numba's cold compiles, 1 repeat each)
     python -m benchmarks --workload seed-euler-N100 --workload sweep   # by name or prefix
     python -m benchmarks --list              # the workload names
     python -m benchmarks --workload spiking  # QIF spiking networks N=1000/4000 (benchmarks/spiking.py)

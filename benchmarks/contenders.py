@@ -628,11 +628,12 @@ class HandC(Contender):
     @classmethod
     def unavailable(cls, wl, peers_all=False):
         from . import hand_c
-        if wl.family in ("seed", "sweep") and wl.method != "euler":
+        why = super().unavailable(wl, peers_all)
+        if why is None and wl.family in ("seed", "sweep") and wl.method != "euler":
             return "n/a: Euler only"
-        if hand_c.c_compiler() is None:
+        if why is None and hand_c.c_compiler() is None:
             return "skipped: no C compiler"
-        return super().unavailable(wl, peers_all)
+        return why
 
     def setup(self):
         from . import hand_c
