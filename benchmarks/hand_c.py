@@ -204,13 +204,13 @@ def find_cblas(package: str = "numpy") -> tuple[int, int, str, str]:
     raise Unavailable(f"skipped: no CBLAS dgemv/dgemm found in {package}'s BLAS")
 
 
-def build(blas: str = "numpy") -> tuple[ctypes.CDLL, int, int, str]:
-    """Compile the C loop for `blas` ("numpy" or "scipy": the package whose BLAS it calls);
-    (library, dgemv, dgemm, "library:symbol")."""
+def build(blas: str | None = "numpy") -> tuple[ctypes.CDLL, int, int, str]:
+    """Compile the C loops for `blas` ("numpy" or "scipy": the package whose BLAS the seed loop
+    calls; None for the circuits alone); (library, dgemv, dgemm, "library:symbol")."""
     cc = c_compiler()
     if cc is None:
         raise Unavailable("skipped: no C compiler (set CC, or install cc/gcc)")
-    gemv, gemm, int_type, which = find_cblas(blas)
+    gemv, gemm, int_type, which = find_cblas(blas) if blas else (0, 0, "int64_t", "no BLAS")
     with tempfile.TemporaryDirectory(prefix="modelc-bench-c-") as d:
         src, lib = os.path.join(d, "seed.c"), os.path.join(d, "seed.so")
         with open(src, "w") as f:
@@ -278,7 +278,7 @@ class CircuitLoop:
         key = (wl.family, wl.method)
         if key not in _CIRCUITS:
             raise ValueError(f"no C loop for {wl.family} with {wl.method}")
-        self.so = build()[0]
+        self.so = build(blas=None)[0]
         self.fn = getattr(self.so, _CIRCUITS[key])
         floats = handwritten.for_workload(wl, data)
         self.p = np.array(floats.c, dtype=float)
