@@ -286,5 +286,78 @@ ACTIVATIONS = {
     - np.log(np.sum(np.exp(x - np.max(x, axis=-1, keepdims=True)), axis=-1, keepdims=True)),
 }
 
-__all__ = ["TEXTBOOK", "TEXTBOOK_ORDER", "Reference", "ACTIVATIONS", "assert_close", "relative_error",
+__all__ = ["TEXTBOOK", "TEXTBOOK_ORDER", "Reference", "DelayedReference", "ACTIVATIONS", "assert_close", "relative_error",
            "step_function", "tableau_step", "euler_step", "heun_step", "midpoint_step", "rk4_step"]
+
+
+# --- delays, from the rule of docs/delays.md ----------------------------------------------------
+
+class DelayedReference(Reference):
+    """A System with delayed values (past(x, tau), x(t - tau), an edge's delay, add_edge's
+    delays=): each Delayed(x, tau, before) is a stand-in input whose value every evaluation
+    reads from a history of x kept here by hand, as docs/delays.md ("What a run computes") says:
+
+    * x_n, the value of x at the start of step n (a state, or a computed variable from the
+      step's own inputs), joins the history at the step's start (where the events are checked);
+    * a stage at time t_n + c*dt reads x at t_n + c*dt - tau, p = tau/dt - c steps before t_n:
+      x_{n-p} where p is a whole number (to 1e-9), else (1 - f)*x_{n-i} + f*x_{n-i-1} with
+      i = floor(p), f = p - i; tau may be one value per unit;
+    * before t0, x is its value at t0 (past) or 0 (an edge's delay);
+    * a computed variable recorded after step n reads x at t_{n+1} (c = 1).
+    """
+
+    def __init__(self, system: System):
+        from dataclasses import replace
+        from fractions import Fraction
+        from modelc.equations.functions import Delayed
+        from modelc.ir import Input
+        self._fraction = Fraction
+        exprs = list(system.derivatives.values()) + [e for _, e in system.algebraics]
+        found = sorted({d for e in exprs for d in e.atoms(Delayed)}, key=str)
+        self.stand_ins = {d: sympy.Symbol(f"delayed_{k}", real=True) for k, d in enumerate(found)}
+        system = replace(system, inputs={**system.inputs, **{s.name: Input(s.name, 0.0) for s in self.stand_ins.values()}},
+                         algebraics=[(n, e.xreplace(self.stand_ins)) for n, e in system.algebraics],
+                         derivatives={n: e.xreplace(self.stand_ins) for n, e in system.derivatives.items()})
+        super().__init__(system)
+        self.delays = []  # (stand-in, delayed variable, before t0: its value at t0 (1) or 0, tau(params), tau's names)
+        for d, stand_in in self.stand_ins.items():
+            x, tau, before = d.args
+            names = sorted(tau.free_symbols, key=lambda s: s.name)
+            self.delays.append((stand_in.name, x.name, int(before),
+                                sympy.lambdify(names, tau, modules="numpy", dummify=True), [s.name for s in names]))
+
+    def integrate(self, method, y0, params, inputs, dt, steps, shapes, record=None, sampling_steps=1, t0=0.0):
+        self._histories = {(x, before): [] for _, x, before, _, _ in self.delays}
+        self._dt, self._shapes = dt, shapes
+        return super().integrate(method, y0, params, inputs, dt, steps, shapes, record, sampling_steps, t0)
+
+    def _check(self, t, y, env, dt, shapes) -> dict:
+        """The step's start: x_n of every delayed variable joins its history (then the events' check)."""
+        self._step = (sum(1 for _ in next(iter(self._histories.values()), [])), t)
+        if self._step[0] == 0:  # before t0: past() reads the state's value at t0, an edge's delay 0
+            self._before = {(x, before): np.array(self._full(x, y[x], shapes)) if before else
+                            np.zeros(self._shape(x, shapes)) for x, before in self._histories}
+        _, computed = self.evaluate(t, y, env)  # (stage 0 reads steps before this one only: tau >= dt)
+        for (x, _), values in self._histories.items():
+            values.append(np.array(self._full(x, y[x] if x in y else computed[x], shapes)))
+        return super()._check(t, y, env, dt, shapes)
+
+    def evaluate(self, t, y, env):
+        n, t_n = self._step
+        c = float(self._fraction((t - t_n) / self._dt).limit_denominator(1000))  # the stage's c, exactly
+        recalled = {}
+        for stand_in, x, before, tau, names in self.delays:
+            p = np.asarray(tau(*[env[a] for a in names]), dtype=float) / self._dt - c
+            whole = np.round(p)
+            p = np.where(np.abs(p - whole) < 1e-9 * np.maximum(1.0, p), whole, p)
+            i = np.floor(p).astype(int)
+            f = p - i
+            later, earlier = self._stored(x, before, n - i), self._stored(x, before, n - i - 1)
+            recalled[stand_in] = np.where(f == 0, later, (1 - f) * later + f * earlier)
+        return super().evaluate(t, y, {**env, **recalled})
+
+    def _stored(self, x, before, steps):
+        """x at the step numbers `steps` (one, or one per unit), or its value before t0."""
+        values = self._histories[(x, before)]
+        choices = {int(m): values[m] if m >= 0 else self._before[(x, before)] for m in np.unique(steps)}
+        return np.select([steps == m for m in choices], list(choices.values()))

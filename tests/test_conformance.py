@@ -38,7 +38,7 @@ from modelc.errors import ModelcError
 from modelc.ir import Connection, build_network, build_system
 from modelc.spec import OperatorTemplate, load
 from generated import fake_cupy_installed
-from references import (TEXTBOOK_ORDER, Reference, assert_close, relative_error, step_function,
+from references import (TEXTBOOK_ORDER, DelayedReference, Reference, assert_close, relative_error, step_function,
                         tableau_step)
 
 RTOL = 1e-10
@@ -696,3 +696,101 @@ def test_numba_network_of_four_populations():
     assert_close(obs["out"], np.tanh(want["E/li_op/v"]), RTOL, "numba network out")
     for key, name in zip(MultiNetwork.RECORD, names):
         assert_close(obs[key], want[name], RTOL, f"numba network {name}")
+
+
+# --- delays: NumPy and numba against the history loop of docs/delays.md --------------------------
+# DelayedReference keeps each delayed variable's history by hand and reads it at the stage times;
+# the modules are compared across chunks and in two runs (the histories are state).
+
+DELAYS = """
+dde_op:
+  base: OperatorTemplate
+  equations: ["v' = -v/tau + r_in + I_ext - 0.5*past(v, d)", "r = tanh(v)"]
+  variables: {v: output(0.2), r: output(0.0), tau: 2.0, d: 0.3, r_in: input(0.0), I_ext: input(0.0)}
+dde:
+  base: NodeTemplate
+  operators: [dde_op]
+leak_op:
+  base: OperatorTemplate
+  equations: "v' = -v/tau + r_in"
+  variables: {v: output(0.0), tau: 1.0, r_in: input(0.0)}
+leak:
+  base: NodeTemplate
+  operators: [leak_op]
+loop:
+  base: CircuitTemplate
+  nodes: {a: dde, b: leak}
+  edges:
+    - [a/dde_op/r, b/leak_op/r_in, null, {weight: 2.0, delay: 0.35}]
+    - [b/leak_op/v, a/dde_op/r_in, null, {weight: -1.0, delay: 0.2}]
+"""
+# numba compiles each module for seconds: it runs the circuit with rk4 (reads between steps, one
+# delay per unit) and the network with euler; NumPy runs all four
+DELAY_CASES = [("euler", "numpy"), ("rk4", "numpy"), pytest.param("rk4", "numba", marks=numba_installed)]
+
+
+@pytest.fixture(scope="module")
+def delay_models(tmp_path_factory):
+    path = tmp_path_factory.mktemp("delays") / "delays.yaml"
+    path.write_text(DELAYS)
+    return path
+
+
+@pytest.mark.parametrize("method, backend", DELAY_CASES)
+def test_delays_of_edges_and_past_against_the_history_loop(delay_models, method, backend):
+    """A circuit's edge delays (a computed variable 3.5 steps back: read between steps; a state 2
+    steps back) and past(v, d) with one d per unit (1, 2.5 and 4 steps), a batch of 2 x 3 units,
+    the records of r_in (read at t + dt) every second step, across chunks of 7 steps, and the
+    same run in two parts (numba: going on from NumPy's history, and on two threads)."""
+    path = f"{delay_models}:loop"
+    mod = compile_model(path, method=method, backend=backend, vector_params=["a/dde_op/d"])
+    dt, steps, shape = 0.1, 60, (2, 3)
+    rng = np.random.default_rng(11)
+    y0 = {"a/dde_op/v": rng.standard_normal(shape), "b/leak_op/v": rng.standard_normal(shape)}
+    params = {"a/dde_op/d": np.array([0.1, 0.25, 0.4]), "a/dde_op/tau": 1.5}
+    inputs = {"a/dde_op/I_ext": rng.standard_normal((steps,) + shape)}
+    record = ["a/dde_op/v", "b/leak_op/v", "a/dde_op/r_in", "b/leak_op/r_in"]
+    want = DelayedReference(build_system(load(path))).integrate(
+        method, y0, params, inputs, dt, steps, {"a": shape, "b": shape}, record=record, sampling_steps=2)
+    got = mod.run(y0, params, inputs, dt, steps, record=record, sampling_steps=2, chunk_steps=7)
+    compare_runs(got, want, record, f"{backend} delays [{method}]")
+    before = compile_model(path, method=method, vector_params=["a/dde_op/d"]) if backend == "numba" else mod
+    first = before.run(y0, params, {k: v[:24] for k, v in inputs.items()}, dt, 24, record=record, sampling_steps=2)
+    more = {"threads": 2} if backend == "numba" else {}
+    second = mod.run(first["final"], params, {k: v[24:] for k, v in inputs.items()}, dt, steps - 24, record=record,
+                     sampling_steps=2, history=first["history"], **more)
+    compare_runs({**{k: np.concatenate([first[k], second[k]]) for k in record}, "final": second["final"]}, want,
+                 record, f"{backend} delays in two runs [{method}]")
+
+
+@pytest.mark.parametrize("method, backend", DELAY_CASES[:2] + [pytest.param("euler", "numba", marks=numba_installed)])
+def test_network_delays_per_source_unit_against_the_history_loop(delay_models, method, backend):
+    """RectiPy's add_edge(delays=): one delay per source unit of a computed variable (tanh: 1, 3
+    and 4 steps), one for every unit of a state (2 steps) that past(v, d) delays too (a history
+    of each: 0 and v's initial value before t0); two Network runs go on as one (the reference's
+    run of both lengths)."""
+    node = f"{delay_models}:dde"
+    rng = np.random.default_rng(12)
+    w_ba, w_ab, d_a = rng.standard_normal((2, 3)), rng.standard_normal((3, 2)), np.array([0.1, 0.25, 0.4])
+    dt, steps = 0.1, 40
+    net = Network(dt=dt, backend=None if backend == "numpy" else backend)
+    net.add_diffeq_node("A", node, N=3, input_var="dde_op/I_ext", output_var="dde_op/v", method=method,
+                        node_vars={"dde_op/d": d_a})
+    net.add_diffeq_node("B", node, N=2, output_var="dde_op/v", method=method)
+    net.add_edge("A", "B", weights=w_ba, source_var="dde_op/r", target_var="dde_op/r_in", delays=[1, 3, 4])
+    net.add_edge("B", "A", weights=w_ab, source_var="dde_op/v", target_var="dde_op/r_in", delays=2, feedback=True)
+    u = rng.standard_normal((2 * steps, 3))
+    record = [("A", "dde_op/v"), ("B", "dde_op/v"), ("B", "dde_op/r_in")]
+    runs = [net.run(u[:steps], record_vars=record, output="B"), net.run(u[steps:], record_vars=record, output="B")]
+    reference = DelayedReference(build_network(
+        {"A": load(node), "B": load(node)},
+        [Connection("A/dde_op/r", "B/dde_op/r_in", "W_BA", delays="D_BA"),
+         Connection("B/dde_op/v", "A/dde_op/r_in", "W_AB", delays="D_AB")]))
+    params = {"W_BA": w_ba, "W_AB": w_ab, "D_BA": dt * np.array([1.0, 3.0, 4.0]), "D_AB": dt * np.array([2.0, 2.0]),
+              "A/dde_op/d": d_a}
+    names = [f"{label}/{var}" for label, var in record]
+    want = reference.integrate(method, {}, params, {"A/dde_op/I_ext": u}, dt, 2 * steps, {"A": (3,), "B": (2,)},
+                               record=names)
+    for key, name in zip(record, names):
+        assert_close(np.concatenate([run[key] for run in runs]), want[name], RTOL, f"{backend} network {name}")
+    assert want["B/dde_op/r_in"][3:].std() > 0.1  # (the delayed coupling carries something)

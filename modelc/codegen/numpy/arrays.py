@@ -181,7 +181,7 @@ class NumPyModule:
             lines += [f"{self.derived(f'*_{k + 1}', back)} = {back} - {c!r}" for k, c in enumerate(times) if c]
         reach = {h.name: ", ".join(self.steps_back(d) for d in self.plan.delays if d.history == h.name)
                  for h in self.plan.histories}  # (a step's start reads furthest back)
-        layout = ", ".join(f"{literal(h.source)}: (max(map(np.max, ({reach[h.name]},))), "
+        layout = ", ".join(f"{literal(self.history_key(h))}: (max(map(np.max, ({reach[h.name]},))), "
                            f"{self.history_shape(h.source)}, {self.ident(h.source) if h.before else None})"
                            for h in self.plan.histories)
         return lines + [f"h0, ({', '.join(self.history_buffers())},) = _histories(history, dt, {{{layout}}})"]
@@ -192,6 +192,12 @@ class NumPyModule:
 
     def history_shape(self, source: str) -> str:
         return f"shapes[{literal(self.population_of[source])}]"
+
+    def history_key(self, h) -> str:
+        """A history's name in rec["history"]: its variable's; an edge's delay of a variable that
+        past() delays too keeps a history of its own (0 before t0), named "<variable> (edge)"."""
+        shared = sum(other.source == h.source for other in self.plan.histories) > 1
+        return f"{h.source} (edge)" if shared and not h.before else h.source
 
     def history_buffers(self) -> list[str]:
         return [self.derived("*_buf", h.name) for h in self.plan.histories]
@@ -206,7 +212,7 @@ class NumPyModule:
     def history_result(self, step: str = "h0 + steps", buffers: list[str] | None = None) -> str:
         """rec["history"] (what the next run goes on from): the histories at `step`."""
         pairs = zip(self.plan.histories, buffers or self.history_buffers())
-        entries = ", ".join(f"{literal(h.source)}: {buffer}" for h, buffer in pairs)
+        entries = ", ".join(f"{literal(self.history_key(h))}: {buffer}" for h, buffer in pairs)
         return f'{{"dt": dt, "step": {step}, "buffers": {{{entries}}}}}'
 
     def record_delayed(self) -> str:
