@@ -172,17 +172,14 @@ class NumbaGradientModule(GradientModule, NumbaModule):
         return (lambda loop: f"{factor(loop)}{self.lam(lam, loop)}"), frozenset({lam})
 
     def spread(self, r: Reduction, lam: str, over: str, stage: int, blocks: list) -> str:
-        """lambda passed back through mean() or sum() (the reductions it sits in first): outer *
-        lambda summed over the units it lives on, per batch member (GradientModule._through's sum)."""
-        value, reads = f"{lam}[m, j]", frozenset({lam})
-        if r.via is not None:
-            value, reads = f"{self.spread(r.via, lam, over, stage, blocks)}[m]", frozenset()
-            over = self.argument_population(r.via.argument, over)
+        """lambda passed back through mean() or sum(): outer * lambda summed over the units it lives
+        on, per batch member (GradientModule._through's sum). (No reduction sits inside another's
+        argument: the compiled forward refuses that, so r.via is None.)"""
         outer = self.factor(r.outer, stage, blocks)(ReverseLoop(over))
         total = self.namer.fresh(f"total_{len(self.totals)}")
         self.totals.append(total)
         divisor = self.width(self.argument_population(r.argument, over)) if r.kind == "mean" else None
-        blocks.append(Spread(total, over, f"{outer}{value}", reads, divisor))
+        blocks.append(Spread(total, over, f"{outer}{lam}[m, j]", frozenset({lam}), divisor))
         return total
 
     def argument_population(self, argument: sympy.Expr, default: str) -> str:
@@ -350,7 +347,7 @@ class NumbaGradientModule(GradientModule, NumbaModule):
                 rows = f"{self.derived('states_*', source.name)}[:stop - start]"
             else:
                 rows = f"{self.derived('rows_*', self.buffer(source))}[:stop - start]"
-            out.append((self.adjoint(s.product), self.derived("lam_rows_*", s.coupling.name),
+            out.append((self.adjoint(s.product), self.derived("rows_*", self.adjoint(s.product)),
                         self.coupling_width(s.product), rows))
         return out
 
