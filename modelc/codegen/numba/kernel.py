@@ -156,7 +156,11 @@ class NumbaModule(NumPyModule):
 
     templates = TEMPLATES
 
-    def __init__(self, program):
+    def __init__(self, program, scale_in_loops: bool = False):
+        # scale_in_loops (run()): the kernel takes each weight matrix as given and a coupling's scale
+        # apart, applied where a loop reads the product (no scale * W copy, no W.T copy: BLAS reads W
+        # transposed); otherwise (grad.py.j2) it takes scale * W and its transpose (coupling_args).
+        self.scale_in_loops = scale_in_loops
         self._refuse(program)
         super().__init__(program)
         # (buffer, "mean" | "sum", the reduction, the population it sums over, the statement reading it)
@@ -299,6 +303,21 @@ class NumbaModule(NumPyModule):
         matrices = sorted({s.coupling.matrix for s in self.observation.statements if isinstance(s, Product)})
         return [(self.derived("ow_*", n), self.derived("owt_*", n), self.ident(n)) for n in matrices]
 
+    def matrix_args(self) -> list[tuple[str, str]]:
+        """(argument, matrix parameter) of every weight matrix the steps or the recorded algebraics apply (scale_in_loops)."""
+        matrices = {c.matrix for c in self.plan.couplings} | \
+            {s.coupling.matrix for s in self.observation.statements if isinstance(s, Product)}
+        return [(self.derived("mat_*", n), self.ident(n)) for n in sorted(matrices)]
+
+    def scale_args(self) -> list[tuple[str, object]]:
+        """(argument, coupling) of each coupling whose product is scale * (W @ x) (scale_in_loops)."""
+        return [(self.derived("scale_*", c.name), c) for c in self.plan.couplings if c.scale != 1]
+
+    def product_scale(self, v: Value) -> str | None:
+        if not self.scale_in_loops or v.role != "product":
+            return None
+        return next((arg for arg, c in self.scale_args() if c.name == v.name), None)
+
     def algebraic_records(self) -> list[tuple[str, str]]:
         """(algebraic, its record argument) of every algebraic the kernel can record."""
         return [(n, self.derived("rec_*", n)) for n, _ in self.system.algebraics]
@@ -318,10 +337,15 @@ class NumbaModule(NumPyModule):
         records = [self.derived("rec_*", n) for n in self.record_names()]
         return (["b0", "b1", "start", "nsteps", "sampling_steps", "t0", "dt", "observe"] +
                 [w for _, w in self.populations()] + states + [i for i, _, _ in self.param_args()] +
-                [w for w, _, _, _ in self.coupling_args()] + [wt for _, wt, _, _ in self.coupling_args()] +
-                [w for w, _, _ in self.observed_matrices()] + [wt for _, wt, _ in self.observed_matrices()] + [w for w, _, _ in self.input_args()] +
+                self.matrix_kernel_args() + [w for w, _, _ in self.input_args()] +
                 [d for d, _ in self.drive_args()] + [d for d, _ in self.noise_args()] + records +
                 self.history_args())
+
+    def matrix_kernel_args(self) -> list[str]:
+        if self.scale_in_loops:
+            return [w for w, _ in self.matrix_args()] + [s for s, _ in self.scale_args()]
+        return [w for w, _, _, _ in self.coupling_args()] + [wt for _, wt, _, _ in self.coupling_args()] + \
+            [w for w, _, _ in self.observed_matrices()] + [wt for _, wt, _ in self.observed_matrices()]
 
     # -- blocks: element-wise loops, products, reductions --------------------------------
 
@@ -476,6 +500,10 @@ class NumbaModule(NumPyModule):
         return out
 
     def coupling_width(self, v: Value) -> str:
+        if self.scale_in_loops:
+            product = next(s for s in self.program.statements + self.observation.statements
+                           if isinstance(s, Product) and s.target == v)
+            return f"{self.derived('mat_*', product.coupling.matrix)}.shape[0]"
         if v.role == "observed":
             matrix = next(s.coupling.matrix for s in self.observation.statements if s.target == v)
             return f"{self.derived('ow_*', matrix)}.shape[0]"
@@ -495,6 +523,8 @@ class NumbaModule(NumPyModule):
             return f"{self.derived('dW_*', v.name)}[i, b, j]"
         if v.role == "time":
             return self.value(v)
+        if (scale := self.product_scale(v)) is not None:
+            return f"({scale} * {self.buffer(v)}[m, j])"
         return f"{self.buffer(v)}[m, j]"
 
     def names_for(self, s, loop: Loop, reductions: dict) -> dict[str, str]:
@@ -553,6 +583,12 @@ class NumbaModule(NumPyModule):
             raise UnsupportedFeatureError(f"coupling '{s.coupling.name}' of '{s.coupling.source}', which is no value "
                                           "of the step (compiled backend)")
         x, target = self.buffer(source), self.buffer(s.target)
+        if self.scale_in_loops:
+            w = self.derived("mat_*", s.coupling.matrix)
+            return ["if bs == 1:  # one member: gemv",
+                    f"    np.dot({w}, {x}[0], {target}[0])",
+                    "else:  # the members at once: gemm (x @ W.T, BLAS reading W transposed)",
+                    f"    np.dot({x}, {w}.T, {target})"]
         w, wt = self.derived("w_*", s.coupling.name), self.derived("wt_*", s.coupling.name)
         if s.stage == OBSERVE:
             w, wt = self.derived("ow_*", s.coupling.matrix), self.derived("owt_*", s.coupling.matrix)
