@@ -38,8 +38,8 @@ from modelc.errors import ModelcError
 from modelc.ir import Connection, build_network, build_system
 from modelc.spec import OperatorTemplate, load
 from generated import fake_cupy_installed
-from references import (TEXTBOOK_ORDER, DelayedReference, Reference, assert_close, relative_error, step_function,
-                        tableau_step)
+from references import (TEXTBOOK_ORDER, DelayedReference, Reference, assert_close, relative_error, rk4_step,
+                        step_function, tableau_step)
 
 RTOL = 1e-10
 SEED = "neuron_model_templates.rate_neurons.leaky_integrator.tanh"
@@ -794,3 +794,50 @@ def test_network_delays_per_source_unit_against_the_history_loop(delay_models, m
     for key, name in zip(record, names):
         assert_close(np.concatenate([run[key] for run in runs]), want[name], RTOL, f"{backend} network {name}")
     assert want["B/dde_op/r_in"][3:].std() > 0.1  # (the delayed coupling carries something)
+
+
+# --- complex variables: NumPy and numba against a hand-written RK4 --------------------------------
+
+LANDAU = """
+sl_op:
+  base: OperatorTemplate
+  equations: ["z' = (lam + i*omega)*z - absv(z)^2*z + u + k*s_in", "x = real(z)", "phi = angle(z)",
+              "w = conj(z)*exp(i*phi) + sqrt(z)"]
+  variables: {z: output(0.5+0.2j), i: 1j, lam: 1.0, omega: 3.0, k: 0.5, u: input(0.0), s_in: input(complex),
+              x: output, phi: output, w: variable(complex)}
+sl:
+  base: NodeTemplate
+  operators: [sl_op]
+"""
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=numba_installed)])
+def test_complex_population_with_weights_against_a_hand_loop(tmp_path, backend):
+    """Stuart-Landau oscillators coupled by W @ z (rk4): the complex state and computed variables
+    (real, angle, conj, exp and sqrt of complex values), batch 2 (gemm) and one member (gemv)."""
+    path = tmp_path / "landau.yaml"
+    path.write_text(LANDAU)
+    coupling = dict(source_var="sl_op/z", target_var="sl_op/s_in", input_var="sl_op/u", output_var="sl_op/z")
+    mod = compile_model(f"{path}:sl", method="rk4", backend=backend, coupling=coupling)
+    assert mod.DTYPE == np.complex128
+    rng = np.random.default_rng(13)
+    dt, steps, n = 0.01, 150, 3
+    weights = rng.standard_normal((n, n))
+    record = ["sl_op/z", "sl_op/x", "sl_op/phi", "sl_op/w"]
+    for batch in [(2,), ()]:
+        z0 = rng.standard_normal(batch + (n,)) + 1j * rng.standard_normal(batch + (n,))
+        u = rng.standard_normal((steps,) + batch + (n,))
+        got = mod.run({"sl_op/z": z0}, {"weights": weights}, {"sl_op/u": u}, dt, steps, record=record, chunk_steps=40)
+        z, want = {"z": z0}, []
+        for row in u:
+            z = rk4_step(lambda t, y, row=row: {"z": (1.0 + 3.0j) * y["z"] - np.abs(y["z"]) ** 2 * y["z"] + row +
+                                                0.5 * y["z"] @ weights.T}, 0.0, z, dt)
+            want.append(z["z"])
+        want = np.array(want)
+        phi = np.angle(want)
+        expected = {"sl_op/z": want, "sl_op/x": want.real, "sl_op/phi": phi,
+                    "sl_op/w": np.conj(want) * np.exp(1j * phi) + np.sqrt(want)}
+        for name in record:
+            for part in (np.real, np.imag):
+                assert_close(part(got[name]), part(expected[name]), RTOL, f"{backend} complex {name} {batch}")
+        assert np.abs(want[-1]).max() > 0.5  # (the oscillators run)
