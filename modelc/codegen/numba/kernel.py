@@ -59,7 +59,7 @@ class ComplexElementPrinter(ElementPrinter):
     def _module_format(self, fqn: str, register: bool = True) -> str:
         name = super()._module_format(fqn, register)
         function = name.partition("math.")[2]
-        if not function or function in ("pi", "e"):
+        if not function or function in ("pi", "e", "inf", "nan"):  # (constants: real numbers)
             return name
         if function not in CMATH:
             raise UnsupportedFeatureError(f"the function '{function}' of complex values on the compiled backend "
