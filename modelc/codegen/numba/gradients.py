@@ -153,7 +153,7 @@ class NumbaGradientModule(GradientModule, NumbaModule):
         found = {r[2]: r[0] for r in reductions}
         return lambda loop: "(" + self.print_expr(expr, self.names_for(At(stage), loop, found), found) + ")*"
 
-    def term(self, t: Term, population: str, blocks: list) -> tuple[Callable, frozenset[str]]:
+    def term(self, t: Term, blocks: list) -> tuple[Callable, frozenset[str]]:
         """One term of an adjoint's sum, its matmul or reduction added to blocks first."""
         if t.transpose is not None:
             if t.adjoint not in self.transposed:
@@ -203,7 +203,7 @@ class NumbaGradientModule(GradientModule, NumbaModule):
 
     def sum_item(self, target: str, mode: str, terms, population: str, blocks: list, seed: str = "") -> None:
         def item_of(blocks):
-            parts = [self.term(t, population, blocks) for t in terms]
+            parts = [self.term(t, blocks) for t in terms]
             reads = frozenset().union(*(r for _, r in parts))
             return Item(target, mode, lambda loop: " + ".join(([seed] if seed else []) +
                                                               [code(loop) for code, _ in parts]) or "0.0", reads)
@@ -357,12 +357,13 @@ class NumbaGradientModule(GradientModule, NumbaModule):
                  self.derived("source_rows_*", w.coupling.name), self.width(self.population(w.source)))
                 for w in self.observed.weights]
 
-    def gram_pairs(self) -> list[tuple[str, str, str]]:
-        """(gram, lambda rows, source rows) of every trained product, for one _outer_sum per segment."""
-        step = [(self.derived("gram_*", s.coupling.name), f"{rows}[:stop - start]", source)
+    def gram_pairs(self) -> list[tuple[str, str, str, bool]]:
+        """(gram, lambda rows, source rows, whether the observation's) of every trained product, for
+        one _outer_sum per segment (the observation's only where computed variables have cotangents)."""
+        step = [(self.derived("gram_*", s.coupling.name), f"{rows}[:stop - start]", source, False)
                 for s, (_, rows, _, source) in zip(self.weight_adjoints(), self.weight_rows())]
-        return step + [(self.derived("gram_*", w.coupling.name), f"{rows}[:stop - start]", f"{source}[:stop - start]")
-                       for w, (_, rows, _, source, _) in zip(self.observed.weights, self.observed_weight_rows())]
+        return step + [(self.derived("gram_*", w.coupling.name), f"{rows}[:stop - start]", f"{source}[:stop - start]",
+                        True) for w, (_, rows, _, source, _) in zip(self.observed.weights, self.observed_weight_rows())]
 
     def drive_rows(self) -> list[tuple[str, str, str]]:
         """(rows of a drive's adjoint, the drive's adjoint over the segment as its chain reads it, width)."""
@@ -400,7 +401,7 @@ class NumbaGradientModule(GradientModule, NumbaModule):
     def cotangent_args(self) -> list[tuple[str, str]]:
         return [(name, self.derived("cot_*", name)) for name in self.cotangent_names()]
 
-    def event_records(self) -> list[str]:
+    def unwritten_records(self) -> list[str]:
         """The record arguments the forward blocks write (spike counts, computed variables): no rows in grad()."""
         return [self.derived("rec_*", n) for n in [e.name for e in self.system.events] +
                 [n for n, _ in self.system.algebraics]]
@@ -411,7 +412,7 @@ class NumbaGradientModule(GradientModule, NumbaModule):
                 [i for i, _, _ in self.param_args()] +
                 [w for w, _, _, _ in self.coupling_args()] + [wt for _, wt, _, _ in self.coupling_args()] +
                 [w for w, _, _ in self.observed_matrices()] + [wt for _, wt, _ in self.observed_matrices()] +
-                [w for w, _, _ in self.input_args()] + [d for d, _ in self.drive_args()] + self.event_records() +
+                [w for w, _, _ in self.input_args()] + [d for d, _ in self.drive_args()] + self.unwritten_records() +
                 [rows for _, rows, _, _ in self.kept_rows()] + [rows for _, rows, _, _ in self.weight_rows()] +
                 [x for _, rows, _, source, _ in self.observed_weight_rows() for x in (rows, source)] +
                 [rows for rows, _, _ in self.drive_rows()] + [lam for _, lam, _ in self.carries()] +
@@ -425,7 +426,3 @@ class NumbaGradientModule(GradientModule, NumbaModule):
     def rows_per_step(self) -> int:
         return len(self.system.states) + len(self.kept) + len(self.weight_rows()) + \
             2 * len(self.observed_weight_rows()) + len(self.drive_rows())
-
-    def invariant_names(self) -> list[tuple[str, str]]:
-        """(invariant, its identifier) of each loop invariant with a trainable inside."""
-        return [(name, self.ident(name)) for name in self.reverse.invariants]
