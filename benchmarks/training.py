@@ -6,6 +6,7 @@ Run from the repository root, by hand (never part of the test run):
     /tmp/modelc-bench-venv/bin/python -m benchmarks.training           # about 5-8 min
     /tmp/modelc-bench-venv/bin/python -m benchmarks.training --quick   # about 1-2 min
     python -m benchmarks.training --part 1 --part 3                    # without RectiPy
+    python -m benchmarks.training --part 1 --backend numpy --backend numba  # and the compiled backend
 
 (the venv of ``bash benchmarks/setup_peers.sh`` has RectiPy 0.12.2 and torch; without them part 2
 says "missing"). Writes benchmarks/results/training.md (``--out DIR``), one table per part:
@@ -78,14 +79,15 @@ def _fmt_load(a, b) -> str:
 
 # ----------------------------------------------------------------------------- part 1
 
-def part_backward(quick: bool, repeats: int, log=print) -> dict:
-    """µs/step of module.run and module.grad for the seed model, N = 100, 1000, Euler and RK4."""
+def part_backward(quick: bool, repeats: int, log=print, backends=("numpy",)) -> dict:
+    """µs/step of module.run and module.grad for the seed model, N = 100, 1000, Euler and RK4, per backend."""
     import modelc
     cases = [(100, "euler", 1000 if quick else 5000), (100, "rk4", 500 if quick else 2000),
              (1000, "euler", 256 if quick else 1024), (1000, "rk4", 128 if quick else 512)]
     rows, load0 = [], _load()
-    for N, method, steps in cases:
-        mod = modelc.compile_model(SEED, method=method, coupling=dict(COUPLING), trainable=["weights"])
+    for (N, method, steps), backend in [(case, backend) for case in cases for backend in backends]:
+        mod = modelc.compile_model(SEED, method=method, coupling=dict(COUPLING), trainable=["weights"],
+                                   backend=backend)
         rng = np.random.default_rng(0)
         J = rng.standard_normal((N, N)) / math.sqrt(N)
         inputs = {INPUT: rng.standard_normal((steps, N))}
@@ -117,27 +119,27 @@ def part_backward(quick: bool, repeats: int, log=print) -> dict:
         once_us = statistics.median(times["once"]) / steps * 1e6
         # the per-round ratio is steadier than the ratio of medians on a noisy machine
         ratios = [g / r for g, r in zip(times["grad"], times["run"])]
-        row = dict(N=N, method=method, steps=steps, run_us=run_us, grad_us=grad_us,
+        row = dict(N=N, method=method, backend=backend, steps=steps, run_us=run_us, grad_us=grad_us,
                    run_best_us=min(times["run"]) / steps * 1e6, grad_best_us=min(times["grad"]) / steps * 1e6,
                    grad_over_run=grad_us / run_us, backward_alone=(grad_us - run_us) / run_us,
                    reverse_alone=(grad_us - 2 * run_us) / run_us,
                    once_us=once_us, once_backward=(once_us - run_us) / run_us,
                    round_ratio_median=statistics.median(ratios))
         rows.append(row)
-        log(f"  N={N} {method}: run {run_us:.1f} µs/step, grad {grad_us:.1f} µs/step, "
+        log(f"  N={N} {method} {backend}: run {run_us:.1f} µs/step, grad {grad_us:.1f} µs/step, "
             f"backward alone {row['backward_alone']:.2f}x, grad/run {row['grad_over_run']:.2f}x; "
             f"one pass {once_us:.1f} µs/step, backward alone {row['once_backward']:.2f}x")
     return dict(rows=rows, repeats=repeats, load=_fmt_load(load0, _load()))
 
 
 def table_backward(res: dict) -> str:
-    out = ["| N | scheme | steps | run µs/step (best) | grad µs/step (best), 256-step segments | backward alone "
+    out = ["| N | scheme | backend | steps | run µs/step (best) | grad µs/step (best), 256-step segments | backward alone "
            "(grad − run)/run | reverse steps alone (grad − 2·run)/run | grad µs/step, one pass (as a fit) | "
            "backward alone, one pass | target: backward ≤ 3× forward |",
-           "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in res["rows"]:
         verdict = "**met**" if r["backward_alone"] <= 3 else "**missed**"
-        out.append(f"| {r['N']} | {r['method']} | {r['steps']} | {r['run_us']:.1f} ({r['run_best_us']:.1f}) | "
+        out.append(f"| {r['N']} | {r['method']} | {r.get('backend', 'numpy')} | {r['steps']} | {r['run_us']:.1f} ({r['run_best_us']:.1f}) | "
                    f"{r['grad_us']:.1f} ({r['grad_best_us']:.1f}) | {r['backward_alone']:.2f}× | "
                    f"{r['reverse_alone']:.2f}× | {r['once_us']:.1f} | {r['once_backward']:.2f}× | {verdict} |")
     return "\n".join(out)
@@ -418,6 +420,8 @@ def main(argv=None) -> int:
                     help="run only these parts (repeatable; default all)")
     ap.add_argument("--repeats", type=int, default=None, help="alternating rounds of part 1 (default 7; quick 3)")
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds of part 2 (default 5; quick 1)")
+    ap.add_argument("--backend", action="append", choices=("numpy", "numba"), default=[],
+                    help="part 1's backends (repeatable; default numpy)")
     ap.add_argument("--out", default=os.path.join(here, "results"), help="results folder")
     args = ap.parse_args(argv)
     args.load_start = _load()
@@ -430,7 +434,7 @@ def main(argv=None) -> int:
     log = lambda s: print(s, flush=True)  # noqa: E731
     if 1 in parts:
         log("== 1. backward against forward (module.run vs module.grad)")
-        res = results["backward"] = part_backward(args.quick, args.repeats, log)
+        res = results["backward"] = part_backward(args.quick, args.repeats, log, args.backend or ("numpy",))
         sections.append(("1. Backward pass against the forward step",
                          f"Seed model, generated module (`compile_model(..., trainable=[\"weights\"])`), "
                          f"random J (N(0,1)/√N), random inputs, dt = 0.01; `run` records the output every step, "
