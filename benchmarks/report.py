@@ -289,7 +289,7 @@ def compiled_targets(results: list[dict], comp: dict) -> list[str]:
 
     for N, bound in ((100, 1.2), (1000, 1.05), (4000, 1.05)):
         wname = f"seed-euler-N{N}"
-        label = (f"seed N={N} euler: numba module.run within {bound:.2f}× of the hand-written C + BLAS loop")
+        label = f"seed N={N} euler: numba module.run within {bound:.2f}× of the '{HandC.name}'"
         ratio = _paired_ratio(by.get(wname), ModelcNumba.name, HandC.name)
         nb, c, cs = us(wname, ModelcNumba.name), us(wname, HandC.name), us(wname, HandCScipyBlas.name)
         if ratio and nb and c:
