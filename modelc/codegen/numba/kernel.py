@@ -149,6 +149,7 @@ class Loop:
         self.population = population
         self.items: list[tuple[object, dict]] = []   # (statement, its reductions' symbols)
         self.defined: set[Value] = set()
+        self.prelude: list[str] = []  # lines before the loop (the history rows a delay reads)
 
 
 class NumbaModule(NumPyModule):
@@ -614,7 +615,7 @@ class NumbaModule(NumPyModule):
         if not body:  # (records only: written after the step)
             return []
         width = self.width(loop.population)
-        return ["for m in range(bs):", "    b = b0 + m", f"    for j in range({width}):"] + \
+        return loop.prelude + ["for m in range(bs):", "    b = b0 + m", f"    for j in range({width}):"] + \
             [f"        {line}" for line in body]
 
     def assign(self, v: Value, code: str, loop: Loop) -> list[str]:
@@ -742,14 +743,21 @@ class NumbaModule(NumPyModule):
         return self.derived(f"*_{k + 1}", self.steps_back(read)) if stage == OBSERVE or times[k] else \
             self.steps_back(read)
 
-    def recall_backs(self) -> list[tuple[str, str]]:
-        """(steps back, population of the delayed variable) of every read the kernel makes."""
+    def recall_backs(self) -> list[tuple[str, str | None]]:
+        """(steps back, population of the delayed variable: one float per unit; None: one float for
+        all, a delay made of numbers and scalar parameters) of every read the kernel makes."""
         reads = [s for s in self.program.statements + self.observation.statements if isinstance(s, Recall)]
-        return list(dict.fromkeys((self.back(s.read, s.stage), self.population(s.target)) for s in reads))
+        return list(dict.fromkeys((self.back(s.read, s.stage), None if self.uniform(s.read) else
+                                   self.population(s.target)) for s in reads))
+
+    def uniform(self, read) -> bool:
+        """Whether a delay is one number for every unit (every unit of a loop then reads the same
+        history rows)."""
+        return {x.name for x in read.tau.free_symbols} <= self.scalars
 
     def history_args(self) -> list[str]:
         """The step the run starts at in its histories, their buffers (length, members, n), and
-        the steps back of each read, one per unit."""
+        the steps back of each read."""
         if not self.plan.histories:
             return []
         return ["h0"] + self.history_buffers() + [back for back, _ in self.recall_backs()]
@@ -760,8 +768,21 @@ class NumbaModule(NumPyModule):
         return [f"{buffer}[hpos % {buffer}.shape[0], b, j] = {value}"]
 
     def recall_lines(self, s: Recall, loop: Loop) -> list[str]:
-        buffer = self.derived("*_buf", s.read.history)
-        return self.assign(s.target, f"_recalled({buffer}, hpos, {self.back(s.read, s.stage)}[j], b, j)", loop)
+        """The delayed value of unit j: NumPy's _recall. A delay of one number for all units reads
+        the same two history rows in every unit: found before the loop, which then vectorizes."""
+        buffer, back = self.derived("*_buf", s.read.history), self.back(s.read, s.stage)
+        if not self.uniform(s.read):
+            return self.assign(s.target, f"_recalled({buffer}, hpos, {back}[j], b, j)", loop)
+        later, earlier, fraction = (self.derived(f"*_{part}", back) for part in ("later", "earlier", "fraction"))
+        loop.prelude += [f"{later} = (hpos - int({back})) % {buffer}.shape[0]  # the rows around the delayed time",
+                         f"{earlier} = ({later} - 1) % {buffer}.shape[0]",
+                         f"{fraction} = {back} - int({back})"]
+        return self.assign(s.target, f"{buffer}[{later}, b, j] if {fraction} == 0.0 else (1.0 - {fraction}) * "
+                                     f"{buffer}[{later}, b, j] + {fraction} * {buffer}[{earlier}, b, j]", loop)
+
+    def per_unit_recalls(self) -> bool:
+        """Whether a read has one delay per unit (the kernel calls _recalled)."""
+        return any(population for _, population in self.recall_backs())
 
     def functions_used(self) -> set[type]:
         exprs = [e for _, e in self.system.algebraics] + list(self.system.derivatives.values()) + \
