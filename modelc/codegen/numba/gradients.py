@@ -13,7 +13,10 @@ shared head numpy/grad_head.py.j2). Each segment is one call of the compiled `_g
 
 On the Python side, per segment: the weights' adjoints (sum over the steps of lambda source^T,
 one np.dot, numpy/grad_helpers.py.j2's _outer_sum) and the drives' chain; at the end the
-invariants' chain (GradientModule's NumPy lines). Nothing is differentiated here.
+invariants' chain (GradientModule's NumPy lines). Nothing is differentiated here. Events: the
+surrogate's factors are terms like any other; where a reset fired, the new state's adjoint is
+multiplied by its keep (0) in the same loop as the rest of its seed. grad() runs the whole batch
+in one call, on one thread (run()'s threads= has no counterpart here).
 """
 from __future__ import annotations
 
@@ -85,9 +88,6 @@ class NumbaGradientModule(GradientModule, NumbaModule):
     templates = TEMPLATES + ("numba/grad.py.j2",)
 
     def __init__(self, reverse: ReverseStep, observed: ReverseObservation):
-        if reverse.program.plan.delays:
-            raise UnsupportedFeatureError("gradients of a model with delayed values on the compiled backend", None,
-                                          "use backend='numpy'")
         self.matrix_target = {w: target for w, (target, _) in matrix_populations(reverse.program.plan.system).items()}
         super().__init__(reverse, observed)
         self.kept = [v for v in self._forward_reads() if v.role not in ("time", "new") and
