@@ -242,8 +242,12 @@ class NumbaGradientModule(GradientModule, NumbaModule):
         return blocks
 
     def _cotangent(self, name: str) -> str:
-        cot = self.derived("cot_*", name)
-        return f"({cot}[row, b, j] if row >= 0 and {cot}.shape[0] > 0 else 0.0)"
+        return f"({self.derived('cot_*', name)}[row, b, j] if {self.derived('has_cot_*', name)} else 0.0)"
+
+    def cotangent_flags(self) -> list[str]:
+        """Per reverse step: whether each cotangent has a row for it (a test outside the loops)."""
+        return [f"{self.derived('has_cot_*', name)} = row >= 0 and {cot}.shape[0] > 0"
+                for name, cot in self.cotangent_args()]
 
     def _seeds(self) -> list:
         """Each new state's adjoint: what the step after passes back, plus the record row's
