@@ -141,7 +141,7 @@ class NumbaGradientModule(GradientModule, NumbaModule):
 
     def lam(self, name: str, loop: ReverseLoop | None) -> str:
         """An adjoint's value of one unit: its local float in the loop that defines it, else its array."""
-        return f"l_{name}" if loop is not None and name in loop.defined else f"{name}[m, j]"
+        return self.derived("l_*", name) if loop is not None and name in loop.defined else f"{name}[m, j]"
 
     def factor(self, expr: sympy.Expr, stage: int, blocks: list) -> Callable[[ReverseLoop], str]:
         """A factor of the reverse step, printed over the forward values of its stage; a mean()/sum()
@@ -333,8 +333,8 @@ class NumbaGradientModule(GradientModule, NumbaModule):
         if item.mode == "row":
             return [f"{item.target}[i, m, j] = {code}"]
         loop.defined.add(item.target)
-        return [f"l_{item.target} = {code}"] + \
-            ([f"{item.target}[m, j] = l_{item.target}"] if item.target in self.lam_stored else [])
+        local = self.derived("l_*", item.target)
+        return [f"{local} = {code}"] + ([f"{item.target}[m, j] = {local}"] if item.target in self.lam_stored else [])
 
     # -- the kernel's arrays and grad()'s tables ---------------------------------------------
 
