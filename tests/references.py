@@ -18,13 +18,16 @@ Conventions (the generated module's contract, README "The generated module"):
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from fractions import Fraction
 from typing import Callable
 
 import numpy as np
 import sympy
 
 from modelc.equations import Exprel, PopMean, PopSum
-from modelc.ir import MatVec, System
+from modelc.equations.functions import Delayed
+from modelc.ir import Input, MatVec, System
 
 # --- the schemes, from their textbook formulas ------------------------------------------------
 # f(t, y) -> dy/dt with y a dict {state name: array}; each function returns the state after one step.
@@ -307,15 +310,11 @@ class DelayedReference(Reference):
     """
 
     def __init__(self, system: System):
-        from dataclasses import replace
-        from fractions import Fraction
-        from modelc.equations.functions import Delayed
-        from modelc.ir import Input
-        self._fraction = Fraction
         exprs = list(system.derivatives.values()) + [e for _, e in system.algebraics]
         found = sorted({d for e in exprs for d in e.atoms(Delayed)}, key=str)
         self.stand_ins = {d: sympy.Symbol(f"delayed_{k}", real=True) for k, d in enumerate(found)}
-        system = replace(system, inputs={**system.inputs, **{s.name: Input(s.name, 0.0) for s in self.stand_ins.values()}},
+        inputs = {**system.inputs, **{s.name: Input(s.name, 0.0) for s in self.stand_ins.values()}}
+        system = replace(system, inputs=inputs,
                          algebraics=[(n, e.xreplace(self.stand_ins)) for n, e in system.algebraics],
                          derivatives={n: e.xreplace(self.stand_ins) for n, e in system.derivatives.items()})
         super().__init__(system)
@@ -344,7 +343,7 @@ class DelayedReference(Reference):
 
     def evaluate(self, t, y, env):
         n, t_n = self._step
-        c = float(self._fraction((t - t_n) / self._dt).limit_denominator(1000))  # the stage's c, exactly
+        c = float(Fraction((t - t_n) / self._dt).limit_denominator(1000))  # the stage's c, exactly
         recalled = {}
         for stand_in, x, before, tau, names in self.delays:
             p = np.asarray(tau(*[env[a] for a in names]), dtype=float) / self._dt - c

@@ -801,10 +801,10 @@ def test_network_delays_per_source_unit_against_the_history_loop(delay_models, m
 LANDAU = """
 sl_op:
   base: OperatorTemplate
-  equations: ["z' = (lam + i*omega)*z - absv(z)^2*z + u + k*s_in", "x = real(z)", "phi = angle(z)",
-              "w = conj(z)*exp(i*phi) + sqrt(z)"]
-  variables: {z: output(0.5+0.2j), i: 1j, lam: 1.0, omega: 3.0, k: 0.5, u: input(0.0), s_in: input(complex),
-              x: output, phi: output, w: variable(complex)}
+  equations: ["z' = (lam + i*omega)*z - absv(z)^2*z + u + k*s_in - 0.3*past(z, d)", "x = real(z)",
+              "phi = angle(z)", "w = conj(z)*exp(i*phi) + sqrt(z)"]
+  variables: {z: output(0.5+0.2j), i: 1j, lam: 1.0, omega: 3.0, k: 0.5, d: 0.02, u: input(0.0),
+              s_in: input(complex), x: output, phi: output, w: variable(complex)}
 sl:
   base: NodeTemplate
   operators: [sl_op]
@@ -813,8 +813,9 @@ sl:
 
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=numba_installed)])
 def test_complex_population_with_weights_against_a_hand_loop(tmp_path, backend):
-    """Stuart-Landau oscillators coupled by W @ z (rk4): the complex state and computed variables
-    (real, angle, conj, exp and sqrt of complex values), batch 2 (gemm) and one member (gemv)."""
+    """Stuart-Landau oscillators coupled by W @ z and delayed by 2 steps (rk4: its half steps read
+    between the stored steps): the complex state and computed variables (real, angle, conj, exp
+    and sqrt of complex values), batch 2 (gemm) and one member (gemv)."""
     path = tmp_path / "landau.yaml"
     path.write_text(LANDAU)
     coupling = dict(source_var="sl_op/z", target_var="sl_op/s_in", input_var="sl_op/u", output_var="sl_op/z")
@@ -828,10 +829,17 @@ def test_complex_population_with_weights_against_a_hand_loop(tmp_path, backend):
         z0 = rng.standard_normal(batch + (n,)) + 1j * rng.standard_normal(batch + (n,))
         u = rng.standard_normal((steps,) + batch + (n,))
         got = mod.run({"sl_op/z": z0}, {"weights": weights}, {"sl_op/u": u}, dt, steps, record=record, chunk_steps=40)
-        z, want = {"z": z0}, []
-        for row in u:
-            z = rk4_step(lambda t, y, row=row: {"z": (1.0 + 3.0j) * y["z"] - np.abs(y["z"]) ** 2 * y["z"] + row +
-                                                0.5 * y["z"] @ weights.T}, 0.0, z, dt)
+        z, want, past = {"z": z0}, [], []  # past[m]: z at the start of step m (z0 before t0)
+
+        def delayed(k, stage_time):  # 2 - c steps before step k: z_{k-2} (c = 0), between (c = 1/2), z_{k-1}
+            back = 2.0 - round(2 * (stage_time - k * dt) / dt) / 2
+            whole = int(back)
+            at = [past[max(k - whole - m, 0)] for m in (0, 1)]
+            return at[0] if back == whole else (1 - (back - whole)) * at[0] + (back - whole) * at[1]
+        for k, row in enumerate(u):
+            past.append(z["z"])
+            z = rk4_step(lambda t, y, k=k, row=row: {"z": (1.0 + 3.0j) * y["z"] - np.abs(y["z"]) ** 2 * y["z"] + row +
+                                                     0.5 * y["z"] @ weights.T - 0.3 * delayed(k, t)}, k * dt, z, dt)
             want.append(z["z"])
         want = np.array(want)
         phi = np.angle(want)
