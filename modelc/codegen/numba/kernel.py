@@ -521,19 +521,29 @@ class NumbaModule(NumPyModule):
         if v in loop.defined:
             return self.local(v)
         if v.role == "noise" and self.noise_per_chunk(v.name):
-            return f"{self.derived('dW_*', v.name)}[i, b, j]"
+            return self.row_element(self.derived('dW_*', v.name))
         if v.role == "time":
             return self.value(v)
         if (scale := self.product_scale(v)) is not None:
             return f"({scale} * {self.buffer(v)}[m, j])"
         return f"{self.buffer(v)}[m, j]"
 
+    @staticmethod
+    def member_row(array: str, axis: int) -> str:
+        """The row of member b in an argument made by _rows: one row per member, or one for all
+        members where the value is the same for each (a sweep's inputs and drives: no copy per member)."""
+        return f"min(b, {array}.shape[{axis}] - 1)"
+
+    def row_element(self, array: str) -> str:
+        """Step i's value of unit j of member b in a chunk's term (steps, members or 1, n)."""
+        return f"{array}[i, {self.member_row(array, 1)}, j]"
+
     def names_for(self, s, loop: Loop, reductions: dict) -> dict[str, str]:
         names = dict(self.names)
         for ident, _, per_unit in self.param_args():
-            names[self.namer_reverse[ident]] = f"{ident}[b, j]" if per_unit else f"{ident}[b, 0]"
+            names[self.namer_reverse[ident]] = f"{ident}[{self.member_row(ident, 0)}, {'j' if per_unit else '0'}]"
         for w, name, _ in self.input_args():
-            names[name] = f"{w}[i, b, j]"
+            names[name] = self.row_element(w)
         names.update({name: self.element(v, loop) for name, v in self._bindings_of(s).items()})
         names[TIME.name] = self.value(self._bindings_of(s)[TIME.name])
         if getattr(s, "stage", 0) == OBSERVE:
@@ -640,7 +650,7 @@ class NumbaModule(NumPyModule):
             if s.coefficient is None:
                 return []
             g = self.print_expr(s.coefficient, self.names_for(s, loop, reductions), reductions)
-            return self.assign(s.target, f"({g}) * {self.derived('dW_*', s.target.name)}[i, b, j]", loop)
+            return self.assign(s.target, f"({g}) * {self.row_element(self.derived('dW_*', s.target.name))}", loop)
         if isinstance(s, Commit):
             return [f"{self.buffer(Value(s.state, 'state'))}[m, j] = {self.element(s.value, loop)}"]
         if isinstance(s, Record):
@@ -670,7 +680,7 @@ class NumbaModule(NumPyModule):
         names = self.names_for(s, loop, reductions)
         x = self.element(s.state, loop)
         terms = [self.element(p, loop) for p in s.products] + ([self.element(s.rest, loop)] if s.rest else []) + \
-            ([f"{self.derived('drive_*', s.state.name)}[i, b, j]"] if s.drive else []) + \
+            ([self.row_element(self.derived('drive_*', s.state.name))] if s.drive else []) + \
             [self.element(v, loop) if c == 1 else f"{float(c)!r} * {self.element(v, loop)}" for c, v in s.noise]
         if s.target.role == "new" and s.linear == 1:
             return " + ".join([x] + terms)
