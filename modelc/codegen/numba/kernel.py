@@ -10,6 +10,11 @@ their own between the element-wise loops.
 
 The kernel runs the members b0..b1 of the batch: threads= splits the batch between threads
 (the kernel releases the GIL), each member computed alike whatever the split.
+
+Delays (step.py: Remember, Recall) keep NumPy's histories, arrays (length, members, n) that the
+kernel writes in place at each step's start and reads at each stage's time by NumPy's rule; a
+delay of one number for all units finds its two history rows once, before the loop. A model
+with complex variables computes in complex128 (ComplexElementPrinter: cmath's functions).
 """
 from __future__ import annotations
 
