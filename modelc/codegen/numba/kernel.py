@@ -23,7 +23,7 @@ from dataclasses import replace
 import sympy
 
 from ...equations import TIME, PopMean, PopSum, symbol
-from ...equations.functions import Angle, ComplexAbs, Conj, Imag, Real
+from ...equations.functions import Angle, ComplexAbs, Imag, Real
 from ...errors import UnsupportedFeatureError
 from ..plan import DT, delayed_reads
 from ..printers import SCALAR_HELPERS, ScalarPrinter
