@@ -169,3 +169,18 @@ def test_a_new_process_loads_the_compiled_steps_from_the_cache(tmp_path):
             for _ in range(2)]
     assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
     assert [r.stdout.split()[-1] for r in runs] == ["0", "1"]
+
+
+def test_a_sweep_reads_shared_inputs_once_and_splits_unevenly():
+    """Inputs the same for every member (steps, n) are one row of the kernel's arguments, tau one
+    row per member, the coupling's scale dt*k applied where the product is read; 5 members on 3
+    threads (the calling thread and two workers): NumPy's numbers."""
+    mod = compile_model(SEED, coupling=SEED_COUPLING, backend="numba", vector_params=("li_op/tau",))
+    rng = np.random.default_rng(8)
+    n, members, steps = 7, 5, 90
+    args = ({"li_op/v": rng.standard_normal((members, n))},
+            {"weights": rng.standard_normal((n, n)) / n, "li_op/tau": rng.uniform(1, 3, (members, 1)), "li_op/k": 1.7},
+            {"li_op/I_ext": rng.standard_normal((steps, n))}, 0.05, steps)
+    want = compile_model(SEED, coupling=SEED_COUPLING, vector_params=("li_op/tau",)).run(*args)
+    for threads in (1, 3):
+        assert_same(mod.run(*args, threads=threads, chunk_steps=32), want, ["li_op/v"])
