@@ -6,6 +6,7 @@ called from a loop over an array, which LLVM must vectorize (what they are for).
 from __future__ import annotations
 
 import importlib.util
+from decimal import Decimal, localcontext
 
 import numpy as np
 import pytest
@@ -88,6 +89,18 @@ def test_exp_within_1_ulp_of_numpy_everywhere(helpers):
     tiny = np.abs(want) < np.finfo(float).tiny  # (0 and the subnormals: not NaN)
     assert ulps(got[~tiny], want[~tiny]).max() <= 1
     assert np.abs(got[tiny] - want[tiny]).max() <= 5e-324  # one step of the smallest subnormal
+
+
+def test_exp_rounds_as_the_exact_value_but_rarely(helpers):
+    """Against e^x to 40 digits (decimal): misrounded (by 1 ulp) in under 1 % of the arguments (the
+    C library's exp: about 0.1 %; NumPy's SIMD exp: about 5 %)."""
+    x = np.random.default_rng(2).uniform(-30.0, 30.0, 20_000)
+    with localcontext() as context:
+        context.prec = 40
+        exact = np.array([float(Decimal(v).exp()) for v in x])
+    got = evaluate(helpers.exp_loop, x)
+    assert ulps(got, exact).max() <= 1
+    assert np.mean(got != exact) < 0.01
 
 
 def test_exp_edges_as_numpy(helpers):
