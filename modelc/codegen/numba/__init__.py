@@ -17,7 +17,7 @@ IMPORTS_NOTE = "This module imports NumPy and numba (its steps are compiled by n
 def module_context(system: System, plan: Plan, key: str, version: str, dtype: str) -> dict:
     """The variables of templates/numpy/module.py.j2 with the numba run (and grad) templates."""
     program = make_step_program(plan)
-    m = NumbaModule(program, scale_in_loops=True)
+    m = NumbaModule(program)
     g = NumbaGradientModule(make_reverse_step(program, plan.trainable),
                             make_reverse_observation(make_observation(plan), plan.trainable)) if plan.trainable else None
     return {**common_context(system, plan.scheme, m.ident, key, version, dtype), "m": m, "single": None,

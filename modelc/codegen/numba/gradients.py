@@ -9,7 +9,8 @@ shared head numpy/grad_head.py.j2). Each segment is one call of the compiled `_g
     reverse   backwards over the segment's steps: adjoint.py's reverse statements printed as
               fused loops over (batch member, unit), one per run of statements of one population,
               each adjoint a local float, stored into an array where another loop reads it;
-              (scale*W)^T lambda as np.dot, the adjoint through mean()/sum() as a loop of its own
+              (scale*W)^T lambda as scale * np.dot(lambda, W) (W as given, the scale
+              applied where a loop reads the product: run()'s kernel's way), the adjoint through mean()/sum() as a loop of its own
 
 On the Python side, per segment: the weights' adjoints (sum over the steps of lambda source^T,
 one np.dot, numpy/grad_helpers.py.j2's _outer_sum) and the drives' chain; at the end the
@@ -75,7 +76,8 @@ class Spread:
 
 @dataclass(frozen=True)
 class Transposed:
-    """out = lambda @ (scale*W): the adjoint of a coupling's source, (members, n_source)."""
+    """out = lambda @ W: the adjoint of a coupling's source, (members, n_source), once multiplied by
+    the coupling's scale where a loop reads it."""
 
     out: str
     lam: str
@@ -157,13 +159,11 @@ class NumbaGradientModule(GradientModule, NumbaModule):
         """One term of an adjoint's sum, its matmul or reduction added to blocks first."""
         if t.transpose is not None:
             if t.adjoint not in self.transposed:
-                matrix = self.derived("ow_*", t.transpose.matrix) if t.stage == OBSERVE else \
-                    self.derived("w_*", t.transpose.name)
                 self.transposed[t.adjoint] = Transposed(self.derived("lam_t_*", self.adjoint(t.adjoint)),
-                                                        self.adjoint(t.adjoint), matrix)
+                                                        self.adjoint(t.adjoint), self.derived("mat_*", t.transpose.matrix))
                 blocks.append(self.transposed[t.adjoint])
-            out = self.transposed[t.adjoint].out
-            return (lambda loop: f"{out}[m, j]"), frozenset()
+            out, scale = self.transposed[t.adjoint].out, self.product_scale(t.adjoint)
+            return (lambda loop: f"({scale} * {out}[m, j])" if scale else f"{out}[m, j]"), frozenset()
         lam = self.adjoint(t.adjoint)
         factor = self.factor(t.factor, t.stage, blocks)
         if t.reduction is not None:
@@ -414,8 +414,7 @@ class NumbaGradientModule(GradientModule, NumbaModule):
         return (["forward_pass", "reverse_pass", "start", "nsteps", "sampling_steps", "t0", "dt", "observe"] +
                 [w for _, w in self.populations()] + [rows for _, rows, _, _ in self.states_rows()] +
                 [i for i, _, _ in self.param_args()] +
-                [w for w, _, _, _ in self.coupling_args()] + [wt for _, wt, _, _ in self.coupling_args()] +
-                [w for w, _, _ in self.observed_matrices()] + [wt for _, wt, _ in self.observed_matrices()] +
+                self.matrix_kernel_args() +
                 [w for w, _, _ in self.input_args()] + [d for d, _ in self.drive_args()] + self.unwritten_records() +
                 [rows for _, rows, _, _ in self.kept_rows()] + [rows for _, rows, _, _ in self.weight_rows()] +
                 [x for _, rows, _, source, _ in self.observed_weight_rows() for x in (rows, source)] +

@@ -162,11 +162,9 @@ class NumbaModule(NumPyModule):
 
     templates = TEMPLATES
 
-    def __init__(self, program, scale_in_loops: bool = False):
-        # scale_in_loops (run()): the kernel takes each weight matrix as given and a coupling's scale
-        # apart, applied where a loop reads the product (no scale * W copy, no W.T copy: BLAS reads W
-        # transposed); otherwise (grad.py.j2) it takes scale * W and its transpose (coupling_args).
-        self.scale_in_loops = scale_in_loops
+    def __init__(self, program):
+        # the kernel takes each weight matrix as given and a coupling's scale apart, applied where a
+        # loop reads the product (no scale * W copy, no W.T copy: BLAS reads W transposed)
         self._refuse(program)
         super().__init__(program)
         # (buffer, "mean" | "sum", the reduction, the population it sums over, the statement reading it)
@@ -299,28 +297,20 @@ class NumbaModule(NumPyModule):
     def noise_args(self) -> list[tuple[str, str]]:
         return [(self.derived("dW_*", s.name), s.name) for s in self.plan.noise]
 
-    def coupling_args(self) -> list[tuple[str, str, str, object]]:
-        """(W, W transposed, matrix parameter, coupling) of each coupling: scale * W, prepared once."""
-        return [(self.derived("w_*", c.name), self.derived("wt_*", c.name), self.ident(c.matrix), c)
-                for c in self.plan.couplings]
-
-    def observed_matrices(self) -> list[tuple[str, str, str]]:
-        """(W, W transposed, matrix parameter) of the matrices the recorded algebraics apply (unscaled)."""
-        matrices = sorted({s.coupling.matrix for s in self.observation.statements if isinstance(s, Product)})
-        return [(self.derived("ow_*", n), self.derived("owt_*", n), self.ident(n)) for n in matrices]
-
     def matrix_args(self) -> list[tuple[str, str]]:
-        """(argument, matrix parameter) of every weight matrix the steps or the recorded algebraics apply (scale_in_loops)."""
+        """(argument, matrix parameter) of every weight matrix the steps or the recorded algebraics apply."""
         matrices = {c.matrix for c in self.plan.couplings} | \
             {s.coupling.matrix for s in self.observation.statements if isinstance(s, Product)}
         return [(self.derived("mat_*", n), self.ident(n)) for n in sorted(matrices)]
 
     def scale_args(self) -> list[tuple[str, object]]:
-        """(argument, coupling) of each coupling whose product is scale * (W @ x) (scale_in_loops)."""
+        """(argument, coupling) of each coupling whose product is scale * (W @ x)."""
         return [(self.derived("scale_*", c.name), c) for c in self.plan.couplings if c.scale != 1]
 
     def product_scale(self, v: Value) -> str | None:
-        if not self.scale_in_loops or v.role != "product":
+        """The scale argument a product of the step is multiplied by where it is read (None: 1, or
+        a product of the recorded algebraics, whose matrices apply unscaled)."""
+        if v.role != "product":
             return None
         return next((arg for arg, c in self.scale_args() if c.name == v.name), None)
 
@@ -348,10 +338,7 @@ class NumbaModule(NumPyModule):
                 self.history_args())
 
     def matrix_kernel_args(self) -> list[str]:
-        if self.scale_in_loops:
-            return [w for w, _ in self.matrix_args()] + [s for s, _ in self.scale_args()]
-        return [w for w, _, _, _ in self.coupling_args()] + [wt for _, wt, _, _ in self.coupling_args()] + \
-            [w for w, _, _ in self.observed_matrices()] + [wt for _, wt, _ in self.observed_matrices()]
+        return [w for w, _ in self.matrix_args()] + [s for s, _ in self.scale_args()]
 
     # -- blocks: element-wise loops, products, reductions --------------------------------
 
@@ -506,17 +493,9 @@ class NumbaModule(NumPyModule):
         return out
 
     def coupling_width(self, v: Value) -> str:
-        if self.scale_in_loops:
-            product = next(s for s in self.program.statements + self.observation.statements
-                           if isinstance(s, Product) and s.target == v)
-            return f"{self.derived('mat_*', product.coupling.matrix)}.shape[0]"
-        if v.role == "observed":
-            matrix = next(s.coupling.matrix for s in self.observation.statements if s.target == v)
-            return f"{self.derived('ow_*', matrix)}.shape[0]"
-        for w, _, _, c in self.coupling_args():
-            if c.name == v.name:
-                return f"{w}.shape[0]"
-        raise ValueError(v)
+        product = next(s for s in self.program.statements + self.observation.statements
+                       if isinstance(s, Product) and s.target == v)
+        return f"{self.derived('mat_*', product.coupling.matrix)}.shape[0]"
 
     def reduction_buffers(self) -> list[str]:
         return [name for name, *_ in self.reductions]
@@ -599,19 +578,11 @@ class NumbaModule(NumPyModule):
             raise UnsupportedFeatureError(f"coupling '{s.coupling.name}' of '{s.coupling.source}', which is no value "
                                           "of the step (compiled backend)")
         x, target = self.buffer(source), self.buffer(s.target)
-        if self.scale_in_loops:
-            w = self.derived("mat_*", s.coupling.matrix)
-            return ["if bs == 1:  # one member: gemv",
-                    f"    np.dot({w}, {x}[0], {target}[0])",
-                    "else:  # the members at once: gemm (x @ W.T, BLAS reading W transposed)",
-                    f"    np.dot({x}, {w}.T, {target})"]
-        w, wt = self.derived("w_*", s.coupling.name), self.derived("wt_*", s.coupling.name)
-        if s.stage == OBSERVE:
-            w, wt = self.derived("ow_*", s.coupling.matrix), self.derived("owt_*", s.coupling.matrix)
+        w = self.derived("mat_*", s.coupling.matrix)
         return ["if bs == 1:  # one member: gemv",
                 f"    np.dot({w}, {x}[0], {target}[0])",
-                "else:  # the members at once: gemm",
-                f"    np.dot({x}, {wt}, {target})"]
+                "else:  # the members at once: gemm (x @ W.T, BLAS reading W transposed)",
+                f"    np.dot({x}, {w}.T, {target})"]
 
     def reduction_lines(self, r) -> list[str]:
         name, kind, node, population, s = r
