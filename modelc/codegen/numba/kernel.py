@@ -23,7 +23,7 @@ from dataclasses import replace
 import sympy
 
 from ...equations import TIME, PopMean, PopSum, symbol
-from ...equations.functions import Angle, ComplexAbs, Imag, Real
+from ...equations.functions import Angle, ComplexAbs, Exprel, Imag, Real
 from ...errors import UnsupportedFeatureError
 from ..plan import DT, delayed_reads
 from ..printers import SCALAR_HELPERS, ScalarPrinter
@@ -53,6 +53,10 @@ class ElementPrinter(ScalarPrinter):
 # cmath's functions (numba compiles them for complex128); any other function of a complex model is refused
 CMATH = frozenset({"exp", "log", "log10", "sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
                    "asinh", "acosh", "atanh"})
+
+
+# what orders its arguments, so that numba refuses complex ones
+ORDERING = (sympy.core.relational.Relational, sympy.Min, sympy.Max, sympy.Heaviside, sympy.sign, sympy.atan2, Exprel)
 
 
 class ComplexElementPrinter(ElementPrinter):
@@ -118,33 +122,10 @@ class ComplexElementPrinter(ElementPrinter):
                                           "complex numbers)", None, "apply it to real(z), imag(z) or absv(z), or "
                                           "use backend='numpy'")
 
-    def _print_Relational(self, expr) -> str:
-        self._ordered(expr, expr.args)
-        return super()._print_Relational(expr)
-
-    def _print_Min(self, expr) -> str:
-        self._ordered(expr, expr.args)
-        return super()._print_Min(expr)
-
-    def _print_Max(self, expr) -> str:
-        self._ordered(expr, expr.args)
-        return super()._print_Max(expr)
-
-    def _print_Heaviside(self, expr) -> str:
-        self._ordered(expr, expr.args[:1])
-        return super()._print_Heaviside(expr)
-
-    def _print_sign(self, expr) -> str:
-        self._ordered(expr, expr.args)
-        return super()._print_sign(expr)
-
-    def _print_atan2(self, expr) -> str:
-        self._ordered(expr, expr.args)
-        return super()._print_atan2(expr)
-
-    def _print_Exprel(self, expr) -> str:
-        self._ordered(expr, expr.args)
-        return super()._print_Exprel(expr)
+    def _print(self, expr, **kwargs) -> str:
+        if isinstance(expr, ORDERING):  # (Heaviside orders its first argument only)
+            self._ordered(expr, expr.args[:1] if isinstance(expr, sympy.Heaviside) else expr.args)
+        return super()._print(expr, **kwargs)
 
 
 class Loop:
