@@ -543,16 +543,20 @@ def _numba_missing() -> str | None:
     return None
 
 
-class ModelcNumba(ModelcModule):
-    name = "modelc numba module.run"
-    note = ("backend='numba' (issue 17): the module's chunk of steps compiled by numba; setup includes the "
-            "compile and numba's JIT (a 1-step run), the timed runs are cache hits")
+class OnNumba:
+    """A modelc contender on backend='numba', skipped where numba is not installed (a mixin: first base)."""
 
     backend = "numba"
 
     @classmethod
     def unavailable(cls, wl, peers_all=False):
         return _numba_missing() or super().unavailable(wl, peers_all)
+
+
+class ModelcNumba(OnNumba, ModelcModule):
+    name = "modelc numba module.run"
+    note = ("backend='numba' (issue 17): the module's chunk of steps compiled by numba; setup includes the "
+            "compile and numba's JIT (a 1-step run), the timed runs are cache hits")
 
     def setup(self):
         super().setup()
@@ -571,15 +575,10 @@ class ModelcNumbaThreads(ModelcNumba):
                                 threads=2)
 
 
-class ModelcNumbaSequential(ModelcSequential):
+class ModelcNumbaSequential(OnNumba, ModelcSequential):
     name = "modelc numba, one set at a time"
     note = ("the sweep as B calls of the numba module's run (one thread), one parameter set each: the "
             "one-at-a-time baseline of issue 17's sweep target on the compiled backend")
-    backend = "numba"
-
-    @classmethod
-    def unavailable(cls, wl, peers_all=False):
-        return _numba_missing() or super().unavailable(wl, peers_all)
 
     def setup(self):
         super().setup()

@@ -147,17 +147,26 @@ def scaling_table(sc: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- targets
 
-def targets(results: list[dict], comp: dict, sc: dict) -> list[str]:
-    by = {r["workload"]["name"]: r for r in results}
-    lines = ["| target (issue 6, plus issues 2 and 3) | measured | verdict |", "|---|---|---|"]
+class TargetTable:
+    """A markdown table of targets, each with its measured figure and verdict (met, missed, or
+    — where there is no target), and the µs per step of a contender on a workload."""
 
-    def add(target, measured, ok):
+    def __init__(self, results: list[dict], title: str):
+        self.by = {r["workload"]["name"]: r for r in results}
+        self.lines = [f"| {title} | measured | verdict |", "|---|---|---|"]
+
+    def add(self, target, measured, ok) -> None:
         verdict = "—" if ok is None else ("**met**" if ok else "**missed**")
-        lines.append(f"| {target} | {measured} | {verdict} |")
+        self.lines.append(f"| {target} | {measured} | {verdict} |")
 
-    def t(wname, cname):
-        r = _row(by.get(wname, {"rows": []}), cname)
+    def us(self, wname: str, cname: str):
+        r = _row(self.by.get(wname, {"rows": []}), cname)
         return r.get("us_per_step") if _ok(r) else None
+
+
+def targets(results: list[dict], comp: dict, sc: dict) -> list[str]:
+    table = TargetTable(results, "target (issue 6, plus issues 2 and 3)")
+    by, lines, add, t = table.by, table.lines, table.add, table.us
 
     hand, opt, net, mod, rp = (t("seed-euler-N100", c) for c in
                                (HandWritten.name, HandOptimised.name, ModelcNetwork.name,
@@ -276,16 +285,8 @@ def compiled_targets(results: list[dict], comp: dict) -> list[str]:
     """Issue 17's targets for the numba backend, against the hand-written C + BLAS loop run in
     the same session (ratios of two contenders are the median of their per-round ratios: they
     ran alternately, so a slow spell of the machine cancels out)."""
-    by = {r["workload"]["name"]: r for r in results}
-    lines = ["| target (issue 17: the compiled CPU backend, numba) | measured | verdict |", "|---|---|---|"]
-
-    def add(target, measured, ok):
-        verdict = "—" if ok is None else ("**met**" if ok else "**missed**")
-        lines.append(f"| {target} | {measured} | {verdict} |")
-
-    def us(wname, cname):
-        r = _row(by.get(wname, {"rows": []}), cname)
-        return r.get("us_per_step") if _ok(r) else None
+    table = TargetTable(results, "target (issue 17: the compiled CPU backend, numba)")
+    by, lines, add, us = table.by, table.lines, table.add, table.us
 
     for N, bound in ((100, 1.2), (1000, 1.05), (4000, 1.05)):
         wname = f"seed-euler-N{N}"
